@@ -1,0 +1,12 @@
+//! Domain model shared by the `api` and `worker` crates: SeaORM entities, the task and workload
+//! state machines, the queue message contract, and the store functions (all SQL lives there).
+//!
+//! No HTTP and no broker code belongs here.
+
+pub mod message;
+pub mod model;
+pub mod state;
+pub mod store;
+
+pub use model::{job, job_session, logon_session, runner, task, user};
+pub use state::{Operation, SessionResult, SessionState, TaskState};

@@ -1,0 +1,33 @@
+use crate::state::{SessionResult, SessionState};
+use sea_orm::entity::prelude::*;
+
+/// A backup job session: one run of a job, a process group owned by one runner.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "job_sessions")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub job_id: String,
+    pub job_name: String,
+    pub job_type: String,
+    pub name: String,
+    pub state: SessionState,
+    pub result: SessionResult,
+    pub progress: i32,
+    pub failure_message: Option<String>,
+    pub creation_time: DateTimeUtc,
+    pub end_time: Option<DateTimeUtc>,
+    /// The runner that started the process group and alone may signal it.
+    pub runner_id: String,
+    /// Process id of the group leader, which is also the process group id.
+    pub pid: Option<i32>,
+    pub exit_code: Option<i32>,
+    /// The StartJob task that created this session: makes a re-run of that task idempotent.
+    #[sea_orm(unique)]
+    pub start_task_id: i32,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,8 @@
+//! SeaORM entities, one module per table.
+
+pub mod job;
+pub mod job_session;
+pub mod logon_session;
+pub mod runner;
+pub mod task;
+pub mod user;

@@ -1,0 +1,49 @@
+use crate::state::{Operation, TaskState};
+use sea_orm::entity::prelude::*;
+
+/// One requested operation on a workload: the unit clients poll and cancel.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "tasks")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i32,
+    pub user_id: i32,
+    pub operation: Operation,
+    /// The job id (StartJob, StopJob) or the job session id (StopJobSession).
+    pub target_id: String,
+    pub state: TaskState,
+    /// Lease epoch: raised by every claim, so a stale holder's writes match no row.
+    pub attempt: i32,
+    /// The runner queue the task is routed to; `None` means any runner.
+    pub route: Option<String>,
+    /// The runner that holds the current attempt.
+    pub runner_id: Option<String>,
+    pub cancel_requested: bool,
+    pub success: Option<bool>,
+    pub message: Option<String>,
+    pub related_session_id: Option<String>,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+    pub started_at: Option<DateTimeUtc>,
+    pub finished_at: Option<DateTimeUtc>,
+    /// When the run message was last confirmed by the broker; `None` = not yet published.
+    pub published_at: Option<DateTimeUtc>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
+
+impl Model {
+    /// The public id, as Veeam spells it.
+    pub fn public_id(&self) -> String {
+        format!("task-{}", self.id)
+    }
+
+    /// Parses `task-N` (any case) into the row id.
+    pub fn parse_public_id(text: &str) -> Option<i32> {
+        let digits = text.get(..5).filter(|p| p.eq_ignore_ascii_case("task-")).map(|_| &text[5..])?;
+        digits.parse().ok().filter(|id: &i32| *id > 0)
+    }
+}

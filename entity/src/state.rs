@@ -1,0 +1,250 @@
+//! The task and workload state machines.
+//!
+//! Legality lives here as pure functions (`TaskEvent::legal_from`, `SessionEvent::legal_from`);
+//! the compare-and-set that applies an event is `store::tasks::transition` and
+//! `store::sessions::transition`, the only code that changes a task's or a session's state.
+//!
+//! Task:    Queued --Claim--> Running --Finish--> Finished
+//!          Running --Readopt--> Running (the same runner, back after a crash: a new attempt)
+//!          Queued --Cancel--> Finished   (cancelled before it started: never runs)
+//!          Queued | Running --Abandon--> Finished (its runner stayed gone past the deadline)
+//!
+//! Session: Starting --Started--> Working --StopRequested--> Stopping --Ended--> Stopped
+//!          Stopping --StopAbandoned--> Working (a cancelled stop whose processes survived)
+//!          Starting | Working | Stopping --Ended--> Stopped
+
+use sea_orm::entity::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+pub enum TaskState {
+    #[sea_orm(string_value = "Queued")]
+    Queued,
+    #[sea_orm(string_value = "Running")]
+    Running,
+    #[sea_orm(string_value = "Finished")]
+    Finished,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(32))")]
+pub enum Operation {
+    #[sea_orm(string_value = "StartJob")]
+    StartJob,
+    #[sea_orm(string_value = "StopJob")]
+    StopJob,
+    #[sea_orm(string_value = "StopJobSession")]
+    StopJobSession,
+}
+
+/// Veeam's session states, in Veeam's documented order (the query service compares by index).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+pub enum SessionState {
+    #[sea_orm(string_value = "Starting")]
+    Starting,
+    #[sea_orm(string_value = "Stopping")]
+    Stopping,
+    #[sea_orm(string_value = "Working")]
+    Working,
+    #[sea_orm(string_value = "Stopped")]
+    Stopped,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+pub enum SessionResult {
+    #[sea_orm(string_value = "None")]
+    None,
+    #[sea_orm(string_value = "Success")]
+    Success,
+    #[sea_orm(string_value = "Warning")]
+    Warning,
+    #[sea_orm(string_value = "Failed")]
+    Failed,
+}
+
+macro_rules! display_as_db_value {
+    ($($ty:ty),*) => {$(
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.to_value())
+            }
+        }
+    )*};
+}
+display_as_db_value!(TaskState, Operation, SessionState, SessionResult);
+
+/// How a finished task ended, as the client sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub success: bool,
+    pub message: String,
+    pub related_session_id: Option<String>,
+}
+
+impl Outcome {
+    pub fn success(message: impl Into<String>) -> Self {
+        Self { success: true, message: message.into(), related_session_id: None }
+    }
+
+    pub fn failure(message: impl Into<String>) -> Self {
+        Self { success: false, message: message.into(), related_session_id: None }
+    }
+
+    pub fn with_session(mut self, session_id: impl Into<String>) -> Self {
+        self.related_session_id = Some(session_id.into());
+        self
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskEvent {
+    Claim { runner: String },
+    Readopt { runner: String },
+    Finish(Outcome),
+    Cancel { message: String },
+    Abandon { message: String },
+}
+
+impl TaskEvent {
+    pub fn legal_from(&self, from: TaskState) -> bool {
+        use TaskState::*;
+        matches!(
+            (self, from),
+            (TaskEvent::Claim { .. }, Queued)
+                | (TaskEvent::Readopt { .. }, Running)
+                | (TaskEvent::Finish(_), Running)
+                | (TaskEvent::Cancel { .. }, Queued)
+                | (TaskEvent::Abandon { .. }, Queued | Running)
+        )
+    }
+
+    pub fn target(&self) -> TaskState {
+        match self {
+            TaskEvent::Claim { .. } | TaskEvent::Readopt { .. } => TaskState::Running,
+            TaskEvent::Finish(_) | TaskEvent::Cancel { .. } | TaskEvent::Abandon { .. } => {
+                TaskState::Finished
+            }
+        }
+    }
+
+    /// Claims open a new attempt, which fences out every write of the previous holder.
+    pub fn opens_attempt(&self) -> bool {
+        matches!(self, TaskEvent::Claim { .. } | TaskEvent::Readopt { .. })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEvent {
+    Started { pid: i32 },
+    StopRequested,
+    StopAbandoned,
+    Ended { result: SessionResult, failure_message: Option<String>, exit_code: Option<i32> },
+}
+
+impl SessionEvent {
+    pub fn legal_from(&self, from: SessionState) -> bool {
+        use SessionState::*;
+        matches!(
+            (self, from),
+            (SessionEvent::Started { .. }, Starting)
+                | (SessionEvent::StopRequested, Working)
+                | (SessionEvent::StopAbandoned, Stopping)
+                | (SessionEvent::Ended { .. }, Starting | Working | Stopping)
+        )
+    }
+
+    pub fn target(&self) -> SessionState {
+        match self {
+            SessionEvent::Started { .. } | SessionEvent::StopAbandoned => SessionState::Working,
+            SessionEvent::StopRequested => SessionState::Stopping,
+            SessionEvent::Ended { .. } => SessionState::Stopped,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TransitionError {
+    #[error("{event} is not allowed from {from}")]
+    Illegal { event: &'static str, from: String },
+    /// Zero rows matched: someone else changed the row first (or the holder was fenced out).
+    #[error("the row changed under us (expected {expected})")]
+    Stale { expected: String },
+    #[error(transparent)]
+    Db(#[from] DbErrEq),
+}
+
+/// `DbErr` is not `PartialEq`; this keeps its text so errors stay comparable in tests.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("database error: {0}")]
+pub struct DbErrEq(pub String);
+
+impl From<DbErr> for TransitionError {
+    fn from(err: DbErr) -> Self {
+        TransitionError::Db(DbErrEq(err.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::Iterable;
+
+    fn task_events() -> Vec<TaskEvent> {
+        vec![
+            TaskEvent::Claim { runner: "r".into() },
+            TaskEvent::Readopt { runner: "r".into() },
+            TaskEvent::Finish(Outcome::success("ok")),
+            TaskEvent::Cancel { message: "c".into() },
+            TaskEvent::Abandon { message: "a".into() },
+        ]
+    }
+
+    #[test]
+    fn the_task_transition_table_is_exactly_the_documented_one() {
+        use TaskState::*;
+        let expected = [
+            ("Claim", vec![Queued]),
+            ("Readopt", vec![Running]),
+            ("Finish", vec![Running]),
+            ("Cancel", vec![Queued]),
+            ("Abandon", vec![Queued, Running]),
+        ];
+        for (event, (name, allowed)) in task_events().iter().zip(expected) {
+            for from in TaskState::iter() {
+                assert_eq!(event.legal_from(from), allowed.contains(&from), "{name} from {from}");
+            }
+            assert_ne!(event.target(), Queued, "{name}: nothing goes back to Queued");
+        }
+    }
+
+    #[test]
+    fn finished_is_terminal_for_tasks() {
+        for event in task_events() {
+            assert!(!event.legal_from(TaskState::Finished), "{event:?}");
+        }
+    }
+
+    #[test]
+    fn the_session_transition_table_is_exactly_the_documented_one() {
+        use SessionState::*;
+        let cases = [
+            (SessionEvent::Started { pid: 1 }, vec![Starting], Working),
+            (SessionEvent::StopRequested, vec![Working], Stopping),
+            (SessionEvent::StopAbandoned, vec![Stopping], Working),
+            (
+                SessionEvent::Ended { result: SessionResult::Success, failure_message: None, exit_code: Some(0) },
+                vec![Starting, Working, Stopping],
+                Stopped,
+            ),
+        ];
+        for (event, allowed, target) in cases {
+            for from in SessionState::iter() {
+                assert_eq!(event.legal_from(from), allowed.contains(&from), "{event:?} from {from}");
+            }
+            assert_eq!(event.target(), target);
+        }
+    }
+}

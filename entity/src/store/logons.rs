@@ -1,0 +1,62 @@
+use crate::logon_session;
+use chrono::{DateTime, Utc};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, sea_query::Expr};
+
+pub async fn create(db: &impl ConnectionTrait, id: &str, token: &str, user_id: i32) -> Result<logon_session::Model, DbErr> {
+    let now = super::now();
+    logon_session::ActiveModel {
+        id: Set(id.to_owned()),
+        token: Set(token.to_owned()),
+        user_id: Set(user_id),
+        created_at: Set(now),
+        last_seen_at: Set(now),
+    }
+    .insert(db)
+    .await
+}
+
+/// The live session holding `token`, touched so that its idle timer restarts. Sessions idle
+/// since before `idle_since` are expired: deleted and not returned.
+pub async fn authenticate(
+    db: &impl ConnectionTrait,
+    token: &str,
+    idle_since: DateTime<Utc>,
+) -> Result<Option<logon_session::Model>, DbErr> {
+    let Some(session) = logon_session::Entity::find()
+        .filter(logon_session::Column::Token.eq(token))
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    if session.last_seen_at < idle_since {
+        logon_session::Entity::delete_by_id(session.id).exec(db).await?;
+        return Ok(None);
+    }
+    let now = super::now();
+    logon_session::Entity::update_many()
+        .col_expr(logon_session::Column::LastSeenAt, Expr::value(now))
+        .filter(logon_session::Column::Id.eq(&session.id))
+        .exec(db)
+        .await?;
+    Ok(Some(logon_session::Model { last_seen_at: now, ..session }))
+}
+
+pub async fn list_for_user(db: &impl ConnectionTrait, user_id: i32) -> Result<Vec<logon_session::Model>, DbErr> {
+    logon_session::Entity::find()
+        .filter(logon_session::Column::UserId.eq(user_id))
+        .order_by_asc(logon_session::Column::CreatedAt)
+        .all(db)
+        .await
+}
+
+pub async fn find_for_user(db: &impl ConnectionTrait, id: &str, user_id: i32) -> Result<Option<logon_session::Model>, DbErr> {
+    logon_session::Entity::find_by_id(id.to_owned())
+        .filter(logon_session::Column::UserId.eq(user_id))
+        .one(db)
+        .await
+}
+
+pub async fn delete(db: &impl ConnectionTrait, id: &str) -> Result<u64, DbErr> {
+    Ok(logon_session::Entity::delete_by_id(id.to_owned()).exec(db).await?.rows_affected)
+}

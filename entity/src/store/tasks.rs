@@ -1,0 +1,197 @@
+use crate::state::{Operation, TaskEvent, TaskState, TransitionError};
+use crate::task::{self, Column};
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, sea_query::Expr,
+};
+
+pub struct NewTask<'a> {
+    pub user_id: i32,
+    pub operation: Operation,
+    pub target_id: &'a str,
+    pub route: Option<String>,
+}
+
+pub async fn insert(db: &impl ConnectionTrait, new: NewTask<'_>) -> Result<task::Model, DbErr> {
+    let now = super::now();
+    task::ActiveModel {
+        user_id: Set(new.user_id),
+        operation: Set(new.operation),
+        target_id: Set(new.target_id.to_owned()),
+        state: Set(TaskState::Queued),
+        attempt: Set(0),
+        route: Set(new.route),
+        runner_id: Set(None),
+        cancel_requested: Set(false),
+        success: Set(None),
+        message: Set(None),
+        related_session_id: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        started_at: Set(None),
+        finished_at: Set(None),
+        published_at: Set(None),
+        ..Default::default()
+    }
+    .insert(db)
+    .await
+}
+
+pub async fn get(db: &impl ConnectionTrait, id: i32) -> Result<Option<task::Model>, DbErr> {
+    task::Entity::find_by_id(id).one(db).await
+}
+
+/// The task, if it exists and belongs to `user_id`: another user's task does not exist for you.
+pub async fn find_for_user(db: &impl ConnectionTrait, id: i32, user_id: i32) -> Result<Option<task::Model>, DbErr> {
+    task::Entity::find_by_id(id).filter(Column::UserId.eq(user_id)).one(db).await
+}
+
+pub async fn list_for_user(db: &impl ConnectionTrait, user_id: i32) -> Result<Vec<task::Model>, DbErr> {
+    task::Entity::find().filter(Column::UserId.eq(user_id)).order_by_asc(Column::Id).all(db).await
+}
+
+/// The one function that changes a task's state: checks the event is legal from the state the
+/// caller saw, then updates `WHERE id = ? AND state = seen AND attempt = seen`, so a duplicate
+/// delivery or a fenced-out holder matches no row and gets `Stale`.
+pub async fn transition(db: &impl ConnectionTrait, seen: &task::Model, event: TaskEvent) -> Result<task::Model, TransitionError> {
+    if !event.legal_from(seen.state) {
+        return Err(TransitionError::Illegal { event: event_name(&event), from: seen.state.to_string() });
+    }
+    let now = super::now();
+    let mut next = seen.clone();
+    next.state = event.target();
+    next.updated_at = now;
+    if event.opens_attempt() {
+        next.attempt += 1;
+    }
+    let mut guard = Condition::all()
+        .add(Column::Id.eq(seen.id))
+        .add(Column::State.eq(seen.state))
+        .add(Column::Attempt.eq(seen.attempt));
+    match event {
+        TaskEvent::Claim { runner } => {
+            next.runner_id = Some(runner);
+            next.started_at = Some(now);
+        }
+        TaskEvent::Readopt { runner } => {
+            guard = guard.add(Column::RunnerId.eq(runner.clone()));
+            next.runner_id = Some(runner);
+        }
+        TaskEvent::Finish(outcome) => {
+            next.success = Some(outcome.success);
+            next.message = Some(outcome.message);
+            next.related_session_id = outcome.related_session_id;
+            next.finished_at = Some(now);
+        }
+        TaskEvent::Cancel { message } | TaskEvent::Abandon { message } => {
+            next.success = Some(false);
+            next.message = Some(message);
+            next.finished_at = Some(now);
+        }
+    }
+    let updated = task::Entity::update_many()
+        .col_expr(Column::State, Expr::value(next.state))
+        .col_expr(Column::Attempt, Expr::value(next.attempt))
+        .col_expr(Column::RunnerId, Expr::value(next.runner_id.clone()))
+        .col_expr(Column::Success, Expr::value(next.success))
+        .col_expr(Column::Message, Expr::value(next.message.clone()))
+        .col_expr(Column::RelatedSessionId, Expr::value(next.related_session_id.clone()))
+        .col_expr(Column::UpdatedAt, Expr::value(now))
+        .col_expr(Column::StartedAt, Expr::value(next.started_at))
+        .col_expr(Column::FinishedAt, Expr::value(next.finished_at))
+        .filter(guard)
+        .exec(db)
+        .await?;
+    if updated.rows_affected == 0 {
+        return Err(TransitionError::Stale { expected: format!("{} attempt {}", seen.state, seen.attempt) });
+    }
+    Ok(next)
+}
+
+fn event_name(event: &TaskEvent) -> &'static str {
+    match event {
+        TaskEvent::Claim { .. } => "Claim",
+        TaskEvent::Readopt { .. } => "Readopt",
+        TaskEvent::Finish(_) => "Finish",
+        TaskEvent::Cancel { .. } => "Cancel",
+        TaskEvent::Abandon { .. } => "Abandon",
+    }
+}
+
+/// Records that the broker confirmed the run message. Not a state change.
+pub async fn mark_published(db: &impl ConnectionTrait, id: i32) -> Result<(), DbErr> {
+    task::Entity::update_many()
+        .col_expr(Column::PublishedAt, Expr::value(super::now()))
+        .filter(Column::Id.eq(id))
+        .filter(Column::State.eq(TaskState::Queued))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Queued tasks whose run message was never confirmed, or (with `stale_before`) was confirmed
+/// before that instant and still has not been claimed.
+pub async fn due_for_publish(
+    db: &impl ConnectionTrait,
+    stale_before: Option<DateTime<Utc>>,
+    limit: u64,
+) -> Result<Vec<task::Model>, DbErr> {
+    let mut unpublished = Condition::any().add(Column::PublishedAt.is_null());
+    if let Some(before) = stale_before {
+        unpublished = unpublished.add(Column::PublishedAt.lt(before));
+    }
+    task::Entity::find()
+        .filter(Column::State.eq(TaskState::Queued))
+        .filter(unpublished)
+        .order_by_asc(Column::Id)
+        .limit(limit)
+        .all(db)
+        .await
+}
+
+/// Flags a running task for cancellation; false when it is not running any more.
+pub async fn request_cancel(db: &impl ConnectionTrait, seen: &task::Model) -> Result<bool, DbErr> {
+    let updated = task::Entity::update_many()
+        .col_expr(Column::CancelRequested, Expr::value(true))
+        .col_expr(Column::UpdatedAt, Expr::value(super::now()))
+        .filter(Column::Id.eq(seen.id))
+        .filter(Column::State.eq(TaskState::Running))
+        .exec(db)
+        .await?;
+    Ok(updated.rows_affected > 0)
+}
+
+/// Removes a finished task; false when it is not finished (or not there).
+pub async fn delete_finished(db: &impl ConnectionTrait, id: i32) -> Result<bool, DbErr> {
+    let deleted = task::Entity::delete_many()
+        .filter(Column::Id.eq(id))
+        .filter(Column::State.eq(TaskState::Finished))
+        .exec(db)
+        .await?;
+    Ok(deleted.rows_affected > 0)
+}
+
+/// Running tasks held by `runner`.
+pub async fn running_on(db: &impl ConnectionTrait, runner: &str) -> Result<Vec<task::Model>, DbErr> {
+    task::Entity::find()
+        .filter(Column::State.eq(TaskState::Running))
+        .filter(Column::RunnerId.eq(runner))
+        .all(db)
+        .await
+}
+
+/// Unfinished tasks that depend on one of `runners`: running on it, or queued for its queue.
+pub async fn stranded_on(db: &impl ConnectionTrait, runners: &[String]) -> Result<Vec<task::Model>, DbErr> {
+    if runners.is_empty() {
+        return Ok(Vec::new());
+    }
+    task::Entity::find()
+        .filter(
+            Condition::any()
+                .add(Condition::all().add(Column::State.eq(TaskState::Running)).add(Column::RunnerId.is_in(runners.iter().cloned())))
+                .add(Condition::all().add(Column::State.eq(TaskState::Queued)).add(Column::Route.is_in(runners.iter().cloned()))),
+        )
+        .all(db)
+        .await
+}
