@@ -1,0 +1,204 @@
+//! RabbitMQ transport (lapin).
+//!
+//! Topology, all under one prefix so that tests and deployments can share a broker:
+//! - `<prefix>.tasks`: run messages any runner may take;
+//! - `<prefix>.runner.<id>`: messages for the runner that owns a workload (stops, cancels);
+//! - `<prefix>.dlx` (fanout exchange) → `<prefix>.dead`: messages rejected as unprocessable or
+//!   delivered more than `DELIVERY_LIMIT` times.
+//!
+//! Work queues are durable quorum queues with a delivery limit and a dead-letter exchange;
+//! messages are persistent and published with `mandatory` and publisher confirms.
+//!
+//! lapin does not reconnect by itself. Publishing keeps one confirm-mode channel and drops it on
+//! any error, so the next publish reconnects (the relay retries what failed). Consuming runs a
+//! loop: connect, declare the topology, set the prefetch, consume both queues; when the stream
+//! ends or errs, wait with capped backoff and do it all again.
+
+use super::{Acker, Broker, BrokerError, Delivery};
+use entity::message::{QueueMessage, Route};
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
+    QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use std::collections::HashSet;
+use std::time::Duration;
+use tokio::sync::{Mutex, mpsc};
+use tokio_util::sync::CancellationToken;
+
+/// Deliveries past this count are dead-lettered by RabbitMQ (quorum queues count crash
+/// redeliveries too, which is what keeps a poison message from looping forever).
+const DELIVERY_LIMIT: i64 = 10;
+
+pub struct AmqpBroker {
+    url: String,
+    prefix: String,
+    prefetch: u16,
+    publisher: Mutex<Option<Publisher>>,
+}
+
+struct Publisher {
+    _connection: Connection,
+    channel: Channel,
+    declared: HashSet<String>,
+}
+
+impl AmqpBroker {
+    pub fn new(url: &str, prefix: &str, prefetch: u16) -> Self {
+        Self { url: url.to_owned(), prefix: prefix.to_owned(), prefetch, publisher: Mutex::new(None) }
+    }
+
+    pub fn shared_queue(&self) -> String {
+        format!("{}.tasks", self.prefix)
+    }
+
+    pub fn runner_queue(&self, runner_id: &str) -> String {
+        format!("{}.runner.{runner_id}", self.prefix)
+    }
+
+    pub fn dead_letter_queue(&self) -> String {
+        format!("{}.dead", self.prefix)
+    }
+
+    fn queue_for(&self, route: &Route) -> String {
+        match route {
+            Route::AnyRunner => self.shared_queue(),
+            Route::Runner(id) => self.runner_queue(id),
+        }
+    }
+
+    async fn connect(&self) -> Result<Connection, lapin::Error> {
+        Connection::connect(&self.url, ConnectionProperties::default()).await
+    }
+
+    /// Declares the dead-letter exchange and queue, and `queue` with its arguments.
+    async fn declare(&self, channel: &Channel, queue: &str) -> Result<(), lapin::Error> {
+        let dlx = format!("{}.dlx", self.prefix);
+        let durable = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
+        channel
+            .exchange_declare(dlx.as_str().into(), ExchangeKind::Fanout, ExchangeDeclareOptions { durable: true, ..Default::default() }, FieldTable::default())
+            .await?;
+        channel.queue_declare(self.dead_letter_queue().as_str().into(), durable, quorum_args(None)).await?;
+        channel
+            .queue_bind(self.dead_letter_queue().as_str().into(), dlx.as_str().into(), "".into(), QueueBindOptions::default(), FieldTable::default())
+            .await?;
+        channel.queue_declare(queue.into(), durable, quorum_args(Some(&dlx))).await?;
+        Ok(())
+    }
+
+    async fn publish_once(&self, publisher: &mut Option<Publisher>, queue: &str, payload: &[u8]) -> Result<(), BrokerError> {
+        if publisher.as_ref().is_none_or(|p| !p.channel.status().connected()) {
+            let connection = self.connect().await.map_err(unavailable)?;
+            let channel = connection.create_channel().await.map_err(unavailable)?;
+            channel.confirm_select(ConfirmSelectOptions::default()).await.map_err(unavailable)?;
+            *publisher = Some(Publisher { _connection: connection, channel, declared: HashSet::new() });
+        }
+        let Some(p) = publisher.as_mut() else {
+            return Err(BrokerError::Unavailable("no channel".into()));
+        };
+        if !p.declared.contains(queue) {
+            self.declare(&p.channel, queue).await.map_err(unavailable)?;
+            p.declared.insert(queue.to_owned());
+        }
+        let properties = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_content_type("application/json".into());
+        let confirmation = p
+            .channel
+            .basic_publish("".into(), queue.into(), BasicPublishOptions { mandatory: true, ..Default::default() }, payload, properties)
+            .await
+            .map_err(unavailable)?
+            .await
+            .map_err(unavailable)?;
+        if !confirmation.is_ack() {
+            return Err(BrokerError::Refused(format!("nack for {queue}")));
+        }
+        if confirmation.take_message().is_some() {
+            return Err(BrokerError::Refused(format!("{queue} is not routable")));
+        }
+        Ok(())
+    }
+
+    /// One connection's worth of consuming: returns on shutdown, errs when the connection drops.
+    async fn consume_session(&self, runner_id: &str, sink: &mpsc::Sender<Delivery>, shutdown: &CancellationToken) -> Result<(), BrokerError> {
+        let connection = self.connect().await.map_err(unavailable)?;
+        let channel = connection.create_channel().await.map_err(unavailable)?;
+        let shared = self.shared_queue();
+        let own = self.runner_queue(runner_id);
+        self.declare(&channel, &shared).await.map_err(unavailable)?;
+        self.declare(&channel, &own).await.map_err(unavailable)?;
+        channel.basic_qos(self.prefetch, BasicQosOptions::default()).await.map_err(unavailable)?;
+        let tag = |queue: &str| format!("{runner_id}@{queue}");
+        let from_shared = channel
+            .basic_consume(shared.as_str().into(), tag(&shared).as_str().into(), BasicConsumeOptions::default(), FieldTable::default())
+            .await
+            .map_err(unavailable)?;
+        let from_own = channel
+            .basic_consume(own.as_str().into(), tag(&own).as_str().into(), BasicConsumeOptions::default(), FieldTable::default())
+            .await
+            .map_err(unavailable)?;
+        tracing::info!(runner = runner_id, "consuming from {shared} and {own}");
+        let mut deliveries = futures_util::stream::select(from_shared, from_own);
+        loop {
+            let next = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                next = deliveries.next() => next,
+            };
+            match next {
+                Some(Ok(delivery)) => {
+                    let delivery = Delivery { payload: delivery.data, acker: Acker::Amqp(delivery.acker) };
+                    if sink.send(delivery).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                Some(Err(err)) => return Err(unavailable(err)),
+                None => return Err(BrokerError::Unavailable("the consumer stream ended".into())),
+            }
+        }
+    }
+}
+
+fn quorum_args(dead_letter_exchange: Option<&str>) -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+    if let Some(dlx) = dead_letter_exchange {
+        args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(dlx.into()));
+        args.insert("x-delivery-limit".into(), AMQPValue::LongLongInt(DELIVERY_LIMIT));
+    }
+    args
+}
+
+fn unavailable(err: lapin::Error) -> BrokerError {
+    BrokerError::Unavailable(err.to_string())
+}
+
+#[async_trait::async_trait]
+impl Broker for AmqpBroker {
+    async fn publish(&self, route: &Route, message: QueueMessage) -> Result<(), BrokerError> {
+        let queue = self.queue_for(route);
+        let mut publisher = self.publisher.lock().await;
+        let result = self.publish_once(&mut publisher, &queue, &message.to_bytes()).await;
+        if result.is_err() {
+            // Start from a fresh connection next time.
+            *publisher = None;
+        }
+        result
+    }
+
+    async fn consume(&self, runner_id: &str, sink: mpsc::Sender<Delivery>, shutdown: CancellationToken) {
+        let mut backoff = Duration::from_millis(200);
+        while !shutdown.is_cancelled() {
+            match self.consume_session(runner_id, &sink, &shutdown).await {
+                Ok(()) => return,
+                Err(err) => tracing::warn!(%err, "RabbitMQ consumer lost; reconnecting in {backoff:?}"),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! The dispatcher keeps the queue in step with the database; every `api` and `worker` process
+//! runs one (their work is idempotent, so several at once only cost duplicate messages, which
+//! claims turn into no-ops).
+//!
+//! - Relay (transactional outbox): a task row is committed before its message is published. The
+//!   API publishes at once; whatever did not get a broker confirm (API killed between commit and
+//!   publish, broker down) has `published_at IS NULL` and is published by the relay. The first
+//!   pass after start republishes every queued task (an in-process queue starts empty after a
+//!   restart); later passes republish tasks confirmed long ago and still unclaimed.
+//! - Sweeper: a runner silent for longer than the deadline is gone; every task running on it or
+//!   queued for its queue is finished with a failure that names it, so nothing stays Running.
+
+use crate::broker::Broker;
+use crate::settings::RunnerSettings;
+use entity::message::{QueueMessage, Route};
+use entity::state::TaskEvent;
+use entity::store::{runners, tasks};
+use entity::{TaskState, task};
+use sea_orm::{DatabaseConnection, DbErr};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+const RELAY_BATCH: u64 = 200;
+
+#[derive(Clone)]
+pub struct Dispatcher {
+    db: DatabaseConnection,
+    broker: Arc<dyn Broker>,
+    settings: RunnerSettings,
+}
+
+impl Dispatcher {
+    pub fn new(db: DatabaseConnection, broker: Arc<dyn Broker>, settings: RunnerSettings) -> Self {
+        Self { db, broker, settings }
+    }
+
+    /// Publishes the task's run message and records the confirm; false if the broker failed.
+    pub async fn publish_run(&self, task: &task::Model) -> bool {
+        let route = Route::from_column(task.route.as_deref());
+        match self.broker.publish(&route, QueueMessage::Run { task_id: task.id }).await {
+            Ok(()) => {
+                if let Err(err) = tasks::mark_published(&self.db, task.id).await {
+                    tracing::warn!(task = task.id, %err, "published, but not recorded: the relay will publish it again");
+                }
+                true
+            }
+            Err(err) => {
+                tracing::warn!(task = task.id, %err, "publish failed: the relay will retry");
+                false
+            }
+        }
+    }
+
+    /// Tells the runner holding `task` to cancel it, now.
+    pub async fn publish_cancel(&self, task: &task::Model) {
+        let Some(runner) = task.runner_id.clone() else { return };
+        if let Err(err) = self.broker.publish(&Route::Runner(runner), QueueMessage::Cancel { task_id: task.id }).await {
+            // The runner's heartbeat reads the cancel flag from the database as well.
+            tracing::warn!(task = task.id, %err, "cancel message not delivered; the runner will see the flag");
+        }
+    }
+
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut first_pass = true;
+        loop {
+            match self.relay(first_pass).await {
+                Ok(()) => first_pass = false,
+                Err(err) => tracing::warn!(%err, "relay pass failed"),
+            }
+            if let Err(err) = self.sweep().await {
+                tracing::warn!(%err, "sweep failed");
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(self.settings.relay_interval()) => {}
+            }
+        }
+    }
+
+    async fn relay(&self, everything: bool) -> Result<(), DbErr> {
+        let now = entity::store::now();
+        let stale_before = if everything { now } else { now - self.settings.republish_after() };
+        loop {
+            let due = tasks::due_for_publish(&self.db, Some(stale_before), RELAY_BATCH).await?;
+            let full = due.len() as u64 == RELAY_BATCH;
+            for task in &due {
+                if !self.publish_run(task).await {
+                    return Ok(());
+                }
+            }
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn sweep(&self) -> Result<(), DbErr> {
+        let deadline = self.settings.runner_deadline();
+        let gone: Vec<String> = runners::silent_since(&self.db, entity::store::now() - deadline).await?.into_iter().map(|r| r.id).collect();
+        for task in tasks::stranded_on(&self.db, &gone).await? {
+            let runner = task.runner_id.clone().or(task.route.clone()).unwrap_or_default();
+            let doing = if task.state == TaskState::Running { "was running it" } else { "was to run it" };
+            let message = format!(
+                "Runner \"{runner}\", which {doing}, stopped responding and did not come back within {} ms; the {} operation did not complete.",
+                deadline.as_millis(),
+                task.operation
+            );
+            match tasks::transition(&self.db, &task, TaskEvent::Abandon { message }).await {
+                Ok(_) => tracing::warn!(task = task.id, runner, "task abandoned: its runner is gone"),
+                Err(err) => tracing::debug!(task = task.id, %err, "task changed while sweeping"),
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,83 @@
+//! The jobs file: named commands, upserted by name at start.
+//!
+//! ```toml
+//! [[job]]
+//! name = "Fileserver Backup"
+//! type = "Backup"                       # Veeam JobType; default "Backup"
+//! command = ["sleep", "3600"]
+//! working_dir = "data/work/fileserver"  # default: data/work/<name>
+//! ```
+
+use entity::store::jobs::{self, JobSpec};
+use sea_orm::DatabaseConnection;
+use serde::Deserialize;
+use std::path::Path;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JobsFile {
+    #[serde(default)]
+    job: Vec<JobEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JobEntry {
+    name: String,
+    #[serde(default = "default_type", rename = "type")]
+    job_type: String,
+    #[serde(default)]
+    description: String,
+    command: Vec<String>,
+    working_dir: Option<String>,
+}
+
+fn default_type() -> String {
+    "Backup".to_owned()
+}
+
+pub fn parse(text: &str) -> Result<Vec<JobSpec>, String> {
+    let file: JobsFile = toml::from_str(text).map_err(|e| e.to_string())?;
+    file.job
+        .into_iter()
+        .map(|entry| {
+            if entry.name.trim().is_empty() {
+                return Err("a job has an empty name".to_owned());
+            }
+            if entry.command.is_empty() {
+                return Err(format!("job {:?} has an empty command", entry.name));
+            }
+            let working_dir = entry.working_dir.unwrap_or_else(|| format!("data/work/{}", slug(&entry.name)));
+            Ok(JobSpec { name: entry.name, job_type: entry.job_type, description: entry.description, command: entry.command, working_dir })
+        })
+        .collect()
+}
+
+fn slug(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect()
+}
+
+/// Reads `path` and upserts every job in it.
+pub async fn load(db: &DatabaseConnection, path: &Path) -> Result<usize, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read jobs file {}: {e}", path.display()))?;
+    let specs = parse(&text).map_err(|e| format!("jobs file {}: {e}", path.display()))?;
+    for spec in &specs {
+        jobs::upsert_by_name(db, spec).await.map_err(|e| e.to_string())?;
+    }
+    Ok(specs.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jobs_are_read_with_defaults_and_bad_entries_are_named() {
+        let specs = parse("[[job]]\nname = \"Nightly DB\"\ncommand = [\"sleep\", \"1\"]\n").expect("valid");
+        assert_eq!(specs[0].job_type, "Backup");
+        assert_eq!(specs[0].working_dir, "data/work/nightly-db");
+        let err = parse("[[job]]\nname = \"x\"\ncommand = []\n").expect_err("empty command");
+        assert!(err.contains("\"x\""), "{err}");
+        assert!(parse("[[job]]\nname = \"x\"\ncommand = [\"a\"]\ncolour = 1\n").is_err());
+    }
+}

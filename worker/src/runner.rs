@@ -1,0 +1,202 @@
+//! The runner: claims tasks from its deliveries and performs them.
+//!
+//! Deliveries are handled one at a time, in order. A run message is settled only after the
+//! database holds the claim (a compare-and-set `Queued → Running` that opens a new attempt):
+//! ack-on-claim. Broker redelivery therefore covers only the window before the claim; after it,
+//! the database owns the task, and the runner heartbeat is its lease. The operation then runs in
+//! its own tokio task, so a long stop never holds a delivery unacknowledged (RabbitMQ's consumer
+//! ack timeout cannot fire) and never blocks the next delivery (a cancel is seen at once).
+//!
+//! Every in-flight task has a `CancellationToken`. A cancel message cancels it at once; the
+//! heartbeat loop also reads the `cancel_requested` flags of this runner's tasks, so a lost cancel
+//! message is still honoured within one heartbeat.
+//!
+//! On start, the runner re-adopts what it owned before a crash: it watches its sessions' process
+//! groups again, and re-runs its Running tasks under a new attempt, fencing out the old one.
+
+use crate::broker::{Broker, Delivery};
+use crate::operations::{self, Ctx};
+use crate::settings::RunnerSettings;
+use entity::message::QueueMessage;
+use entity::state::{TaskEvent, TransitionError};
+use entity::store::{runners, sessions, tasks};
+use entity::{TaskState, task};
+use sea_orm::{DatabaseConnection, DbErr};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+const RETRY_PAUSE: Duration = Duration::from_millis(500);
+
+#[derive(Clone)]
+pub struct Runner {
+    ctx: Ctx,
+    broker: Arc<dyn Broker>,
+    heartbeat_interval: Duration,
+    in_flight: Arc<Mutex<HashMap<i32, CancellationToken>>>,
+}
+
+impl Runner {
+    pub fn new(db: DatabaseConnection, broker: Arc<dyn Broker>, settings: &RunnerSettings) -> Self {
+        let ctx = Ctx { db, runner_id: settings.runner_id.clone(), grace: settings.grace_period() };
+        Self { ctx, broker, heartbeat_interval: settings.heartbeat_interval(), in_flight: Arc::default() }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.ctx.runner_id
+    }
+
+    /// Announces the runner (first heartbeat) and re-adopts what it owned before a restart.
+    pub async fn register(&self) -> Result<(), DbErr> {
+        runners::heartbeat(&self.ctx.db, self.id()).await?;
+        for session in sessions::active_on(&self.ctx.db, self.id()).await? {
+            if let Some(pid) = session.pid {
+                tracing::info!(session = %session.id, pid, "re-adopting a workload");
+                operations::watch(self.ctx.clone(), session.id.clone(), operations::Exit::Adopted(pid));
+            }
+        }
+        for task in tasks::running_on(&self.ctx.db, self.id()).await? {
+            match tasks::transition(&self.ctx.db, &task, TaskEvent::Readopt { runner: self.id().to_owned() }).await {
+                Ok(task) => {
+                    tracing::info!(task = task.id, attempt = task.attempt, "re-adopting a task");
+                    let token = self.track(task.id);
+                    self.spawn_execute(task, token);
+                }
+                Err(err) => tracing::warn!(task = task.id, %err, "could not re-adopt a task"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Consumes and heartbeats until `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let (tx, mut rx) = mpsc::channel(64);
+        let broker = self.broker.clone();
+        let id = self.id().to_owned();
+        let consumer_shutdown = shutdown.clone();
+        tokio::spawn(async move { broker.consume(&id, tx, consumer_shutdown).await });
+        tokio::spawn(self.clone().heartbeat(shutdown.clone()));
+        loop {
+            let delivery = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                delivery = rx.recv() => delivery,
+            };
+            match delivery {
+                Some(delivery) => self.handle(delivery).await,
+                None => return,
+            }
+        }
+    }
+
+    async fn handle(&self, delivery: Delivery) {
+        let message = match QueueMessage::from_bytes(&delivery.payload) {
+            Ok(message) => message,
+            Err(err) => {
+                tracing::warn!(%err, "unreadable message: dead-lettering it");
+                delivery.acker.reject(false).await;
+                return;
+            }
+        };
+        match message {
+            QueueMessage::Run { task_id } => match self.claim(task_id).await {
+                Ok(Some(task)) => {
+                    let token = self.track(task.id);
+                    delivery.acker.ack().await;
+                    self.spawn_execute(task, token);
+                }
+                Ok(None) => delivery.acker.ack().await,
+                Err(err) => {
+                    tracing::warn!(task_id, %err, "cannot claim now: returning the message");
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                    delivery.acker.reject(true).await;
+                }
+            },
+            QueueMessage::Cancel { task_id } => {
+                self.cancel_local(task_id);
+                delivery.acker.ack().await;
+            }
+        }
+    }
+
+    /// `Some(task)` when this delivery won the task; `None` when there is nothing to do
+    /// (duplicate delivery, cancelled before start, deleted).
+    async fn claim(&self, task_id: i32) -> Result<Option<task::Model>, DbErr> {
+        let Some(task) = tasks::get(&self.ctx.db, task_id).await? else { return Ok(None) };
+        if task.state != TaskState::Queued {
+            return Ok(None);
+        }
+        match tasks::transition(&self.ctx.db, &task, TaskEvent::Claim { runner: self.id().to_owned() }).await {
+            Ok(task) => Ok(Some(task)),
+            Err(TransitionError::Stale { .. } | TransitionError::Illegal { .. }) => Ok(None),
+            Err(TransitionError::Db(err)) => Err(DbErr::Custom(err.0)),
+        }
+    }
+
+    fn track(&self, task_id: i32) -> CancellationToken {
+        let token = CancellationToken::new();
+        if let Ok(mut in_flight) = self.in_flight.lock() {
+            in_flight.insert(task_id, token.clone());
+        }
+        token
+    }
+
+    fn cancel_local(&self, task_id: i32) {
+        if let Some(token) = self.in_flight.lock().ok().and_then(|m| m.get(&task_id).cloned()) {
+            tracing::info!(task_id, "cancelling a running task");
+            token.cancel();
+        }
+    }
+
+    fn spawn_execute(&self, task: task::Model, token: CancellationToken) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            if task.cancel_requested {
+                token.cancel();
+            }
+            let outcome = loop {
+                match operations::perform(&this.ctx, &task, &token).await {
+                    Ok(outcome) => break outcome,
+                    Err(err) => {
+                        tracing::warn!(task = task.id, %err, "operation hit a database error; retrying");
+                        tokio::time::sleep(RETRY_PAUSE).await;
+                    }
+                }
+            };
+            loop {
+                match tasks::transition(&this.ctx.db, &task, TaskEvent::Finish(outcome.clone())).await {
+                    Ok(_) => break,
+                    Err(err @ (TransitionError::Stale { .. } | TransitionError::Illegal { .. })) => {
+                        tracing::warn!(task = task.id, %err, "outcome not recorded: the attempt was fenced out");
+                        break;
+                    }
+                    Err(TransitionError::Db(err)) => {
+                        tracing::warn!(task = task.id, %err, "cannot record the outcome yet; retrying");
+                        tokio::time::sleep(RETRY_PAUSE).await;
+                    }
+                }
+            }
+            if let Ok(mut in_flight) = this.in_flight.lock() {
+                in_flight.remove(&task.id);
+            }
+        });
+    }
+
+    async fn heartbeat(self, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(self.heartbeat_interval) => {}
+            }
+            if let Err(err) = runners::heartbeat(&self.ctx.db, self.id()).await {
+                tracing::warn!(%err, "heartbeat failed");
+                continue;
+            }
+            match tasks::running_on(&self.ctx.db, self.id()).await {
+                Ok(running) => running.iter().filter(|t| t.cancel_requested).for_each(|t| self.cancel_local(t.id)),
+                Err(err) => tracing::warn!(%err, "cannot read cancel requests"),
+            }
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! Runner settings, shared by the `worker` binary and the runner embedded in `api`.
+//!
+//! Layering: defaults < config file (TOML) < environment < flags. Clap reads the environment
+//! and the flags (`RunnerArgs`); `apply` lays them over what the file said.
+
+use clap::Args;
+use serde::Deserialize;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunnerSettings {
+    /// Stable identity: a runner that restarts with the same id re-adopts its processes.
+    pub runner_id: String,
+    /// How long a stop waits after SIGTERM before it sends SIGKILL.
+    pub grace_period_ms: u64,
+    pub heartbeat_interval_ms: u64,
+    /// A runner silent for longer than this is gone: its tasks finish with a failure naming it.
+    pub runner_deadline_ms: u64,
+    /// How often the relay looks for unpublished tasks and the sweeper for gone runners.
+    pub relay_interval_ms: u64,
+    /// A queued task whose message was confirmed this long ago but never claimed is published again.
+    pub republish_after_ms: u64,
+    /// RabbitMQ prefetch (unacknowledged deliveries per consumer channel).
+    pub prefetch: u16,
+    /// Prefix of every queue and exchange name.
+    pub queue_prefix: String,
+}
+
+impl Default for RunnerSettings {
+    fn default() -> Self {
+        Self {
+            runner_id: default_runner_id(),
+            grace_period_ms: 10_000,
+            heartbeat_interval_ms: 1_000,
+            runner_deadline_ms: 60_000,
+            relay_interval_ms: 500,
+            republish_after_ms: 30_000,
+            prefetch: 32,
+            queue_prefix: "taskq".to_owned(),
+        }
+    }
+}
+
+impl RunnerSettings {
+    pub fn grace_period(&self) -> Duration {
+        Duration::from_millis(self.grace_period_ms)
+    }
+    pub fn heartbeat_interval(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_interval_ms)
+    }
+    pub fn runner_deadline(&self) -> Duration {
+        Duration::from_millis(self.runner_deadline_ms)
+    }
+    pub fn relay_interval(&self) -> Duration {
+        Duration::from_millis(self.relay_interval_ms)
+    }
+    pub fn republish_after(&self) -> Duration {
+        Duration::from_millis(self.republish_after_ms)
+    }
+}
+
+/// The host name: the default identity of a distributed runner.
+fn default_runner_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "runner".to_owned())
+}
+
+/// Environment variables and flags for the runner settings.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RunnerArgs {
+    #[arg(long, env = "RUNNER_ID")]
+    pub runner_id: Option<String>,
+    #[arg(long, env = "GRACE_PERIOD_MS")]
+    pub grace_period_ms: Option<u64>,
+    #[arg(long, env = "HEARTBEAT_INTERVAL_MS")]
+    pub heartbeat_interval_ms: Option<u64>,
+    #[arg(long, env = "RUNNER_DEADLINE_MS")]
+    pub runner_deadline_ms: Option<u64>,
+    #[arg(long, env = "RELAY_INTERVAL_MS")]
+    pub relay_interval_ms: Option<u64>,
+    #[arg(long, env = "REPUBLISH_AFTER_MS")]
+    pub republish_after_ms: Option<u64>,
+    #[arg(long, env = "PREFETCH")]
+    pub prefetch: Option<u16>,
+    #[arg(long, env = "QUEUE_PREFIX")]
+    pub queue_prefix: Option<String>,
+}
+
+impl RunnerArgs {
+    pub fn apply(self, settings: &mut RunnerSettings) {
+        if let Some(v) = self.runner_id { settings.runner_id = v; }
+        if let Some(v) = self.grace_period_ms { settings.grace_period_ms = v; }
+        if let Some(v) = self.heartbeat_interval_ms { settings.heartbeat_interval_ms = v; }
+        if let Some(v) = self.runner_deadline_ms { settings.runner_deadline_ms = v; }
+        if let Some(v) = self.relay_interval_ms { settings.relay_interval_ms = v; }
+        if let Some(v) = self.republish_after_ms { settings.republish_after_ms = v; }
+        if let Some(v) = self.prefetch { settings.prefetch = v; }
+        if let Some(v) = self.queue_prefix { settings.queue_prefix = v; }
+    }
+}
+
+/// Reads a TOML settings file into `T`, naming the file in the error.
+pub fn read_toml<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Result<T, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}

@@ -1,0 +1,54 @@
+//! Wiring shared by both binaries: the database (migrated at start) and the engine (dispatcher,
+//! and optionally a runner) on a transport.
+
+use crate::broker::Broker;
+use crate::dispatch::Dispatcher;
+use crate::runner::Runner;
+use crate::settings::RunnerSettings;
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Connects and applies the migrations. SQLite gets WAL and a busy timeout, so the API and the
+/// in-process runner can write at once.
+pub async fn connect_database(url: &str) -> Result<DatabaseConnection, String> {
+    let db = Database::connect(url).await.map_err(|e| format!("cannot connect to the database: {e}"))?;
+    if db.get_database_backend() == DbBackend::Sqlite {
+        for pragma in ["PRAGMA journal_mode=WAL", "PRAGMA busy_timeout=10000", "PRAGMA synchronous=NORMAL"] {
+            db.execute_unprepared(pragma).await.map_err(|e| e.to_string())?;
+        }
+    }
+    Migrator::up(&db, None).await.map_err(|e| format!("migrations failed: {e}"))?;
+    Ok(db)
+}
+
+/// The background half of a process: a dispatcher always, and a runner when `with_runner`.
+pub struct Engine {
+    pub dispatcher: Dispatcher,
+    pub runner: Option<Runner>,
+}
+
+impl Engine {
+    /// Registers the runner (re-adopting its work) before the dispatcher's first sweep, so a
+    /// runner coming back is never mistaken for a gone one.
+    pub async fn start(
+        db: DatabaseConnection,
+        broker: Arc<dyn Broker>,
+        settings: &RunnerSettings,
+        with_runner: bool,
+        shutdown: &CancellationToken,
+    ) -> Result<Self, String> {
+        let runner = if with_runner {
+            let runner = Runner::new(db.clone(), broker.clone(), settings);
+            runner.register().await.map_err(|e| format!("cannot register runner: {e}"))?;
+            tokio::spawn(runner.clone().run(shutdown.clone()));
+            Some(runner)
+        } else {
+            None
+        };
+        let dispatcher = Dispatcher::new(db, broker, settings.clone());
+        tokio::spawn(dispatcher.clone().run(shutdown.clone()));
+        Ok(Self { dispatcher, runner })
+    }
+}
