@@ -1,1 +1,8 @@
-//! api
+//! HTTP side of the task queue: the Veeam Enterprise Manager face (`veeam`), passwords and the
+//! user bootstrap, settings, and `Application`, which wires the embedded or distributed mode.
+
+pub mod passwords;
+pub mod settings;
+pub mod startup;
+pub mod state;
+pub mod veeam;

@@ -1,0 +1,113 @@
+//! `api` settings. Layering: defaults < config file (`--config`, TOML) < environment < flags.
+
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+use std::path::PathBuf;
+use worker::settings::{RunnerArgs, RunnerSettings};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiSettings {
+    pub host: String,
+    pub port: u16,
+    /// Embedded mode keeps its SQLite file here.
+    pub data_dir: PathBuf,
+    /// PostgreSQL (or SQLite) URL; default: `sqlite://<data_dir>/taskq.sqlite`.
+    pub database_url: Option<String>,
+    /// RabbitMQ URL: set = distributed mode (separate `worker` runners); unset = embedded runner.
+    pub amqp_url: Option<String>,
+    /// Base of every Href (e.g. `https://em.example.com:9398`); default: the request's host.
+    pub public_base_url: Option<String>,
+    /// Jobs file, upserted at start; default: `config/jobs.toml` when it exists.
+    pub jobs_file: Option<PathBuf>,
+    pub admin_user: String,
+    /// Password of the admin created on an empty database; generated (and printed once) if unset.
+    pub admin_password: Option<String>,
+    pub session_idle_timeout_secs: u64,
+    pub runner: RunnerSettings,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".to_owned(),
+            port: 9399,
+            data_dir: PathBuf::from("data"),
+            database_url: None,
+            amqp_url: None,
+            public_base_url: None,
+            jobs_file: None,
+            admin_user: "admin".to_owned(),
+            admin_password: None,
+            session_idle_timeout_secs: 15 * 60,
+            runner: RunnerSettings::default(),
+        }
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(about = "Asynchronous task-queue backend: the Veeam Enterprise Manager REST task API on real processes")]
+pub struct Cli {
+    /// TOML file with any of the settings (snake_case keys; runner keys under [runner]).
+    #[arg(long, env = "API_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub overrides: Overrides,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Adds a user who can log on (password from --password, NEW_USER_PASSWORD, or stdin).
+    AddUser {
+        name: String,
+        #[arg(long, env = "NEW_USER_PASSWORD")]
+        password: Option<String>,
+    },
+}
+
+#[derive(Debug, Default, Args)]
+pub struct Overrides {
+    #[arg(long, env = "HOST", global = true)]
+    pub host: Option<String>,
+    #[arg(long, env = "PORT", global = true)]
+    pub port: Option<u16>,
+    #[arg(long, env = "DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    #[arg(long, env = "DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+    #[arg(long, env = "AMQP_URL", global = true)]
+    pub amqp_url: Option<String>,
+    #[arg(long, env = "PUBLIC_BASE_URL", global = true)]
+    pub public_base_url: Option<String>,
+    #[arg(long, env = "JOBS_FILE", global = true)]
+    pub jobs_file: Option<PathBuf>,
+    #[arg(long, env = "ADMIN_USER", global = true)]
+    pub admin_user: Option<String>,
+    #[arg(long, env = "ADMIN_PASSWORD", global = true, hide_env_values = true)]
+    pub admin_password: Option<String>,
+    #[arg(long, env = "SESSION_IDLE_TIMEOUT_SECS", global = true)]
+    pub session_idle_timeout_secs: Option<u64>,
+    #[command(flatten)]
+    pub runner: RunnerArgs,
+}
+
+impl Cli {
+    pub fn settings(&mut self) -> Result<ApiSettings, String> {
+        let mut s: ApiSettings = self.config.as_deref().map(worker::settings::read_toml).transpose()?.unwrap_or_default();
+        let o = std::mem::take(&mut self.overrides);
+        if let Some(v) = o.host { s.host = v; }
+        if let Some(v) = o.port { s.port = v; }
+        if let Some(v) = o.data_dir { s.data_dir = v; }
+        if o.database_url.is_some() { s.database_url = o.database_url; }
+        if o.amqp_url.is_some() { s.amqp_url = o.amqp_url; }
+        if o.public_base_url.is_some() { s.public_base_url = o.public_base_url; }
+        if o.jobs_file.is_some() { s.jobs_file = o.jobs_file; }
+        if let Some(v) = o.admin_user { s.admin_user = v; }
+        if o.admin_password.is_some() { s.admin_password = o.admin_password; }
+        if let Some(v) = o.session_idle_timeout_secs { s.session_idle_timeout_secs = v; }
+        o.runner.apply(&mut s.runner);
+        Ok(s)
+    }
+}

@@ -1,0 +1,106 @@
+//! `Application`: the database, the engine (dispatcher, plus the runner in embedded mode) and the
+//! HTTP server, bound to its own listener (port 0 in tests).
+
+use crate::settings::ApiSettings;
+use crate::state::AppState;
+use crate::{passwords, veeam};
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use sea_orm::DatabaseConnection;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use worker::broker::Broker;
+use worker::broker::amqp::AmqpBroker;
+use worker::broker::memory::MemoryBroker;
+use worker::startup::{Engine, connect_database};
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    shutdown: CancellationToken,
+}
+
+impl Application {
+    pub async fn build(settings: ApiSettings) -> Result<Self, String> {
+        let db = database(&settings).await?;
+        passwords::bootstrap_admin(&db, &settings.admin_user, settings.admin_password.as_deref()).await?;
+        let default_jobs = std::path::Path::new("config/jobs.toml");
+        let jobs_file = settings.jobs_file.clone().or_else(|| default_jobs.exists().then(|| default_jobs.to_owned()));
+        if let Some(path) = jobs_file {
+            let count = worker::jobs_file::load(&db, &path).await?;
+            tracing::info!("{count} job(s) loaded from {}", path.display());
+        }
+
+        let (broker, embedded): (Arc<dyn Broker>, bool) = match &settings.amqp_url {
+            Some(url) => (Arc::new(AmqpBroker::new(url, &settings.runner.queue_prefix, settings.runner.prefetch)), false),
+            None => (Arc::new(MemoryBroker::default()), true),
+        };
+        let shutdown = CancellationToken::new();
+        let engine = Engine::start(db.clone(), broker, &settings.runner, embedded, &shutdown).await?;
+        let state = web::Data::new(AppState {
+            db,
+            dispatcher: engine.dispatcher,
+            public_base_url: settings.public_base_url.clone(),
+            session_idle_timeout: Duration::from_secs(settings.session_idle_timeout_secs),
+        });
+
+        let listener = TcpListener::bind((settings.host.as_str(), settings.port)).map_err(|e| format!("cannot listen on {}:{}: {e}", settings.host, settings.port))?;
+        let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .wrap(from_fn(veeam::middleware))
+                .configure(veeam::configure)
+                .default_service(web::to(veeam::not_found))
+        })
+        .workers(2)
+        .disable_signals()
+        .listen(listener)
+        .map_err(|e| e.to_string())?
+        .run();
+        tracing::info!(port, mode = if embedded { "embedded" } else { "distributed" }, "listening");
+        Ok(Self { port, server, shutdown })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle that stops the server and the engine.
+    pub fn stopper(&self) -> Stopper {
+        Stopper { server: self.server.handle(), shutdown: self.shutdown.clone() }
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        self.shutdown.cancel();
+        result
+    }
+}
+
+#[derive(Clone)]
+pub struct Stopper {
+    server: actix_web::dev::ServerHandle,
+    shutdown: CancellationToken,
+}
+
+impl Stopper {
+    pub async fn stop(&self) {
+        self.shutdown.cancel();
+        self.server.stop(true).await;
+    }
+}
+
+pub async fn database(settings: &ApiSettings) -> Result<DatabaseConnection, String> {
+    let url = match &settings.database_url {
+        Some(url) => url.clone(),
+        None => {
+            std::fs::create_dir_all(&settings.data_dir).map_err(|e| format!("cannot create {}: {e}", settings.data_dir.display()))?;
+            format!("sqlite://{}/taskq.sqlite?mode=rwc", settings.data_dir.display())
+        }
+    };
+    connect_database(&url).await
+}

@@ -1,0 +1,44 @@
+//! The logon-session token: taken from the `X-RestSvcSessionId` cookie (which wins, as in EM) or
+//! header; unknown or idle for longer than the timeout → 401. Each request restarts the timer.
+
+use super::error::VeeamError;
+use crate::state::AppState;
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest, web};
+use entity::store::{logons, users};
+use entity::{logon_session, user};
+use futures_util::future::LocalBoxFuture;
+
+pub const TOKEN: &str = "X-RestSvcSessionId";
+
+pub struct Caller {
+    pub user: user::Model,
+    pub logon: logon_session::Model,
+}
+
+impl FromRequest for Caller {
+    type Error = VeeamError;
+    type Future = LocalBoxFuture<'static, Result<Self, VeeamError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let token = req
+            .cookie(TOKEN)
+            .map(|c| c.value().to_owned())
+            .or_else(|| req.headers().get(TOKEN).and_then(|v| v.to_str().ok()).map(str::to_owned));
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        Box::pin(async move {
+            let state = state.ok_or_else(|| VeeamError::internal("no application state"))?;
+            let token = token.filter(|t| !t.is_empty()).ok_or_else(|| {
+                VeeamError::Unauthorized("The authorization header has been expected but not found (or found but is expired).".into())
+            })?;
+            let idle_since = entity::store::now() - state.session_idle_timeout;
+            let logon = logons::authenticate(&state.db, &token, idle_since)
+                .await?
+                .ok_or_else(|| VeeamError::Unauthorized("The session has expired or does not exist. Log on again.".into()))?;
+            let user = users::find(&state.db, logon.user_id)
+                .await?
+                .ok_or_else(|| VeeamError::Unauthorized("The session's user no longer exists.".into()))?;
+            Ok(Caller { user, logon })
+        })
+    }
+}

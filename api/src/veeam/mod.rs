@@ -1,0 +1,90 @@
+//! The Veeam Enterprise Manager face (`/api/...`): logon sessions, jobs, backup job sessions,
+//! tasks and the query service, in XML or JSON. See `../shared/reference/veeam-em.md`.
+
+mod auth;
+mod error;
+mod jobs;
+mod logon;
+mod negotiate;
+mod query;
+mod render;
+mod sessions;
+mod tasks;
+mod views;
+mod xml;
+
+pub use error::VeeamError;
+pub use render::middleware;
+
+use crate::state::AppState;
+use actix_web::{HttpRequest, HttpResponse, Route, web};
+use views::Hrefs;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    let resource = |path: &str, routes: Vec<Route>| {
+        routes.into_iter().fold(web::resource(path), |r, route| r.route(route)).default_service(web::to(method_not_allowed))
+    };
+    cfg.service(resource("/api", vec![web::get().to(logon::get_entry_point)]))
+        .service(resource("/api/sessionmngr", vec![web::post().to(logon::create_logon_session)]))
+        .service(resource("/api/logonsessions", vec![web::get().to(logon::list_logon_sessions)]))
+        .service(resource(
+            "/api/logonsessions/{id}",
+            vec![web::get().to(logon::get_logon_session), web::delete().to(logon::delete_logon_session)],
+        ))
+        .service(resource("/api/jobs", vec![web::get().to(jobs::list_jobs)]))
+        .service(resource("/api/jobs/{id}", vec![web::get().to(jobs::get_job), web::post().to(jobs::act_on_job)]))
+        .service(resource("/api/jobs/{id}/backupsessions", vec![web::get().to(jobs::list_job_sessions)]))
+        .service(resource("/api/backupsessions", vec![web::get().to(sessions::list_sessions)]))
+        .service(resource(
+            "/api/backupsessions/{id}",
+            vec![web::get().to(sessions::get_session), web::post().to(sessions::act_on_session)],
+        ))
+        .service(resource("/api/tasks", vec![web::get().to(tasks::list_tasks)]))
+        .service(resource("/api/tasks/{id}", vec![web::get().to(tasks::get_task), web::delete().to(tasks::delete_task)]))
+        .service(resource("/api/query", vec![web::get().to(query::run_query)]));
+}
+
+async fn method_not_allowed() -> Result<HttpResponse, VeeamError> {
+    Err(VeeamError::MethodNotAllowed)
+}
+
+pub async fn not_found() -> Result<HttpResponse, VeeamError> {
+    Err(VeeamError::NotFound("The requested resource does not exist.".into()))
+}
+
+fn hrefs(req: &HttpRequest, state: &AppState) -> Hrefs {
+    let base = match &state.public_base_url {
+        Some(base) => base.trim_end_matches('/').to_owned(),
+        None => {
+            let info = req.connection_info();
+            format!("{}://{}", info.scheme(), info.host())
+        }
+    };
+    Hrefs { base }
+}
+
+/// Query parameters, matched case-insensitively by name (Veeam clients vary the case).
+pub struct Params(Vec<(String, String)>);
+
+impl Params {
+    pub fn of(req: &HttpRequest) -> Result<Self, VeeamError> {
+        web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+            .map(|q| Params(q.into_inner()))
+            .map_err(|e| VeeamError::BadRequest(format!("Malformed query string: {e}")))
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// `?format=Entity` (or `Entities`), any case.
+    pub fn wants_entities(&self) -> bool {
+        self.get("format").is_some_and(|f| f.eq_ignore_ascii_case("entity") || f.eq_ignore_ascii_case("entities"))
+    }
+
+    pub fn action(&self) -> Result<String, VeeamError> {
+        self.get("action")
+            .map(str::to_ascii_lowercase)
+            .ok_or_else(|| VeeamError::BadRequest("The 'action' query parameter is required.".into()))
+    }
+}

@@ -1,0 +1,405 @@
+//! Veeam representations. Each view renders itself twice, side by side: JSON (PascalCase keys
+//! identical to the XML names, most-derived members first, `null` for absent members, `Links` as
+//! an array, lists as `{"<Plural>":[...]}`) and XML (attributes and children in XSD order).
+
+use super::xml::Xml;
+use chrono::{DateTime, Utc};
+use entity::{job, job_session, logon_session, task};
+use serde_json::{Value, json};
+
+pub trait Representation {
+    fn json(&self) -> Value;
+    fn xml(&self, x: &mut Xml);
+}
+
+/// Absolute URLs under the public base (`http://host:port`).
+#[derive(Clone)]
+pub struct Hrefs {
+    pub base: String,
+}
+
+impl Hrefs {
+    pub fn api(&self, path: &str) -> String {
+        format!("{}/api/{path}", self.base)
+    }
+    pub fn task(&self, task: &task::Model) -> String {
+        self.api(&format!("tasks/{}", task.public_id()))
+    }
+    pub fn session(&self, id: &str) -> String {
+        self.api(&format!("backupSessions/{id}"))
+    }
+    pub fn job(&self, id: &str) -> String {
+        self.api(&format!("jobs/{id}"))
+    }
+}
+
+/// Veeam's `xs:dateTime`: UTC with `Z`, trailing fractional zeros dropped.
+pub fn timestamp(at: &DateTime<Utc>) -> String {
+    let text = at.format("%Y-%m-%dT%H:%M:%S%.3f").to_string();
+    format!("{}Z", text.trim_end_matches('0').trim_end_matches('.'))
+}
+
+#[derive(Clone)]
+pub struct Link {
+    pub rel: &'static str,
+    pub href: String,
+    pub name: Option<String>,
+    pub kind: Option<&'static str>,
+}
+
+impl Link {
+    pub fn new(rel: &'static str, kind: Option<&'static str>, href: String) -> Self {
+        Self { rel, href, name: None, kind }
+    }
+    pub fn named(mut self, name: &str) -> Self {
+        self.name = Some(name.to_owned());
+        self
+    }
+}
+
+fn links_json(links: &[Link]) -> Value {
+    Value::Array(links.iter().map(|l| json!({"Rel": l.rel, "Href": l.href, "Name": l.name, "Type": l.kind})).collect())
+}
+
+fn links_xml(x: &mut Xml, links: &[Link]) {
+    x.element("Links", &[], |x| {
+        for l in links {
+            x.empty("Link", &[("Rel", Some(l.rel)), ("Type", l.kind), ("Href", Some(&l.href)), ("Name", l.name.as_deref())]);
+        }
+    });
+}
+
+/// A list resource: `{"<key>":[...]}` in JSON, `<root>` with the items as children in XML.
+pub struct List<T> {
+    pub root: &'static str,
+    pub key: &'static str,
+    pub items: Vec<T>,
+}
+
+impl<T: Representation> Representation for List<T> {
+    fn json(&self) -> Value {
+        json!({ self.key: self.items.iter().map(Representation::json).collect::<Vec<_>>() })
+    }
+    fn xml(&self, x: &mut Xml) {
+        x.element(self.root, &[], |x| self.items.iter().for_each(|item| item.xml(x)));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Error
+
+pub struct ErrorView {
+    pub status: u16,
+    pub message: String,
+}
+
+impl Representation for ErrorView {
+    fn json(&self) -> Value {
+        json!({"FirstChanceExceptionMessage": null, "Message": self.message, "StackTrace": null, "Status": null, "StatusCode": self.status})
+    }
+    fn xml(&self, x: &mut Xml) {
+        x.element("Error", &[("Message", Some(&self.message)), ("StatusCode", Some(&self.status.to_string()))], |_| {});
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Task
+
+pub struct TaskView {
+    pub task_id: String,
+    pub state: &'static str,
+    pub operation: String,
+    /// `(Success, Message)` once the task is finished.
+    pub result: Option<(bool, Option<String>)>,
+    pub links: Vec<Link>,
+    pub href: String,
+}
+
+impl TaskView {
+    pub fn new(task: &task::Model, hrefs: &Hrefs) -> Self {
+        let href = hrefs.task(task);
+        let mut links = vec![Link::new("Delete", Some("Task"), href.clone())];
+        let finished = task.state == entity::TaskState::Finished;
+        if let (true, Some(session)) = (finished, &task.related_session_id) {
+            links.push(Link::new("Related", Some("BackupJobSession"), format!("{}?format=Entity", hrefs.session(session))));
+        }
+        Self {
+            task_id: task.public_id(),
+            // Veeam has no queued state: a task is Running until it is Finished.
+            state: if finished { "Finished" } else { "Running" },
+            operation: task.operation.to_string(),
+            result: finished.then(|| (task.success.unwrap_or(false), task.message.clone())),
+            links,
+            href,
+        }
+    }
+}
+
+impl Representation for TaskView {
+    fn json(&self) -> Value {
+        let result = self.result.as_ref().map(|(success, message)| {
+            json!({"Message": message, "Success": success, "CredentialsNeeded": false, "ConfirmationNeeded": false})
+        });
+        json!({
+            "TaskId": self.task_id, "State": self.state, "Operation": self.operation, "Result": result,
+            "Links": links_json(&self.links), "Href": self.href, "Type": "Task",
+        })
+    }
+    fn xml(&self, x: &mut Xml) {
+        x.element("Task", &[("Type", Some("Task")), ("Href", Some(&self.href))], |x| {
+            links_xml(x, &self.links);
+            x.text("TaskId", Some(&self.task_id));
+            x.text("State", Some(self.state));
+            x.text("Operation", Some(&self.operation));
+            if let Some((success, message)) = &self.result {
+                let success = success.to_string();
+                x.element("Result", &[("Success", Some(&success))], |x| x.text("Message", message.as_deref()));
+            }
+        });
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backup job sessions
+
+fn session_uid(id: &str) -> String {
+    format!("urn:veeam:BackupJobSession:{id}")
+}
+
+fn session_links(s: &job_session::Model, hrefs: &Hrefs, alternate: Link) -> Vec<Link> {
+    let href = hrefs.session(&s.id);
+    vec![
+        Link::new("Up", Some("JobReference"), hrefs.job(&s.job_id)).named(&s.job_name),
+        alternate,
+        Link::new("Down", Some("BackupTaskSessionReferenceList"), format!("{href}/taskSessions")),
+        Link::new("Stop", None, format!("{href}?action=stop")),
+    ]
+}
+
+pub struct BackupJobSessionView<'a> {
+    pub session: &'a job_session::Model,
+    pub hrefs: &'a Hrefs,
+}
+
+impl BackupJobSessionView<'_> {
+    fn href(&self) -> String {
+        format!("{}?format=Entity", self.hrefs.session(&self.session.id))
+    }
+    fn links(&self) -> Vec<Link> {
+        let s = self.session;
+        let alternate = Link::new("Alternate", Some("BackupJobSessionReference"), self.hrefs.session(&s.id)).named(&s.name);
+        session_links(s, self.hrefs, alternate)
+    }
+}
+
+impl Representation for BackupJobSessionView<'_> {
+    fn json(&self) -> Value {
+        let s = self.session;
+        json!({
+            "IsRetry": false,
+            "JobUid": format!("urn:veeam:Job:{}", s.job_id), "JobName": s.job_name, "JobType": s.job_type,
+            "CreationTimeUTC": timestamp(&s.creation_time), "EndTimeUTC": s.end_time.as_ref().map(timestamp),
+            "State": s.state.to_string(), "Result": s.result.to_string(), "Progress": s.progress,
+            "FailureMessage": s.failure_message,
+            "Name": s.name, "UID": session_uid(&s.id),
+            "Links": links_json(&self.links()), "Href": self.href(), "Type": "BackupJobSession",
+        })
+    }
+    fn xml(&self, x: &mut Xml) {
+        let s = self.session;
+        let (href, uid) = (self.href(), session_uid(&s.id));
+        let attrs = [("Type", Some("BackupJobSession")), ("Href", Some(href.as_str())), ("Name", Some(s.name.as_str())), ("UID", Some(uid.as_str()))];
+        x.element("BackupJobSession", &attrs, |x| {
+            links_xml(x, &self.links());
+            x.text("JobUid", Some(&format!("urn:veeam:Job:{}", s.job_id)));
+            x.text("JobName", Some(&s.job_name));
+            x.text("JobType", Some(&s.job_type));
+            x.text("CreationTimeUTC", Some(&timestamp(&s.creation_time)));
+            x.text("EndTimeUTC", s.end_time.as_ref().map(timestamp).as_deref());
+            x.text("State", Some(&s.state.to_string()));
+            x.text("Result", Some(&s.result.to_string()));
+            x.text("Progress", Some(&s.progress.to_string()));
+            x.text("FailureMessage", s.failure_message.as_deref());
+            x.text("IsRetry", Some("false"));
+        });
+    }
+}
+
+/// The reference representation (`EntityRef`, or `Ref` inside `EntityReferences`).
+pub struct EntityRefView {
+    pub element: &'static str,
+    pub kind: &'static str,
+    pub href: String,
+    pub name: String,
+    pub uid: String,
+    pub links: Vec<Link>,
+}
+
+impl EntityRefView {
+    pub fn session(s: &job_session::Model, hrefs: &Hrefs) -> Self {
+        let alternate = Link::new("Alternate", Some("BackupJobSession"), format!("{}?format=Entity", hrefs.session(&s.id))).named(&s.name);
+        Self {
+            element: "EntityRef",
+            kind: "BackupJobSessionReference",
+            href: hrefs.session(&s.id),
+            name: s.name.clone(),
+            uid: session_uid(&s.id),
+            links: session_links(s, hrefs, alternate),
+        }
+    }
+
+    pub fn job(j: &job::Model, hrefs: &Hrefs) -> Self {
+        let mut links = job_links(j, hrefs);
+        links.insert(0, Link::new("Alternate", Some("Job"), format!("{}?format=Entity", hrefs.job(&j.id))).named(&j.name));
+        Self { element: "EntityRef", kind: "JobReference", href: hrefs.job(&j.id), name: j.name.clone(), uid: job_uid(&j.id), links }
+    }
+
+    pub fn in_list(mut self) -> Self {
+        self.element = "Ref";
+        self
+    }
+}
+
+impl Representation for EntityRefView {
+    fn json(&self) -> Value {
+        json!({"Links": links_json(&self.links), "UID": self.uid, "Name": self.name, "Href": self.href, "Type": self.kind})
+    }
+    fn xml(&self, x: &mut Xml) {
+        let attrs = [("Type", Some(self.kind)), ("Href", Some(self.href.as_str())), ("Name", Some(self.name.as_str())), ("UID", Some(self.uid.as_str()))];
+        x.element(self.element, &attrs, |x| links_xml(x, &self.links));
+    }
+}
+
+pub fn references(items: Vec<EntityRefView>) -> List<EntityRefView> {
+    List { root: "EntityReferences", key: "Refs", items: items.into_iter().map(EntityRefView::in_list).collect() }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Jobs
+
+fn job_uid(id: &str) -> String {
+    format!("urn:veeam:Job:{id}")
+}
+
+fn job_links(j: &job::Model, hrefs: &Hrefs) -> Vec<Link> {
+    let href = hrefs.job(&j.id);
+    vec![
+        Link::new("Down", Some("BackupJobSessionReferenceList"), format!("{href}/backupSessions")),
+        Link::new("Start", None, format!("{href}?action=start")),
+        Link::new("Stop", None, format!("{href}?action=stop")),
+    ]
+}
+
+pub struct JobView<'a> {
+    pub job: &'a job::Model,
+    pub hrefs: &'a Hrefs,
+}
+
+impl JobView<'_> {
+    fn links(&self) -> Vec<Link> {
+        let mut links = job_links(self.job, self.hrefs);
+        links.insert(0, Link::new("Alternate", Some("JobReference"), self.hrefs.job(&self.job.id)).named(&self.job.name));
+        links
+    }
+}
+
+impl Representation for JobView<'_> {
+    fn json(&self) -> Value {
+        let j = self.job;
+        json!({
+            "JobType": j.job_type, "Platform": "Linux", "Description": j.description,
+            "ScheduleConfigured": false, "ScheduleEnabled": false,
+            "Name": j.name, "UID": job_uid(&j.id),
+            "Links": links_json(&self.links()), "Href": format!("{}?format=Entity", self.hrefs.job(&j.id)), "Type": "Job",
+        })
+    }
+    fn xml(&self, x: &mut Xml) {
+        let j = self.job;
+        let (href, uid) = (format!("{}?format=Entity", self.hrefs.job(&j.id)), job_uid(&j.id));
+        let attrs = [("Type", Some("Job")), ("Href", Some(href.as_str())), ("Name", Some(j.name.as_str())), ("UID", Some(uid.as_str()))];
+        x.element("Job", &attrs, |x| {
+            links_xml(x, &self.links());
+            x.text("JobType", Some(&j.job_type));
+            x.text("Platform", Some("Linux"));
+            x.text("Description", Some(&j.description));
+            x.text("ScheduleConfigured", Some("false"));
+            x.text("ScheduleEnabled", Some("false"));
+        });
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Logon sessions and the entry point
+
+pub struct LogonSessionView<'a> {
+    pub logon: &'a logon_session::Model,
+    pub user_name: &'a str,
+    pub hrefs: &'a Hrefs,
+}
+
+impl LogonSessionView<'_> {
+    fn href(&self) -> String {
+        self.hrefs.api(&format!("logonSessions/{}", self.logon.id))
+    }
+    fn links(&self) -> Vec<Link> {
+        let h = self.hrefs;
+        vec![
+            Link::new("Up", Some("EnterpriseManager"), h.api("")),
+            Link::new("Down", Some("JobReferenceList"), h.api("jobs")),
+            Link::new("Down", Some("BackupJobSessionReferenceList"), h.api("backupSessions")),
+            Link::new("Down", Some("BackupJobSessionList"), h.api("backupSessions?format=Entity")),
+            Link::new("Down", Some("TaskList"), h.api("tasks")),
+            Link::new("Down", Some("QueryService"), h.api("query")),
+            Link::new("Delete", Some("LogonSession"), self.href()),
+        ]
+    }
+}
+
+impl Representation for LogonSessionView<'_> {
+    fn json(&self) -> Value {
+        json!({
+            "UserName": self.user_name, "SessionId": self.logon.id,
+            "Links": links_json(&self.links()), "Href": self.href(), "Type": "LogonSession",
+        })
+    }
+    fn xml(&self, x: &mut Xml) {
+        let href = self.href();
+        x.element("LogonSession", &[("Type", Some("LogonSession")), ("Href", Some(&href))], |x| {
+            links_xml(x, &self.links());
+            x.text("UserName", Some(self.user_name));
+            x.text("SessionId", Some(&self.logon.id));
+        });
+    }
+}
+
+pub const SUPPORTED_VERSIONS: [&str; 4] = ["v1_4", "v1_5", "v1_6", "v1_7"];
+
+pub struct EnterpriseManagerView<'a> {
+    pub hrefs: &'a Hrefs,
+}
+
+impl EnterpriseManagerView<'_> {
+    fn create(&self, version: &str) -> Link {
+        Link::new("Create", Some("LogonSession"), self.hrefs.api(&format!("sessionMngr/?v={version}")))
+    }
+    fn links(&self) -> Vec<Link> {
+        vec![Link::new("Down", Some("LogonSessionList"), self.hrefs.api("logonSessions")), self.create("latest")]
+    }
+}
+
+impl Representation for EnterpriseManagerView<'_> {
+    fn json(&self) -> Value {
+        let versions: Vec<Value> = SUPPORTED_VERSIONS.iter().map(|v| json!({"Name": v, "Links": links_json(&[self.create(v)])})).collect();
+        json!({"SupportedVersions": {"SupportedVersions": versions}, "Links": links_json(&self.links()), "Href": null, "Type": null})
+    }
+    fn xml(&self, x: &mut Xml) {
+        x.element("EnterpriseManager", &[], |x| {
+            links_xml(x, &self.links());
+            x.element("SupportedVersions", &[], |x| {
+                for v in SUPPORTED_VERSIONS {
+                    x.element("SupportedVersion", &[("Name", Some(v))], |x| links_xml(x, &[self.create(v)]));
+                }
+            });
+        });
+    }
+}
