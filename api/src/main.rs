@@ -7,7 +7,7 @@ use clap::Parser;
 
 #[actix_web::main]
 async fn main() -> Result<(), String> {
-    tracing_subscriber::fmt().with_target(false).init();
+    worker::startup::init_telemetry();
     let mut cli = Cli::parse();
     let settings = cli.settings()?;
     if let Some(Command::AddUser { name, password }) = cli.command {

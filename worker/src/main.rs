@@ -23,7 +23,7 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> Result<(), String> {
-    tracing_subscriber::fmt().with_target(false).init();
+    worker::startup::init_telemetry();
     let cli = Cli::parse();
     let mut settings: RunnerSettings = cli.config.as_deref().map(read_toml).transpose()?.unwrap_or_default();
     cli.runner.apply(&mut settings);

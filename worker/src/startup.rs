@@ -6,7 +6,7 @@ use crate::dispatch::Dispatcher;
 use crate::runner::Runner;
 use crate::settings::RunnerSettings;
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, TransactionTrait};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -19,8 +19,32 @@ pub async fn connect_database(url: &str) -> Result<DatabaseConnection, String> {
             db.execute_unprepared(pragma).await.map_err(|e| e.to_string())?;
         }
     }
-    Migrator::up(&db, None).await.map_err(|e| format!("migrations failed: {e}"))?;
+    migrate(&db).await.map_err(|e| format!("migrations failed: {e}"))?;
     Ok(db)
+}
+
+/// Applies the migrations. On PostgreSQL, several processes may start at once: the migrations
+/// run in one transaction holding an advisory lock, so exactly one applies them (DDL is
+/// transactional there) and the others then find nothing to do.
+async fn migrate(db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return Migrator::up(db, None).await;
+    }
+    let txn = db.begin().await?;
+    txn.execute_unprepared("SELECT pg_advisory_xact_lock(7262010001)").await?;
+    Migrator::up(&txn, None).await?;
+    txn.commit().await
+}
+
+/// Logs to stderr; `RUST_LOG` takes targets as in `info,sqlx=warn` (that is the default).
+pub fn init_telemetry() {
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::prelude::*;
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|spec| spec.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO).with_target("sqlx", tracing::Level::WARN).with_target("sea_orm", tracing::Level::WARN));
+    tracing_subscriber::registry().with(tracing_subscriber::fmt::layer().with_target(false).with_writer(std::io::stderr)).with(filter).init();
 }
 
 /// The background half of a process: a dispatcher always, and a runner when `with_runner`.
