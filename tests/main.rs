@@ -1,1 +1,20 @@
-fn main() {}
+//! Integration tests: one binary, one module per feature.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+#[path = "suite/auth.rs"]
+mod auth;
+#[path = "suite/cancellation.rs"]
+mod cancellation;
+#[path = "suite/distributed.rs"]
+mod distributed;
+#[path = "suite/errors.rs"]
+mod errors;
+#[path = "suite/faults.rs"]
+mod faults;
+#[path = "suite/query.rs"]
+mod query;
+#[path = "suite/stop.rs"]
+mod stop;
+#[path = "suite/tasks.rs"]
+mod tasks;

@@ -1,1 +1,241 @@
-//! tests
+//! Test harness: the real application on port 0 with its own database (a SQLite file, or a fresh
+//! PostgreSQL database) and its own queue names, real `worker` and `api` processes where a test
+//! kills them, and helpers to talk Veeam over HTTP and to wait for conditions with a deadline.
+//!
+//! PostgreSQL and RabbitMQ must be reachable (`TEST_PG_URL`, `TEST_AMQP_URL`); tests that need
+//! them fail, never skip, when they are not.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+pub mod http;
+pub mod xml;
+
+use api::settings::ApiSettings;
+use api::startup::{Application, Stopper};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub use http::{Resp, Session};
+
+pub const ADMIN: (&str, &str) = ("admin", "admin-password");
+
+pub fn pg_admin_url() -> String {
+    std::env::var("TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+pub fn amqp_url() -> String {
+    std::env::var("TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+}
+
+fn short_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..10].to_owned()
+}
+
+/// A new, empty PostgreSQL database; its URL.
+pub async fn fresh_pg_database() -> String {
+    let admin_url = pg_admin_url();
+    let admin = Database::connect(&admin_url)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL is required at {admin_url} (TEST_PG_URL): {e}"));
+    let name = format!("taskq_test_{}", short_id());
+    admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
+    let (base, _) = admin_url.rsplit_once('/').expect("database URL has a path");
+    format!("{base}/{name}")
+}
+
+/// The jobs every test can start.
+pub const JOBS: &str = r#"
+[[job]]
+name = "Runs"
+description = "runs until stopped; the shell and its background child form one group"
+command = ["sh", "-c", "sleep 300 & sleep 300"]
+
+[[job]]
+name = "Quick"
+command = ["sh", "-c", "sleep 0.3; exit 0"]
+
+[[job]]
+name = "Broken"
+command = ["sh", "-c", "echo broken >&2; exit 3"]
+
+[[job]]
+name = "Stubborn"
+type = "BackupCopy"
+command = ["sh", "-c", "trap '' TERM; sleep 300"]
+"#;
+
+#[derive(Clone)]
+pub struct Options {
+    pub distributed: bool,
+    pub grace_period_ms: u64,
+    pub runner_deadline_ms: u64,
+    pub session_idle_timeout_secs: u64,
+    pub relay_interval_ms: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { distributed: false, grace_period_ms: 1_500, runner_deadline_ms: 60_000, session_idle_timeout_secs: 900, relay_interval_ms: 200 }
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub db: DatabaseConnection,
+    pub dir: PathBuf,
+    pub settings: ApiSettings,
+    stopper: Stopper,
+}
+
+impl TestApp {
+    pub async fn embedded() -> Self {
+        Self::spawn(Options::default()).await
+    }
+
+    /// PostgreSQL + RabbitMQ, no runner in the API: start `worker` processes with `start_worker`.
+    pub async fn distributed() -> Self {
+        Self::spawn(Options { distributed: true, ..Options::default() }).await
+    }
+
+    pub async fn spawn(options: Options) -> Self {
+        let dir = std::env::temp_dir().join(format!("taskq-test-{}", short_id()));
+        std::fs::create_dir_all(&dir).expect("test dir");
+        let settings = settings_for(&dir, &options).await;
+        let app = Application::build(settings.clone()).await.expect("application starts");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let stopper = app.stopper();
+        actix_web::rt::spawn(app.run_until_stopped());
+        let db = api::startup::database(&settings).await.expect("test database");
+        Self { base, db, dir, settings, stopper }
+    }
+
+    pub async fn logon(&self) -> Session {
+        Session::logon(&self.base, ADMIN.0, ADMIN.1).await
+    }
+
+    pub async fn job_id(&self, name: &str) -> String {
+        entity::store::jobs::list(&self.db).await.expect("jobs").into_iter().find(|j| j.name == name).expect("job exists").id
+    }
+
+    /// A `worker` process with this runner identity, sharing the test's database and queues.
+    pub fn start_worker(&self, runner_id: &str) -> Proc {
+        let mut command = Command::new(binary("worker"));
+        command
+            .env("DATABASE_URL", self.settings.database_url.as_deref().expect("distributed test"))
+            .env("AMQP_URL", self.settings.amqp_url.as_deref().expect("distributed test"))
+            .env("RUNNER_ID", runner_id)
+            .env("QUEUE_PREFIX", &self.settings.runner.queue_prefix)
+            .env("GRACE_PERIOD_MS", self.settings.runner.grace_period_ms.to_string())
+            .env("HEARTBEAT_INTERVAL_MS", self.settings.runner.heartbeat_interval_ms.to_string())
+            .env("RUNNER_DEADLINE_MS", self.settings.runner.runner_deadline_ms.to_string())
+            .env("RELAY_INTERVAL_MS", self.settings.runner.relay_interval_ms.to_string())
+            .current_dir(&self.dir);
+        Proc::spawn(command, &self.dir.join(format!("worker-{runner_id}.log")))
+    }
+
+    pub async fn stop(&self) {
+        self.stopper.stop().await;
+    }
+}
+
+async fn settings_for(dir: &Path, options: &Options) -> ApiSettings {
+    let jobs = dir.join("jobs.toml");
+    let work = dir.join("work");
+    let text = JOBS.replace("command = ", &format!("working_dir = \"{}\"\ncommand = ", work.display()));
+    std::fs::write(&jobs, text).expect("jobs file");
+    let mut settings = ApiSettings {
+        port: 0,
+        data_dir: dir.join("data"),
+        jobs_file: Some(jobs),
+        admin_user: ADMIN.0.to_owned(),
+        admin_password: Some(ADMIN.1.to_owned()),
+        session_idle_timeout_secs: options.session_idle_timeout_secs,
+        ..ApiSettings::default()
+    };
+    settings.runner.runner_id = format!("embedded-{}", short_id());
+    settings.runner.grace_period_ms = options.grace_period_ms;
+    settings.runner.runner_deadline_ms = options.runner_deadline_ms;
+    settings.runner.relay_interval_ms = options.relay_interval_ms;
+    settings.runner.heartbeat_interval_ms = 200;
+    settings.runner.queue_prefix = format!("test-{}", short_id());
+    if options.distributed {
+        settings.database_url = Some(fresh_pg_database().await);
+        settings.amqp_url = Some(amqp_url());
+    }
+    settings
+}
+
+impl Drop for TestApp {
+    /// Kills whatever workload processes the test left running (those whose working directory
+    /// is inside the test's directory).
+    fn drop(&mut self) {
+        kill_processes_under(&self.dir);
+    }
+}
+
+pub fn kill_processes_under(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return };
+    for pid in entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok()) {
+        if std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(dir.join("work"))) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
+/// A binary of this workspace, built next to the test binary (`cargo build --workspace`).
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let path = exe.parent().and_then(Path::parent).expect("target dir").join(name);
+    assert!(path.exists(), "{} is missing: run `cargo build --workspace` first (scripts/test does)", path.display());
+    path
+}
+
+/// A child process that is killed when dropped.
+pub struct Proc {
+    child: Child,
+}
+
+impl Proc {
+    pub fn spawn(mut command: Command, log: &Path) -> Self {
+        let out = std::fs::File::create(log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        let child = command.stdin(Stdio::null()).stdout(out).stderr(err).spawn().expect("spawn");
+        Self { child }
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Polls `check` until it holds; fails the test naming `what` after `timeout`.
+pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Live (not zombie) members of a process group.
+pub fn live_members(pgid: i32) -> Vec<i32> {
+    worker::process::group_members(pgid)
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}

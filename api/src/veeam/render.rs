@@ -57,28 +57,38 @@ fn veeam_path(path: &str) -> Option<String> {
 }
 
 pub async fn middleware(mut req: ServiceRequest, next: Next<impl MessageBody + 'static>) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let Some(path) = veeam_path(req.path()) else {
-        return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
-    };
-    if path != req.path() {
-        let path_and_query = match req.query_string() {
-            "" => path,
-            query => format!("{path}?{query}"),
-        };
-        let mut parts = req.head().uri.clone().into_parts();
-        if let Ok(pq) = path_and_query.parse() {
-            parts.path_and_query = Some(pq);
-            if let Ok(uri) = Uri::from_parts(parts) {
-                req.match_info_mut().get_mut().update(&uri);
-                req.head_mut().uri = uri;
+    let format = match veeam_path(req.path()) {
+        Some(path) => {
+            if path != req.path() {
+                rewrite_path(&mut req, path);
+            }
+            match negotiate(req.headers()) {
+                Some(format) => format,
+                None => {
+                    let response = VeeamError::NotAcceptable.error_response();
+                    return Ok(req.into_response(response));
+                }
             }
         }
-    }
-    let Some(format) = negotiate(req.headers()) else {
-        let response = VeeamError::NotAcceptable.error_response();
-        return Ok(req.into_response(response));
+        // Not a Veeam route: its 404 still speaks the format asked for, when it can.
+        None => negotiate(req.headers()).unwrap_or(Format::Xml),
     };
     FORMAT.scope(format, async move { next.call(req).await.map(ServiceResponse::map_into_boxed_body) }).await
+}
+
+fn rewrite_path(req: &mut ServiceRequest, path: String) {
+    let path_and_query = match req.query_string() {
+        "" => path,
+        query => format!("{path}?{query}"),
+    };
+    let mut parts = req.head().uri.clone().into_parts();
+    if let Ok(pq) = path_and_query.parse() {
+        parts.path_and_query = Some(pq);
+        if let Ok(uri) = Uri::from_parts(parts) {
+            req.match_info_mut().get_mut().update(&uri);
+            req.head_mut().uri = uri;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -19,7 +19,8 @@ use serde_json::json;
 
 const DEFAULT_PAGE_SIZE: usize = 100;
 const SESSION_STATES: &[&str] = &["Starting", "Stopping", "Working", "Pausing", "Resuming", "Stopped"];
-const SESSION_RESULTS: &[&str] = &["Success", "Warning", "Failed", "None"];
+/// `None` (no result yet) orders before the documented Success, Warning, Failed.
+const SESSION_RESULTS: &[&str] = &["None", "Success", "Warning", "Failed"];
 const TASK_STATES: &[&str] = &["Running", "Finished"];
 
 fn session_schema() -> Schema<job_session::Model> {
