@@ -6,6 +6,8 @@
 mod auth;
 #[path = "suite/cancellation.rs"]
 mod cancellation;
+#[path = "suite/compat.rs"]
+mod compat;
 #[path = "suite/distributed.rs"]
 mod distributed;
 #[path = "suite/errors.rs"]

@@ -46,7 +46,9 @@ impl Default for ApiSettings {
 }
 
 #[derive(Debug, Parser)]
-#[command(about = "Asynchronous task-queue backend: the Veeam Enterprise Manager REST task API on real processes")]
+#[command(
+    about = "Asynchronous task-queue backend: the Veeam Enterprise Manager REST task API on real processes"
+)]
 pub struct Cli {
     /// TOML file with any of the settings (snake_case keys; runner keys under [runner]).
     #[arg(long, env = "API_CONFIG", global = true)]
@@ -95,18 +97,43 @@ pub struct Overrides {
 
 impl Cli {
     pub fn settings(&mut self) -> Result<ApiSettings, String> {
-        let mut s: ApiSettings = self.config.as_deref().map(worker::settings::read_toml).transpose()?.unwrap_or_default();
+        let mut s: ApiSettings = self
+            .config
+            .as_deref()
+            .map(worker::settings::read_toml)
+            .transpose()?
+            .unwrap_or_default();
         let o = std::mem::take(&mut self.overrides);
-        if let Some(v) = o.host { s.host = v; }
-        if let Some(v) = o.port { s.port = v; }
-        if let Some(v) = o.data_dir { s.data_dir = v; }
-        if o.database_url.is_some() { s.database_url = o.database_url; }
-        if o.amqp_url.is_some() { s.amqp_url = o.amqp_url; }
-        if o.public_base_url.is_some() { s.public_base_url = o.public_base_url; }
-        if o.jobs_file.is_some() { s.jobs_file = o.jobs_file; }
-        if let Some(v) = o.admin_user { s.admin_user = v; }
-        if o.admin_password.is_some() { s.admin_password = o.admin_password; }
-        if let Some(v) = o.session_idle_timeout_secs { s.session_idle_timeout_secs = v; }
+        if let Some(v) = o.host {
+            s.host = v;
+        }
+        if let Some(v) = o.port {
+            s.port = v;
+        }
+        if let Some(v) = o.data_dir {
+            s.data_dir = v;
+        }
+        if o.database_url.is_some() {
+            s.database_url = o.database_url;
+        }
+        if o.amqp_url.is_some() {
+            s.amqp_url = o.amqp_url;
+        }
+        if o.public_base_url.is_some() {
+            s.public_base_url = o.public_base_url;
+        }
+        if o.jobs_file.is_some() {
+            s.jobs_file = o.jobs_file;
+        }
+        if let Some(v) = o.admin_user {
+            s.admin_user = v;
+        }
+        if o.admin_password.is_some() {
+            s.admin_password = o.admin_password;
+        }
+        if let Some(v) = o.session_idle_timeout_secs {
+            s.session_idle_timeout_secs = v;
+        }
         o.runner.apply(&mut s.runner);
         Ok(s)
     }

@@ -9,28 +9,86 @@ impl MigrationName for Migration {
 }
 
 #[derive(DeriveIden)]
-enum Users { Table, Id, Name, PasswordHash, CreatedAt }
+enum Users {
+    Table,
+    Id,
+    Name,
+    PasswordHash,
+    CreatedAt,
+}
 
 #[derive(DeriveIden)]
-enum LogonSessions { Table, Id, Token, UserId, CreatedAt, LastSeenAt }
+enum LogonSessions {
+    Table,
+    Id,
+    Token,
+    UserId,
+    CreatedAt,
+    LastSeenAt,
+}
 
 #[derive(DeriveIden)]
-enum Jobs { Table, Id, Name, JobType, Description, Command, WorkingDir, CreatedAt, UpdatedAt }
+enum Jobs {
+    Table,
+    Id,
+    Name,
+    JobType,
+    Description,
+    Command,
+    WorkingDir,
+    CreatedAt,
+    UpdatedAt,
+}
 
 #[derive(DeriveIden)]
 enum JobSessions {
-    Table, Id, JobId, JobName, JobType, Name, State, Result, Progress, FailureMessage, CreationTime, EndTime,
-    RunnerId, Pid, ExitCode, StartTaskId,
+    Table,
+    Id,
+    JobId,
+    JobName,
+    JobType,
+    Name,
+    State,
+    Result,
+    Progress,
+    FailureMessage,
+    CreationTime,
+    EndTime,
+    RunnerId,
+    Pid,
+    ExitCode,
+    StartTaskId,
 }
 
 #[derive(DeriveIden)]
 enum Tasks {
-    Table, Id, UserId, Operation, TargetId, State, Attempt, Route, RunnerId, CancelRequested, Success, Message,
-    RelatedSessionId, CreatedAt, UpdatedAt, StartedAt, FinishedAt, PublishedAt,
+    Table,
+    Id,
+    UserId,
+    Operation,
+    TargetId,
+    State,
+    Attempt,
+    Route,
+    RunnerId,
+    CancelRequested,
+    Success,
+    Message,
+    RelatedSessionId,
+    CreatedAt,
+    UpdatedAt,
+    StartedAt,
+    FinishedAt,
+    PublishedAt,
 }
 
 #[derive(DeriveIden)]
-enum Runners { Table, Id, StartedAt, HeartbeatAt }
+enum Runners {
+    Table,
+    Id,
+    StartedAt,
+    HeartbeatAt,
+}
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
@@ -53,7 +111,12 @@ impl MigrationTrait for Migration {
                 .col(integer(LogonSessions::UserId))
                 .col(timestamp_with_time_zone(LogonSessions::CreatedAt))
                 .col(timestamp_with_time_zone(LogonSessions::LastSeenAt))
-                .foreign_key(ForeignKey::create().from(LogonSessions::Table, LogonSessions::UserId).to(Users::Table, Users::Id).on_delete(ForeignKeyAction::Cascade))
+                .foreign_key(
+                    ForeignKey::create()
+                        .from(LogonSessions::Table, LogonSessions::UserId)
+                        .to(Users::Table, Users::Id)
+                        .on_delete(ForeignKeyAction::Cascade),
+                )
                 .to_owned(),
         )
         .await?;
@@ -89,12 +152,31 @@ impl MigrationTrait for Migration {
                 .col(integer_null(JobSessions::Pid))
                 .col(integer_null(JobSessions::ExitCode))
                 .col(integer_uniq(JobSessions::StartTaskId))
-                .foreign_key(ForeignKey::create().from(JobSessions::Table, JobSessions::JobId).to(Jobs::Table, Jobs::Id))
+                .foreign_key(
+                    ForeignKey::create()
+                        .from(JobSessions::Table, JobSessions::JobId)
+                        .to(Jobs::Table, Jobs::Id),
+                )
                 .to_owned(),
         )
         .await?;
-        m.create_index(Index::create().name("ix_job_sessions_job").table(JobSessions::Table).col(JobSessions::JobId).to_owned()).await?;
-        m.create_index(Index::create().name("ix_job_sessions_runner_state").table(JobSessions::Table).col(JobSessions::RunnerId).col(JobSessions::State).to_owned()).await?;
+        m.create_index(
+            Index::create()
+                .name("ix_job_sessions_job")
+                .table(JobSessions::Table)
+                .col(JobSessions::JobId)
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("ix_job_sessions_runner_state")
+                .table(JobSessions::Table)
+                .col(JobSessions::RunnerId)
+                .col(JobSessions::State)
+                .to_owned(),
+        )
+        .await?;
         m.create_table(
             Table::create()
                 .table(Tasks::Table)
@@ -115,13 +197,41 @@ impl MigrationTrait for Migration {
                 .col(timestamp_with_time_zone_null(Tasks::StartedAt))
                 .col(timestamp_with_time_zone_null(Tasks::FinishedAt))
                 .col(timestamp_with_time_zone_null(Tasks::PublishedAt))
-                .foreign_key(ForeignKey::create().from(Tasks::Table, Tasks::UserId).to(Users::Table, Users::Id).on_delete(ForeignKeyAction::Cascade))
+                .foreign_key(
+                    ForeignKey::create()
+                        .from(Tasks::Table, Tasks::UserId)
+                        .to(Users::Table, Users::Id)
+                        .on_delete(ForeignKeyAction::Cascade),
+                )
                 .to_owned(),
         )
         .await?;
-        m.create_index(Index::create().name("ix_tasks_user").table(Tasks::Table).col(Tasks::UserId).to_owned()).await?;
-        m.create_index(Index::create().name("ix_tasks_state_published").table(Tasks::Table).col(Tasks::State).col(Tasks::PublishedAt).to_owned()).await?;
-        m.create_index(Index::create().name("ix_tasks_state_runner").table(Tasks::Table).col(Tasks::State).col(Tasks::RunnerId).to_owned()).await?;
+        m.create_index(
+            Index::create()
+                .name("ix_tasks_user")
+                .table(Tasks::Table)
+                .col(Tasks::UserId)
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("ix_tasks_state_published")
+                .table(Tasks::Table)
+                .col(Tasks::State)
+                .col(Tasks::PublishedAt)
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("ix_tasks_state_runner")
+                .table(Tasks::Table)
+                .col(Tasks::State)
+                .col(Tasks::RunnerId)
+                .to_owned(),
+        )
+        .await?;
         m.create_table(
             Table::create()
                 .table(Runners::Table)
@@ -134,7 +244,14 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        for table in [Runners::Table.into_iden(), Tasks::Table.into_iden(), JobSessions::Table.into_iden(), Jobs::Table.into_iden(), LogonSessions::Table.into_iden(), Users::Table.into_iden()] {
+        for table in [
+            Runners::Table.into_iden(),
+            Tasks::Table.into_iden(),
+            JobSessions::Table.into_iden(),
+            Jobs::Table.into_iden(),
+            LogonSessions::Table.into_iden(),
+            Users::Table.into_iden(),
+        ] {
             m.drop_table(Table::drop().table(table).to_owned()).await?;
         }
         Ok(())

@@ -22,11 +22,13 @@ pub use http::{Resp, Session};
 pub const ADMIN: (&str, &str) = ("admin", "admin-password");
 
 pub fn pg_admin_url() -> String {
-    std::env::var("TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+    std::env::var("TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
 pub fn amqp_url() -> String {
-    std::env::var("TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+    std::env::var("TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
 }
 
 fn short_id() -> String {
@@ -40,7 +42,10 @@ pub async fn fresh_pg_database() -> String {
         .await
         .unwrap_or_else(|e| panic!("PostgreSQL is required at {admin_url} (TEST_PG_URL): {e}"));
     let name = format!("taskq_test_{}", short_id());
-    admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create test database");
     let (base, _) = admin_url.rsplit_once('/').expect("database URL has a path");
     format!("{base}/{name}")
 }
@@ -77,7 +82,13 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self { distributed: false, grace_period_ms: 1_500, runner_deadline_ms: 60_000, session_idle_timeout_secs: 900, relay_interval_ms: 200 }
+        Self {
+            distributed: false,
+            grace_period_ms: 1_500,
+            runner_deadline_ms: 60_000,
+            session_idle_timeout_secs: 900,
+            relay_interval_ms: 200,
+        }
     }
 }
 
@@ -96,19 +107,33 @@ impl TestApp {
 
     /// PostgreSQL + RabbitMQ, no runner in the API: start `worker` processes with `start_worker`.
     pub async fn distributed() -> Self {
-        Self::spawn(Options { distributed: true, ..Options::default() }).await
+        Self::spawn(Options {
+            distributed: true,
+            ..Options::default()
+        })
+        .await
     }
 
     pub async fn spawn(options: Options) -> Self {
         let dir = std::env::temp_dir().join(format!("taskq-test-{}", short_id()));
         std::fs::create_dir_all(&dir).expect("test dir");
         let settings = settings_for(&dir, &options).await;
-        let app = Application::build(settings.clone()).await.expect("application starts");
+        let app = Application::build(settings.clone())
+            .await
+            .expect("application starts");
         let base = format!("http://127.0.0.1:{}", app.port());
         let stopper = app.stopper();
         actix_web::rt::spawn(app.run_until_stopped());
-        let db = api::startup::database(&settings).await.expect("test database");
-        Self { base, db, dir, settings, stopper }
+        let db = api::startup::database(&settings)
+            .await
+            .expect("test database");
+        Self {
+            base,
+            db,
+            dir,
+            settings,
+            stopper,
+        }
     }
 
     pub async fn logon(&self) -> Session {
@@ -116,21 +141,48 @@ impl TestApp {
     }
 
     pub async fn job_id(&self, name: &str) -> String {
-        entity::store::jobs::list(&self.db).await.expect("jobs").into_iter().find(|j| j.name == name).expect("job exists").id
+        entity::store::jobs::list(&self.db)
+            .await
+            .expect("jobs")
+            .into_iter()
+            .find(|j| j.name == name)
+            .expect("job exists")
+            .id
     }
 
     /// A `worker` process with this runner identity, sharing the test's database and queues.
     pub fn start_worker(&self, runner_id: &str) -> Proc {
         let mut command = Command::new(binary("worker"));
         command
-            .env("DATABASE_URL", self.settings.database_url.as_deref().expect("distributed test"))
-            .env("AMQP_URL", self.settings.amqp_url.as_deref().expect("distributed test"))
+            .env(
+                "DATABASE_URL",
+                self.settings
+                    .database_url
+                    .as_deref()
+                    .expect("distributed test"),
+            )
+            .env(
+                "AMQP_URL",
+                self.settings.amqp_url.as_deref().expect("distributed test"),
+            )
             .env("RUNNER_ID", runner_id)
             .env("QUEUE_PREFIX", &self.settings.runner.queue_prefix)
-            .env("GRACE_PERIOD_MS", self.settings.runner.grace_period_ms.to_string())
-            .env("HEARTBEAT_INTERVAL_MS", self.settings.runner.heartbeat_interval_ms.to_string())
-            .env("RUNNER_DEADLINE_MS", self.settings.runner.runner_deadline_ms.to_string())
-            .env("RELAY_INTERVAL_MS", self.settings.runner.relay_interval_ms.to_string())
+            .env(
+                "GRACE_PERIOD_MS",
+                self.settings.runner.grace_period_ms.to_string(),
+            )
+            .env(
+                "HEARTBEAT_INTERVAL_MS",
+                self.settings.runner.heartbeat_interval_ms.to_string(),
+            )
+            .env(
+                "RUNNER_DEADLINE_MS",
+                self.settings.runner.runner_deadline_ms.to_string(),
+            )
+            .env(
+                "RELAY_INTERVAL_MS",
+                self.settings.runner.relay_interval_ms.to_string(),
+            )
             .current_dir(&self.dir);
         Proc::spawn(command, &self.dir.join(format!("worker-{runner_id}.log")))
     }
@@ -143,7 +195,10 @@ impl TestApp {
 async fn settings_for(dir: &Path, options: &Options) -> ApiSettings {
     let jobs = dir.join("jobs.toml");
     let work = dir.join("work");
-    let text = JOBS.replace("command = ", &format!("working_dir = \"{}\"\ncommand = ", work.display()));
+    let text = JOBS.replace(
+        "command = ",
+        &format!("working_dir = \"{}\"\ncommand = ", work.display()),
+    );
     std::fs::write(&jobs, text).expect("jobs file");
     let mut settings = ApiSettings {
         port: 0,
@@ -176,10 +231,17 @@ impl Drop for TestApp {
 }
 
 pub fn kill_processes_under(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
     for pid in entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok()) {
-        if std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(dir.join("work"))) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        if std::fs::read_link(format!("/proc/{pid}/cwd"))
+            .is_ok_and(|cwd| cwd.starts_with(dir.join("work")))
+        {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
     }
 }
@@ -187,8 +249,16 @@ pub fn kill_processes_under(dir: &Path) {
 /// A binary of this workspace, built next to the test binary (`cargo build --workspace`).
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
-    let path = exe.parent().and_then(Path::parent).expect("target dir").join(name);
-    assert!(path.exists(), "{} is missing: run `cargo build --workspace` first (scripts/test does)", path.display());
+    let path = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace` first (scripts/test does)",
+        path.display()
+    );
     path
 }
 
@@ -201,7 +271,12 @@ impl Proc {
     pub fn spawn(mut command: Command, log: &Path) -> Self {
         let out = std::fs::File::create(log).expect("log file");
         let err = out.try_clone().expect("log file");
-        let child = command.stdin(Stdio::null()).stdout(out).stderr(err).spawn().expect("spawn");
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("spawn");
         Self { child }
     }
 
@@ -226,7 +301,10 @@ where
 {
     let deadline = Instant::now() + timeout;
     while !check().await {
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -237,5 +315,9 @@ pub fn live_members(pgid: i32) -> Vec<i32> {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }

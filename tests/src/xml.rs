@@ -42,7 +42,9 @@ pub fn element_names(xml: &str) -> Vec<String> {
     let mut names = Vec::new();
     while let Ok(event) = reader.read_event() {
         match event {
-            Event::Start(e) | Event::Empty(e) => names.push(String::from_utf8_lossy(e.local_name().as_ref()).into_owned()),
+            Event::Start(e) | Event::Empty(e) => {
+                names.push(String::from_utf8_lossy(e.local_name().as_ref()).into_owned())
+            }
             Event::Eof => break,
             _ => {}
         }
@@ -56,7 +58,11 @@ pub fn root_namespace(xml: &str) -> Option<String> {
     loop {
         match reader.read_event().ok()? {
             Event::Start(e) | Event::Empty(e) => {
-                return e.attributes().filter_map(Result::ok).find(|a| a.key.as_ref() == b"xmlns").and_then(|a| a.unescape_value().ok().map(|v| v.into_owned()));
+                return e
+                    .attributes()
+                    .filter_map(Result::ok)
+                    .find(|a| a.key.as_ref() == b"xmlns")
+                    .and_then(|a| a.unescape_value().ok().map(|v| v.into_owned()));
             }
             Event::Eof => return None,
             _ => {}

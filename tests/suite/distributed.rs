@@ -13,10 +13,19 @@ fn runner_id() -> String {
 }
 
 async fn queue_depth(queue: &str) -> u32 {
-    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default()).await.expect("RabbitMQ is required (TEST_AMQP_URL)");
+    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
+        .await
+        .expect("RabbitMQ is required (TEST_AMQP_URL)");
     let channel = connection.create_channel().await.expect("channel");
-    let options = QueueDeclareOptions { passive: true, ..Default::default() };
-    channel.queue_declare(queue.into(), options, FieldTable::default()).await.map(|q| q.message_count()).unwrap_or(0)
+    let options = QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    channel
+        .queue_declare(queue.into(), options, FieldTable::default())
+        .await
+        .map(|q| q.message_count())
+        .unwrap_or(0)
 }
 
 #[actix_web::test]
@@ -27,50 +36,102 @@ async fn a_stop_goes_through_rabbitmq_to_the_worker_that_owns_the_session() {
     let _w2 = app.start_worker(&second);
     let session = app.logon().await;
     let id = session.start_job(&app.job_id("Runs").await).await;
-    let row = entity::store::sessions::find(&app.db, &id).await.expect("db").expect("session");
-    assert!([&first, &second].contains(&&row.runner_id), "owned by one of the runners: {}", row.runner_id);
+    let row = entity::store::sessions::find(&app.db, &id)
+        .await
+        .expect("db")
+        .expect("session");
+    assert!(
+        [&first, &second].contains(&&row.runner_id),
+        "owned by one of the runners: {}",
+        row.runner_id
+    );
     let pid = row.pid.expect("pid");
     assert!(!live_members(pid).is_empty());
-    let task = session.act(&format!("/api/backupSessions/{id}?action=stop")).await;
-    let done = session.wait_finished(task["TaskId"].as_str().expect("id"), T).await;
+    let task = session
+        .act(&format!("/api/backupSessions/{id}?action=stop"))
+        .await;
+    let done = session
+        .wait_finished(task["TaskId"].as_str().expect("id"), T)
+        .await;
     assert_eq!(done["Result"]["Success"], true, "{done}");
-    let stop_row = entity::store::tasks::get(&app.db, done["TaskId"].as_str().expect("id")[5..].parse().expect("n")).await.expect("db").expect("row");
-    assert_eq!(stop_row.runner_id.as_deref(), Some(row.runner_id.as_str()), "routed to the owner");
+    let stop_row = entity::store::tasks::get(
+        &app.db,
+        done["TaskId"].as_str().expect("id")[5..]
+            .parse()
+            .expect("n"),
+    )
+    .await
+    .expect("db")
+    .expect("row");
+    assert_eq!(
+        stop_row.runner_id.as_deref(),
+        Some(row.runner_id.as_str()),
+        "routed to the owner"
+    );
     assert!(live_members(pid).is_empty());
     assert_eq!(session.session(&id).await["State"], "Stopped");
 }
 
 #[actix_web::test]
 async fn a_worker_killed_mid_stop_re_adopts_its_processes_and_finishes_when_it_comes_back() {
-    let app = TestApp::spawn(Options { distributed: true, grace_period_ms: 3_000, ..Options::default() }).await;
+    let app = TestApp::spawn(Options {
+        distributed: true,
+        grace_period_ms: 3_000,
+        ..Options::default()
+    })
+    .await;
     let runner = runner_id();
     let mut worker = app.start_worker(&runner);
     let session = app.logon().await;
     let id = session.start_job(&app.job_id("Stubborn").await).await;
     let pid = session.pid_of(&app.db, &id).await;
-    let task = session.act(&format!("/api/backupSessions/{id}?action=stop")).await;
+    let task = session
+        .act(&format!("/api/backupSessions/{id}?action=stop"))
+        .await;
     session.wait_session_state(&id, "Stopping", T).await;
 
     worker.kill9();
-    assert!(!live_members(pid).is_empty(), "the workload outlives its runner");
-    assert_eq!(session.task(task["TaskId"].as_str().expect("id")).await["State"], "Running", "not lost, not failed");
+    assert!(
+        !live_members(pid).is_empty(),
+        "the workload outlives its runner"
+    );
+    assert_eq!(
+        session.task(task["TaskId"].as_str().expect("id")).await["State"],
+        "Running",
+        "not lost, not failed"
+    );
     let _back = app.start_worker(&runner);
-    let done = session.wait_finished(task["TaskId"].as_str().expect("id"), T).await;
+    let done = session
+        .wait_finished(task["TaskId"].as_str().expect("id"), T)
+        .await;
     assert_eq!(done["Result"]["Success"], true, "{done}");
-    assert!(live_members(pid).is_empty(), "left: {:?}", live_members(pid));
+    assert!(
+        live_members(pid).is_empty(),
+        "left: {:?}",
+        live_members(pid)
+    );
     assert_eq!(session.session(&id).await["State"], "Stopped");
 }
 
 #[actix_web::test]
 async fn a_runner_gone_past_the_deadline_makes_its_tasks_fail_with_a_message_naming_it() {
-    let app = TestApp::spawn(Options { distributed: true, runner_deadline_ms: 2_000, ..Options::default() }).await;
+    let app = TestApp::spawn(Options {
+        distributed: true,
+        runner_deadline_ms: 2_000,
+        ..Options::default()
+    })
+    .await;
     let runner = runner_id();
     let mut worker = app.start_worker(&runner);
     let session = app.logon().await;
     let id = session.start_job(&app.job_id("Runs").await).await;
     worker.kill9();
-    let task = session.act(&format!("/api/backupSessions/{id}?action=stop")).await;
-    let done = session.wait_finished(task["TaskId"].as_str().expect("id"), T).await;
+    let task = session
+        .act(&format!("/api/backupSessions/{id}?action=stop"))
+        .await;
+    let done = session
+        .wait_finished(task["TaskId"].as_str().expect("id"), T)
+        .await;
     assert_eq!(done["Result"]["Success"], false, "{done}");
     let message = done["Result"]["Message"].as_str().expect("message");
     assert!(message.contains(&runner), "{message}");
@@ -83,17 +144,34 @@ async fn a_queued_task_cancelled_before_any_worker_took_it_never_runs() {
     let job = app.job_id("Quick").await;
     let task = session.act(&format!("/api/jobs/{job}?action=start")).await;
     let task_id = task["TaskId"].as_str().expect("id");
-    assert_eq!(session.call("DELETE", &format!("/api/tasks/{task_id}"), "").await.status, 204);
+    assert_eq!(
+        session
+            .call("DELETE", &format!("/api/tasks/{task_id}"), "")
+            .await
+            .status,
+        204
+    );
     let cancelled = session.task(task_id).await;
     assert_eq!(cancelled["State"], "Finished");
     assert_eq!(cancelled["Result"]["Success"], false);
-    assert!(cancelled["Result"]["Message"].as_str().expect("message").contains("cancelled"));
+    assert!(
+        cancelled["Result"]["Message"]
+            .as_str()
+            .expect("message")
+            .contains("cancelled")
+    );
 
     let _worker = app.start_worker(&runner_id());
     // The shared queue is FIFO: once a later start has run, the cancelled one was delivered first.
     session.start_job(&job).await;
-    let sessions = session.get_json(&format!("/api/jobs/{job}/backupSessions")).await;
-    assert_eq!(sessions["Refs"].as_array().expect("refs").len(), 1, "the cancelled start never ran");
+    let sessions = session
+        .get_json(&format!("/api/jobs/{job}/backupSessions"))
+        .await;
+    assert_eq!(
+        sessions["Refs"].as_array().expect("refs").len(),
+        1,
+        "the cancelled start never ran"
+    );
 }
 
 #[actix_web::test]
@@ -103,14 +181,25 @@ async fn an_unreadable_message_is_dead_lettered_and_the_worker_goes_on() {
     let prefix = app.settings.runner.queue_prefix.clone();
     let session = app.logon().await;
     session.start_job(&app.job_id("Quick").await).await;
-    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default()).await.expect("RabbitMQ");
+    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
+        .await
+        .expect("RabbitMQ");
     let channel = connection.create_channel().await.expect("channel");
     channel
-        .basic_publish("".into(), format!("{prefix}.tasks").as_str().into(), BasicPublishOptions::default(), b"not json", BasicProperties::default())
+        .basic_publish(
+            "".into(),
+            format!("{prefix}.tasks").as_str().into(),
+            BasicPublishOptions::default(),
+            b"not json",
+            BasicProperties::default(),
+        )
         .await
         .expect("publish");
     let dead = format!("{prefix}.dead");
-    wait_until("the message in the dead-letter queue", T, || async { queue_depth(&dead).await == 1 }).await;
+    wait_until("the message in the dead-letter queue", T, || async {
+        queue_depth(&dead).await == 1
+    })
+    .await;
     session.start_job(&app.job_id("Runs").await).await;
 }
 
@@ -124,9 +213,16 @@ async fn broker_restart_with_work_in_flight_loses_nothing_and_consumers_come_bac
 
     rabbitmqctl("stop_app");
     // Accepted while the broker is down: committed now, published by the relay later.
-    let task = session.act(&format!("/api/backupSessions/{id}?action=stop")).await;
+    let task = session
+        .act(&format!("/api/backupSessions/{id}?action=stop"))
+        .await;
     rabbitmqctl("start_app");
-    let done = session.wait_finished(task["TaskId"].as_str().expect("id"), Duration::from_secs(60)).await;
+    let done = session
+        .wait_finished(
+            task["TaskId"].as_str().expect("id"),
+            Duration::from_secs(60),
+        )
+        .await;
     assert_eq!(done["Result"]["Success"], true, "{done}");
     assert!(live_members(pid).is_empty());
     // The worker's consumer reconnected and re-declared its queues.
@@ -134,6 +230,10 @@ async fn broker_restart_with_work_in_flight_loses_nothing_and_consumers_come_bac
 }
 
 fn rabbitmqctl(command: &str) {
-    let status = std::process::Command::new("rabbitmqctl").arg(command).stdout(std::process::Stdio::null()).status().expect("rabbitmqctl");
+    let status = std::process::Command::new("rabbitmqctl")
+        .arg(command)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("rabbitmqctl");
     assert!(status.success(), "rabbitmqctl {command} failed");
 }

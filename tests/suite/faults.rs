@@ -12,11 +12,22 @@ struct Embedded {
 
 impl Embedded {
     fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!("taskq-embedded-{}", uuid::Uuid::new_v4().simple()));
+        let dir =
+            std::env::temp_dir().join(format!("taskq-embedded-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("dir");
         let work = dir.join("work");
-        std::fs::write(dir.join("jobs.toml"), JOBS.replace("command = ", &format!("working_dir = \"{}\"\ncommand = ", work.display()))).expect("jobs");
-        Self { dir, port: free_port() }
+        std::fs::write(
+            dir.join("jobs.toml"),
+            JOBS.replace(
+                "command = ",
+                &format!("working_dir = \"{}\"\ncommand = ", work.display()),
+            ),
+        )
+        .expect("jobs");
+        Self {
+            dir,
+            port: free_port(),
+        }
     }
 
     fn base(&self) -> String {
@@ -40,7 +51,12 @@ impl Embedded {
         let url = format!("{}/api/", self.base());
         wait_until("the api to listen", Duration::from_secs(20), || {
             let url = url.clone();
-            async move { std::net::TcpStream::connect(url.trim_start_matches("http://").trim_end_matches("/api/")).is_ok() }
+            async move {
+                std::net::TcpStream::connect(
+                    url.trim_start_matches("http://").trim_end_matches("/api/"),
+                )
+                .is_ok()
+            }
         })
         .await;
         assert_eq!(request("GET", &url, &[]).await.status, 200);
@@ -48,7 +64,9 @@ impl Embedded {
     }
 
     async fn db(&self) -> sea_orm::DatabaseConnection {
-        sea_orm::Database::connect(format!("sqlite://{}/data/taskq.sqlite", self.dir.display())).await.expect("sqlite")
+        sea_orm::Database::connect(format!("sqlite://{}/data/taskq.sqlite", self.dir.display()))
+            .await
+            .expect("sqlite")
     }
 }
 
@@ -64,22 +82,58 @@ async fn an_embedded_server_killed_mid_stop_re_adopts_its_processes_and_finishes
     let mut api = server.start().await;
     let session = Session::logon(&server.base(), ADMIN.0, ADMIN.1).await;
     let db = server.db().await;
-    let job = entity::store::jobs::list(&db).await.expect("jobs").into_iter().find(|j| j.name == "Stubborn").expect("job").id;
+    let job = entity::store::jobs::list(&db)
+        .await
+        .expect("jobs")
+        .into_iter()
+        .find(|j| j.name == "Stubborn")
+        .expect("job")
+        .id;
     let id = session.start_job(&job).await;
     let pid = session.pid_of(&db, &id).await;
-    let task = session.act(&format!("/api/backupSessions/{id}?action=stop")).await;
-    session.wait_session_state(&id, "Stopping", Duration::from_secs(10)).await;
+    let task = session
+        .act(&format!("/api/backupSessions/{id}?action=stop"))
+        .await;
+    session
+        .wait_session_state(&id, "Stopping", Duration::from_secs(10))
+        .await;
 
     api.kill9();
-    assert!(!live_members(pid).is_empty(), "the workload outlives its runner");
+    assert!(
+        !live_members(pid).is_empty(),
+        "the workload outlives its runner"
+    );
     let _api = server.start().await;
     // The logon session lives in the database, so the same token still works.
-    let done = session.wait_finished(task["TaskId"].as_str().expect("id"), Duration::from_secs(30)).await;
+    let done = session
+        .wait_finished(
+            task["TaskId"].as_str().expect("id"),
+            Duration::from_secs(30),
+        )
+        .await;
     assert_eq!(done["Result"]["Success"], true, "{done}");
-    assert!(done["Result"]["Message"].as_str().expect("message").contains("SIGKILL"), "{done}");
-    assert!(live_members(pid).is_empty(), "left: {:?}", live_members(pid));
+    assert!(
+        done["Result"]["Message"]
+            .as_str()
+            .expect("message")
+            .contains("SIGKILL"),
+        "{done}"
+    );
+    assert!(
+        live_members(pid).is_empty(),
+        "left: {:?}",
+        live_members(pid)
+    );
     assert_eq!(session.session(&id).await["State"], "Stopped");
-    let row = entity::store::tasks::get(&db, done["TaskId"].as_str().expect("id")[5..].parse().expect("n")).await.expect("db").expect("row");
+    let row = entity::store::tasks::get(
+        &db,
+        done["TaskId"].as_str().expect("id")[5..]
+            .parse()
+            .expect("n"),
+    )
+    .await
+    .expect("db")
+    .expect("row");
     assert_eq!(row.attempt, 2, "re-adopted under a new attempt");
 }
 
@@ -90,12 +144,30 @@ async fn queued_work_survives_a_restart_of_the_embedded_server() {
     let db = server.db().await;
     api.kill9();
     // Work that was queued when the server went down: committed, never run.
-    let admin = entity::store::users::find_by_name(&db, ADMIN.0).await.expect("db").expect("admin");
-    let job = entity::store::jobs::list(&db).await.expect("jobs").into_iter().find(|j| j.name == "Quick").expect("job").id;
-    let new = entity::store::tasks::NewTask { user_id: admin.id, operation: entity::Operation::StartJob, target_id: &job, route: None };
-    let task = entity::store::tasks::insert(&db, new).await.expect("insert");
+    let admin = entity::store::users::find_by_name(&db, ADMIN.0)
+        .await
+        .expect("db")
+        .expect("admin");
+    let job = entity::store::jobs::list(&db)
+        .await
+        .expect("jobs")
+        .into_iter()
+        .find(|j| j.name == "Quick")
+        .expect("job")
+        .id;
+    let new = entity::store::tasks::NewTask {
+        user_id: admin.id,
+        operation: entity::Operation::StartJob,
+        target_id: &job,
+        route: None,
+    };
+    let task = entity::store::tasks::insert(&db, new)
+        .await
+        .expect("insert");
     let _api = server.start().await;
     let session = Session::logon(&server.base(), ADMIN.0, ADMIN.1).await;
-    let done = session.wait_finished(&task.public_id(), Duration::from_secs(20)).await;
+    let done = session
+        .wait_finished(&task.public_id(), Duration::from_secs(20))
+        .await;
     assert_eq!(done["Result"]["Success"], true, "{done}");
 }

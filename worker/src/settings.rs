@@ -92,19 +92,36 @@ pub struct RunnerArgs {
 
 impl RunnerArgs {
     pub fn apply(self, settings: &mut RunnerSettings) {
-        if let Some(v) = self.runner_id { settings.runner_id = v; }
-        if let Some(v) = self.grace_period_ms { settings.grace_period_ms = v; }
-        if let Some(v) = self.heartbeat_interval_ms { settings.heartbeat_interval_ms = v; }
-        if let Some(v) = self.runner_deadline_ms { settings.runner_deadline_ms = v; }
-        if let Some(v) = self.relay_interval_ms { settings.relay_interval_ms = v; }
-        if let Some(v) = self.republish_after_ms { settings.republish_after_ms = v; }
-        if let Some(v) = self.prefetch { settings.prefetch = v; }
-        if let Some(v) = self.queue_prefix { settings.queue_prefix = v; }
+        if let Some(v) = self.runner_id {
+            settings.runner_id = v;
+        }
+        if let Some(v) = self.grace_period_ms {
+            settings.grace_period_ms = v;
+        }
+        if let Some(v) = self.heartbeat_interval_ms {
+            settings.heartbeat_interval_ms = v;
+        }
+        if let Some(v) = self.runner_deadline_ms {
+            settings.runner_deadline_ms = v;
+        }
+        if let Some(v) = self.relay_interval_ms {
+            settings.relay_interval_ms = v;
+        }
+        if let Some(v) = self.republish_after_ms {
+            settings.republish_after_ms = v;
+        }
+        if let Some(v) = self.prefetch {
+            settings.prefetch = v;
+        }
+        if let Some(v) = self.queue_prefix {
+            settings.queue_prefix = v;
+        }
     }
 }
 
 /// Reads a TOML settings file into `T`, naming the file in the error.
 pub fn read_toml<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Result<T, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
 }

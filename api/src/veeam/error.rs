@@ -5,7 +5,7 @@ use super::negotiate::Format;
 use super::render::{FORMAT, render};
 use super::views::ErrorView;
 use actix_web::http::StatusCode;
-use actix_web::http::header::WWW_AUTHENTICATE;
+use actix_web::http::header::{HeaderValue, WWW_AUTHENTICATE};
 use actix_web::{HttpResponse, ResponseError};
 
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +35,9 @@ impl VeeamError {
     }
 
     pub fn no_such_task(id: &str) -> Self {
-        VeeamError::NotFound(format!("There is no backup task with id [{id}] in current rest session"))
+        VeeamError::NotFound(format!(
+            "There is no backup task with id [{id}] in current rest session"
+        ))
     }
 }
 
@@ -60,11 +62,19 @@ impl ResponseError for VeeamError {
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
         let format = FORMAT.try_with(|f| *f).unwrap_or(Format::Xml);
-        let mut response = render(format, status, &ErrorView { status: status.as_u16(), message: self.to_string() });
+        let mut response = render(
+            format,
+            status,
+            &ErrorView {
+                status: status.as_u16(),
+                message: self.to_string(),
+            },
+        );
         if matches!(self, VeeamError::BadCredentials(_)) {
-            if let Ok(value) = "Basic Realm=RestSvc".parse() {
-                response.headers_mut().insert(WWW_AUTHENTICATE, value);
-            }
+            response.headers_mut().insert(
+                WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic Realm=RestSvc"),
+            );
         }
         response
     }

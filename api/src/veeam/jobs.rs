@@ -11,51 +11,106 @@ use entity::store::{jobs, sessions};
 use entity::{Operation, job};
 
 async fn find(state: &AppState, id: &str) -> Result<job::Model, VeeamError> {
-    jobs::find(&state.db, id).await?.ok_or_else(|| VeeamError::NotFound(format!("There is no job with id [{id}].")))
+    jobs::find(&state.db, id)
+        .await?
+        .ok_or_else(|| VeeamError::NotFound(format!("There is no job with id [{id}].")))
 }
 
-pub async fn list_jobs(_caller: Caller, req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, VeeamError> {
+pub async fn list_jobs(
+    _caller: Caller,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, VeeamError> {
     let params = Params::of(&req)?;
     let hrefs = hrefs(&req, &state);
     let all = jobs::list(&state.db).await?;
     Ok(if params.wants_entities() {
-        ok(&List { root: "Jobs", key: "Jobs", items: all.iter().map(|job| JobView { job, hrefs: &hrefs }).collect() })
+        ok(&List {
+            root: "Jobs",
+            key: "Jobs",
+            items: all
+                .iter()
+                .map(|job| JobView { job, hrefs: &hrefs })
+                .collect(),
+        })
     } else {
-        ok(&references(all.iter().map(|j| EntityRefView::job(j, &hrefs)).collect()))
+        ok(&references(
+            all.iter().map(|j| EntityRefView::job(j, &hrefs)).collect(),
+        ))
     })
 }
 
-pub async fn get_job(_caller: Caller, id: web::Path<String>, req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, VeeamError> {
+pub async fn get_job(
+    _caller: Caller,
+    id: web::Path<String>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, VeeamError> {
     let params = Params::of(&req)?;
     let job = find(&state, &id).await?;
     let hrefs = hrefs(&req, &state);
-    Ok(if params.wants_entities() { ok(&JobView { job: &job, hrefs: &hrefs }) } else { ok(&EntityRefView::job(&job, &hrefs)) })
+    Ok(if params.wants_entities() {
+        ok(&JobView {
+            job: &job,
+            hrefs: &hrefs,
+        })
+    } else {
+        ok(&EntityRefView::job(&job, &hrefs))
+    })
 }
 
 /// `POST /api/jobs/{id}?action=start|stop` → 202 + Task (StartJob, StopJob).
-pub async fn act_on_job(caller: Caller, id: web::Path<String>, req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, VeeamError> {
+pub async fn act_on_job(
+    caller: Caller,
+    id: web::Path<String>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, VeeamError> {
     let action = Params::of(&req)?.action()?;
     let job = find(&state, &id).await?;
     match action.as_str() {
         "start" => tasks::accept(&req, &state, &caller, Operation::StartJob, &job.id, None).await,
         "stop" => {
             // Routed to the runner that owns the running session, if there is one.
-            let route = sessions::active_of_job(&state.db, &job.id).await?.map(|s| s.runner_id);
+            let route = sessions::active_of_job(&state.db, &job.id)
+                .await?
+                .map(|s| s.runner_id);
             tasks::accept(&req, &state, &caller, Operation::StopJob, &job.id, route).await
         }
-        other => Err(VeeamError::BadRequest(format!("Action '{other}' is not supported for jobs; use start or stop."))),
+        other => Err(VeeamError::BadRequest(format!(
+            "Action '{other}' is not supported for jobs; use start or stop."
+        ))),
     }
 }
 
-pub async fn list_job_sessions(_caller: Caller, id: web::Path<String>, req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, VeeamError> {
+pub async fn list_job_sessions(
+    _caller: Caller,
+    id: web::Path<String>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, VeeamError> {
     let params = Params::of(&req)?;
     let job = find(&state, &id).await?;
     let hrefs = hrefs(&req, &state);
     let all = sessions::list_for_job(&state.db, &job.id).await?;
     Ok(if params.wants_entities() {
-        let items = all.iter().map(|session| BackupJobSessionView { session, hrefs: &hrefs }).collect();
-        ok(&List { root: "BackupJobSessions", key: "BackupJobSessions", items })
+        let items = all
+            .iter()
+            .map(|session| BackupJobSessionView {
+                session,
+                hrefs: &hrefs,
+            })
+            .collect();
+        ok(&List {
+            root: "BackupJobSessions",
+            key: "BackupJobSessions",
+            items,
+        })
     } else {
-        ok(&references(all.iter().map(|s| EntityRefView::session(s, &hrefs)).collect()))
+        ok(&references(
+            all.iter()
+                .map(|s| EntityRefView::session(s, &hrefs))
+                .collect(),
+        ))
     })
 }

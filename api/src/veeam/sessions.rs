@@ -11,27 +11,55 @@ use entity::store::sessions;
 use entity::{Operation, job_session};
 
 async fn find(state: &AppState, id: &str) -> Result<job_session::Model, VeeamError> {
-    sessions::find(&state.db, id).await?.ok_or_else(|| VeeamError::NotFound(format!("There is no backup job session with id [{id}].")))
+    sessions::find(&state.db, id).await?.ok_or_else(|| {
+        VeeamError::NotFound(format!("There is no backup job session with id [{id}]."))
+    })
 }
 
-pub async fn list_sessions(_caller: Caller, req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, VeeamError> {
+pub async fn list_sessions(
+    _caller: Caller,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, VeeamError> {
     let params = Params::of(&req)?;
     let hrefs = hrefs(&req, &state);
     let all = sessions::list(&state.db).await?;
     Ok(if params.wants_entities() {
-        let items = all.iter().map(|session| BackupJobSessionView { session, hrefs: &hrefs }).collect();
-        ok(&List { root: "BackupJobSessions", key: "BackupJobSessions", items })
+        let items = all
+            .iter()
+            .map(|session| BackupJobSessionView {
+                session,
+                hrefs: &hrefs,
+            })
+            .collect();
+        ok(&List {
+            root: "BackupJobSessions",
+            key: "BackupJobSessions",
+            items,
+        })
     } else {
-        ok(&references(all.iter().map(|s| EntityRefView::session(s, &hrefs)).collect()))
+        ok(&references(
+            all.iter()
+                .map(|s| EntityRefView::session(s, &hrefs))
+                .collect(),
+        ))
     })
 }
 
-pub async fn get_session(_caller: Caller, id: web::Path<String>, req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, VeeamError> {
+pub async fn get_session(
+    _caller: Caller,
+    id: web::Path<String>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, VeeamError> {
     let params = Params::of(&req)?;
     let session = find(&state, &id).await?;
     let hrefs = hrefs(&req, &state);
     Ok(if params.wants_entities() {
-        ok(&BackupJobSessionView { session: &session, hrefs: &hrefs })
+        ok(&BackupJobSessionView {
+            session: &session,
+            hrefs: &hrefs,
+        })
     } else {
         ok(&EntityRefView::session(&session, &hrefs))
     })
@@ -39,11 +67,28 @@ pub async fn get_session(_caller: Caller, id: web::Path<String>, req: HttpReques
 
 /// `POST /api/backupSessions/{id}?action=stop` → 202 + Task (StopJobSession), routed to the
 /// runner that owns the session's processes.
-pub async fn act_on_session(caller: Caller, id: web::Path<String>, req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, VeeamError> {
+pub async fn act_on_session(
+    caller: Caller,
+    id: web::Path<String>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, VeeamError> {
     let action = Params::of(&req)?.action()?;
     let session = find(&state, &id).await?;
     match action.as_str() {
-        "stop" => tasks::accept(&req, &state, &caller, Operation::StopJobSession, &session.id, Some(session.runner_id.clone())).await,
-        other => Err(VeeamError::BadRequest(format!("Action '{other}' is not supported for backup sessions; use stop."))),
+        "stop" => {
+            tasks::accept(
+                &req,
+                &state,
+                &caller,
+                Operation::StopJobSession,
+                &session.id,
+                Some(session.runner_id.clone()),
+            )
+            .await
+        }
+        other => Err(VeeamError::BadRequest(format!(
+            "Action '{other}' is not supported for backup sessions; use stop."
+        ))),
     }
 }

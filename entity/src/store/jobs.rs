@@ -1,5 +1,8 @@
 use crate::job;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
+    IntoActiveModel, QueryFilter, QueryOrder,
+};
 
 /// What a jobs file declares about one job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,10 +15,17 @@ pub struct JobSpec {
 }
 
 /// Inserts the job, or updates the one with the same name (its id is kept).
-pub async fn upsert_by_name(db: &impl ConnectionTrait, spec: &JobSpec) -> Result<job::Model, DbErr> {
+pub async fn upsert_by_name(
+    db: &impl ConnectionTrait,
+    spec: &JobSpec,
+) -> Result<job::Model, DbErr> {
     let now = super::now();
     let command = serde_json::to_string(&spec.command).map_err(|e| DbErr::Custom(e.to_string()))?;
-    match job::Entity::find().filter(job::Column::Name.eq(&spec.name)).one(db).await? {
+    match job::Entity::find()
+        .filter(job::Column::Name.eq(&spec.name))
+        .one(db)
+        .await?
+    {
         Some(existing) => {
             let mut active = existing.into_active_model();
             active.job_type = Set(spec.job_type.clone());
@@ -43,7 +53,10 @@ pub async fn upsert_by_name(db: &impl ConnectionTrait, spec: &JobSpec) -> Result
 }
 
 pub async fn list(db: &impl ConnectionTrait) -> Result<Vec<job::Model>, DbErr> {
-    job::Entity::find().order_by_asc(job::Column::Name).all(db).await
+    job::Entity::find()
+        .order_by_asc(job::Column::Name)
+        .all(db)
+        .await
 }
 
 pub async fn find(db: &impl ConnectionTrait, id: &str) -> Result<Option<job::Model>, DbErr> {

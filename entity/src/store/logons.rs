@@ -1,8 +1,16 @@
 use crate::logon_session;
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, sea_query::Expr};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, sea_query::Expr,
+};
 
-pub async fn create(db: &impl ConnectionTrait, id: &str, token: &str, user_id: i32) -> Result<logon_session::Model, DbErr> {
+pub async fn create(
+    db: &impl ConnectionTrait,
+    id: &str,
+    token: &str,
+    user_id: i32,
+) -> Result<logon_session::Model, DbErr> {
     let now = super::now();
     logon_session::ActiveModel {
         id: Set(id.to_owned()),
@@ -30,7 +38,9 @@ pub async fn authenticate(
         return Ok(None);
     };
     if session.last_seen_at < idle_since {
-        logon_session::Entity::delete_by_id(session.id).exec(db).await?;
+        logon_session::Entity::delete_by_id(session.id)
+            .exec(db)
+            .await?;
         return Ok(None);
     }
     let now = super::now();
@@ -39,10 +49,16 @@ pub async fn authenticate(
         .filter(logon_session::Column::Id.eq(&session.id))
         .exec(db)
         .await?;
-    Ok(Some(logon_session::Model { last_seen_at: now, ..session }))
+    Ok(Some(logon_session::Model {
+        last_seen_at: now,
+        ..session
+    }))
 }
 
-pub async fn list_for_user(db: &impl ConnectionTrait, user_id: i32) -> Result<Vec<logon_session::Model>, DbErr> {
+pub async fn list_for_user(
+    db: &impl ConnectionTrait,
+    user_id: i32,
+) -> Result<Vec<logon_session::Model>, DbErr> {
     logon_session::Entity::find()
         .filter(logon_session::Column::UserId.eq(user_id))
         .order_by_asc(logon_session::Column::CreatedAt)
@@ -50,7 +66,11 @@ pub async fn list_for_user(db: &impl ConnectionTrait, user_id: i32) -> Result<Ve
         .await
 }
 
-pub async fn find_for_user(db: &impl ConnectionTrait, id: &str, user_id: i32) -> Result<Option<logon_session::Model>, DbErr> {
+pub async fn find_for_user(
+    db: &impl ConnectionTrait,
+    id: &str,
+    user_id: i32,
+) -> Result<Option<logon_session::Model>, DbErr> {
     logon_session::Entity::find_by_id(id.to_owned())
         .filter(logon_session::Column::UserId.eq(user_id))
         .one(db)
@@ -58,5 +78,8 @@ pub async fn find_for_user(db: &impl ConnectionTrait, id: &str, user_id: i32) ->
 }
 
 pub async fn delete(db: &impl ConnectionTrait, id: &str) -> Result<u64, DbErr> {
-    Ok(logon_session::Entity::delete_by_id(id.to_owned()).exec(db).await?.rows_affected)
+    Ok(logon_session::Entity::delete_by_id(id.to_owned())
+        .exec(db)
+        .await?
+        .rows_affected)
 }

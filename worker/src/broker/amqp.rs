@@ -18,8 +18,8 @@ use super::{Acker, Broker, BrokerError, Delivery};
 use entity::message::{QueueMessage, Route};
 use futures_util::StreamExt;
 use lapin::options::{
-    BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
-    QueueBindOptions, QueueDeclareOptions,
+    BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
@@ -47,7 +47,12 @@ struct Publisher {
 
 impl AmqpBroker {
     pub fn new(url: &str, prefix: &str, prefetch: u16) -> Self {
-        Self { url: url.to_owned(), prefix: prefix.to_owned(), prefetch, publisher: Mutex::new(None) }
+        Self {
+            url: url.to_owned(),
+            prefix: prefix.to_owned(),
+            prefetch,
+            publisher: Mutex::new(None),
+        }
     }
 
     pub fn shared_queue(&self) -> String {
@@ -76,24 +81,64 @@ impl AmqpBroker {
     /// Declares the dead-letter exchange and queue, and `queue` with its arguments.
     async fn declare(&self, channel: &Channel, queue: &str) -> Result<(), lapin::Error> {
         let dlx = format!("{}.dlx", self.prefix);
-        let durable = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        };
         channel
-            .exchange_declare(dlx.as_str().into(), ExchangeKind::Fanout, ExchangeDeclareOptions { durable: true, ..Default::default() }, FieldTable::default())
+            .exchange_declare(
+                dlx.as_str().into(),
+                ExchangeKind::Fanout,
+                ExchangeDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
             .await?;
-        channel.queue_declare(self.dead_letter_queue().as_str().into(), durable, quorum_args(None)).await?;
         channel
-            .queue_bind(self.dead_letter_queue().as_str().into(), dlx.as_str().into(), "".into(), QueueBindOptions::default(), FieldTable::default())
+            .queue_declare(
+                self.dead_letter_queue().as_str().into(),
+                durable,
+                quorum_args(None),
+            )
             .await?;
-        channel.queue_declare(queue.into(), durable, quorum_args(Some(&dlx))).await?;
+        channel
+            .queue_bind(
+                self.dead_letter_queue().as_str().into(),
+                dlx.as_str().into(),
+                "".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        channel
+            .queue_declare(queue.into(), durable, quorum_args(Some(&dlx)))
+            .await?;
         Ok(())
     }
 
-    async fn publish_once(&self, publisher: &mut Option<Publisher>, queue: &str, payload: &[u8]) -> Result<(), BrokerError> {
-        if publisher.as_ref().is_none_or(|p| !p.channel.status().connected()) {
+    async fn publish_once(
+        &self,
+        publisher: &mut Option<Publisher>,
+        queue: &str,
+        payload: &[u8],
+    ) -> Result<(), BrokerError> {
+        if publisher
+            .as_ref()
+            .is_none_or(|p| !p.channel.status().connected())
+        {
             let connection = self.connect().await.map_err(unavailable)?;
             let channel = connection.create_channel().await.map_err(unavailable)?;
-            channel.confirm_select(ConfirmSelectOptions::default()).await.map_err(unavailable)?;
-            *publisher = Some(Publisher { _connection: connection, channel, declared: HashSet::new() });
+            channel
+                .confirm_select(ConfirmSelectOptions::default())
+                .await
+                .map_err(unavailable)?;
+            *publisher = Some(Publisher {
+                _connection: connection,
+                channel,
+                declared: HashSet::new(),
+            });
         }
         let Some(p) = publisher.as_mut() else {
             return Err(BrokerError::Unavailable("no channel".into()));
@@ -107,7 +152,16 @@ impl AmqpBroker {
             .with_content_type("application/json".into());
         let confirmation = p
             .channel
-            .basic_publish("".into(), queue.into(), BasicPublishOptions { mandatory: true, ..Default::default() }, payload, properties)
+            .basic_publish(
+                "".into(),
+                queue.into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
+                payload,
+                properties,
+            )
             .await
             .map_err(unavailable)?
             .await
@@ -122,21 +176,39 @@ impl AmqpBroker {
     }
 
     /// One connection's worth of consuming: returns on shutdown, errs when the connection drops.
-    async fn consume_session(&self, runner_id: &str, sink: &mpsc::Sender<Delivery>, shutdown: &CancellationToken) -> Result<(), BrokerError> {
+    async fn consume_session(
+        &self,
+        runner_id: &str,
+        sink: &mpsc::Sender<Delivery>,
+        shutdown: &CancellationToken,
+    ) -> Result<(), BrokerError> {
         let connection = self.connect().await.map_err(unavailable)?;
         let channel = connection.create_channel().await.map_err(unavailable)?;
         let shared = self.shared_queue();
         let own = self.runner_queue(runner_id);
         self.declare(&channel, &shared).await.map_err(unavailable)?;
         self.declare(&channel, &own).await.map_err(unavailable)?;
-        channel.basic_qos(self.prefetch, BasicQosOptions::default()).await.map_err(unavailable)?;
+        channel
+            .basic_qos(self.prefetch, BasicQosOptions::default())
+            .await
+            .map_err(unavailable)?;
         let tag = |queue: &str| format!("{runner_id}@{queue}");
         let from_shared = channel
-            .basic_consume(shared.as_str().into(), tag(&shared).as_str().into(), BasicConsumeOptions::default(), FieldTable::default())
+            .basic_consume(
+                shared.as_str().into(),
+                tag(&shared).as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
             .await
             .map_err(unavailable)?;
         let from_own = channel
-            .basic_consume(own.as_str().into(), tag(&own).as_str().into(), BasicConsumeOptions::default(), FieldTable::default())
+            .basic_consume(
+                own.as_str().into(),
+                tag(&own).as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
             .await
             .map_err(unavailable)?;
         tracing::info!(runner = runner_id, "consuming from {shared} and {own}");
@@ -148,7 +220,10 @@ impl AmqpBroker {
             };
             match next {
                 Some(Ok(delivery)) => {
-                    let delivery = Delivery { payload: delivery.data, acker: Acker::Amqp(delivery.acker) };
+                    let delivery = Delivery {
+                        payload: delivery.data,
+                        acker: Acker::Amqp(delivery.acker),
+                    };
                     if sink.send(delivery).await.is_err() {
                         return Ok(());
                     }
@@ -162,10 +237,19 @@ impl AmqpBroker {
 
 fn quorum_args(dead_letter_exchange: Option<&str>) -> FieldTable {
     let mut args = FieldTable::default();
-    args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+    args.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
     if let Some(dlx) = dead_letter_exchange {
-        args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(dlx.into()));
-        args.insert("x-delivery-limit".into(), AMQPValue::LongLongInt(DELIVERY_LIMIT));
+        args.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString(dlx.into()),
+        );
+        args.insert(
+            "x-delivery-limit".into(),
+            AMQPValue::LongLongInt(DELIVERY_LIMIT),
+        );
     }
     args
 }
@@ -179,7 +263,9 @@ impl Broker for AmqpBroker {
     async fn publish(&self, route: &Route, message: QueueMessage) -> Result<(), BrokerError> {
         let queue = self.queue_for(route);
         let mut publisher = self.publisher.lock().await;
-        let result = self.publish_once(&mut publisher, &queue, &message.to_bytes()).await;
+        let result = self
+            .publish_once(&mut publisher, &queue, &message.to_bytes())
+            .await;
         if result.is_err() {
             // Start from a fresh connection next time.
             *publisher = None;
@@ -187,12 +273,19 @@ impl Broker for AmqpBroker {
         result
     }
 
-    async fn consume(&self, runner_id: &str, sink: mpsc::Sender<Delivery>, shutdown: CancellationToken) {
+    async fn consume(
+        &self,
+        runner_id: &str,
+        sink: mpsc::Sender<Delivery>,
+        shutdown: CancellationToken,
+    ) {
         let mut backoff = Duration::from_millis(200);
         while !shutdown.is_cancelled() {
             match self.consume_session(runner_id, &sink, &shutdown).await {
                 Ok(()) => return,
-                Err(err) => tracing::warn!(%err, "RabbitMQ consumer lost; reconnecting in {backoff:?}"),
+                Err(err) => {
+                    tracing::warn!(%err, "RabbitMQ consumer lost; reconnecting in {backoff:?}")
+                }
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return,

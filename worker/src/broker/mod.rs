@@ -32,22 +32,23 @@ pub enum Acker {
 
 impl Acker {
     pub async fn ack(self) {
-        if let Acker::Amqp(acker) = self {
-            if let Err(err) = acker.ack(lapin::options::BasicAckOptions::default()).await {
-                // The channel is gone: the broker redelivers, and the claim's compare-and-set
-                // turns the redelivery into a no-op.
-                tracing::warn!(%err, "could not ack a delivery");
-            }
+        // If the channel is gone, the broker redelivers, and the claim's compare-and-set turns
+        // the redelivery into a no-op.
+        if let Acker::Amqp(acker) = self
+            && let Err(err) = acker.ack(lapin::options::BasicAckOptions::default()).await
+        {
+            tracing::warn!(%err, "could not ack a delivery");
         }
     }
 
     /// Gives the message back (`requeue`) or dead-letters it.
     pub async fn reject(self, requeue: bool) {
-        if let Acker::Amqp(acker) = self {
-            let options = lapin::options::BasicRejectOptions { requeue };
-            if let Err(err) = acker.reject(options).await {
-                tracing::warn!(%err, "could not reject a delivery");
-            }
+        if let Acker::Amqp(acker) = self
+            && let Err(err) = acker
+                .reject(lapin::options::BasicRejectOptions { requeue })
+                .await
+        {
+            tracing::warn!(%err, "could not reject a delivery");
         }
     }
 }
@@ -59,5 +60,10 @@ pub trait Broker: Send + Sync + 'static {
 
     /// Feeds `sink` with the messages for `runner_id` (its own queue and the any-runner queue)
     /// until `shutdown`, reconnecting and re-declaring the topology whenever the transport drops.
-    async fn consume(&self, runner_id: &str, sink: mpsc::Sender<Delivery>, shutdown: CancellationToken);
+    async fn consume(
+        &self,
+        runner_id: &str,
+        sink: mpsc::Sender<Delivery>,
+        shutdown: CancellationToken,
+    );
 }

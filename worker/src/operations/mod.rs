@@ -26,7 +26,11 @@ pub struct Ctx {
     pub grace: Duration,
 }
 
-pub async fn perform(ctx: &Ctx, task: &task::Model, cancel: &CancellationToken) -> Result<Outcome, DbErr> {
+pub async fn perform(
+    ctx: &Ctx,
+    task: &task::Model,
+    cancel: &CancellationToken,
+) -> Result<Outcome, DbErr> {
     match task.operation {
         Operation::StartJob => start_job::run(ctx, task, cancel).await,
         Operation::StopJob => stop_job::run(ctx, task, cancel).await,
@@ -50,14 +54,20 @@ pub fn watch(ctx: Ctx, session_id: String, exit: Exit) {
     tokio::spawn(async move {
         let ended = match exit {
             Exit::Child(mut child) => match child.wait().await {
-                Ok(status) => Ended::Exited { how: process::describe_exit(&status), code: status.code() },
+                Ok(status) => Ended::Exited {
+                    how: process::describe_exit(&status),
+                    code: status.code(),
+                },
                 Err(err) => Ended::Unknown(format!("could not wait for it: {err}")),
             },
             Exit::Adopted(pgid) => {
                 while process::group_alive(pgid) {
                     tokio::time::sleep(POLL).await;
                 }
-                Ended::Unknown(format!("it ended while runner \"{}\" was restarting; its exit status is unknown", ctx.runner_id))
+                Ended::Unknown(format!(
+                    "it ended while runner \"{}\" was restarting; its exit status is unknown",
+                    ctx.runner_id
+                ))
             }
         };
         record_end(&ctx, &session_id, ended).await;
@@ -98,11 +108,22 @@ pub async fn record_end(ctx: &Ctx, session_id: &str, ended: Ended) {
 }
 
 fn end_event(session: &job_session::Model, ended: &Ended) -> SessionEvent {
-    let failed = |message: String, exit_code| SessionEvent::Ended { result: SessionResult::Failed, failure_message: Some(message), exit_code };
+    let failed = |message: String, exit_code| SessionEvent::Ended {
+        result: SessionResult::Failed,
+        failure_message: Some(message),
+        exit_code,
+    };
     match ended {
         Ended::Stopped(how) => failed(format!("Stopped by user request: {how}."), None),
-        Ended::Exited { how, code } if session.state == SessionState::Stopping => failed(format!("Stopped by user request: the command {how}."), *code),
-        Ended::Exited { code: Some(0), .. } => SessionEvent::Ended { result: SessionResult::Success, failure_message: None, exit_code: Some(0) },
+        Ended::Exited { how, code } if session.state == SessionState::Stopping => failed(
+            format!("Stopped by user request: the command {how}."),
+            *code,
+        ),
+        Ended::Exited { code: Some(0), .. } => SessionEvent::Ended {
+            result: SessionResult::Success,
+            failure_message: None,
+            exit_code: Some(0),
+        },
         Ended::Exited { how, code } => failed(format!("The job's command {how}."), *code),
         Ended::Unknown(how) => failed(format!("The job's command ended: {how}."), None),
     }
