@@ -16,6 +16,8 @@ mod errors;
 mod faults;
 #[path = "suite/query.rs"]
 mod query;
+#[path = "suite/shared_services.rs"]
+mod shared_services;
 #[path = "suite/stop.rs"]
 mod stop;
 #[path = "suite/tasks.rs"]

@@ -98,6 +98,17 @@ pub struct TestApp {
     pub dir: PathBuf,
     pub settings: ApiSettings,
     stopper: Stopper,
+    /// Runners started with the app (distributed mode), killed with it.
+    workers: Vec<Proc>,
+}
+
+/// The two deployment modes, for tests that must hold in both.
+#[derive(Clone, Copy, Debug)]
+pub enum Mode {
+    /// SQLite, the runner in-process.
+    Embedded,
+    /// PostgreSQL + RabbitMQ, one `worker` process.
+    Distributed,
 }
 
 impl TestApp {
@@ -112,6 +123,20 @@ impl TestApp {
             ..Options::default()
         })
         .await
+    }
+
+    /// An app in `mode` with `options`; in distributed mode with one running worker.
+    pub async fn in_mode(mode: Mode, options: Options) -> Self {
+        let mut app = Self::spawn(Options {
+            distributed: matches!(mode, Mode::Distributed),
+            ..options
+        })
+        .await;
+        if let Mode::Distributed = mode {
+            let worker = app.start_worker(&format!("w-{}", short_id()));
+            app.workers.push(worker);
+        }
+        app
     }
 
     pub async fn spawn(options: Options) -> Self {
@@ -133,6 +158,7 @@ impl TestApp {
             dir,
             settings,
             stopper,
+            workers: Vec::new(),
         }
     }
 
@@ -320,4 +346,21 @@ pub fn free_port() -> u16 {
         .local_addr()
         .expect("addr")
         .port()
+}
+
+/// Runs one scenario (`async fn(Mode)`) as two tests: `embedded` and `distributed`.
+#[macro_export]
+macro_rules! in_both_modes {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[actix_web::test]
+            async fn embedded() {
+                super::$name($crate::Mode::Embedded).await;
+            }
+            #[actix_web::test]
+            async fn distributed() {
+                super::$name($crate::Mode::Distributed).await;
+            }
+        }
+    )*};
 }

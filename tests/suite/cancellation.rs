@@ -1,15 +1,18 @@
 //! DELETE /api/tasks/{id} on a running stop: the runner is told at once and does not escalate.
 
 use std::time::Duration;
-use tests::{Options, TestApp, live_members};
+use tests::{Mode, Options, TestApp, in_both_modes, live_members};
 
-#[actix_web::test]
-async fn cancelling_a_stop_during_its_grace_period_sends_no_sigkill_and_the_session_reports_working()
- {
-    let app = TestApp::spawn(Options {
-        grace_period_ms: 60_000,
-        ..Options::default()
-    })
+async fn cancelling_a_stop_during_its_grace_period_sends_no_sigkill_and_the_session_reports_working(
+    mode: Mode,
+) {
+    let app = TestApp::in_mode(
+        mode,
+        Options {
+            grace_period_ms: 60_000,
+            ..Options::default()
+        },
+    )
     .await;
     let session = app.logon().await;
     let id = session.start_job(&app.job_id("Stubborn").await).await;
@@ -49,3 +52,7 @@ async fn cancelling_a_stop_during_its_grace_period_sends_no_sigkill_and_the_sess
         "the cancelled task stays readable"
     );
 }
+
+in_both_modes!(
+    cancelling_a_stop_during_its_grace_period_sends_no_sigkill_and_the_session_reports_working
+);

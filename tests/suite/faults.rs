@@ -35,18 +35,29 @@ impl Embedded {
     }
 
     async fn start(&self) -> Proc {
+        let mut command = self.command();
+        command.env("ADMIN_PASSWORD", ADMIN.1);
+        self.start_with(command).await
+    }
+
+    /// The `api` binary with this server's data directory and settings.
+    fn command(&self) -> Command {
         let mut command = Command::new(binary("api"));
         command
             .env("DATA_DIR", self.dir.join("data"))
             .env("PORT", self.port.to_string())
             .env("JOBS_FILE", self.dir.join("jobs.toml"))
-            .env("ADMIN_PASSWORD", ADMIN.1)
             .env("RUNNER_ID", "embedded-fault-test")
             .env("GRACE_PERIOD_MS", "3000")
             .env("HEARTBEAT_INTERVAL_MS", "200")
             .env_remove("DATABASE_URL")
             .env_remove("AMQP_URL")
+            .env_remove("ADMIN_PASSWORD")
             .current_dir(&self.dir);
+        command
+    }
+
+    async fn start_with(&self, command: Command) -> Proc {
         let proc = Proc::spawn(command, &self.dir.join("api.log"));
         let url = format!("{}/api/", self.base());
         wait_until("the api to listen", Duration::from_secs(20), || {
@@ -170,4 +181,43 @@ async fn queued_work_survives_a_restart_of_the_embedded_server() {
         .wait_finished(&task.public_id(), Duration::from_secs(20))
         .await;
     assert_eq!(done["Result"]["Success"], true, "{done}");
+}
+
+#[actix_web::test]
+async fn the_first_start_creates_an_admin_with_a_password_printed_once_and_add_user_adds_users() {
+    let server = Embedded::new();
+    let api = server.start_with(server.command()).await;
+    let log = std::fs::read_to_string(server.dir.join("api.log")).expect("log");
+    let password = log
+        .split("generated password \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no generated password in the log:\n{log}"))
+        .to_owned();
+    Session::logon(&server.base(), ADMIN.0, &password).await;
+    drop(api);
+
+    let add = |name: &str| {
+        server
+            .command()
+            .args(["add-user", name, "--password", "bob-password"])
+            .output()
+            .expect("add-user")
+    };
+    let added = add("bob");
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    assert!(!add("bob").status.success(), "a name is taken once");
+
+    let _api = server.start_with(server.command()).await;
+    let log = std::fs::read_to_string(server.dir.join("api.log")).expect("log");
+    assert!(
+        !log.contains("generated password"),
+        "printed once only:\n{log}"
+    );
+    Session::logon(&server.base(), "bob", "bob-password").await;
+    Session::logon(&server.base(), ADMIN.0, &password).await;
 }

@@ -1,7 +1,7 @@
 //! The query service: filters as real clients send them, sorting, paging, formats, errors.
 
 use std::time::Duration;
-use tests::{Session, TestApp, xml};
+use tests::{Mode, Options, Session, TestApp, in_both_modes, xml};
 
 /// Percent-encodes a query value the way `requests` does (`;,()=` left as they are).
 fn enc(value: &str) -> String {
@@ -42,9 +42,10 @@ fn entities(result: &serde_json::Value) -> Vec<serde_json::Value> {
         .clone()
 }
 
-#[actix_web::test]
-async fn filters_combine_and_or_groups_quoted_values_and_times_as_real_clients_send_them() {
-    let app = TestApp::embedded().await;
+async fn filters_combine_and_or_groups_quoted_values_and_times_as_real_clients_send_them(
+    mode: Mode,
+) {
+    let app = TestApp::in_mode(mode, Options::default()).await;
     let session = app.logon().await;
     three_sessions(&app, &session).await;
     let since = (chrono::Utc::now() - chrono::Duration::hours(1)).format("%Y-%m-%dT%H:%M:%SZ");
@@ -90,9 +91,8 @@ async fn filters_combine_and_or_groups_quoted_values_and_times_as_real_clients_s
     );
 }
 
-#[actix_web::test]
-async fn results_are_sorted_and_paged_with_paging_links() {
-    let app = TestApp::embedded().await;
+async fn results_are_sorted_and_paged_with_paging_links(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options::default()).await;
     let session = app.logon().await;
     three_sessions(&app, &session).await;
     let all = session.get_json("/api/query?type=BackupJobSession").await;
@@ -136,9 +136,8 @@ async fn results_are_sorted_and_paged_with_paging_links() {
     );
 }
 
-#[actix_web::test]
-async fn task_queries_and_the_xml_query_result() {
-    let app = TestApp::embedded().await;
+async fn task_queries_and_the_xml_query_result(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options::default()).await;
     let session = app.logon().await;
     three_sessions(&app, &session).await;
     let finished = session
@@ -167,9 +166,8 @@ async fn task_queries_and_the_xml_query_result() {
     );
 }
 
-#[actix_web::test]
-async fn malformed_queries_get_400_errors_that_say_why() {
-    let app = TestApp::embedded().await;
+async fn malformed_queries_get_400_errors_that_say_why(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options::default()).await;
     let session = app.logon().await;
     for (query, says) in [
         ("type=BackupJobSession&filter=colour==red", "Unknown field"),
@@ -203,3 +201,10 @@ async fn malformed_queries_get_400_errors_that_say_why() {
         );
     }
 }
+
+in_both_modes!(
+    filters_combine_and_or_groups_quoted_values_and_times_as_real_clients_send_them,
+    results_are_sorted_and_paged_with_paging_links,
+    task_queries_and_the_xml_query_result,
+    malformed_queries_get_400_errors_that_say_why,
+);

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 use tests::http::{JSON, related_session};
-use tests::{Session, TestApp, live_members, wait_until, xml};
+use tests::{Mode, Options, Session, TestApp, in_both_modes, live_members, wait_until, xml};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -12,9 +12,8 @@ async fn started(app: &TestApp, session: &Session, job: &str) -> (String, i32) {
     (id, pid)
 }
 
-#[actix_web::test]
-async fn start_runs_a_real_process_group_and_stop_in_xml_terminates_all_of_it() {
-    let app = TestApp::embedded().await;
+async fn start_runs_a_real_process_group_and_stop_in_xml_terminates_all_of_it(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options::default()).await;
     let session = app.logon().await;
     let (id, pid) = started(&app, &session, "Runs").await;
     let entity = session.session(&id).await;
@@ -94,9 +93,8 @@ async fn start_runs_a_real_process_group_and_stop_in_xml_terminates_all_of_it() 
     );
 }
 
-#[actix_web::test]
-async fn stop_in_json_answers_202_with_a_json_task_and_finishes() {
-    let app = TestApp::embedded().await;
+async fn stop_in_json_answers_202_with_a_json_task_and_finishes(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options::default()).await;
     let session = app.logon().await;
     let (id, pid) = started(&app, &session, "Runs").await;
     let resp = session
@@ -122,9 +120,8 @@ async fn stop_in_json_answers_202_with_a_json_task_and_finishes() {
     assert!(live_members(pid).is_empty());
 }
 
-#[actix_web::test]
-async fn stop_of_a_session_that_ignores_sigterm_kills_it_after_grace() {
-    let app = TestApp::embedded().await;
+async fn stop_of_a_session_that_ignores_sigterm_kills_it_after_grace(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options::default()).await;
     let session = app.logon().await;
     let (id, pid) = started(&app, &session, "Stubborn").await;
     let task = session
@@ -155,9 +152,10 @@ async fn stop_of_a_session_that_ignores_sigterm_kills_it_after_grace() {
     );
 }
 
-#[actix_web::test]
-async fn a_job_that_exits_by_itself_leaves_its_session_stopped_with_the_result_of_its_exit() {
-    let app = TestApp::embedded().await;
+async fn a_job_that_exits_by_itself_leaves_its_session_stopped_with_the_result_of_its_exit(
+    mode: Mode,
+) {
+    let app = TestApp::in_mode(mode, Options::default()).await;
     let session = app.logon().await;
     let quick = session.start_job(&app.job_id("Quick").await).await;
     let done = session.wait_session_state(&quick, "Stopped", T).await;
@@ -175,9 +173,8 @@ async fn a_job_that_exits_by_itself_leaves_its_session_stopped_with_the_result_o
     );
 }
 
-#[actix_web::test]
-async fn stopping_an_already_stopped_session_finishes_the_task_with_a_clear_message() {
-    let app = TestApp::embedded().await;
+async fn stopping_an_already_stopped_session_finishes_the_task_with_a_clear_message(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options::default()).await;
     let session = app.logon().await;
     let id = session.start_job(&app.job_id("Quick").await).await;
     session.wait_session_state(&id, "Stopped", T).await;
@@ -197,9 +194,8 @@ async fn stopping_an_already_stopped_session_finishes_the_task_with_a_clear_mess
     );
 }
 
-#[actix_web::test]
-async fn stop_job_stops_the_jobs_running_session_and_start_job_links_the_new_session() {
-    let app = TestApp::embedded().await;
+async fn stop_job_stops_the_jobs_running_session_and_start_job_links_the_new_session(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options::default()).await;
     let session = app.logon().await;
     let job = app.job_id("Runs").await;
     let task = session.act(&format!("/api/jobs/{job}?action=start")).await;
@@ -241,3 +237,12 @@ async fn stop_job_stops_the_jobs_running_session_and_start_job_links_the_new_ses
         1
     );
 }
+
+in_both_modes!(
+    start_runs_a_real_process_group_and_stop_in_xml_terminates_all_of_it,
+    stop_in_json_answers_202_with_a_json_task_and_finishes,
+    stop_of_a_session_that_ignores_sigterm_kills_it_after_grace,
+    a_job_that_exits_by_itself_leaves_its_session_stopped_with_the_result_of_its_exit,
+    stopping_an_already_stopped_session_finishes_the_task_with_a_clear_message,
+    stop_job_stops_the_jobs_running_session_and_start_job_links_the_new_session,
+);

@@ -2,11 +2,10 @@
 
 use std::time::Duration;
 use tests::http::JSON;
-use tests::{Session, TestApp, wait_until};
+use tests::{Mode, Options, Session, TestApp, in_both_modes, wait_until};
 
-#[actix_web::test]
-async fn the_task_row_exists_before_the_202_leaves() {
-    let app = TestApp::embedded().await;
+async fn the_task_row_exists_before_the_202_leaves(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options::default()).await;
     let session = app.logon().await;
     let job = app.job_id("Runs").await;
     for _ in 0..5 {
@@ -28,9 +27,8 @@ async fn the_task_row_exists_before_the_202_leaves() {
     }
 }
 
-#[actix_web::test]
-async fn tasks_belong_to_their_user_across_logon_sessions_and_others_get_404() {
-    let app = TestApp::embedded().await;
+async fn tasks_belong_to_their_user_across_logon_sessions_and_others_get_404(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options::default()).await;
     api::passwords::add_user(&app.db, "bob", "bob-password")
         .await
         .expect("user");
@@ -84,9 +82,8 @@ async fn tasks_belong_to_their_user_across_logon_sessions_and_others_get_404() {
     );
 }
 
-#[actix_web::test]
-async fn deleting_a_finished_task_removes_it() {
-    let app = TestApp::embedded().await;
+async fn deleting_a_finished_task_removes_it(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options::default()).await;
     let session = app.logon().await;
     let task = session
         .act(&format!(
@@ -112,10 +109,9 @@ async fn deleting_a_finished_task_removes_it() {
     );
 }
 
-#[actix_web::test]
-async fn a_task_committed_but_never_published_is_published_by_the_relay() {
+async fn a_task_committed_but_never_published_is_published_by_the_relay(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options::default()).await;
     // The crash point "API killed between commit and publish": the row exists, no message does.
-    let app = TestApp::embedded().await;
     let session = app.logon().await;
     let admin = entity::store::users::find_by_name(&app.db, tests::ADMIN.0)
         .await
@@ -143,3 +139,10 @@ async fn a_task_committed_but_never_published_is_published_by_the_relay() {
     })
     .await;
 }
+
+in_both_modes!(
+    the_task_row_exists_before_the_202_leaves,
+    tasks_belong_to_their_user_across_logon_sessions_and_others_get_404,
+    deleting_a_finished_task_removes_it,
+    a_task_committed_but_never_published_is_published_by_the_relay,
+);
