@@ -13,19 +13,9 @@ async fn main() -> Result<(), String> {
     if let Some(Command::AddUser { name, password }) = cli.command {
         let password = match password {
             Some(password) => password,
-            None => std::io::stdin()
-                .lines()
-                .next()
-                .transpose()
-                .map_err(|e| e.to_string())?
-                .unwrap_or_default(),
+            None => std::io::stdin().lines().next().transpose().map_err(|e| e.to_string())?.unwrap_or_default(),
         };
-        api::passwords::add_user(
-            &database(&settings).await?,
-            &name,
-            password.trim_end_matches(['\r', '\n']),
-        )
-        .await?;
+        api::passwords::add_user(&database(&settings).await?, &name, password.trim_end_matches(['\r', '\n'])).await?;
         println!("User {name:?} added.");
         return Ok(());
     }

@@ -7,20 +7,12 @@ use entity::store::users;
 use sea_orm::DatabaseConnection;
 
 pub fn hash(password: &str) -> Result<String, String> {
-    let salt =
-        SaltString::encode_b64(uuid::Uuid::new_v4().as_bytes()).map_err(|e| e.to_string())?;
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
+    let salt = SaltString::encode_b64(uuid::Uuid::new_v4().as_bytes()).map_err(|e| e.to_string())?;
+    Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
 }
 
 pub fn verify(password: &str, phc: &str) -> bool {
-    PasswordHash::new(phc).is_ok_and(|parsed| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok()
-    })
+    PasswordHash::new(phc).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
 }
 
 /// A random secret: 32 bytes from two v4 UUIDs (the OS generator), base64.
@@ -33,11 +25,7 @@ pub fn random_secret() -> String {
 
 /// On an empty database, creates the admin account: with `password` when given, otherwise
 /// with a generated one that is printed once.
-pub async fn bootstrap_admin(
-    db: &DatabaseConnection,
-    name: &str,
-    password: Option<&str>,
-) -> Result<(), String> {
+pub async fn bootstrap_admin(db: &DatabaseConnection, name: &str, password: Option<&str>) -> Result<(), String> {
     if users::count(db).await.map_err(|e| e.to_string())? > 0 {
         return Ok(());
     }
@@ -45,14 +33,8 @@ pub async fn bootstrap_admin(
     let password = match password {
         Some(password) => password,
         None => {
-            generated = random_secret()
-                .chars()
-                .filter(char::is_ascii_alphanumeric)
-                .take(20)
-                .collect::<String>();
-            println!(
-                "Created user {name:?} with the generated password {generated:?}. It is not shown again."
-            );
+            generated = random_secret().chars().filter(char::is_ascii_alphanumeric).take(20).collect::<String>();
+            println!("Created user {name:?} with the generated password {generated:?}. It is not shown again.");
             &generated
         }
     };
@@ -63,16 +45,10 @@ pub async fn add_user(db: &DatabaseConnection, name: &str, password: &str) -> Re
     if name.trim().is_empty() || password.is_empty() {
         return Err("a user needs a name and a password".to_owned());
     }
-    if users::find_by_name(db, name)
-        .await
-        .map_err(|e| e.to_string())?
-        .is_some()
-    {
+    if users::find_by_name(db, name).await.map_err(|e| e.to_string())?.is_some() {
         return Err(format!("user {name:?} already exists"));
     }
-    users::create(db, name, &hash(password)?)
-        .await
-        .map_err(|e| e.to_string())?;
+    users::create(db, name, &hash(password)?).await.map_err(|e| e.to_string())?;
     Ok(())
 }
 

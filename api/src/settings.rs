@@ -46,9 +46,7 @@ impl Default for ApiSettings {
 }
 
 #[derive(Debug, Parser)]
-#[command(
-    about = "Asynchronous task-queue backend: the Veeam Enterprise Manager REST task API on real processes"
-)]
+#[command(about = "Asynchronous task-queue backend: the Veeam Enterprise Manager REST task API on real processes")]
 pub struct Cli {
     /// TOML file with any of the settings (snake_case keys; runner keys under [runner]).
     #[arg(long, env = "API_CONFIG", global = true)]
@@ -97,12 +95,8 @@ pub struct Overrides {
 
 impl Cli {
     pub fn settings(&mut self) -> Result<ApiSettings, String> {
-        let mut s: ApiSettings = self
-            .config
-            .as_deref()
-            .map(worker::settings::read_toml)
-            .transpose()?
-            .unwrap_or_default();
+        let mut s: ApiSettings =
+            self.config.as_deref().map(worker::settings::read_toml).transpose()?.unwrap_or_default();
         let o = std::mem::take(&mut self.overrides);
         if let Some(v) = o.host {
             s.host = v;

@@ -26,36 +26,20 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: ApiSettings) -> Result<Self, String> {
         let db = database(&settings).await?;
-        passwords::bootstrap_admin(
-            &db,
-            &settings.admin_user,
-            settings.admin_password.as_deref(),
-        )
-        .await?;
+        passwords::bootstrap_admin(&db, &settings.admin_user, settings.admin_password.as_deref()).await?;
         let default_jobs = std::path::Path::new("config/jobs.toml");
-        let jobs_file = settings
-            .jobs_file
-            .clone()
-            .or_else(|| default_jobs.exists().then(|| default_jobs.to_owned()));
+        let jobs_file = settings.jobs_file.clone().or_else(|| default_jobs.exists().then(|| default_jobs.to_owned()));
         if let Some(path) = jobs_file {
             let count = worker::jobs_file::load(&db, &path).await?;
             tracing::info!("{count} job(s) loaded from {}", path.display());
         }
 
         let (broker, embedded): (Arc<dyn Broker>, bool) = match &settings.amqp_url {
-            Some(url) => (
-                Arc::new(AmqpBroker::new(
-                    url,
-                    &settings.runner.queue_prefix,
-                    settings.runner.prefetch,
-                )),
-                false,
-            ),
+            Some(url) => (Arc::new(AmqpBroker::new(url, &settings.runner)), false),
             None => (Arc::new(MemoryBroker::default()), true),
         };
         let shutdown = CancellationToken::new();
-        let engine =
-            Engine::start(db.clone(), broker, &settings.runner, embedded, &shutdown).await?;
+        let engine = Engine::start(db.clone(), broker, &settings.runner, embedded, &shutdown).await?;
         let state = web::Data::new(AppState {
             db,
             dispatcher: engine.dispatcher,
@@ -78,16 +62,8 @@ impl Application {
         .listen(listener)
         .map_err(|e| e.to_string())?
         .run();
-        tracing::info!(
-            port,
-            mode = if embedded { "embedded" } else { "distributed" },
-            "listening"
-        );
-        Ok(Self {
-            port,
-            server,
-            shutdown,
-        })
+        tracing::info!(port, mode = if embedded { "embedded" } else { "distributed" }, "listening");
+        Ok(Self { port, server, shutdown })
     }
 
     pub fn port(&self) -> u16 {
@@ -96,10 +72,7 @@ impl Application {
 
     /// A handle that stops the server and the engine.
     pub fn stopper(&self) -> Stopper {
-        Stopper {
-            server: self.server.handle(),
-            shutdown: self.shutdown.clone(),
-        }
+        Stopper { server: self.server.handle(), shutdown: self.shutdown.clone() }
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
@@ -128,10 +101,7 @@ pub async fn database(settings: &ApiSettings) -> Result<DatabaseConnection, Stri
         None => {
             std::fs::create_dir_all(&settings.data_dir)
                 .map_err(|e| format!("cannot create {}: {e}", settings.data_dir.display()))?;
-            format!(
-                "sqlite://{}/taskq.sqlite?mode=rwc",
-                settings.data_dir.display()
-            )
+            format!("sqlite://{}/taskq.sqlite?mode=rwc", settings.data_dir.display())
         }
     };
     connect_database(&url).await

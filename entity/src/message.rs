@@ -47,19 +47,11 @@ mod tests {
 
     #[test]
     fn messages_round_trip_through_their_wire_form() {
-        for message in [
-            QueueMessage::Run { task_id: 7 },
-            QueueMessage::Cancel { task_id: 9 },
-        ] {
-            assert_eq!(
-                QueueMessage::from_bytes(&message.to_bytes()).ok(),
-                Some(message)
-            );
+        for message in [QueueMessage::Run { task_id: 7 }, QueueMessage::Cancel { task_id: 9 }] {
+            assert_eq!(QueueMessage::from_bytes(&message.to_bytes()).ok(), Some(message));
         }
         assert_eq!(
-            String::from_utf8(QueueMessage::Run { task_id: 3 }.to_bytes())
-                .ok()
-                .as_deref(),
+            String::from_utf8(QueueMessage::Run { task_id: 3 }.to_bytes()).ok().as_deref(),
             Some(r#"{"kind":"run","task_id":3}"#)
         );
         assert!(QueueMessage::from_bytes(b"{\"kind\":\"explode\"}").is_err());

@@ -16,9 +16,7 @@
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
 pub enum TaskState {
     #[sea_orm(string_value = "Queued")]
@@ -29,9 +27,7 @@ pub enum TaskState {
     Finished,
 }
 
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(32))")]
 pub enum Operation {
     #[sea_orm(string_value = "StartJob")]
@@ -43,9 +39,7 @@ pub enum Operation {
 }
 
 /// Veeam's session states, in Veeam's documented order (the query service compares by index).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
 pub enum SessionState {
     #[sea_orm(string_value = "Starting")]
@@ -58,9 +52,7 @@ pub enum SessionState {
     Stopped,
 }
 
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
 pub enum SessionResult {
     #[sea_orm(string_value = "None")]
@@ -94,19 +86,11 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn success(message: impl Into<String>) -> Self {
-        Self {
-            success: true,
-            message: message.into(),
-            related_session_id: None,
-        }
+        Self { success: true, message: message.into(), related_session_id: None }
     }
 
     pub fn failure(message: impl Into<String>) -> Self {
-        Self {
-            success: false,
-            message: message.into(),
-            related_session_id: None,
-        }
+        Self { success: false, message: message.into(), related_session_id: None }
     }
 
     pub fn with_session(mut self, session_id: impl Into<String>) -> Self {
@@ -140,9 +124,7 @@ impl TaskEvent {
     pub fn target(&self) -> TaskState {
         match self {
             TaskEvent::Claim { .. } | TaskEvent::Readopt { .. } => TaskState::Running,
-            TaskEvent::Finish(_) | TaskEvent::Cancel { .. } | TaskEvent::Abandon { .. } => {
-                TaskState::Finished
-            }
+            TaskEvent::Finish(_) | TaskEvent::Cancel { .. } | TaskEvent::Abandon { .. } => TaskState::Finished,
         }
     }
 
@@ -154,16 +136,10 @@ impl TaskEvent {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SessionEvent {
-    Started {
-        pid: i32,
-    },
+    Started { pid: i32 },
     StopRequested,
     StopAbandoned,
-    Ended {
-        result: SessionResult,
-        failure_message: Option<String>,
-        exit_code: Option<i32>,
-    },
+    Ended { result: SessionResult, failure_message: Option<String>, exit_code: Option<i32> },
 }
 
 impl SessionEvent {
@@ -219,12 +195,8 @@ mod tests {
             TaskEvent::Claim { runner: "r".into() },
             TaskEvent::Readopt { runner: "r".into() },
             TaskEvent::Finish(Outcome::success("ok")),
-            TaskEvent::Cancel {
-                message: "c".into(),
-            },
-            TaskEvent::Abandon {
-                message: "a".into(),
-            },
+            TaskEvent::Cancel { message: "c".into() },
+            TaskEvent::Abandon { message: "a".into() },
         ]
     }
 
@@ -240,17 +212,9 @@ mod tests {
         ];
         for (event, (name, allowed)) in task_events().iter().zip(expected) {
             for from in TaskState::iter() {
-                assert_eq!(
-                    event.legal_from(from),
-                    allowed.contains(&from),
-                    "{name} from {from}"
-                );
+                assert_eq!(event.legal_from(from), allowed.contains(&from), "{name} from {from}");
             }
-            assert_ne!(
-                event.target(),
-                Queued,
-                "{name}: nothing goes back to Queued"
-            );
+            assert_ne!(event.target(), Queued, "{name}: nothing goes back to Queued");
         }
     }
 
@@ -269,22 +233,14 @@ mod tests {
             (SessionEvent::StopRequested, vec![Working], Stopping),
             (SessionEvent::StopAbandoned, vec![Stopping], Working),
             (
-                SessionEvent::Ended {
-                    result: SessionResult::Success,
-                    failure_message: None,
-                    exit_code: Some(0),
-                },
+                SessionEvent::Ended { result: SessionResult::Success, failure_message: None, exit_code: Some(0) },
                 vec![Starting, Working, Stopping],
                 Stopped,
             ),
         ];
         for (event, allowed, target) in cases {
             for from in SessionState::iter() {
-                assert_eq!(
-                    event.legal_from(from),
-                    allowed.contains(&from),
-                    "{event:?} from {from}"
-                );
+                assert_eq!(event.legal_from(from), allowed.contains(&from), "{event:?} from {from}");
             }
             assert_eq!(event.target(), target);
         }

@@ -153,19 +153,13 @@ impl MigrationTrait for Migration {
                 .col(integer_null(JobSessions::ExitCode))
                 .col(integer_uniq(JobSessions::StartTaskId))
                 .foreign_key(
-                    ForeignKey::create()
-                        .from(JobSessions::Table, JobSessions::JobId)
-                        .to(Jobs::Table, Jobs::Id),
+                    ForeignKey::create().from(JobSessions::Table, JobSessions::JobId).to(Jobs::Table, Jobs::Id),
                 )
                 .to_owned(),
         )
         .await?;
         m.create_index(
-            Index::create()
-                .name("ix_job_sessions_job")
-                .table(JobSessions::Table)
-                .col(JobSessions::JobId)
-                .to_owned(),
+            Index::create().name("ix_job_sessions_job").table(JobSessions::Table).col(JobSessions::JobId).to_owned(),
         )
         .await?;
         m.create_index(
@@ -206,14 +200,7 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.create_index(
-            Index::create()
-                .name("ix_tasks_user")
-                .table(Tasks::Table)
-                .col(Tasks::UserId)
-                .to_owned(),
-        )
-        .await?;
+        m.create_index(Index::create().name("ix_tasks_user").table(Tasks::Table).col(Tasks::UserId).to_owned()).await?;
         m.create_index(
             Index::create()
                 .name("ix_tasks_state_published")

@@ -20,10 +20,7 @@ impl Resp {
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     pub fn content_type(&self) -> &str {
@@ -32,9 +29,7 @@ impl Resp {
 }
 
 pub async fn request(method: &str, url: &str, headers: &[(&str, &str)]) -> Resp {
-    let client = awc::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .finish();
+    let client = awc::Client::builder().timeout(Duration::from_secs(30)).finish();
     let method = actix_web::http::Method::from_bytes(method.as_bytes()).expect("method");
     let mut req = client.request(method, url);
     for (k, v) in headers {
@@ -44,20 +39,13 @@ pub async fn request(method: &str, url: &str, headers: &[(&str, &str)]) -> Resp 
     let body = res.body().limit(16 * 1024 * 1024).await.expect("body");
     Resp {
         status: res.status().as_u16(),
-        headers: res
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
-            .collect(),
+        headers: res.headers().iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned())).collect(),
         body: String::from_utf8_lossy(&body).into_owned(),
     }
 }
 
 pub fn basic(user: &str, password: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-    )
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
 }
 
 /// A logged-on Veeam client: sends the token header on every request.
@@ -69,22 +57,12 @@ pub struct Session {
 
 impl Session {
     pub async fn logon(base: &str, user: &str, password: &str) -> Self {
-        let logon = request(
-            "POST",
-            &format!("{base}/api/sessionMngr/?v=latest"),
-            &[("Authorization", &basic(user, password))],
-        )
-        .await;
+        let logon =
+            request("POST", &format!("{base}/api/sessionMngr/?v=latest"), &[("Authorization", &basic(user, password))])
+                .await;
         assert_eq!(logon.status, 201, "logon failed: {}", logon.body);
-        let token = logon
-            .header("X-RestSvcSessionId")
-            .expect("token header")
-            .to_owned();
-        Self {
-            base: base.to_owned(),
-            token,
-            logon,
-        }
+        let token = logon.header("X-RestSvcSessionId").expect("token header").to_owned();
+        Self { base: base.to_owned(), token, logon }
     }
 
     /// `path` is under the base URL (`/api/...`); `accept` may be empty for no Accept header.
@@ -114,8 +92,7 @@ impl Session {
     }
 
     pub async fn session(&self, session_id: &str) -> Value {
-        self.get_json(&format!("/api/backupSessions/{session_id}?format=Entity"))
-            .await
+        self.get_json(&format!("/api/backupSessions/{session_id}?format=Entity")).await
     }
 
     /// Waits for the task to be Finished and returns it.
@@ -126,10 +103,7 @@ impl Session {
             if task["State"] == "Finished" {
                 return task;
             }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "task {task_id} not finished after {timeout:?}: {task}"
-            );
+            assert!(std::time::Instant::now() < deadline, "task {task_id} not finished after {timeout:?}: {task}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -137,60 +111,33 @@ impl Session {
     /// Starts `job_id` and returns the new session's id once the start task has finished.
     pub async fn start_job(&self, job_id: &str) -> String {
         let task = self.act(&format!("/api/jobs/{job_id}?action=start")).await;
-        let done = self
-            .wait_finished(
-                task["TaskId"].as_str().expect("TaskId"),
-                Duration::from_secs(20),
-            )
-            .await;
+        let done = self.wait_finished(task["TaskId"].as_str().expect("TaskId"), Duration::from_secs(20)).await;
         assert_eq!(done["Result"]["Success"], true, "start failed: {done}");
         related_session(&done)
     }
 
-    pub async fn wait_session_state(
-        &self,
-        session_id: &str,
-        state: &str,
-        timeout: Duration,
-    ) -> Value {
+    pub async fn wait_session_state(&self, session_id: &str, state: &str, timeout: Duration) -> Value {
         let deadline = std::time::Instant::now() + timeout;
         loop {
             let session = self.session(session_id).await;
             if session["State"] == state {
                 return session;
             }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "session not {state} after {timeout:?}: {session}"
-            );
+            assert!(std::time::Instant::now() < deadline, "session not {state} after {timeout:?}: {session}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
     /// The group leader's pid, read from the database through the store.
     pub async fn pid_of(&self, db: &sea_orm::DatabaseConnection, session_id: &str) -> i32 {
-        entity::store::sessions::find(db, session_id)
-            .await
-            .expect("db")
-            .expect("session")
-            .pid
-            .expect("pid")
+        entity::store::sessions::find(db, session_id).await.expect("db").expect("session").pid.expect("pid")
     }
 }
 
 /// The id of the session a finished task links with Rel="Related".
 pub fn related_session(task: &Value) -> String {
     let links = task["Links"].as_array().expect("links");
-    let related = links
-        .iter()
-        .find(|l| l["Rel"] == "Related")
-        .unwrap_or_else(|| panic!("no Related link: {task}"));
+    let related = links.iter().find(|l| l["Rel"] == "Related").unwrap_or_else(|| panic!("no Related link: {task}"));
     let href = related["Href"].as_str().expect("href");
-    href.rsplit('/')
-        .next()
-        .expect("id")
-        .split('?')
-        .next()
-        .expect("id")
-        .to_owned()
+    href.rsplit('/').next().expect("id").split('?').next().expect("id").to_owned()
 }

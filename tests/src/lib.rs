@@ -21,14 +21,15 @@ pub use http::{Resp, Session};
 
 pub const ADMIN: (&str, &str) = ("admin", "admin-password");
 
+/// Test queues expire a minute after their last use.
+const QUEUE_EXPIRES_MS: u64 = 60_000;
+
 pub fn pg_admin_url() -> String {
-    std::env::var("TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+    std::env::var("TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
 pub fn amqp_url() -> String {
-    std::env::var("TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+    std::env::var("TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
 }
 
 fn short_id() -> String {
@@ -42,10 +43,7 @@ pub async fn fresh_pg_database() -> String {
         .await
         .unwrap_or_else(|e| panic!("PostgreSQL is required at {admin_url} (TEST_PG_URL): {e}"));
     let name = format!("taskq_test_{}", short_id());
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await
-        .expect("create test database");
+    admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
     let (base, _) = admin_url.rsplit_once('/').expect("database URL has a path");
     format!("{base}/{name}")
 }
@@ -100,6 +98,8 @@ pub struct TestApp {
     stopper: Stopper,
     /// Runners started with the app (distributed mode), killed with it.
     workers: Vec<Proc>,
+    /// Every runner identity used, for the queue clean-up.
+    runner_ids: std::sync::Mutex<Vec<String>>,
 }
 
 /// The two deployment modes, for tests that must hold in both.
@@ -118,20 +118,12 @@ impl TestApp {
 
     /// PostgreSQL + RabbitMQ, no runner in the API: start `worker` processes with `start_worker`.
     pub async fn distributed() -> Self {
-        Self::spawn(Options {
-            distributed: true,
-            ..Options::default()
-        })
-        .await
+        Self::spawn(Options { distributed: true, ..Options::default() }).await
     }
 
     /// An app in `mode` with `options`; in distributed mode with one running worker.
     pub async fn in_mode(mode: Mode, options: Options) -> Self {
-        let mut app = Self::spawn(Options {
-            distributed: matches!(mode, Mode::Distributed),
-            ..options
-        })
-        .await;
+        let mut app = Self::spawn(Options { distributed: matches!(mode, Mode::Distributed), ..options }).await;
         if let Mode::Distributed = mode {
             let worker = app.start_worker(&format!("w-{}", short_id()));
             app.workers.push(worker);
@@ -143,23 +135,12 @@ impl TestApp {
         let dir = std::env::temp_dir().join(format!("taskq-test-{}", short_id()));
         std::fs::create_dir_all(&dir).expect("test dir");
         let settings = settings_for(&dir, &options).await;
-        let app = Application::build(settings.clone())
-            .await
-            .expect("application starts");
+        let app = Application::build(settings.clone()).await.expect("application starts");
         let base = format!("http://127.0.0.1:{}", app.port());
         let stopper = app.stopper();
         actix_web::rt::spawn(app.run_until_stopped());
-        let db = api::startup::database(&settings)
-            .await
-            .expect("test database");
-        Self {
-            base,
-            db,
-            dir,
-            settings,
-            stopper,
-            workers: Vec::new(),
-        }
+        let db = api::startup::database(&settings).await.expect("test database");
+        Self { base, db, dir, settings, stopper, workers: Vec::new(), runner_ids: std::sync::Mutex::default() }
     }
 
     pub async fn logon(&self) -> Session {
@@ -178,37 +159,18 @@ impl TestApp {
 
     /// A `worker` process with this runner identity, sharing the test's database and queues.
     pub fn start_worker(&self, runner_id: &str) -> Proc {
+        self.runner_ids.lock().expect("lock").push(runner_id.to_owned());
         let mut command = Command::new(binary("worker"));
         command
-            .env(
-                "DATABASE_URL",
-                self.settings
-                    .database_url
-                    .as_deref()
-                    .expect("distributed test"),
-            )
-            .env(
-                "AMQP_URL",
-                self.settings.amqp_url.as_deref().expect("distributed test"),
-            )
+            .env("DATABASE_URL", self.settings.database_url.as_deref().expect("distributed test"))
+            .env("AMQP_URL", self.settings.amqp_url.as_deref().expect("distributed test"))
             .env("RUNNER_ID", runner_id)
             .env("QUEUE_PREFIX", &self.settings.runner.queue_prefix)
-            .env(
-                "GRACE_PERIOD_MS",
-                self.settings.runner.grace_period_ms.to_string(),
-            )
-            .env(
-                "HEARTBEAT_INTERVAL_MS",
-                self.settings.runner.heartbeat_interval_ms.to_string(),
-            )
-            .env(
-                "RUNNER_DEADLINE_MS",
-                self.settings.runner.runner_deadline_ms.to_string(),
-            )
-            .env(
-                "RELAY_INTERVAL_MS",
-                self.settings.runner.relay_interval_ms.to_string(),
-            )
+            .env("GRACE_PERIOD_MS", self.settings.runner.grace_period_ms.to_string())
+            .env("HEARTBEAT_INTERVAL_MS", self.settings.runner.heartbeat_interval_ms.to_string())
+            .env("RUNNER_DEADLINE_MS", self.settings.runner.runner_deadline_ms.to_string())
+            .env("RELAY_INTERVAL_MS", self.settings.runner.relay_interval_ms.to_string())
+            .env("QUEUE_EXPIRES_MS", QUEUE_EXPIRES_MS.to_string())
             .current_dir(&self.dir);
         Proc::spawn(command, &self.dir.join(format!("worker-{runner_id}.log")))
     }
@@ -221,10 +183,7 @@ impl TestApp {
 async fn settings_for(dir: &Path, options: &Options) -> ApiSettings {
     let jobs = dir.join("jobs.toml");
     let work = dir.join("work");
-    let text = JOBS.replace(
-        "command = ",
-        &format!("working_dir = \"{}\"\ncommand = ", work.display()),
-    );
+    let text = JOBS.replace("command = ", &format!("working_dir = \"{}\"\ncommand = ", work.display()));
     std::fs::write(&jobs, text).expect("jobs file");
     let mut settings = ApiSettings {
         port: 0,
@@ -241,6 +200,8 @@ async fn settings_for(dir: &Path, options: &Options) -> ApiSettings {
     settings.runner.relay_interval_ms = options.relay_interval_ms;
     settings.runner.heartbeat_interval_ms = 200;
     settings.runner.queue_prefix = format!("test-{}", short_id());
+    // A safety net for tests that die before their clean-up: RabbitMQ drops idle queues.
+    settings.runner.queue_expires_ms = Some(QUEUE_EXPIRES_MS);
     if options.distributed {
         settings.database_url = Some(fresh_pg_database().await);
         settings.amqp_url = Some(amqp_url());
@@ -249,10 +210,47 @@ async fn settings_for(dir: &Path, options: &Options) -> ApiSettings {
 }
 
 impl Drop for TestApp {
-    /// Kills whatever workload processes the test left running (those whose working directory
-    /// is inside the test's directory).
+    /// Kills the test's runners and the workload processes it left (those whose working
+    /// directory is inside the test's directory), then deletes its queues and its database:
+    /// the broker and the database server are shared, and quorum queues are not free.
     fn drop(&mut self) {
+        self.workers.clear();
         kill_processes_under(&self.dir);
+        let Some(database_url) = self.settings.database_url.clone() else { return };
+        let prefix = self.settings.runner.queue_prefix.clone();
+        let mut queues = vec![format!("{prefix}.tasks"), format!("{prefix}.dead")];
+        queues.extend(
+            self.runner_ids
+                .lock()
+                .map(|ids| ids.clone())
+                .unwrap_or_default()
+                .iter()
+                .map(|id| format!("{prefix}.runner.{id}")),
+        );
+        let cleanup = move || -> Option<()> {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            runtime.block_on(async move {
+                if let Ok(connection) =
+                    lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default()).await
+                    && let Ok(channel) = connection.create_channel().await
+                {
+                    for queue in &queues {
+                        let _ = channel
+                            .queue_delete(queue.as_str().into(), lapin::options::QueueDeleteOptions::default())
+                            .await;
+                    }
+                    let dlx = format!("{prefix}.dlx");
+                    let _ = channel
+                        .exchange_delete(dlx.as_str().into(), lapin::options::ExchangeDeleteOptions::default())
+                        .await;
+                }
+                let name = database_url.rsplit('/').next()?.to_owned();
+                let admin = Database::connect(&pg_admin_url()).await.ok()?;
+                admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.ok()?;
+                Some(())
+            })
+        };
+        let _ = std::thread::spawn(cleanup).join();
     }
 }
 
@@ -261,13 +259,8 @@ pub fn kill_processes_under(dir: &Path) {
         return;
     };
     for pid in entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok()) {
-        if std::fs::read_link(format!("/proc/{pid}/cwd"))
-            .is_ok_and(|cwd| cwd.starts_with(dir.join("work")))
-        {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+        if std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(dir.join("work"))) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
         }
     }
 }
@@ -275,16 +268,8 @@ pub fn kill_processes_under(dir: &Path) {
 /// A binary of this workspace, built next to the test binary (`cargo build --workspace`).
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
-    let path = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build --workspace` first (scripts/test does)",
-        path.display()
-    );
+    let path = exe.parent().and_then(Path::parent).expect("target dir").join(name);
+    assert!(path.exists(), "{} is missing: run `cargo build --workspace` first (scripts/test does)", path.display());
     path
 }
 
@@ -297,12 +282,7 @@ impl Proc {
     pub fn spawn(mut command: Command, log: &Path) -> Self {
         let out = std::fs::File::create(log).expect("log file");
         let err = out.try_clone().expect("log file");
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .expect("spawn");
+        let child = command.stdin(Stdio::null()).stdout(out).stderr(err).spawn().expect("spawn");
         Self { child }
     }
 
@@ -327,10 +307,7 @@ where
 {
     let deadline = Instant::now() + timeout;
     while !check().await {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -341,11 +318,7 @@ pub fn live_members(pgid: i32) -> Vec<i32> {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
 /// Runs one scenario (`async fn(Mode)`) as two tests: `embedded` and `distributed`.

@@ -9,25 +9,11 @@ async fn the_entry_point_is_anonymous_and_lists_the_logon_links() {
     let app = TestApp::embedded().await;
     let resp = request("GET", &format!("{}/api/", app.base), &[]).await;
     assert_eq!(resp.status, 200);
-    assert!(
-        resp.content_type().starts_with("application/xml"),
-        "{}",
-        resp.content_type()
-    );
-    assert_eq!(
-        xml::root_namespace(&resp.body).as_deref(),
-        Some("http://www.veeam.com/ent/v1.0")
-    );
-    assert_eq!(
-        xml::attr(&resp.body, "SupportedVersion", "Name").as_deref(),
-        Some("v1_4")
-    );
-    let json = request("GET", &format!("{}/api", app.base), &[("Accept", JSON)])
-        .await
-        .json();
-    let versions = json["SupportedVersions"]["SupportedVersions"]
-        .as_array()
-        .expect("versions");
+    assert!(resp.content_type().starts_with("application/xml"), "{}", resp.content_type());
+    assert_eq!(xml::root_namespace(&resp.body).as_deref(), Some("http://www.veeam.com/ent/v1.0"));
+    assert_eq!(xml::attr(&resp.body, "SupportedVersion", "Name").as_deref(), Some("v1_4"));
+    let json = request("GET", &format!("{}/api", app.base), &[("Accept", JSON)]).await.json();
+    let versions = json["SupportedVersions"]["SupportedVersions"].as_array().expect("versions");
     assert!(versions.iter().any(|v| v["Name"] == "v1_7"));
 }
 
@@ -44,10 +30,7 @@ async fn logon_answers_201_with_the_token_as_header_and_cookie_and_a_logon_sessi
         assert_eq!(resp.status, 201, "{}", resp.body);
         let token = resp.header("X-RestSvcSessionId").expect("token");
         let cookie = resp.header("set-cookie").expect("cookie");
-        assert!(
-            cookie.starts_with(&format!("X-RestSvcSessionId={token}")),
-            "{cookie}"
-        );
+        assert!(cookie.starts_with(&format!("X-RestSvcSessionId={token}")), "{cookie}");
         assert!(cookie.contains("Path=/api"), "{cookie}");
         assert_eq!(xml::text(&resp.body, "UserName").as_deref(), Some(ADMIN.0));
         assert!(xml::text(&resp.body, "SessionId").is_some());
@@ -58,36 +41,18 @@ async fn logon_answers_201_with_the_token_as_header_and_cookie_and_a_logon_sessi
 async fn bad_or_missing_credentials_get_401_with_the_basic_challenge() {
     let app = TestApp::embedded().await;
     let url = format!("{}/api/sessionMngr/?v=latest", app.base);
-    for headers in [
-        vec![("Authorization", basic(ADMIN.0, "wrong"))],
-        vec![("Authorization", basic("nobody", "x"))],
-        vec![],
-    ] {
+    for headers in
+        [vec![("Authorization", basic(ADMIN.0, "wrong"))], vec![("Authorization", basic("nobody", "x"))], vec![]]
+    {
         let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let resp = request("POST", &url, &headers).await;
         assert_eq!(resp.status, 401, "{}", resp.body);
         assert_eq!(resp.header("www-authenticate"), Some("Basic Realm=RestSvc"));
-        assert_eq!(
-            xml::attr(&resp.body, "Error", "StatusCode").as_deref(),
-            Some("401")
-        );
+        assert_eq!(xml::attr(&resp.body, "Error", "StatusCode").as_deref(), Some("401"));
     }
-    let resp = request(
-        "POST",
-        &url,
-        &[
-            ("Authorization", &basic(ADMIN.0, "wrong")),
-            ("Accept", JSON),
-        ],
-    )
-    .await;
+    let resp = request("POST", &url, &[("Authorization", &basic(ADMIN.0, "wrong")), ("Accept", JSON)]).await;
     assert_eq!(resp.json()["StatusCode"], 401);
-    assert!(
-        resp.json()["Message"]
-            .as_str()
-            .expect("message")
-            .contains("Invalid")
-    );
+    assert!(resp.json()["Message"].as_str().expect("message").contains("Invalid"));
 }
 
 #[actix_web::test]
@@ -95,47 +60,19 @@ async fn every_other_route_needs_a_live_token_and_the_cookie_wins_over_the_heade
     let app = TestApp::embedded().await;
     let tasks = format!("{}/api/tasks", app.base);
     assert_eq!(request("GET", &tasks, &[]).await.status, 401);
-    assert_eq!(
-        request("GET", &tasks, &[("X-RestSvcSessionId", "forged")])
-            .await
-            .status,
-        401
-    );
+    assert_eq!(request("GET", &tasks, &[("X-RestSvcSessionId", "forged")]).await.status, 401);
     let session = app.logon().await;
-    assert_eq!(
-        request("GET", &tasks, &[("X-RestSvcSessionId", &session.token)])
-            .await
-            .status,
-        200
-    );
+    assert_eq!(request("GET", &tasks, &[("X-RestSvcSessionId", &session.token)]).await.status, 200);
     let cookie = format!("X-RestSvcSessionId={}", session.token);
-    assert_eq!(
-        request("GET", &tasks, &[("Cookie", &cookie)]).await.status,
-        200
-    );
+    assert_eq!(request("GET", &tasks, &[("Cookie", &cookie)]).await.status, 200);
     let bad_cookie = "X-RestSvcSessionId=forged";
-    let resp = request(
-        "GET",
-        &tasks,
-        &[
-            ("Cookie", bad_cookie),
-            ("X-RestSvcSessionId", &session.token),
-        ],
-    )
-    .await;
-    assert_eq!(
-        resp.status, 401,
-        "the cookie is used and the header ignored"
-    );
+    let resp = request("GET", &tasks, &[("Cookie", bad_cookie), ("X-RestSvcSessionId", &session.token)]).await;
+    assert_eq!(resp.status, 401, "the cookie is used and the header ignored");
 }
 
 #[actix_web::test]
 async fn a_session_idle_for_longer_than_the_timeout_expires() {
-    let app = TestApp::spawn(tests::Options {
-        session_idle_timeout_secs: 1,
-        ..Default::default()
-    })
-    .await;
+    let app = TestApp::spawn(tests::Options { session_idle_timeout_secs: 1, ..Default::default() }).await;
     let session = app.logon().await;
     assert_eq!(session.call("GET", "/api/tasks", "").await.status, 200);
     // The passing of idle time is what is under test.
@@ -155,32 +92,11 @@ async fn logon_sessions_list_the_callers_own_first_and_delete_gives_204() {
     assert_eq!(sessions.len(), 2);
     let own_id = xml::text(&second.logon.body, "SessionId").expect("id");
     assert_eq!(sessions[0]["SessionId"], own_id.as_str());
-    assert_eq!(
-        second
-            .get_json(&format!("/api/logonSessions/{own_id}"))
-            .await["UserName"],
-        ADMIN.0
-    );
+    assert_eq!(second.get_json(&format!("/api/logonSessions/{own_id}")).await["UserName"], ADMIN.0);
     let first_id = xml::text(&first.logon.body, "SessionId").expect("id");
-    assert_eq!(
-        second
-            .call("DELETE", &format!("/api/logonSessions/{first_id}"), "")
-            .await
-            .status,
-        204
-    );
-    assert_eq!(
-        first.call("GET", "/api/tasks", "").await.status,
-        401,
-        "a deleted session is logged off"
-    );
-    assert_eq!(
-        second
-            .call("GET", &format!("/api/logonSessions/{first_id}"), "")
-            .await
-            .status,
-        404
-    );
+    assert_eq!(second.call("DELETE", &format!("/api/logonSessions/{first_id}"), "").await.status, 204);
+    assert_eq!(first.call("GET", "/api/tasks", "").await.status, 401, "a deleted session is logged off");
+    assert_eq!(second.call("GET", &format!("/api/logonSessions/{first_id}"), "").await.status, 404);
 }
 
 #[actix_web::test]
@@ -188,16 +104,7 @@ async fn the_veeam_python_client_flow_works_with_json_and_v1_4() {
     let app = TestApp::embedded().await;
     let session = Session::logon(&app.base, ADMIN.0, ADMIN.1).await;
     let list = session.get_json("/api/logonSessions").await;
-    let id = list["LogonSessions"][0]["SessionId"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    assert_eq!(
-        session
-            .call("DELETE", &format!("/api/logonSessions/{id}"), JSON)
-            .await
-            .status,
-        204
-    );
+    let id = list["LogonSessions"][0]["SessionId"].as_str().expect("id").to_owned();
+    assert_eq!(session.call("DELETE", &format!("/api/logonSessions/{id}"), JSON).await.status, 204);
     assert_eq!(session.call("GET", "/api/jobs", JSON).await.status, 401);
 }

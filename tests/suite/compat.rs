@@ -8,32 +8,15 @@ use tests::{ADMIN, TestApp};
 /// A virtualenv with the `veeam` package from PyPI, made once under the target directory.
 fn veeam_python() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary");
-    let venv = exe
-        .ancestors()
-        .nth(3)
-        .expect("target dir")
-        .join("compat-venv-veeam");
+    let venv = exe.ancestors().nth(3).expect("target dir").join("compat-venv-veeam");
     let python = venv.join("bin/python");
     if !python.exists()
-        || !Command::new(&python)
-            .args(["-c", "import veeam.client"])
-            .status()
-            .is_ok_and(|s| s.success())
+        || !Command::new(&python).args(["-c", "import veeam.client"]).status().is_ok_and(|s| s.success())
     {
-        let made = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .expect("python3 is required");
+        let made = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().expect("python3 is required");
         assert!(made.success(), "python3 -m venv failed");
-        let pip = Command::new(venv.join("bin/pip"))
-            .args(["install", "-q", "veeam==0.1.5"])
-            .status()
-            .expect("pip");
-        assert!(
-            pip.success(),
-            "pip install veeam==0.1.5 failed (PyPI must be reachable)"
-        );
+        let pip = Command::new(venv.join("bin/pip")).args(["install", "-q", "veeam==0.1.5"]).status().expect("pip");
+        assert!(pip.success(), "pip install veeam==0.1.5 failed (PyPI must be reachable)");
     }
     python
 }
@@ -44,23 +27,17 @@ async fn the_veeam_python_package_logs_on_reads_queries_drives_a_stop_and_logs_o
     let session = app.logon().await;
     for job in ["Quick", "Broken"] {
         let id = session.start_job(&app.job_id(job).await).await;
-        session
-            .wait_session_state(&id, "Stopped", Duration::from_secs(20))
-            .await;
+        session.wait_session_state(&id, "Stopped", Duration::from_secs(20)).await;
     }
     session.start_job(&app.job_id("Runs").await).await;
     let python = veeam_python();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/compat/veeam_client.py");
     let base = app.base.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(python)
-            .arg(script)
-            .args([&base, ADMIN.0, ADMIN.1])
-            .output()
-    })
-    .await
-    .expect("join")
-    .expect("run the client");
+    let output =
+        tokio::task::spawn_blocking(move || Command::new(python).arg(script).args([&base, ADMIN.0, ADMIN.1]).output())
+            .await
+            .expect("join")
+            .expect("run the client");
     assert!(
         output.status.success(),
         "veeam client failed:\n{}\n{}",

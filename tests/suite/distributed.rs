@@ -17,15 +17,8 @@ async fn queue_depth(queue: &str) -> u32 {
         .await
         .expect("RabbitMQ is required (TEST_AMQP_URL)");
     let channel = connection.create_channel().await.expect("channel");
-    let options = QueueDeclareOptions {
-        passive: true,
-        ..Default::default()
-    };
-    channel
-        .queue_declare(queue.into(), options, FieldTable::default())
-        .await
-        .map(|q| q.message_count())
-        .unwrap_or(0)
+    let options = QueueDeclareOptions { passive: true, ..Default::default() };
+    channel.queue_declare(queue.into(), options, FieldTable::default()).await.map(|q| q.message_count()).unwrap_or(0)
 }
 
 #[actix_web::test]
@@ -36,102 +29,53 @@ async fn a_stop_goes_through_rabbitmq_to_the_worker_that_owns_the_session() {
     let _w2 = app.start_worker(&second);
     let session = app.logon().await;
     let id = session.start_job(&app.job_id("Runs").await).await;
-    let row = entity::store::sessions::find(&app.db, &id)
-        .await
-        .expect("db")
-        .expect("session");
-    assert!(
-        [&first, &second].contains(&&row.runner_id),
-        "owned by one of the runners: {}",
-        row.runner_id
-    );
+    let row = entity::store::sessions::find(&app.db, &id).await.expect("db").expect("session");
+    assert!([&first, &second].contains(&&row.runner_id), "owned by one of the runners: {}", row.runner_id);
     let pid = row.pid.expect("pid");
     assert!(!live_members(pid).is_empty());
-    let task = session
-        .act(&format!("/api/backupSessions/{id}?action=stop"))
-        .await;
-    let done = session
-        .wait_finished(task["TaskId"].as_str().expect("id"), T)
-        .await;
+    let task = session.act(&format!("/api/backupSessions/{id}?action=stop")).await;
+    let done = session.wait_finished(task["TaskId"].as_str().expect("id"), T).await;
     assert_eq!(done["Result"]["Success"], true, "{done}");
-    let stop_row = entity::store::tasks::get(
-        &app.db,
-        done["TaskId"].as_str().expect("id")[5..]
-            .parse()
-            .expect("n"),
-    )
-    .await
-    .expect("db")
-    .expect("row");
-    assert_eq!(
-        stop_row.runner_id.as_deref(),
-        Some(row.runner_id.as_str()),
-        "routed to the owner"
-    );
+    let stop_row = entity::store::tasks::get(&app.db, done["TaskId"].as_str().expect("id")[5..].parse().expect("n"))
+        .await
+        .expect("db")
+        .expect("row");
+    assert_eq!(stop_row.runner_id.as_deref(), Some(row.runner_id.as_str()), "routed to the owner");
     assert!(live_members(pid).is_empty());
     assert_eq!(session.session(&id).await["State"], "Stopped");
 }
 
 #[actix_web::test]
 async fn a_worker_killed_mid_stop_re_adopts_its_processes_and_finishes_when_it_comes_back() {
-    let app = TestApp::spawn(Options {
-        distributed: true,
-        grace_period_ms: 3_000,
-        ..Options::default()
-    })
-    .await;
+    let app = TestApp::spawn(Options { distributed: true, grace_period_ms: 3_000, ..Options::default() }).await;
     let runner = runner_id();
     let mut worker = app.start_worker(&runner);
     let session = app.logon().await;
     let id = session.start_job(&app.job_id("Stubborn").await).await;
     let pid = session.pid_of(&app.db, &id).await;
-    let task = session
-        .act(&format!("/api/backupSessions/{id}?action=stop"))
-        .await;
+    let task = session.act(&format!("/api/backupSessions/{id}?action=stop")).await;
     session.wait_session_state(&id, "Stopping", T).await;
 
     worker.kill9();
-    assert!(
-        !live_members(pid).is_empty(),
-        "the workload outlives its runner"
-    );
-    assert_eq!(
-        session.task(task["TaskId"].as_str().expect("id")).await["State"],
-        "Running",
-        "not lost, not failed"
-    );
+    assert!(!live_members(pid).is_empty(), "the workload outlives its runner");
+    assert_eq!(session.task(task["TaskId"].as_str().expect("id")).await["State"], "Running", "not lost, not failed");
     let _back = app.start_worker(&runner);
-    let done = session
-        .wait_finished(task["TaskId"].as_str().expect("id"), T)
-        .await;
+    let done = session.wait_finished(task["TaskId"].as_str().expect("id"), T).await;
     assert_eq!(done["Result"]["Success"], true, "{done}");
-    assert!(
-        live_members(pid).is_empty(),
-        "left: {:?}",
-        live_members(pid)
-    );
+    assert!(live_members(pid).is_empty(), "left: {:?}", live_members(pid));
     assert_eq!(session.session(&id).await["State"], "Stopped");
 }
 
 #[actix_web::test]
 async fn a_runner_gone_past_the_deadline_makes_its_tasks_fail_with_a_message_naming_it() {
-    let app = TestApp::spawn(Options {
-        distributed: true,
-        runner_deadline_ms: 2_000,
-        ..Options::default()
-    })
-    .await;
+    let app = TestApp::spawn(Options { distributed: true, runner_deadline_ms: 2_000, ..Options::default() }).await;
     let runner = runner_id();
     let mut worker = app.start_worker(&runner);
     let session = app.logon().await;
     let id = session.start_job(&app.job_id("Runs").await).await;
     worker.kill9();
-    let task = session
-        .act(&format!("/api/backupSessions/{id}?action=stop"))
-        .await;
-    let done = session
-        .wait_finished(task["TaskId"].as_str().expect("id"), T)
-        .await;
+    let task = session.act(&format!("/api/backupSessions/{id}?action=stop")).await;
+    let done = session.wait_finished(task["TaskId"].as_str().expect("id"), T).await;
     assert_eq!(done["Result"]["Success"], false, "{done}");
     let message = done["Result"]["Message"].as_str().expect("message");
     assert!(message.contains(&runner), "{message}");
@@ -144,34 +88,17 @@ async fn a_queued_task_cancelled_before_any_worker_took_it_never_runs() {
     let job = app.job_id("Quick").await;
     let task = session.act(&format!("/api/jobs/{job}?action=start")).await;
     let task_id = task["TaskId"].as_str().expect("id");
-    assert_eq!(
-        session
-            .call("DELETE", &format!("/api/tasks/{task_id}"), "")
-            .await
-            .status,
-        204
-    );
+    assert_eq!(session.call("DELETE", &format!("/api/tasks/{task_id}"), "").await.status, 204);
     let cancelled = session.task(task_id).await;
     assert_eq!(cancelled["State"], "Finished");
     assert_eq!(cancelled["Result"]["Success"], false);
-    assert!(
-        cancelled["Result"]["Message"]
-            .as_str()
-            .expect("message")
-            .contains("cancelled")
-    );
+    assert!(cancelled["Result"]["Message"].as_str().expect("message").contains("cancelled"));
 
     let _worker = app.start_worker(&runner_id());
     // The shared queue is FIFO: once a later start has run, the cancelled one was delivered first.
     session.start_job(&job).await;
-    let sessions = session
-        .get_json(&format!("/api/jobs/{job}/backupSessions"))
-        .await;
-    assert_eq!(
-        sessions["Refs"].as_array().expect("refs").len(),
-        1,
-        "the cancelled start never ran"
-    );
+    let sessions = session.get_json(&format!("/api/jobs/{job}/backupSessions")).await;
+    assert_eq!(sessions["Refs"].as_array().expect("refs").len(), 1, "the cancelled start never ran");
 }
 
 #[actix_web::test]
@@ -181,9 +108,7 @@ async fn an_unreadable_message_is_dead_lettered_and_the_worker_goes_on() {
     let prefix = app.settings.runner.queue_prefix.clone();
     let session = app.logon().await;
     session.start_job(&app.job_id("Quick").await).await;
-    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
-        .await
-        .expect("RabbitMQ");
+    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default()).await.expect("RabbitMQ");
     let channel = connection.create_channel().await.expect("channel");
     channel
         .basic_publish(
@@ -196,9 +121,6 @@ async fn an_unreadable_message_is_dead_lettered_and_the_worker_goes_on() {
         .await
         .expect("publish");
     let dead = format!("{prefix}.dead");
-    wait_until("the message in the dead-letter queue", T, || async {
-        queue_depth(&dead).await == 1
-    })
-    .await;
+    wait_until("the message in the dead-letter queue", T, || async { queue_depth(&dead).await == 1 }).await;
     session.start_job(&app.job_id("Runs").await).await;
 }

@@ -21,68 +21,26 @@ async fn unknown_ids_are_404_in_the_negotiated_error_format() {
         assert_eq!(resp.json()["StatusCode"], 404, "{path}");
         let resp = session.call("GET", path, "").await;
         assert_eq!(resp.status, 404);
-        assert_eq!(
-            xml::attr(&resp.body, "Error", "StatusCode").as_deref(),
-            Some("404"),
-            "{path}"
-        );
+        assert_eq!(xml::attr(&resp.body, "Error", "StatusCode").as_deref(), Some("404"), "{path}");
     }
     let resp = session.call("GET", "/api/tasks/task-999", JSON).await;
-    assert_eq!(
-        resp.json()["Message"],
-        "There is no backup task with id [task-999] in current rest session"
-    );
-    assert_eq!(
-        session
-            .call("DELETE", "/api/tasks/task-999", "")
-            .await
-            .status,
-        404
-    );
-    assert_eq!(
-        session
-            .call("POST", "/api/backupSessions/nope?action=stop", "")
-            .await
-            .status,
-        404
-    );
+    assert_eq!(resp.json()["Message"], "There is no backup task with id [task-999] in current rest session");
+    assert_eq!(session.call("DELETE", "/api/tasks/task-999", "").await.status, 404);
+    assert_eq!(session.call("POST", "/api/backupSessions/nope?action=stop", "").await.status, 404);
 }
 
 #[actix_web::test]
 async fn an_accept_that_allows_neither_xml_nor_json_is_406() {
     let app = TestApp::embedded().await;
     let session = app.logon().await;
-    for accept in [
-        "text/html",
-        "application/json;q=0, application/xml;q=0",
-        "image/png",
-    ] {
+    for accept in ["text/html", "application/json;q=0, application/xml;q=0", "image/png"] {
         let resp = session.call("GET", "/api/tasks", accept).await;
         assert_eq!(resp.status, 406, "{accept}");
-        assert_eq!(
-            xml::attr(&resp.body, "Error", "StatusCode").as_deref(),
-            Some("406")
-        );
+        assert_eq!(xml::attr(&resp.body, "Error", "StatusCode").as_deref(), Some("406"));
     }
+    assert_eq!(request("GET", &format!("{}/api/", app.base), &[("Accept", "text/plain")]).await.status, 406);
     assert_eq!(
-        request(
-            "GET",
-            &format!("{}/api/", app.base),
-            &[("Accept", "text/plain")]
-        )
-        .await
-        .status,
-        406
-    );
-    assert_eq!(
-        session
-            .call(
-                "GET",
-                "/api/tasks",
-                "application/json;q=0.4, application/xml;q=0.9"
-            )
-            .await
-            .content_type(),
+        session.call("GET", "/api/tasks", "application/json;q=0.4, application/xml;q=0.9").await.content_type(),
         "application/xml; charset=utf-8"
     );
     assert_eq!(session.call("GET", "/api/tasks", XML).await.status, 200);
@@ -105,10 +63,7 @@ async fn bad_actions_and_methods_get_400_and_405_and_create_nothing() {
         assert_eq!(resp.json()["StatusCode"], status);
     }
     assert_eq!(
-        session.get_json("/api/tasks").await["Tasks"]
-            .as_array()
-            .expect("list")
-            .len(),
+        session.get_json("/api/tasks").await["Tasks"].as_array().expect("list").len(),
         0,
         "nothing half-written"
     );
@@ -119,25 +74,7 @@ async fn paths_and_parameters_are_matched_case_insensitively() {
     let app = TestApp::embedded().await;
     let session = app.logon().await;
     let job = app.job_id("Runs").await;
-    assert_eq!(
-        session
-            .call("GET", &format!("/API/Jobs/{job}?FORMAT=entity"), JSON)
-            .await
-            .json()["Type"],
-        "Job"
-    );
-    assert_eq!(
-        session
-            .call("GET", "/api/backupsessions?format=ENTITIES", JSON)
-            .await
-            .status,
-        200
-    );
-    assert_eq!(
-        session
-            .call("GET", "/api/LogonSessions/", JSON)
-            .await
-            .status,
-        200
-    );
+    assert_eq!(session.call("GET", &format!("/API/Jobs/{job}?FORMAT=entity"), JSON).await.json()["Type"], "Job");
+    assert_eq!(session.call("GET", "/api/backupsessions?format=ENTITIES", JSON).await.status, 200);
+    assert_eq!(session.call("GET", "/api/LogonSessions/", JSON).await.status, 200);
 }

@@ -12,22 +12,15 @@ struct Embedded {
 
 impl Embedded {
     fn new() -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("taskq-embedded-{}", uuid::Uuid::new_v4().simple()));
+        let dir = std::env::temp_dir().join(format!("taskq-embedded-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("dir");
         let work = dir.join("work");
         std::fs::write(
             dir.join("jobs.toml"),
-            JOBS.replace(
-                "command = ",
-                &format!("working_dir = \"{}\"\ncommand = ", work.display()),
-            ),
+            JOBS.replace("command = ", &format!("working_dir = \"{}\"\ncommand = ", work.display())),
         )
         .expect("jobs");
-        Self {
-            dir,
-            port: free_port(),
-        }
+        Self { dir, port: free_port() }
     }
 
     fn base(&self) -> String {
@@ -75,9 +68,7 @@ impl Embedded {
     }
 
     async fn db(&self) -> sea_orm::DatabaseConnection {
-        sea_orm::Database::connect(format!("sqlite://{}/data/taskq.sqlite", self.dir.display()))
-            .await
-            .expect("sqlite")
+        sea_orm::Database::connect(format!("sqlite://{}/data/taskq.sqlite", self.dir.display())).await.expect("sqlite")
     }
 }
 
@@ -93,58 +84,26 @@ async fn an_embedded_server_killed_mid_stop_re_adopts_its_processes_and_finishes
     let mut api = server.start().await;
     let session = Session::logon(&server.base(), ADMIN.0, ADMIN.1).await;
     let db = server.db().await;
-    let job = entity::store::jobs::list(&db)
-        .await
-        .expect("jobs")
-        .into_iter()
-        .find(|j| j.name == "Stubborn")
-        .expect("job")
-        .id;
+    let job =
+        entity::store::jobs::list(&db).await.expect("jobs").into_iter().find(|j| j.name == "Stubborn").expect("job").id;
     let id = session.start_job(&job).await;
     let pid = session.pid_of(&db, &id).await;
-    let task = session
-        .act(&format!("/api/backupSessions/{id}?action=stop"))
-        .await;
-    session
-        .wait_session_state(&id, "Stopping", Duration::from_secs(10))
-        .await;
+    let task = session.act(&format!("/api/backupSessions/{id}?action=stop")).await;
+    session.wait_session_state(&id, "Stopping", Duration::from_secs(10)).await;
 
     api.kill9();
-    assert!(
-        !live_members(pid).is_empty(),
-        "the workload outlives its runner"
-    );
+    assert!(!live_members(pid).is_empty(), "the workload outlives its runner");
     let _api = server.start().await;
     // The logon session lives in the database, so the same token still works.
-    let done = session
-        .wait_finished(
-            task["TaskId"].as_str().expect("id"),
-            Duration::from_secs(30),
-        )
-        .await;
+    let done = session.wait_finished(task["TaskId"].as_str().expect("id"), Duration::from_secs(30)).await;
     assert_eq!(done["Result"]["Success"], true, "{done}");
-    assert!(
-        done["Result"]["Message"]
-            .as_str()
-            .expect("message")
-            .contains("SIGKILL"),
-        "{done}"
-    );
-    assert!(
-        live_members(pid).is_empty(),
-        "left: {:?}",
-        live_members(pid)
-    );
+    assert!(done["Result"]["Message"].as_str().expect("message").contains("SIGKILL"), "{done}");
+    assert!(live_members(pid).is_empty(), "left: {:?}", live_members(pid));
     assert_eq!(session.session(&id).await["State"], "Stopped");
-    let row = entity::store::tasks::get(
-        &db,
-        done["TaskId"].as_str().expect("id")[5..]
-            .parse()
-            .expect("n"),
-    )
-    .await
-    .expect("db")
-    .expect("row");
+    let row = entity::store::tasks::get(&db, done["TaskId"].as_str().expect("id")[5..].parse().expect("n"))
+        .await
+        .expect("db")
+        .expect("row");
     assert_eq!(row.attempt, 2, "re-adopted under a new attempt");
 }
 
@@ -155,31 +114,19 @@ async fn queued_work_survives_a_restart_of_the_embedded_server() {
     let db = server.db().await;
     api.kill9();
     // Work that was queued when the server went down: committed, never run.
-    let admin = entity::store::users::find_by_name(&db, ADMIN.0)
-        .await
-        .expect("db")
-        .expect("admin");
-    let job = entity::store::jobs::list(&db)
-        .await
-        .expect("jobs")
-        .into_iter()
-        .find(|j| j.name == "Quick")
-        .expect("job")
-        .id;
+    let admin = entity::store::users::find_by_name(&db, ADMIN.0).await.expect("db").expect("admin");
+    let job =
+        entity::store::jobs::list(&db).await.expect("jobs").into_iter().find(|j| j.name == "Quick").expect("job").id;
     let new = entity::store::tasks::NewTask {
         user_id: admin.id,
         operation: entity::Operation::StartJob,
         target_id: &job,
         route: None,
     };
-    let task = entity::store::tasks::insert(&db, new)
-        .await
-        .expect("insert");
+    let task = entity::store::tasks::insert(&db, new).await.expect("insert");
     let _api = server.start().await;
     let session = Session::logon(&server.base(), ADMIN.0, ADMIN.1).await;
-    let done = session
-        .wait_finished(&task.public_id(), Duration::from_secs(20))
-        .await;
+    let done = session.wait_finished(&task.public_id(), Duration::from_secs(20)).await;
     assert_eq!(done["Result"]["Success"], true, "{done}");
 }
 
@@ -198,26 +145,15 @@ async fn the_first_start_creates_an_admin_with_a_password_printed_once_and_add_u
     drop(api);
 
     let add = |name: &str| {
-        server
-            .command()
-            .args(["add-user", name, "--password", "bob-password"])
-            .output()
-            .expect("add-user")
+        server.command().args(["add-user", name, "--password", "bob-password"]).output().expect("add-user")
     };
     let added = add("bob");
-    assert!(
-        added.status.success(),
-        "{}",
-        String::from_utf8_lossy(&added.stderr)
-    );
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
     assert!(!add("bob").status.success(), "a name is taken once");
 
     let _api = server.start_with(server.command()).await;
     let log = std::fs::read_to_string(server.dir.join("api.log")).expect("log");
-    assert!(
-        !log.contains("generated password"),
-        "printed once only:\n{log}"
-    );
+    assert!(!log.contains("generated password"), "printed once only:\n{log}");
     Session::logon(&server.base(), "bob", "bob-password").await;
     Session::logon(&server.base(), ADMIN.0, &password).await;
 }

@@ -8,18 +8,9 @@ fn enc(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {
-            b'A'..=b'Z'
-            | b'a'..=b'z'
-            | b'0'..=b'9'
-            | b'-'
-            | b'_'
-            | b'.'
-            | b'~'
-            | b';'
-            | b','
-            | b'('
-            | b')'
-            | b'=' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b';' | b',' | b'(' | b')' | b'=' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -28,67 +19,36 @@ fn enc(value: &str) -> String {
 async fn three_sessions(app: &TestApp, session: &Session) {
     for job in ["Quick", "Broken"] {
         let id = session.start_job(&app.job_id(job).await).await;
-        session
-            .wait_session_state(&id, "Stopped", Duration::from_secs(20))
-            .await;
+        session.wait_session_state(&id, "Stopped", Duration::from_secs(20)).await;
     }
     session.start_job(&app.job_id("Runs").await).await;
 }
 
 fn entities(result: &serde_json::Value) -> Vec<serde_json::Value> {
-    result["Entities"]["BackupJobSessions"]["BackupJobSessions"]
-        .as_array()
-        .expect("entities")
-        .clone()
+    result["Entities"]["BackupJobSessions"]["BackupJobSessions"].as_array().expect("entities").clone()
 }
 
-async fn filters_combine_and_or_groups_quoted_values_and_times_as_real_clients_send_them(
-    mode: Mode,
-) {
+async fn filters_combine_and_or_groups_quoted_values_and_times_as_real_clients_send_them(mode: Mode) {
     let app = TestApp::in_mode(mode, Options::default()).await;
     let session = app.logon().await;
     three_sessions(&app, &session).await;
     let since = (chrono::Utc::now() - chrono::Duration::hours(1)).format("%Y-%m-%dT%H:%M:%SZ");
-    let q = |filter: String| {
-        format!(
-            "/api/query?type=BackupJobSession&format=entities&filter={}",
-            enc(&filter)
-        )
-    };
+    let q = |filter: String| format!("/api/query?type=BackupJobSession&format=entities&filter={}", enc(&filter));
 
-    let failed = session
-        .get_json(&q(format!("result==\"Failed\";creationtime>\"{since}\"")))
-        .await;
-    assert_eq!(
-        entities(&failed)
-            .iter()
-            .map(|e| e["JobName"].clone())
-            .collect::<Vec<_>>(),
-        ["Broken"]
-    );
+    let failed = session.get_json(&q(format!("result==\"Failed\";creationtime>\"{since}\""))).await;
+    assert_eq!(entities(&failed).iter().map(|e| e["JobName"].clone()).collect::<Vec<_>>(), ["Broken"]);
     let ok = session
-        .get_json(&q(format!(
-            "jobname==\"Quick\";(result==\"Success\",result==\"Warning\");creationtime>\"{since}\""
-        )))
+        .get_json(&q(format!("jobname==\"Quick\";(result==\"Success\",result==\"Warning\");creationtime>\"{since}\"")))
         .await;
     assert_eq!(entities(&ok).len(), 1);
-    assert_eq!(
-        entities(&session.get_json(&q("State==Working".into())).await)[0]["JobName"],
-        "Runs"
-    );
+    assert_eq!(entities(&session.get_json(&q("State==Working".into())).await)[0]["JobName"], "Runs");
     assert_eq!(
         entities(&session.get_json(&q("Result>Success".into())).await).len(),
         1,
         "enum order: Failed only (Runs is None)"
     );
-    assert_eq!(
-        entities(&session.get_json(&q(format!("CreationTime<{since}"))).await).len(),
-        0
-    );
-    assert_eq!(
-        entities(&session.get_json(&q("jobname!=Quick".into())).await).len(),
-        2
-    );
+    assert_eq!(entities(&session.get_json(&q(format!("CreationTime<{since}"))).await).len(), 0);
+    assert_eq!(entities(&session.get_json(&q("jobname!=Quick".into())).await).len(), 2);
 }
 
 async fn results_are_sorted_and_paged_with_paging_links(mode: Mode) {
@@ -100,15 +60,11 @@ async fn results_are_sorted_and_paged_with_paging_links(mode: Mode) {
     assert_eq!(all["Refs"]["Refs"].as_array().expect("refs").len(), 3);
     assert_eq!(all["Refs"]["Refs"][0]["Type"], "BackupJobSessionReference");
 
-    let page = session.get_json("/api/query?type=BackupJobSession&format=Entities&sortDesc=CreationTime&pageSize=1&page=2").await;
+    let page = session
+        .get_json("/api/query?type=BackupJobSession&format=Entities&sortDesc=CreationTime&pageSize=1&page=2")
+        .await;
     assert_eq!(entities(&page)[0]["JobName"], "Broken");
-    assert_eq!(
-        (
-            page["PagingInfo"]["PageNum"].as_i64(),
-            page["PagingInfo"]["PagesCount"].as_i64()
-        ),
-        (Some(2), Some(3))
-    );
+    assert_eq!((page["PagingInfo"]["PageNum"].as_i64(), page["PagingInfo"]["PagesCount"].as_i64()), (Some(2), Some(3)));
     let rels: Vec<_> = page["PagingInfo"]["Links"]
         .as_array()
         .expect("links")
@@ -116,22 +72,12 @@ async fn results_are_sorted_and_paged_with_paging_links(mode: Mode) {
         .map(|l| l["Rel"].as_str().expect("rel").to_owned())
         .collect();
     assert_eq!(rels, ["First", "Previous", "Next", "Last"]);
-    let next = page["PagingInfo"]["Links"][2]["Href"]
-        .as_str()
-        .expect("href")
-        .to_owned();
-    let next_page = session
-        .get_json(next.strip_prefix(&app.base).expect("absolute href"))
-        .await;
+    let next = page["PagingInfo"]["Links"][2]["Href"].as_str().expect("href").to_owned();
+    let next_page = session.get_json(next.strip_prefix(&app.base).expect("absolute href")).await;
     assert_eq!(entities(&next_page)[0]["JobName"], "Quick");
-    let asc = session
-        .get_json("/api/query?type=BackupJobSession&format=Entities&sortAsc=jobname")
-        .await;
+    let asc = session.get_json("/api/query?type=BackupJobSession&format=Entities&sortAsc=jobname").await;
     assert_eq!(
-        entities(&asc)
-            .iter()
-            .map(|e| e["JobName"].as_str().expect("name").to_owned())
-            .collect::<Vec<_>>(),
+        entities(&asc).iter().map(|e| e["JobName"].as_str().expect("name").to_owned()).collect::<Vec<_>>(),
         ["Broken", "Quick", "Runs"]
     );
 }
@@ -140,30 +86,13 @@ async fn task_queries_and_the_xml_query_result(mode: Mode) {
     let app = TestApp::in_mode(mode, Options::default()).await;
     let session = app.logon().await;
     three_sessions(&app, &session).await;
-    let finished = session
-        .get_json("/api/query?type=Task&filter=State==Finished&sortAsc=TaskId")
-        .await;
-    assert_eq!(
-        finished["Resources"]["Tasks"]["Tasks"]
-            .as_array()
-            .expect("tasks")
-            .len(),
-        3
-    );
-    let resp = session
-        .call(
-            "GET",
-            "/api/query?type=BackupJobSession&format=Entities&pageSize=2",
-            "",
-        )
-        .await;
+    let finished = session.get_json("/api/query?type=Task&filter=State==Finished&sortAsc=TaskId").await;
+    assert_eq!(finished["Resources"]["Tasks"]["Tasks"].as_array().expect("tasks").len(), 3);
+    let resp = session.call("GET", "/api/query?type=BackupJobSession&format=Entities&pageSize=2", "").await;
     assert_eq!(resp.status, 200);
     let names = xml::element_names(&resp.body);
     assert_eq!(names[..3], ["QueryResult", "Entities", "BackupJobSessions"]);
-    assert_eq!(
-        xml::attr(&resp.body, "PagingInfo", "PagesCount").as_deref(),
-        Some("2")
-    );
+    assert_eq!(xml::attr(&resp.body, "PagingInfo", "PagesCount").as_deref(), Some("2"));
 }
 
 async fn malformed_queries_get_400_errors_that_say_why(mode: Mode) {
@@ -171,15 +100,9 @@ async fn malformed_queries_get_400_errors_that_say_why(mode: Mode) {
     let session = app.logon().await;
     for (query, says) in [
         ("type=BackupJobSession&filter=colour==red", "Unknown field"),
-        (
-            "type=BackupJobSession&filter=(result==Failed",
-            "Missing ')'",
-        ),
+        ("type=BackupJobSession&filter=(result==Failed", "Missing ')'"),
         ("type=BackupJobSession&filter=result=Failed", "Expected =="),
-        (
-            "type=BackupJobSession&filter=creationtime>yesterday",
-            "not a valid value",
-        ),
+        ("type=BackupJobSession&filter=creationtime>yesterday", "not a valid value"),
         ("type=BackupJobSession&pageSize=0", "pageSize"),
         ("type=BackupJobSession&page=x", "page"),
         ("type=BackupJobSession&sortAsc=colour", "Unknown field"),
@@ -187,18 +110,9 @@ async fn malformed_queries_get_400_errors_that_say_why(mode: Mode) {
         ("format=Entities", "'type'"),
     ] {
         let query = query.replace('>', "%3E");
-        let resp = session
-            .call("GET", &format!("/api/query?{query}"), tests::http::JSON)
-            .await;
+        let resp = session.call("GET", &format!("/api/query?{query}"), tests::http::JSON).await;
         assert_eq!(resp.status, 400, "{query}: {}", resp.body);
-        assert!(
-            resp.json()["Message"]
-                .as_str()
-                .expect("message")
-                .contains(says),
-            "{query}: {}",
-            resp.body
-        );
+        assert!(resp.json()["Message"].as_str().expect("message").contains(says), "{query}: {}", resp.body);
     }
 }
 

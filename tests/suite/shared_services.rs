@@ -16,13 +16,9 @@ async fn broker_restart_with_work_in_flight_loses_nothing_and_consumers_come_bac
 
     run("rabbitmqctl", &["stop_app"]);
     // Accepted while the broker is down: committed now, published by the relay later.
-    let task = session
-        .act(&format!("/api/backupSessions/{id}?action=stop"))
-        .await;
+    let task = session.act(&format!("/api/backupSessions/{id}?action=stop")).await;
     run("rabbitmqctl", &["start_app"]);
-    let done = session
-        .wait_finished(task["TaskId"].as_str().expect("id"), T)
-        .await;
+    let done = session.wait_finished(task["TaskId"].as_str().expect("id"), T).await;
     assert_eq!(done["Result"]["Success"], true, "{done}");
     assert!(live_members(pid).is_empty());
     // The worker's consumer reconnected and re-declared its queues.
@@ -31,20 +27,11 @@ async fn broker_restart_with_work_in_flight_loses_nothing_and_consumers_come_bac
 
 #[actix_web::test]
 async fn database_restart_during_a_stop_loses_nothing() {
-    let app = TestApp::in_mode(
-        Mode::Distributed,
-        Options {
-            grace_period_ms: 3_000,
-            ..Options::default()
-        },
-    )
-    .await;
+    let app = TestApp::in_mode(Mode::Distributed, Options { grace_period_ms: 3_000, ..Options::default() }).await;
     let session = app.logon().await;
     let id = session.start_job(&app.job_id("Stubborn").await).await;
     let pid = session.pid_of(&app.db, &id).await;
-    let task = session
-        .act(&format!("/api/backupSessions/{id}?action=stop"))
-        .await;
+    let task = session.act(&format!("/api/backupSessions/{id}?action=stop")).await;
     session.wait_session_state(&id, "Stopping", T).await;
 
     // While the runner waits out the grace period, and must then record the outcome.
@@ -53,14 +40,9 @@ async fn database_restart_during_a_stop_loses_nothing() {
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .max()
         .expect("a cluster version");
-    run(
-        "pg_ctlcluster",
-        &["--skip-systemctl-redirect", &version, "main", "restart"],
-    );
+    run("pg_ctlcluster", &["--skip-systemctl-redirect", &version, "main", "restart"]);
 
-    let done = session
-        .wait_finished(task["TaskId"].as_str().expect("id"), T)
-        .await;
+    let done = session.wait_finished(task["TaskId"].as_str().expect("id"), T).await;
     assert_eq!(done["Result"]["Success"], true, "{done}");
     assert!(live_members(pid).is_empty());
     assert_eq!(session.session(&id).await["State"], "Stopped");
@@ -68,10 +50,7 @@ async fn database_restart_during_a_stop_loses_nothing() {
 }
 
 fn run(program: &str, args: &[&str]) {
-    let status = std::process::Command::new(program)
-        .args(args)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect(program);
+    let status =
+        std::process::Command::new(program).args(args).stdout(std::process::Stdio::null()).status().expect(program);
     assert!(status.success(), "{program} {args:?} failed");
 }

@@ -10,113 +10,46 @@ async fn the_task_row_exists_before_the_202_leaves(mode: Mode) {
     let job = app.job_id("Runs").await;
     for _ in 0..5 {
         let task = session.act(&format!("/api/jobs/{job}?action=start")).await;
-        let id: i32 = task["TaskId"]
-            .as_str()
-            .expect("id")
-            .trim_start_matches("task-")
-            .parse()
-            .expect("number");
+        let id: i32 = task["TaskId"].as_str().expect("id").trim_start_matches("task-").parse().expect("number");
         // Read straight from the database, as soon as the 202 is in hand.
-        assert!(
-            entity::store::tasks::get(&app.db, id)
-                .await
-                .expect("db")
-                .is_some(),
-            "task {id} not committed"
-        );
+        assert!(entity::store::tasks::get(&app.db, id).await.expect("db").is_some(), "task {id} not committed");
     }
 }
 
 async fn tasks_belong_to_their_user_across_logon_sessions_and_others_get_404(mode: Mode) {
     let app = TestApp::in_mode(mode, Options::default()).await;
-    api::passwords::add_user(&app.db, "bob", "bob-password")
-        .await
-        .expect("user");
+    api::passwords::add_user(&app.db, "bob", "bob-password").await.expect("user");
     let alice = app.logon().await;
-    let task = alice
-        .act(&format!(
-            "/api/jobs/{}?action=start",
-            app.job_id("Quick").await
-        ))
-        .await;
+    let task = alice.act(&format!("/api/jobs/{}?action=start", app.job_id("Quick").await)).await;
     let id = task["TaskId"].as_str().expect("id");
     let alice_again = app.logon().await;
-    assert_eq!(
-        alice_again.task(id).await["TaskId"],
-        id,
-        "same user, another logon session"
-    );
+    assert_eq!(alice_again.task(id).await["TaskId"], id, "same user, another logon session");
     let bob = Session::logon(&app.base, "bob", "bob-password").await;
+    assert_eq!(bob.call("GET", &format!("/api/tasks/{id}"), JSON).await.status, 404);
+    assert_eq!(bob.call("DELETE", &format!("/api/tasks/{id}"), JSON).await.status, 404);
+    assert_eq!(bob.get_json("/api/tasks").await["Tasks"].as_array().expect("list").len(), 0);
     assert_eq!(
-        bob.call("GET", &format!("/api/tasks/{id}"), JSON)
-            .await
-            .status,
-        404
-    );
-    assert_eq!(
-        bob.call("DELETE", &format!("/api/tasks/{id}"), JSON)
-            .await
-            .status,
-        404
-    );
-    assert_eq!(
-        bob.get_json("/api/tasks").await["Tasks"]
-            .as_array()
-            .expect("list")
-            .len(),
+        bob.get_json("/api/query?type=Task").await["Resources"]["Tasks"]["Tasks"].as_array().expect("list").len(),
         0
     );
-    assert_eq!(
-        bob.get_json("/api/query?type=Task").await["Resources"]["Tasks"]["Tasks"]
-            .as_array()
-            .expect("list")
-            .len(),
-        0
-    );
-    assert_eq!(
-        alice.get_json("/api/tasks").await["Tasks"]
-            .as_array()
-            .expect("list")
-            .len(),
-        1
-    );
+    assert_eq!(alice.get_json("/api/tasks").await["Tasks"].as_array().expect("list").len(), 1);
 }
 
 async fn deleting_a_finished_task_removes_it(mode: Mode) {
     let app = TestApp::in_mode(mode, Options::default()).await;
     let session = app.logon().await;
-    let task = session
-        .act(&format!(
-            "/api/jobs/{}?action=start",
-            app.job_id("Quick").await
-        ))
-        .await;
+    let task = session.act(&format!("/api/jobs/{}?action=start", app.job_id("Quick").await)).await;
     let id = task["TaskId"].as_str().expect("id");
     session.wait_finished(id, Duration::from_secs(20)).await;
-    assert_eq!(
-        session
-            .call("DELETE", &format!("/api/tasks/{id}"), "")
-            .await
-            .status,
-        204
-    );
-    assert_eq!(
-        session
-            .call("GET", &format!("/api/tasks/{id}"), JSON)
-            .await
-            .status,
-        404
-    );
+    assert_eq!(session.call("DELETE", &format!("/api/tasks/{id}"), "").await.status, 204);
+    assert_eq!(session.call("GET", &format!("/api/tasks/{id}"), JSON).await.status, 404);
 }
 
 async fn a_task_committed_but_never_published_is_published_by_the_relay(mode: Mode) {
     let app = TestApp::in_mode(mode, Options::default()).await;
     // The crash point "API killed between commit and publish": the row exists, no message does.
     let session = app.logon().await;
-    let admin = entity::store::users::find_by_name(&app.db, tests::ADMIN.0)
-        .await
-        .expect("db")
-        .expect("admin");
+    let admin = entity::store::users::find_by_name(&app.db, tests::ADMIN.0).await.expect("db").expect("admin");
     let job = app.job_id("Quick").await;
     let new = entity::store::tasks::NewTask {
         user_id: admin.id,
@@ -124,18 +57,11 @@ async fn a_task_committed_but_never_published_is_published_by_the_relay(mode: Mo
         target_id: &job,
         route: None,
     };
-    let task = entity::store::tasks::insert(&app.db, new)
-        .await
-        .expect("insert");
-    let done = session
-        .wait_finished(&task.public_id(), Duration::from_secs(20))
-        .await;
+    let task = entity::store::tasks::insert(&app.db, new).await.expect("insert");
+    let done = session.wait_finished(&task.public_id(), Duration::from_secs(20)).await;
     assert_eq!(done["Result"]["Success"], true, "{done}");
     wait_until("the published mark", Duration::from_secs(5), || async {
-        entity::store::tasks::get(&app.db, task.id)
-            .await
-            .expect("db")
-            .is_some_and(|t| t.attempt == 1)
+        entity::store::tasks::get(&app.db, task.id).await.expect("db").is_some_and(|t| t.attempt == 1)
     })
     .await;
 }

@@ -31,21 +31,13 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     pub fn new(db: DatabaseConnection, broker: Arc<dyn Broker>, settings: RunnerSettings) -> Self {
-        Self {
-            db,
-            broker,
-            settings,
-        }
+        Self { db, broker, settings }
     }
 
     /// Publishes the task's run message and records the confirm; false if the broker failed.
     pub async fn publish_run(&self, task: &task::Model) -> bool {
         let route = Route::from_column(task.route.as_deref());
-        match self
-            .broker
-            .publish(&route, QueueMessage::Run { task_id: task.id })
-            .await
-        {
+        match self.broker.publish(&route, QueueMessage::Run { task_id: task.id }).await {
             Ok(()) => {
                 if let Err(err) = tasks::mark_published(&self.db, task.id).await {
                     tracing::warn!(task = task.id, %err, "published, but not recorded: the relay will publish it again");
@@ -64,14 +56,7 @@ impl Dispatcher {
         let Some(runner) = task.runner_id.clone() else {
             return;
         };
-        if let Err(err) = self
-            .broker
-            .publish(
-                &Route::Runner(runner),
-                QueueMessage::Cancel { task_id: task.id },
-            )
-            .await
-        {
+        if let Err(err) = self.broker.publish(&Route::Runner(runner), QueueMessage::Cancel { task_id: task.id }).await {
             // The runner's heartbeat reads the cancel flag from the database as well.
             tracing::warn!(task = task.id, %err, "cancel message not delivered; the runner will see the flag");
         }
@@ -96,11 +81,7 @@ impl Dispatcher {
 
     async fn relay(&self, everything: bool) -> Result<(), DbErr> {
         let now = entity::store::now();
-        let stale_before = if everything {
-            now
-        } else {
-            now - self.settings.republish_after()
-        };
+        let stale_before = if everything { now } else { now - self.settings.republish_after() };
         loop {
             let due = tasks::due_for_publish(&self.db, Some(stale_before), RELAY_BATCH).await?;
             let full = due.len() as u64 == RELAY_BATCH;
@@ -117,22 +98,11 @@ impl Dispatcher {
 
     async fn sweep(&self) -> Result<(), DbErr> {
         let deadline = self.settings.runner_deadline();
-        let gone: Vec<String> = runners::silent_since(&self.db, entity::store::now() - deadline)
-            .await?
-            .into_iter()
-            .map(|r| r.id)
-            .collect();
+        let gone: Vec<String> =
+            runners::silent_since(&self.db, entity::store::now() - deadline).await?.into_iter().map(|r| r.id).collect();
         for task in tasks::stranded_on(&self.db, &gone).await? {
-            let runner = task
-                .runner_id
-                .clone()
-                .or(task.route.clone())
-                .unwrap_or_default();
-            let doing = if task.state == TaskState::Running {
-                "was running it"
-            } else {
-                "was to run it"
-            };
+            let runner = task.runner_id.clone().or(task.route.clone()).unwrap_or_default();
+            let doing = if task.state == TaskState::Running { "was running it" } else { "was to run it" };
             let message = format!(
                 "Runner \"{runner}\", which {doing}, stopped responding and did not come back within {} ms; the {} operation did not complete.",
                 deadline.as_millis(),

@@ -47,9 +47,7 @@ pub fn parse(text: &str) -> Result<Vec<JobSpec>, String> {
             if entry.command.is_empty() {
                 return Err(format!("job {:?} has an empty command", entry.name));
             }
-            let working_dir = entry
-                .working_dir
-                .unwrap_or_else(|| format!("data/work/{}", slug(&entry.name)));
+            let working_dir = entry.working_dir.unwrap_or_else(|| format!("data/work/{}", slug(&entry.name)));
             Ok(JobSpec {
                 name: entry.name,
                 job_type: entry.job_type,
@@ -62,26 +60,15 @@ pub fn parse(text: &str) -> Result<Vec<JobSpec>, String> {
 }
 
 fn slug(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect()
+    name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect()
 }
 
 /// Reads `path` and upserts every job in it.
 pub async fn load(db: &DatabaseConnection, path: &Path) -> Result<usize, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read jobs file {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read jobs file {}: {e}", path.display()))?;
     let specs = parse(&text).map_err(|e| format!("jobs file {}: {e}", path.display()))?;
     for spec in &specs {
-        jobs::upsert_by_name(db, spec)
-            .await
-            .map_err(|e| e.to_string())?;
+        jobs::upsert_by_name(db, spec).await.map_err(|e| e.to_string())?;
     }
     Ok(specs.len())
 }
@@ -92,8 +79,7 @@ mod tests {
 
     #[test]
     fn jobs_are_read_with_defaults_and_bad_entries_are_named() {
-        let specs =
-            parse("[[job]]\nname = \"Nightly DB\"\ncommand = [\"sleep\", \"1\"]\n").expect("valid");
+        let specs = parse("[[job]]\nname = \"Nightly DB\"\ncommand = [\"sleep\", \"1\"]\n").expect("valid");
         assert_eq!(specs[0].job_type, "Backup");
         assert_eq!(specs[0].working_dir, "data/work/nightly-db");
         let err = parse("[[job]]\nname = \"x\"\ncommand = []\n").expect_err("empty command");

@@ -25,19 +25,10 @@ struct Cli {
 async fn main() -> Result<(), String> {
     worker::startup::init_telemetry();
     let cli = Cli::parse();
-    let mut settings: RunnerSettings = cli
-        .config
-        .as_deref()
-        .map(read_toml)
-        .transpose()?
-        .unwrap_or_default();
+    let mut settings: RunnerSettings = cli.config.as_deref().map(read_toml).transpose()?.unwrap_or_default();
     cli.runner.apply(&mut settings);
     let db = connect_database(&cli.database_url).await?;
-    let broker = Arc::new(AmqpBroker::new(
-        &cli.amqp_url,
-        &settings.queue_prefix,
-        settings.prefetch,
-    ));
+    let broker = Arc::new(AmqpBroker::new(&cli.amqp_url, &settings));
     let shutdown = CancellationToken::new();
     Engine::start(db, broker, &settings, true, &shutdown).await?;
     tracing::info!(runner = %settings.runner_id, "runner started");

@@ -17,17 +17,11 @@ pub use nix::sys::signal::Signal::{SIGKILL, SIGTERM};
 
 /// Starts `argv` in `working_dir` as the leader of a new process group; output goes to `log`.
 pub fn spawn(argv: &[String], working_dir: &Path, log: &Path) -> std::io::Result<Child> {
-    let (program, args) = argv.split_first().ok_or_else(|| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "the job has an empty command",
-        )
-    })?;
+    let (program, args) = argv
+        .split_first()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "the job has an empty command"))?;
     std::fs::create_dir_all(working_dir)?;
-    let out = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)?;
+    let out = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
     let err = out.try_clone()?;
     Command::new(program)
         .args(args)
@@ -80,9 +74,7 @@ pub fn describe_exit(status: &std::process::ExitStatus) -> String {
     match (status.code(), status.signal()) {
         (Some(code), _) => format!("exited with code {code}"),
         (None, Some(signal)) => {
-            let name = Signal::try_from(signal)
-                .map(|s| s.as_str())
-                .unwrap_or("unknown signal");
+            let name = Signal::try_from(signal).map(|s| s.as_str()).unwrap_or("unknown signal");
             format!("terminated by {name}")
         }
         (None, None) => "ended".to_owned(),
@@ -103,11 +95,7 @@ mod tests {
         while group_members(pid).len() < 3 && std::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
-        assert_eq!(
-            group_members(pid).len(),
-            3,
-            "sh and both sleeps are in the group"
-        );
+        assert_eq!(group_members(pid).len(), 3, "sh and both sleeps are in the group");
         assert!(signal_group(pid, SIGKILL).expect("signal"));
         let status = child.wait().await.expect("wait");
         assert_eq!(describe_exit(&status), "terminated by SIGKILL");

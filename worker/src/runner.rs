@@ -40,17 +40,8 @@ pub struct Runner {
 
 impl Runner {
     pub fn new(db: DatabaseConnection, broker: Arc<dyn Broker>, settings: &RunnerSettings) -> Self {
-        let ctx = Ctx {
-            db,
-            runner_id: settings.runner_id.clone(),
-            grace: settings.grace_period(),
-        };
-        Self {
-            ctx,
-            broker,
-            heartbeat_interval: settings.heartbeat_interval(),
-            in_flight: Arc::default(),
-        }
+        let ctx = Ctx { db, runner_id: settings.runner_id.clone(), grace: settings.grace_period() };
+        Self { ctx, broker, heartbeat_interval: settings.heartbeat_interval(), in_flight: Arc::default() }
     }
 
     pub fn id(&self) -> &str {
@@ -63,23 +54,11 @@ impl Runner {
         for session in sessions::active_on(&self.ctx.db, self.id()).await? {
             if let Some(pid) = session.pid {
                 tracing::info!(session = %session.id, pid, "re-adopting a workload");
-                operations::watch(
-                    self.ctx.clone(),
-                    session.id.clone(),
-                    operations::Exit::Adopted(pid),
-                );
+                operations::watch(self.ctx.clone(), session.id.clone(), operations::Exit::Adopted(pid));
             }
         }
         for task in tasks::running_on(&self.ctx.db, self.id()).await? {
-            match tasks::transition(
-                &self.ctx.db,
-                &task,
-                TaskEvent::Readopt {
-                    runner: self.id().to_owned(),
-                },
-            )
-            .await
-            {
+            match tasks::transition(&self.ctx.db, &task, TaskEvent::Readopt { runner: self.id().to_owned() }).await {
                 Ok(task) => {
                     tracing::info!(task = task.id, attempt = task.attempt, "re-adopting a task");
                     let token = self.track(task.id);
@@ -150,15 +129,7 @@ impl Runner {
         if task.state != TaskState::Queued {
             return Ok(None);
         }
-        match tasks::transition(
-            &self.ctx.db,
-            &task,
-            TaskEvent::Claim {
-                runner: self.id().to_owned(),
-            },
-        )
-        .await
-        {
+        match tasks::transition(&self.ctx.db, &task, TaskEvent::Claim { runner: self.id().to_owned() }).await {
             Ok(task) => Ok(Some(task)),
             Err(TransitionError::Stale { .. } | TransitionError::Illegal { .. }) => Ok(None),
             Err(TransitionError::Db(err)) => Err(DbErr::Custom(err.0)),
@@ -174,12 +145,7 @@ impl Runner {
     }
 
     fn cancel_local(&self, task_id: i32) {
-        if let Some(token) = self
-            .in_flight
-            .lock()
-            .ok()
-            .and_then(|m| m.get(&task_id).cloned())
-        {
+        if let Some(token) = self.in_flight.lock().ok().and_then(|m| m.get(&task_id).cloned()) {
             tracing::info!(task_id, "cancelling a running task");
             token.cancel();
         }
@@ -201,13 +167,9 @@ impl Runner {
                 }
             };
             loop {
-                match tasks::transition(&this.ctx.db, &task, TaskEvent::Finish(outcome.clone()))
-                    .await
-                {
+                match tasks::transition(&this.ctx.db, &task, TaskEvent::Finish(outcome.clone())).await {
                     Ok(_) => break,
-                    Err(
-                        err @ (TransitionError::Stale { .. } | TransitionError::Illegal { .. }),
-                    ) => {
+                    Err(err @ (TransitionError::Stale { .. } | TransitionError::Illegal { .. })) => {
                         tracing::warn!(task = task.id, %err, "outcome not recorded: the attempt was fenced out");
                         break;
                     }
@@ -234,10 +196,7 @@ impl Runner {
                 continue;
             }
             match tasks::running_on(&self.ctx.db, self.id()).await {
-                Ok(running) => running
-                    .iter()
-                    .filter(|t| t.cancel_requested)
-                    .for_each(|t| self.cancel_local(t.id)),
+                Ok(running) => running.iter().filter(|t| t.cancel_requested).for_each(|t| self.cancel_local(t.id)),
                 Err(err) => tracing::warn!(%err, "cannot read cancel requests"),
             }
         }

@@ -25,6 +25,10 @@ pub struct RunnerSettings {
     pub prefetch: u16,
     /// Prefix of every queue and exchange name.
     pub queue_prefix: String,
+    /// RabbitMQ deletes a queue unused (no consumer, no declare) for this long (`x-expires`):
+    /// for the queues of retired runners, and for tests. Unset: queues live forever. A queue
+    /// keeps the arguments it was declared with, so change this only together with the prefix.
+    pub queue_expires_ms: Option<u64>,
 }
 
 impl Default for RunnerSettings {
@@ -38,6 +42,7 @@ impl Default for RunnerSettings {
             republish_after_ms: 30_000,
             prefetch: 32,
             queue_prefix: "taskq".to_owned(),
+            queue_expires_ms: None,
         }
     }
 }
@@ -88,6 +93,8 @@ pub struct RunnerArgs {
     pub prefetch: Option<u16>,
     #[arg(long, env = "QUEUE_PREFIX")]
     pub queue_prefix: Option<String>,
+    #[arg(long, env = "QUEUE_EXPIRES_MS")]
+    pub queue_expires_ms: Option<u64>,
 }
 
 impl RunnerArgs {
@@ -116,12 +123,14 @@ impl RunnerArgs {
         if let Some(v) = self.queue_prefix {
             settings.queue_prefix = v;
         }
+        if self.queue_expires_ms.is_some() {
+            settings.queue_expires_ms = self.queue_expires_ms;
+        }
     }
 }
 
 /// Reads a TOML settings file into `T`, naming the file in the error.
 pub fn read_toml<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Result<T, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
 }

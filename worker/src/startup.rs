@@ -13,23 +13,13 @@ use tokio_util::sync::CancellationToken;
 /// Connects and applies the migrations. SQLite gets WAL and a busy timeout, so the API and the
 /// in-process runner can write at once.
 pub async fn connect_database(url: &str) -> Result<DatabaseConnection, String> {
-    let db = Database::connect(url)
-        .await
-        .map_err(|e| format!("cannot connect to the database: {e}"))?;
+    let db = Database::connect(url).await.map_err(|e| format!("cannot connect to the database: {e}"))?;
     if db.get_database_backend() == DbBackend::Sqlite {
-        for pragma in [
-            "PRAGMA journal_mode=WAL",
-            "PRAGMA busy_timeout=10000",
-            "PRAGMA synchronous=NORMAL",
-        ] {
-            db.execute_unprepared(pragma)
-                .await
-                .map_err(|e| e.to_string())?;
+        for pragma in ["PRAGMA journal_mode=WAL", "PRAGMA busy_timeout=10000", "PRAGMA synchronous=NORMAL"] {
+            db.execute_unprepared(pragma).await.map_err(|e| e.to_string())?;
         }
     }
-    migrate(&db)
-        .await
-        .map_err(|e| format!("migrations failed: {e}"))?;
+    migrate(&db).await.map_err(|e| format!("migrations failed: {e}"))?;
     Ok(db)
 }
 
@@ -41,8 +31,7 @@ async fn migrate(db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
         return Migrator::up(db, None).await;
     }
     let txn = db.begin().await?;
-    txn.execute_unprepared("SELECT pg_advisory_xact_lock(7262010001)")
-        .await?;
+    txn.execute_unprepared("SELECT pg_advisory_xact_lock(7262010001)").await?;
     Migrator::up(&txn, None).await?;
     txn.commit().await
 }
@@ -51,21 +40,14 @@ async fn migrate(db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
 pub fn init_telemetry() {
     use tracing_subscriber::filter::Targets;
     use tracing_subscriber::prelude::*;
-    let filter = std::env::var("RUST_LOG")
-        .ok()
-        .and_then(|spec| spec.parse::<Targets>().ok())
-        .unwrap_or_else(|| {
-            Targets::new()
-                .with_default(tracing::Level::INFO)
-                .with_target("sqlx", tracing::Level::WARN)
-                .with_target("sea_orm", tracing::Level::WARN)
-        });
+    let filter = std::env::var("RUST_LOG").ok().and_then(|spec| spec.parse::<Targets>().ok()).unwrap_or_else(|| {
+        Targets::new()
+            .with_default(tracing::Level::INFO)
+            .with_target("sqlx", tracing::Level::WARN)
+            .with_target("sea_orm", tracing::Level::WARN)
+    });
     tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_target(false)
-                .with_writer(std::io::stderr),
-        )
+        .with(tracing_subscriber::fmt::layer().with_target(false).with_writer(std::io::stderr))
         .with(filter)
         .init();
 }
@@ -88,10 +70,7 @@ impl Engine {
     ) -> Result<Self, String> {
         let runner = if with_runner {
             let runner = Runner::new(db.clone(), broker.clone(), settings);
-            runner
-                .register()
-                .await
-                .map_err(|e| format!("cannot register runner: {e}"))?;
+            runner.register().await.map_err(|e| format!("cannot register runner: {e}"))?;
             tokio::spawn(runner.clone().run(shutdown.clone()));
             Some(runner)
         } else {

@@ -21,31 +21,25 @@ impl FromRequest for Caller {
     type Future = LocalBoxFuture<'static, Result<Self, VeeamError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let token = req.cookie(TOKEN).map(|c| c.value().to_owned()).or_else(|| {
-            req.headers()
-                .get(TOKEN)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        });
+        let token = req
+            .cookie(TOKEN)
+            .map(|c| c.value().to_owned())
+            .or_else(|| req.headers().get(TOKEN).and_then(|v| v.to_str().ok()).map(str::to_owned));
         let state = req.app_data::<web::Data<AppState>>().cloned();
         Box::pin(async move {
             let state = state.ok_or_else(|| VeeamError::internal("no application state"))?;
             let token = token.filter(|t| !t.is_empty()).ok_or_else(|| {
-                VeeamError::Unauthorized("The authorization header has been expected but not found (or found but is expired).".into())
+                VeeamError::Unauthorized(
+                    "The authorization header has been expected but not found (or found but is expired).".into(),
+                )
             })?;
             let idle_since = entity::store::now() - state.session_idle_timeout;
-            let logon = logons::authenticate(&state.db, &token, idle_since)
-                .await?
-                .ok_or_else(|| {
-                    VeeamError::Unauthorized(
-                        "The session has expired or does not exist. Log on again.".into(),
-                    )
-                })?;
+            let logon = logons::authenticate(&state.db, &token, idle_since).await?.ok_or_else(|| {
+                VeeamError::Unauthorized("The session has expired or does not exist. Log on again.".into())
+            })?;
             let user = users::find(&state.db, logon.user_id)
                 .await?
-                .ok_or_else(|| {
-                    VeeamError::Unauthorized("The session's user no longer exists.".into())
-                })?;
+                .ok_or_else(|| VeeamError::Unauthorized("The session's user no longer exists.".into()))?;
             Ok(Caller { user, logon })
         })
     }

@@ -35,9 +35,7 @@ impl VeeamError {
     }
 
     pub fn no_such_task(id: &str) -> Self {
-        VeeamError::NotFound(format!(
-            "There is no backup task with id [{id}] in current rest session"
-        ))
+        VeeamError::NotFound(format!("There is no backup task with id [{id}] in current rest session"))
     }
 }
 
@@ -62,19 +60,9 @@ impl ResponseError for VeeamError {
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
         let format = FORMAT.try_with(|f| *f).unwrap_or(Format::Xml);
-        let mut response = render(
-            format,
-            status,
-            &ErrorView {
-                status: status.as_u16(),
-                message: self.to_string(),
-            },
-        );
+        let mut response = render(format, status, &ErrorView { status: status.as_u16(), message: self.to_string() });
         if matches!(self, VeeamError::BadCredentials(_)) {
-            response.headers_mut().insert(
-                WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic Realm=RestSvc"),
-            );
+            response.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic Realm=RestSvc"));
         }
         response
     }

@@ -3,7 +3,7 @@
 use super::auth::Caller;
 use super::error::VeeamError;
 use super::render::ok;
-use super::views::{BackupJobSessionView, EntityRefView, JobView, List, references};
+use super::views::{EntityRefView, JobView, List, references};
 use super::{Params, hrefs, tasks};
 use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -11,9 +11,7 @@ use entity::store::{jobs, sessions};
 use entity::{Operation, job};
 
 async fn find(state: &AppState, id: &str) -> Result<job::Model, VeeamError> {
-    jobs::find(&state.db, id)
-        .await?
-        .ok_or_else(|| VeeamError::NotFound(format!("There is no job with id [{id}].")))
+    jobs::find(&state.db, id).await?.ok_or_else(|| VeeamError::NotFound(format!("There is no job with id [{id}].")))
 }
 
 pub async fn list_jobs(
@@ -25,18 +23,9 @@ pub async fn list_jobs(
     let hrefs = hrefs(&req, &state);
     let all = jobs::list(&state.db).await?;
     Ok(if params.wants_entities() {
-        ok(&List {
-            root: "Jobs",
-            key: "Jobs",
-            items: all
-                .iter()
-                .map(|job| JobView { job, hrefs: &hrefs })
-                .collect(),
-        })
+        ok(&List { root: "Jobs", key: "Jobs", items: all.iter().map(|job| JobView { job, hrefs: &hrefs }).collect() })
     } else {
-        ok(&references(
-            all.iter().map(|j| EntityRefView::job(j, &hrefs)).collect(),
-        ))
+        ok(&references(all.iter().map(|j| EntityRefView::job(j, &hrefs)).collect()))
     })
 }
 
@@ -50,10 +39,7 @@ pub async fn get_job(
     let job = find(&state, &id).await?;
     let hrefs = hrefs(&req, &state);
     Ok(if params.wants_entities() {
-        ok(&JobView {
-            job: &job,
-            hrefs: &hrefs,
-        })
+        ok(&JobView { job: &job, hrefs: &hrefs })
     } else {
         ok(&EntityRefView::job(&job, &hrefs))
     })
@@ -72,14 +58,10 @@ pub async fn act_on_job(
         "start" => tasks::accept(&req, &state, &caller, Operation::StartJob, &job.id, None).await,
         "stop" => {
             // Routed to the runner that owns the running session, if there is one.
-            let route = sessions::active_of_job(&state.db, &job.id)
-                .await?
-                .map(|s| s.runner_id);
+            let route = sessions::active_of_job(&state.db, &job.id).await?.map(|s| s.runner_id);
             tasks::accept(&req, &state, &caller, Operation::StopJob, &job.id, route).await
         }
-        other => Err(VeeamError::BadRequest(format!(
-            "Action '{other}' is not supported for jobs; use start or stop."
-        ))),
+        other => Err(VeeamError::BadRequest(format!("Action '{other}' is not supported for jobs; use start or stop."))),
     }
 }
 
@@ -91,26 +73,6 @@ pub async fn list_job_sessions(
 ) -> Result<HttpResponse, VeeamError> {
     let params = Params::of(&req)?;
     let job = find(&state, &id).await?;
-    let hrefs = hrefs(&req, &state);
     let all = sessions::list_for_job(&state.db, &job.id).await?;
-    Ok(if params.wants_entities() {
-        let items = all
-            .iter()
-            .map(|session| BackupJobSessionView {
-                session,
-                hrefs: &hrefs,
-            })
-            .collect();
-        ok(&List {
-            root: "BackupJobSessions",
-            key: "BackupJobSessions",
-            items,
-        })
-    } else {
-        ok(&references(
-            all.iter()
-                .map(|s| EntityRefView::session(s, &hrefs))
-                .collect(),
-        ))
-    })
+    Ok(super::sessions::session_list(params.wants_entities(), &all, &hrefs(&req, &state)))
 }

@@ -15,9 +15,7 @@ use base64::Engine;
 use entity::store::{logons, users};
 
 pub async fn get_entry_point(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    ok(&EnterpriseManagerView {
-        hrefs: &hrefs(&req, &state),
-    })
+    ok(&EnterpriseManagerView { hrefs: &hrefs(&req, &state) })
 }
 
 fn basic_credentials(req: &HttpRequest) -> Option<(String, String)> {
@@ -26,58 +24,32 @@ fn basic_credentials(req: &HttpRequest) -> Option<(String, String)> {
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .ok()?;
-    let (user, password) = String::from_utf8(decoded)
-        .ok()?
-        .split_once(':')
-        .map(|(u, p)| (u.to_owned(), p.to_owned()))?;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let (user, password) =
+        String::from_utf8(decoded).ok()?.split_once(':').map(|(u, p)| (u.to_owned(), p.to_owned()))?;
     Some((user, password))
 }
 
-pub async fn create_logon_session(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, VeeamError> {
-    let (name, password) = basic_credentials(&req).ok_or_else(|| {
-        VeeamError::BadCredentials("HTTP Basic credentials are required to log on.".into())
-    })?;
+pub async fn create_logon_session(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, VeeamError> {
+    let (name, password) = basic_credentials(&req)
+        .ok_or_else(|| VeeamError::BadCredentials("HTTP Basic credentials are required to log on.".into()))?;
     let user = users::find_by_name(&state.db, &name).await?;
-    let hash = user
-        .as_ref()
-        .map(|u| u.password_hash.clone())
-        .unwrap_or_default();
-    let valid = web::block(move || passwords::verify(&password, &hash))
-        .await
-        .map_err(VeeamError::internal)?;
-    let user = user
-        .filter(|_| valid)
-        .ok_or_else(|| VeeamError::BadCredentials("Invalid user name or password.".into()))?;
+    let hash = user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_default();
+    let valid = web::block(move || passwords::verify(&password, &hash)).await.map_err(VeeamError::internal)?;
+    let user =
+        user.filter(|_| valid).ok_or_else(|| VeeamError::BadCredentials("Invalid user name or password.".into()))?;
     let token = passwords::random_secret();
-    let logon = logons::create(
-        &state.db,
-        &uuid::Uuid::new_v4().to_string(),
-        &token,
-        user.id,
-    )
-    .await?;
+    let logon = logons::create(&state.db, &uuid::Uuid::new_v4().to_string(), &token, user.id).await?;
     let mut response = render(
         format(),
         StatusCode::CREATED,
-        &LogonSessionView {
-            logon: &logon,
-            user_name: &user.name,
-            hrefs: &hrefs(&req, &state),
-        },
+        &LogonSessionView { logon: &logon, user_name: &user.name, hrefs: &hrefs(&req, &state) },
     );
     response.headers_mut().insert(
         actix_web::http::header::HeaderName::from_static("x-restsvcsessionid"),
         token.parse().map_err(VeeamError::internal)?,
     );
-    response
-        .add_cookie(&Cookie::build(TOKEN, token).path("/api").finish())
-        .map_err(VeeamError::internal)?;
+    response.add_cookie(&Cookie::build(TOKEN, token).path("/api").finish()).map_err(VeeamError::internal)?;
     Ok(response)
 }
 
@@ -90,19 +62,9 @@ pub async fn list_logon_sessions(
     // The caller's own session first: the `veeam` client's logout deletes the first entry.
     sessions.sort_by_key(|s| s.id != caller.logon.id);
     let hrefs = hrefs(&req, &state);
-    let items = sessions
-        .iter()
-        .map(|logon| LogonSessionView {
-            logon,
-            user_name: &caller.user.name,
-            hrefs: &hrefs,
-        })
-        .collect();
-    Ok(ok(&List {
-        root: "LogonSessions",
-        key: "LogonSessions",
-        items,
-    }))
+    let items =
+        sessions.iter().map(|logon| LogonSessionView { logon, user_name: &caller.user.name, hrefs: &hrefs }).collect();
+    Ok(ok(&List { root: "LogonSessions", key: "LogonSessions", items }))
 }
 
 pub async fn get_logon_session(
@@ -111,14 +73,8 @@ pub async fn get_logon_session(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, VeeamError> {
-    let logon = logons::find_for_user(&state.db, &id, caller.user.id)
-        .await?
-        .ok_or_else(|| no_such_logon(&id))?;
-    Ok(ok(&LogonSessionView {
-        logon: &logon,
-        user_name: &caller.user.name,
-        hrefs: &hrefs(&req, &state),
-    }))
+    let logon = logons::find_for_user(&state.db, &id, caller.user.id).await?.ok_or_else(|| no_such_logon(&id))?;
+    Ok(ok(&LogonSessionView { logon: &logon, user_name: &caller.user.name, hrefs: &hrefs(&req, &state) }))
 }
 
 pub async fn delete_logon_session(
@@ -126,9 +82,7 @@ pub async fn delete_logon_session(
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, VeeamError> {
-    let logon = logons::find_for_user(&state.db, &id, caller.user.id)
-        .await?
-        .ok_or_else(|| no_such_logon(&id))?;
+    let logon = logons::find_for_user(&state.db, &id, caller.user.id).await?.ok_or_else(|| no_such_logon(&id))?;
     logons::delete(&state.db, &logon.id).await?;
     Ok(HttpResponse::NoContent().finish())
 }

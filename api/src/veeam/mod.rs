@@ -27,63 +27,27 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .fold(web::resource(path), |r, route| r.route(route))
             .default_service(web::to(method_not_allowed))
     };
-    cfg.service(resource(
-        "/api",
-        vec![web::get().to(logon::get_entry_point)],
-    ))
-    .service(resource(
-        "/api/sessionmngr",
-        vec![web::post().to(logon::create_logon_session)],
-    ))
-    .service(resource(
-        "/api/logonsessions",
-        vec![web::get().to(logon::list_logon_sessions)],
-    ))
-    .service(resource(
-        "/api/logonsessions/{id}",
-        vec![
-            web::get().to(logon::get_logon_session),
-            web::delete().to(logon::delete_logon_session),
-        ],
-    ))
-    .service(resource("/api/jobs", vec![web::get().to(jobs::list_jobs)]))
-    .service(resource(
-        "/api/jobs/{id}",
-        vec![
-            web::get().to(jobs::get_job),
-            web::post().to(jobs::act_on_job),
-        ],
-    ))
-    .service(resource(
-        "/api/jobs/{id}/backupsessions",
-        vec![web::get().to(jobs::list_job_sessions)],
-    ))
-    .service(resource(
-        "/api/backupsessions",
-        vec![web::get().to(sessions::list_sessions)],
-    ))
-    .service(resource(
-        "/api/backupsessions/{id}",
-        vec![
-            web::get().to(sessions::get_session),
-            web::post().to(sessions::act_on_session),
-        ],
-    ))
-    .service(resource(
-        "/api/tasks",
-        vec![web::get().to(tasks::list_tasks)],
-    ))
-    .service(resource(
-        "/api/tasks/{id}",
-        vec![
-            web::get().to(tasks::get_task),
-            web::delete().to(tasks::delete_task),
-        ],
-    ))
-    .service(resource(
-        "/api/query",
-        vec![web::get().to(query::run_query)],
-    ));
+    cfg.service(resource("/api", vec![web::get().to(logon::get_entry_point)]))
+        .service(resource("/api/sessionmngr", vec![web::post().to(logon::create_logon_session)]))
+        .service(resource("/api/logonsessions", vec![web::get().to(logon::list_logon_sessions)]))
+        .service(resource(
+            "/api/logonsessions/{id}",
+            vec![web::get().to(logon::get_logon_session), web::delete().to(logon::delete_logon_session)],
+        ))
+        .service(resource("/api/jobs", vec![web::get().to(jobs::list_jobs)]))
+        .service(resource("/api/jobs/{id}", vec![web::get().to(jobs::get_job), web::post().to(jobs::act_on_job)]))
+        .service(resource("/api/jobs/{id}/backupsessions", vec![web::get().to(jobs::list_job_sessions)]))
+        .service(resource("/api/backupsessions", vec![web::get().to(sessions::list_sessions)]))
+        .service(resource(
+            "/api/backupsessions/{id}",
+            vec![web::get().to(sessions::get_session), web::post().to(sessions::act_on_session)],
+        ))
+        .service(resource("/api/tasks", vec![web::get().to(tasks::list_tasks)]))
+        .service(resource(
+            "/api/tasks/{id}",
+            vec![web::get().to(tasks::get_task), web::delete().to(tasks::delete_task)],
+        ))
+        .service(resource("/api/query", vec![web::get().to(query::run_query)]));
 }
 
 async fn method_not_allowed() -> Result<HttpResponse, VeeamError> {
@@ -91,9 +55,7 @@ async fn method_not_allowed() -> Result<HttpResponse, VeeamError> {
 }
 
 pub async fn not_found() -> Result<HttpResponse, VeeamError> {
-    Err(VeeamError::NotFound(
-        "The requested resource does not exist.".into(),
-    ))
+    Err(VeeamError::NotFound("The requested resource does not exist.".into()))
 }
 
 fn hrefs(req: &HttpRequest, state: &AppState) -> Hrefs {
@@ -118,23 +80,17 @@ impl Params {
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.0.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// `?format=Entity` (or `Entities`), any case.
     pub fn wants_entities(&self) -> bool {
-        self.get("format")
-            .is_some_and(|f| f.eq_ignore_ascii_case("entity") || f.eq_ignore_ascii_case("entities"))
+        self.get("format").is_some_and(|f| f.eq_ignore_ascii_case("entity") || f.eq_ignore_ascii_case("entities"))
     }
 
     pub fn action(&self) -> Result<String, VeeamError> {
         self.get("action")
             .map(str::to_ascii_lowercase)
-            .ok_or_else(|| {
-                VeeamError::BadRequest("The 'action' query parameter is required.".into())
-            })
+            .ok_or_else(|| VeeamError::BadRequest("The 'action' query parameter is required.".into()))
     }
 }

@@ -22,18 +22,11 @@ impl Format {
 }
 
 pub fn negotiate(headers: &HeaderMap) -> Option<Format> {
-    let accept: Vec<&str> = headers
-        .get_all(ACCEPT)
-        .filter_map(|v| v.to_str().ok())
-        .collect();
+    let accept: Vec<&str> = headers.get_all(ACCEPT).filter_map(|v| v.to_str().ok()).collect();
     if accept.is_empty() || accept.iter().all(|v| v.trim().is_empty()) {
         return Some(Format::Xml);
     }
-    let ranges: Vec<(String, f32)> = accept
-        .iter()
-        .flat_map(|v| v.split(','))
-        .filter_map(parse_range)
-        .collect();
+    let ranges: Vec<(String, f32)> = accept.iter().flat_map(|v| v.split(',')).filter_map(parse_range).collect();
     // (q, specificity) of the most specific range matching the type.
     let score = |kind: &str, subtype: &str| -> (f32, u8) {
         ranges
@@ -61,9 +54,7 @@ pub fn negotiate(headers: &HeaderMap) -> Option<Format> {
         (false, false) => None,
         (true, false) => Some(Format::Xml),
         (false, true) => Some(Format::Json),
-        (true, true) if json_q > xml_q || (json_q == xml_q && json_specificity == 2) => {
-            Some(Format::Json)
-        }
+        (true, true) if json_q > xml_q || (json_q == xml_q && json_specificity == 2) => Some(Format::Json),
         (true, true) => Some(Format::Xml),
     }
 }
@@ -75,11 +66,7 @@ fn parse_range(item: &str) -> Option<(String, f32)> {
         return None;
     }
     let q = parts
-        .filter_map(|p| {
-            p.trim()
-                .strip_prefix("q=")
-                .or_else(|| p.trim().strip_prefix("Q="))
-        })
+        .filter_map(|p| p.trim().strip_prefix("q=").or_else(|| p.trim().strip_prefix("Q=")))
         .find_map(|q| q.trim().parse::<f32>().ok())
         .unwrap_or(1.0);
     Some((range, q.clamp(0.0, 1.0)))
@@ -105,39 +92,21 @@ mod tests {
         assert_eq!(pick(Some("application/xml")), Some(Format::Xml));
         assert_eq!(pick(Some("application/json")), Some(Format::Json));
         assert_eq!(pick(Some("application/json, */*")), Some(Format::Json));
-        assert_eq!(
-            pick(Some("application/xml, application/json")),
-            Some(Format::Json)
-        );
-        assert_eq!(
-            pick(Some("text/html,application/json;q=0.9,*/*;q=0.8")),
-            Some(Format::Json)
-        );
+        assert_eq!(pick(Some("application/xml, application/json")), Some(Format::Json));
+        assert_eq!(pick(Some("text/html,application/json;q=0.9,*/*;q=0.8")), Some(Format::Json));
     }
 
     #[test]
     fn q_values_are_honoured() {
-        assert_eq!(
-            pick(Some("application/json;q=0.5, application/xml")),
-            Some(Format::Xml)
-        );
-        assert_eq!(
-            pick(Some("application/json, application/xml;q=0")),
-            Some(Format::Json)
-        );
-        assert_eq!(
-            pick(Some("application/*;q=0.2, application/json;q=0")),
-            Some(Format::Xml)
-        );
+        assert_eq!(pick(Some("application/json;q=0.5, application/xml")), Some(Format::Xml));
+        assert_eq!(pick(Some("application/json, application/xml;q=0")), Some(Format::Json));
+        assert_eq!(pick(Some("application/*;q=0.2, application/json;q=0")), Some(Format::Xml));
     }
 
     #[test]
     fn an_accept_that_allows_neither_is_refused() {
         assert_eq!(pick(Some("text/html")), None);
-        assert_eq!(
-            pick(Some("application/json;q=0, application/xml;q=0")),
-            None
-        );
+        assert_eq!(pick(Some("application/json;q=0, application/xml;q=0")), None);
         assert_eq!(pick(Some("image/png, text/*;q=0")), None);
     }
 }

@@ -29,9 +29,7 @@ pub fn render(format: Format, status: StatusCode, view: &impl Representation) ->
             x.finish()
         }
     };
-    HttpResponse::build(status)
-        .content_type(format.content_type())
-        .body(body)
+    HttpResponse::build(status).content_type(format.content_type()).body(body)
 }
 
 /// The format of the current request (XML outside a request scope).
@@ -44,15 +42,7 @@ pub fn ok(view: &impl Representation) -> HttpResponse {
 }
 
 /// The first path segments under `/api/` that belong to the Veeam face.
-const VEEAM_COLLECTIONS: [&str; 7] = [
-    "",
-    "sessionmngr",
-    "logonsessions",
-    "jobs",
-    "backupsessions",
-    "tasks",
-    "query",
-];
+const VEEAM_COLLECTIONS: [&str; 7] = ["", "sessionmngr", "logonsessions", "jobs", "backupsessions", "tasks", "query"];
 
 fn veeam_path(path: &str) -> Option<String> {
     let lower = path.to_ascii_lowercase();
@@ -63,11 +53,7 @@ fn veeam_path(path: &str) -> Option<String> {
         return None;
     }
     let trimmed = lower.trim_end_matches('/');
-    Some(if trimmed.is_empty() {
-        "/".to_owned()
-    } else {
-        trimmed.to_owned()
-    })
+    Some(if trimmed.is_empty() { "/".to_owned() } else { trimmed.to_owned() })
 }
 
 pub async fn middleware(
@@ -90,13 +76,7 @@ pub async fn middleware(
         // Not a Veeam route: its 404 still speaks the format asked for, when it can.
         None => negotiate(req.headers()).unwrap_or(Format::Xml),
     };
-    FORMAT
-        .scope(format, async move {
-            next.call(req)
-                .await
-                .map(ServiceResponse::map_into_boxed_body)
-        })
-        .await
+    FORMAT.scope(format, async move { next.call(req).await.map(ServiceResponse::map_into_boxed_body) }).await
 }
 
 fn rewrite_path(req: &mut ServiceRequest, path: String) {
@@ -120,15 +100,9 @@ mod tests {
 
     #[test]
     fn veeam_paths_are_matched_case_insensitively_and_other_faces_are_left_alone() {
-        assert_eq!(
-            veeam_path("/api/sessionMngr/").as_deref(),
-            Some("/api/sessionmngr")
-        );
+        assert_eq!(veeam_path("/api/sessionMngr/").as_deref(), Some("/api/sessionmngr"));
         assert_eq!(veeam_path("/api/").as_deref(), Some("/api"));
-        assert_eq!(
-            veeam_path("/API/Tasks/Task-3").as_deref(),
-            Some("/api/tasks/task-3")
-        );
+        assert_eq!(veeam_path("/API/Tasks/Task-3").as_deref(), Some("/api/tasks/task-3"));
         assert_eq!(veeam_path("/api/sandbox/AbC"), None);
         assert_eq!(veeam_path("/v1/sandboxes"), None);
     }

@@ -3,7 +3,7 @@
 use super::auth::Caller;
 use super::error::VeeamError;
 use super::render::ok;
-use super::views::{BackupJobSessionView, EntityRefView, List, references};
+use super::views::{BackupJobSessionView, EntityRefView, Hrefs, List, references};
 use super::{Params, hrefs, tasks};
 use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -11,9 +11,9 @@ use entity::store::sessions;
 use entity::{Operation, job_session};
 
 async fn find(state: &AppState, id: &str) -> Result<job_session::Model, VeeamError> {
-    sessions::find(&state.db, id).await?.ok_or_else(|| {
-        VeeamError::NotFound(format!("There is no backup job session with id [{id}]."))
-    })
+    sessions::find(&state.db, id)
+        .await?
+        .ok_or_else(|| VeeamError::NotFound(format!("There is no backup job session with id [{id}].")))
 }
 
 pub async fn list_sessions(
@@ -22,28 +22,17 @@ pub async fn list_sessions(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, VeeamError> {
     let params = Params::of(&req)?;
-    let hrefs = hrefs(&req, &state);
-    let all = sessions::list(&state.db).await?;
-    Ok(if params.wants_entities() {
-        let items = all
-            .iter()
-            .map(|session| BackupJobSessionView {
-                session,
-                hrefs: &hrefs,
-            })
-            .collect();
-        ok(&List {
-            root: "BackupJobSessions",
-            key: "BackupJobSessions",
-            items,
-        })
+    Ok(session_list(params.wants_entities(), &sessions::list(&state.db).await?, &hrefs(&req, &state)))
+}
+
+/// A list of sessions: `BackupJobSessions` entities with `?format=Entity`, else references.
+pub fn session_list(entities: bool, all: &[job_session::Model], hrefs: &Hrefs) -> HttpResponse {
+    if entities {
+        let items = all.iter().map(|session| BackupJobSessionView { session, hrefs }).collect();
+        ok(&List { root: "BackupJobSessions", key: "BackupJobSessions", items })
     } else {
-        ok(&references(
-            all.iter()
-                .map(|s| EntityRefView::session(s, &hrefs))
-                .collect(),
-        ))
-    })
+        ok(&references(all.iter().map(|s| EntityRefView::session(s, hrefs)).collect()))
+    }
 }
 
 pub async fn get_session(
@@ -56,10 +45,7 @@ pub async fn get_session(
     let session = find(&state, &id).await?;
     let hrefs = hrefs(&req, &state);
     Ok(if params.wants_entities() {
-        ok(&BackupJobSessionView {
-            session: &session,
-            hrefs: &hrefs,
-        })
+        ok(&BackupJobSessionView { session: &session, hrefs: &hrefs })
     } else {
         ok(&EntityRefView::session(&session, &hrefs))
     })
@@ -87,8 +73,8 @@ pub async fn act_on_session(
             )
             .await
         }
-        other => Err(VeeamError::BadRequest(format!(
-            "Action '{other}' is not supported for backup sessions; use stop."
-        ))),
+        other => {
+            Err(VeeamError::BadRequest(format!("Action '{other}' is not supported for backup sessions; use stop.")))
+        }
     }
 }

@@ -26,29 +26,13 @@ pub async fn accept(
     target_id: &str,
     route: Option<String>,
 ) -> Result<HttpResponse, VeeamError> {
-    let task = tasks::insert(
-        &state.db,
-        NewTask {
-            user_id: caller.user.id,
-            operation,
-            target_id,
-            route,
-        },
-    )
-    .await?;
+    let task = tasks::insert(&state.db, NewTask { user_id: caller.user.id, operation, target_id, route }).await?;
     let dispatcher = state.dispatcher.clone();
     let queued = task.clone();
     actix_web::rt::spawn(async move { dispatcher.publish_run(&queued).await });
     let hrefs = hrefs(req, state);
-    let mut response = render(
-        format(),
-        StatusCode::ACCEPTED,
-        &TaskView::new(&task, &hrefs),
-    );
-    response.headers_mut().insert(
-        LOCATION,
-        hrefs.task(&task).parse().map_err(VeeamError::internal)?,
-    );
+    let mut response = render(format(), StatusCode::ACCEPTED, &TaskView::new(&task, &hrefs));
+    response.headers_mut().insert(LOCATION, hrefs.task(&task).parse().map_err(VeeamError::internal)?);
     Ok(response)
 }
 
@@ -58,23 +42,14 @@ pub async fn list_tasks(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, VeeamError> {
     let hrefs = hrefs(&req, &state);
-    let items = tasks::list_for_user(&state.db, caller.user.id)
-        .await?
-        .iter()
-        .map(|t| TaskView::new(t, &hrefs))
-        .collect();
-    Ok(ok(&List {
-        root: "Tasks",
-        key: "Tasks",
-        items,
-    }))
+    let items =
+        tasks::list_for_user(&state.db, caller.user.id).await?.iter().map(|t| TaskView::new(t, &hrefs)).collect();
+    Ok(ok(&List { root: "Tasks", key: "Tasks", items }))
 }
 
 async fn find(state: &AppState, caller: &Caller, id: &str) -> Result<task::Model, VeeamError> {
     let row_id = task::Model::parse_public_id(id).ok_or_else(|| VeeamError::no_such_task(id))?;
-    tasks::find_for_user(&state.db, row_id, caller.user.id)
-        .await?
-        .ok_or_else(|| VeeamError::no_such_task(id))
+    tasks::find_for_user(&state.db, row_id, caller.user.id).await?.ok_or_else(|| VeeamError::no_such_task(id))
 }
 
 pub async fn get_task(
@@ -100,8 +75,7 @@ pub async fn delete_task(
         let task = find(&state, &caller, &id).await?;
         match task.state {
             TaskState::Queued => {
-                let message =
-                    "Task cancelled by user before it started; nothing was done.".to_owned();
+                let message = "Task cancelled by user before it started; nothing was done.".to_owned();
                 match tasks::transition(&state.db, &task, TaskEvent::Cancel { message }).await {
                     Ok(_) => break,
                     Err(TransitionError::Stale { .. } | TransitionError::Illegal { .. }) => {

@@ -49,12 +49,7 @@ pub struct Link {
 
 impl Link {
     pub fn new(rel: &'static str, kind: Option<&'static str>, href: String) -> Self {
-        Self {
-            rel,
-            href,
-            name: None,
-            kind,
-        }
+        Self { rel, href, name: None, kind }
     }
     pub fn named(mut self, name: &str) -> Self {
         self.name = Some(name.to_owned());
@@ -63,12 +58,7 @@ impl Link {
 }
 
 fn links_json(links: &[Link]) -> Value {
-    Value::Array(
-        links
-            .iter()
-            .map(|l| json!({"Rel": l.rel, "Href": l.href, "Name": l.name, "Type": l.kind}))
-            .collect(),
-    )
+    Value::Array(links.iter().map(|l| json!({"Rel": l.rel, "Href": l.href, "Name": l.name, "Type": l.kind})).collect())
 }
 
 fn links_xml(x: &mut Xml, links: &[Link]) {
@@ -76,12 +66,7 @@ fn links_xml(x: &mut Xml, links: &[Link]) {
         for l in links {
             x.empty(
                 "Link",
-                &[
-                    ("Rel", Some(l.rel)),
-                    ("Type", l.kind),
-                    ("Href", Some(&l.href)),
-                    ("Name", l.name.as_deref()),
-                ],
+                &[("Rel", Some(l.rel)), ("Type", l.kind), ("Href", Some(&l.href)), ("Name", l.name.as_deref())],
             );
         }
     });
@@ -99,9 +84,7 @@ impl<T: Representation> Representation for List<T> {
         json!({ self.key: self.items.iter().map(Representation::json).collect::<Vec<_>>() })
     }
     fn xml(&self, x: &mut Xml) {
-        x.element(self.root, &[], |x| {
-            self.items.iter().for_each(|item| item.xml(x))
-        });
+        x.element(self.root, &[], |x| self.items.iter().for_each(|item| item.xml(x)));
     }
 }
 
@@ -118,14 +101,7 @@ impl Representation for ErrorView {
         json!({"FirstChanceExceptionMessage": null, "Message": self.message, "StackTrace": null, "Status": null, "StatusCode": self.status})
     }
     fn xml(&self, x: &mut Xml) {
-        x.element(
-            "Error",
-            &[
-                ("Message", Some(&self.message)),
-                ("StatusCode", Some(&self.status.to_string())),
-            ],
-            |_| {},
-        );
+        x.element("Error", &[("Message", Some(&self.message)), ("StatusCode", Some(&self.status.to_string()))], |_| {});
     }
 }
 
@@ -177,22 +153,16 @@ impl Representation for TaskView {
         })
     }
     fn xml(&self, x: &mut Xml) {
-        x.element(
-            "Task",
-            &[("Type", Some("Task")), ("Href", Some(&self.href))],
-            |x| {
-                links_xml(x, &self.links);
-                x.text("TaskId", Some(&self.task_id));
-                x.text("State", Some(self.state));
-                x.text("Operation", Some(&self.operation));
-                if let Some((success, message)) = &self.result {
-                    let success = success.to_string();
-                    x.element("Result", &[("Success", Some(&success))], |x| {
-                        x.text("Message", message.as_deref())
-                    });
-                }
-            },
-        );
+        x.element("Task", &[("Type", Some("Task")), ("Href", Some(&self.href))], |x| {
+            links_xml(x, &self.links);
+            x.text("TaskId", Some(&self.task_id));
+            x.text("State", Some(self.state));
+            x.text("Operation", Some(&self.operation));
+            if let Some((success, message)) = &self.result {
+                let success = success.to_string();
+                x.element("Result", &[("Success", Some(&success))], |x| x.text("Message", message.as_deref()));
+            }
+        });
     }
 }
 
@@ -208,11 +178,7 @@ fn session_links(s: &job_session::Model, hrefs: &Hrefs, alternate: Link) -> Vec<
     vec![
         Link::new("Up", Some("JobReference"), hrefs.job(&s.job_id)).named(&s.job_name),
         alternate,
-        Link::new(
-            "Down",
-            Some("BackupTaskSessionReferenceList"),
-            format!("{href}/taskSessions"),
-        ),
+        Link::new("Down", Some("BackupTaskSessionReferenceList"), format!("{href}/taskSessions")),
         Link::new("Stop", None, format!("{href}?action=stop")),
     ]
 }
@@ -228,12 +194,8 @@ impl BackupJobSessionView<'_> {
     }
     fn links(&self) -> Vec<Link> {
         let s = self.session;
-        let alternate = Link::new(
-            "Alternate",
-            Some("BackupJobSessionReference"),
-            self.hrefs.session(&s.id),
-        )
-        .named(&s.name);
+        let alternate =
+            Link::new("Alternate", Some("BackupJobSessionReference"), self.hrefs.session(&s.id)).named(&s.name);
         session_links(s, self.hrefs, alternate)
     }
 }
@@ -288,12 +250,9 @@ pub struct EntityRefView {
 
 impl EntityRefView {
     pub fn session(s: &job_session::Model, hrefs: &Hrefs) -> Self {
-        let alternate = Link::new(
-            "Alternate",
-            Some("BackupJobSession"),
-            format!("{}?format=Entity", hrefs.session(&s.id)),
-        )
-        .named(&s.name);
+        let alternate =
+            Link::new("Alternate", Some("BackupJobSession"), format!("{}?format=Entity", hrefs.session(&s.id)))
+                .named(&s.name);
         Self {
             element: "EntityRef",
             kind: "BackupJobSessionReference",
@@ -308,12 +267,7 @@ impl EntityRefView {
         let mut links = job_links(j, hrefs);
         links.insert(
             0,
-            Link::new(
-                "Alternate",
-                Some("Job"),
-                format!("{}?format=Entity", hrefs.job(&j.id)),
-            )
-            .named(&j.name),
+            Link::new("Alternate", Some("Job"), format!("{}?format=Entity", hrefs.job(&j.id))).named(&j.name),
         );
         Self {
             element: "EntityRef",
@@ -347,11 +301,7 @@ impl Representation for EntityRefView {
 }
 
 pub fn references(items: Vec<EntityRefView>) -> List<EntityRefView> {
-    List {
-        root: "EntityReferences",
-        key: "Refs",
-        items: items.into_iter().map(EntityRefView::in_list).collect(),
-    }
+    List { root: "EntityReferences", key: "Refs", items: items.into_iter().map(EntityRefView::in_list).collect() }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -364,11 +314,7 @@ fn job_uid(id: &str) -> String {
 fn job_links(j: &job::Model, hrefs: &Hrefs) -> Vec<Link> {
     let href = hrefs.job(&j.id);
     vec![
-        Link::new(
-            "Down",
-            Some("BackupJobSessionReferenceList"),
-            format!("{href}/backupSessions"),
-        ),
+        Link::new("Down", Some("BackupJobSessionReferenceList"), format!("{href}/backupSessions")),
         Link::new("Start", None, format!("{href}?action=start")),
         Link::new("Stop", None, format!("{href}?action=stop")),
     ]
@@ -384,12 +330,7 @@ impl JobView<'_> {
         let mut links = job_links(self.job, self.hrefs);
         links.insert(
             0,
-            Link::new(
-                "Alternate",
-                Some("JobReference"),
-                self.hrefs.job(&self.job.id),
-            )
-            .named(&self.job.name),
+            Link::new("Alternate", Some("JobReference"), self.hrefs.job(&self.job.id)).named(&self.job.name),
         );
         links
     }
@@ -407,10 +348,7 @@ impl Representation for JobView<'_> {
     }
     fn xml(&self, x: &mut Xml) {
         let j = self.job;
-        let (href, uid) = (
-            format!("{}?format=Entity", self.hrefs.job(&j.id)),
-            job_uid(&j.id),
-        );
+        let (href, uid) = (format!("{}?format=Entity", self.hrefs.job(&j.id)), job_uid(&j.id));
         let attrs = [
             ("Type", Some("Job")),
             ("Href", Some(href.as_str())),
@@ -446,16 +384,8 @@ impl LogonSessionView<'_> {
         vec![
             Link::new("Up", Some("EnterpriseManager"), h.api("")),
             Link::new("Down", Some("JobReferenceList"), h.api("jobs")),
-            Link::new(
-                "Down",
-                Some("BackupJobSessionReferenceList"),
-                h.api("backupSessions"),
-            ),
-            Link::new(
-                "Down",
-                Some("BackupJobSessionList"),
-                h.api("backupSessions?format=Entity"),
-            ),
+            Link::new("Down", Some("BackupJobSessionReferenceList"), h.api("backupSessions")),
+            Link::new("Down", Some("BackupJobSessionList"), h.api("backupSessions?format=Entity")),
             Link::new("Down", Some("TaskList"), h.api("tasks")),
             Link::new("Down", Some("QueryService"), h.api("query")),
             Link::new("Delete", Some("LogonSession"), self.href()),
@@ -472,15 +402,11 @@ impl Representation for LogonSessionView<'_> {
     }
     fn xml(&self, x: &mut Xml) {
         let href = self.href();
-        x.element(
-            "LogonSession",
-            &[("Type", Some("LogonSession")), ("Href", Some(&href))],
-            |x| {
-                links_xml(x, &self.links());
-                x.text("UserName", Some(self.user_name));
-                x.text("SessionId", Some(&self.logon.id));
-            },
-        );
+        x.element("LogonSession", &[("Type", Some("LogonSession")), ("Href", Some(&href))], |x| {
+            links_xml(x, &self.links());
+            x.text("UserName", Some(self.user_name));
+            x.text("SessionId", Some(&self.logon.id));
+        });
     }
 }
 
@@ -492,30 +418,17 @@ pub struct EnterpriseManagerView<'a> {
 
 impl EnterpriseManagerView<'_> {
     fn create(&self, version: &str) -> Link {
-        Link::new(
-            "Create",
-            Some("LogonSession"),
-            self.hrefs.api(&format!("sessionMngr/?v={version}")),
-        )
+        Link::new("Create", Some("LogonSession"), self.hrefs.api(&format!("sessionMngr/?v={version}")))
     }
     fn links(&self) -> Vec<Link> {
-        vec![
-            Link::new(
-                "Down",
-                Some("LogonSessionList"),
-                self.hrefs.api("logonSessions"),
-            ),
-            self.create("latest"),
-        ]
+        vec![Link::new("Down", Some("LogonSessionList"), self.hrefs.api("logonSessions")), self.create("latest")]
     }
 }
 
 impl Representation for EnterpriseManagerView<'_> {
     fn json(&self) -> Value {
-        let versions: Vec<Value> = SUPPORTED_VERSIONS
-            .iter()
-            .map(|v| json!({"Name": v, "Links": links_json(&[self.create(v)])}))
-            .collect();
+        let versions: Vec<Value> =
+            SUPPORTED_VERSIONS.iter().map(|v| json!({"Name": v, "Links": links_json(&[self.create(v)])})).collect();
         json!({"SupportedVersions": {"SupportedVersions": versions}, "Links": links_json(&self.links()), "Href": null, "Type": null})
     }
     fn xml(&self, x: &mut Xml) {
@@ -523,9 +436,7 @@ impl Representation for EnterpriseManagerView<'_> {
             links_xml(x, &self.links());
             x.element("SupportedVersions", &[], |x| {
                 for v in SUPPORTED_VERSIONS {
-                    x.element("SupportedVersion", &[("Name", Some(v))], |x| {
-                        links_xml(x, &[self.create(v)])
-                    });
+                    x.element("SupportedVersion", &[("Name", Some(v))], |x| links_xml(x, &[self.create(v)]));
                 }
             });
         });

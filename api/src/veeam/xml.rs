@@ -12,10 +12,7 @@ pub struct Xml {
 
 impl Xml {
     pub fn document() -> Self {
-        Self {
-            buf: String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n"),
-            root: true,
-        }
+        Self { buf: String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n"), root: true }
     }
 
     fn start_tag(&mut self, name: &str, attrs: &[(&str, Option<&str>)]) {
@@ -38,12 +35,7 @@ impl Xml {
     }
 
     /// `<name attrs>` … children written by `body` … `</name>`.
-    pub fn element(
-        &mut self,
-        name: &str,
-        attrs: &[(&str, Option<&str>)],
-        body: impl FnOnce(&mut Self),
-    ) {
+    pub fn element(&mut self, name: &str, attrs: &[(&str, Option<&str>)], body: impl FnOnce(&mut Self)) {
         self.start_tag(name, attrs);
         self.buf.push('>');
         body(self);

@@ -43,10 +43,7 @@ impl Model {
 
     /// Parses `task-N` (any case) into the row id.
     pub fn parse_public_id(text: &str) -> Option<i32> {
-        let digits = text
-            .get(..5)
-            .filter(|p| p.eq_ignore_ascii_case("task-"))
-            .map(|_| &text[5..])?;
+        let digits = text.get(..5).filter(|p| p.eq_ignore_ascii_case("task-")).map(|_| &text[5..])?;
         digits.parse().ok().filter(|id: &i32| *id > 0)
     }
 }

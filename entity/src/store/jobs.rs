@@ -1,7 +1,7 @@
 use crate::job;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
-    IntoActiveModel, QueryFilter, QueryOrder,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder,
 };
 
 /// What a jobs file declares about one job.
@@ -15,17 +15,10 @@ pub struct JobSpec {
 }
 
 /// Inserts the job, or updates the one with the same name (its id is kept).
-pub async fn upsert_by_name(
-    db: &impl ConnectionTrait,
-    spec: &JobSpec,
-) -> Result<job::Model, DbErr> {
+pub async fn upsert_by_name(db: &impl ConnectionTrait, spec: &JobSpec) -> Result<job::Model, DbErr> {
     let now = super::now();
     let command = serde_json::to_string(&spec.command).map_err(|e| DbErr::Custom(e.to_string()))?;
-    match job::Entity::find()
-        .filter(job::Column::Name.eq(&spec.name))
-        .one(db)
-        .await?
-    {
+    match job::Entity::find().filter(job::Column::Name.eq(&spec.name)).one(db).await? {
         Some(existing) => {
             let mut active = existing.into_active_model();
             active.job_type = Set(spec.job_type.clone());
@@ -53,10 +46,7 @@ pub async fn upsert_by_name(
 }
 
 pub async fn list(db: &impl ConnectionTrait) -> Result<Vec<job::Model>, DbErr> {
-    job::Entity::find()
-        .order_by_asc(job::Column::Name)
-        .all(db)
-        .await
+    job::Entity::find().order_by_asc(job::Column::Name).all(db).await
 }
 
 pub async fn find(db: &impl ConnectionTrait, id: &str) -> Result<Option<job::Model>, DbErr> {

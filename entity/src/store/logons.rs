@@ -1,8 +1,8 @@
 use crate::logon_session;
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, sea_query::Expr,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    sea_query::Expr,
 };
 
 pub async fn create(
@@ -30,17 +30,12 @@ pub async fn authenticate(
     token: &str,
     idle_since: DateTime<Utc>,
 ) -> Result<Option<logon_session::Model>, DbErr> {
-    let Some(session) = logon_session::Entity::find()
-        .filter(logon_session::Column::Token.eq(token))
-        .one(db)
-        .await?
+    let Some(session) = logon_session::Entity::find().filter(logon_session::Column::Token.eq(token)).one(db).await?
     else {
         return Ok(None);
     };
     if session.last_seen_at < idle_since {
-        logon_session::Entity::delete_by_id(session.id)
-            .exec(db)
-            .await?;
+        logon_session::Entity::delete_by_id(session.id).exec(db).await?;
         return Ok(None);
     }
     let now = super::now();
@@ -49,16 +44,10 @@ pub async fn authenticate(
         .filter(logon_session::Column::Id.eq(&session.id))
         .exec(db)
         .await?;
-    Ok(Some(logon_session::Model {
-        last_seen_at: now,
-        ..session
-    }))
+    Ok(Some(logon_session::Model { last_seen_at: now, ..session }))
 }
 
-pub async fn list_for_user(
-    db: &impl ConnectionTrait,
-    user_id: i32,
-) -> Result<Vec<logon_session::Model>, DbErr> {
+pub async fn list_for_user(db: &impl ConnectionTrait, user_id: i32) -> Result<Vec<logon_session::Model>, DbErr> {
     logon_session::Entity::find()
         .filter(logon_session::Column::UserId.eq(user_id))
         .order_by_asc(logon_session::Column::CreatedAt)
@@ -71,15 +60,9 @@ pub async fn find_for_user(
     id: &str,
     user_id: i32,
 ) -> Result<Option<logon_session::Model>, DbErr> {
-    logon_session::Entity::find_by_id(id.to_owned())
-        .filter(logon_session::Column::UserId.eq(user_id))
-        .one(db)
-        .await
+    logon_session::Entity::find_by_id(id.to_owned()).filter(logon_session::Column::UserId.eq(user_id)).one(db).await
 }
 
 pub async fn delete(db: &impl ConnectionTrait, id: &str) -> Result<u64, DbErr> {
-    Ok(logon_session::Entity::delete_by_id(id.to_owned())
-        .exec(db)
-        .await?
-        .rows_affected)
+    Ok(logon_session::Entity::delete_by_id(id.to_owned()).exec(db).await?.rows_affected)
 }

@@ -1,9 +1,6 @@
 use crate::runner;
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
-    sea_query::OnConflict,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, sea_query::OnConflict};
 
 /// Records that `id` is alive now (inserting it on first sight).
 pub async fn heartbeat(db: &impl ConnectionTrait, id: &str) -> Result<(), DbErr> {
@@ -13,23 +10,13 @@ pub async fn heartbeat(db: &impl ConnectionTrait, id: &str) -> Result<(), DbErr>
         started_at: Set(now),
         heartbeat_at: Set(now),
     })
-    .on_conflict(
-        OnConflict::column(runner::Column::Id)
-            .update_column(runner::Column::HeartbeatAt)
-            .to_owned(),
-    )
+    .on_conflict(OnConflict::column(runner::Column::Id).update_column(runner::Column::HeartbeatAt).to_owned())
     .exec_without_returning(db)
     .await?;
     Ok(())
 }
 
 /// Runners whose last heartbeat is older than `before`.
-pub async fn silent_since(
-    db: &impl ConnectionTrait,
-    before: DateTime<Utc>,
-) -> Result<Vec<runner::Model>, DbErr> {
-    runner::Entity::find()
-        .filter(runner::Column::HeartbeatAt.lt(before))
-        .all(db)
-        .await
+pub async fn silent_since(db: &impl ConnectionTrait, before: DateTime<Utc>) -> Result<Vec<runner::Model>, DbErr> {
+    runner::Entity::find().filter(runner::Column::HeartbeatAt.lt(before)).all(db).await
 }

@@ -1,48 +1,29 @@
 use crate::job_session::{self, Column};
 use crate::state::{SessionEvent, SessionState, TransitionError};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel,
-    QueryFilter, QueryOrder, sea_query::Expr,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, sea_query::Expr,
 };
 
-pub async fn insert(
-    db: &impl ConnectionTrait,
-    session: job_session::Model,
-) -> Result<job_session::Model, DbErr> {
+pub async fn insert(db: &impl ConnectionTrait, session: job_session::Model) -> Result<job_session::Model, DbErr> {
     let mut active = session.into_active_model();
     active = active.reset_all();
     active.insert(db).await
 }
 
-pub async fn find(
-    db: &impl ConnectionTrait,
-    id: &str,
-) -> Result<Option<job_session::Model>, DbErr> {
+pub async fn find(db: &impl ConnectionTrait, id: &str) -> Result<Option<job_session::Model>, DbErr> {
     job_session::Entity::find_by_id(id.to_owned()).one(db).await
 }
 
-pub async fn find_by_start_task(
-    db: &impl ConnectionTrait,
-    task_id: i32,
-) -> Result<Option<job_session::Model>, DbErr> {
-    job_session::Entity::find()
-        .filter(Column::StartTaskId.eq(task_id))
-        .one(db)
-        .await
+pub async fn find_by_start_task(db: &impl ConnectionTrait, task_id: i32) -> Result<Option<job_session::Model>, DbErr> {
+    job_session::Entity::find().filter(Column::StartTaskId.eq(task_id)).one(db).await
 }
 
 pub async fn list(db: &impl ConnectionTrait) -> Result<Vec<job_session::Model>, DbErr> {
-    job_session::Entity::find()
-        .order_by_asc(Column::CreationTime)
-        .order_by_asc(Column::Id)
-        .all(db)
-        .await
+    job_session::Entity::find().order_by_asc(Column::CreationTime).order_by_asc(Column::Id).all(db).await
 }
 
-pub async fn list_for_job(
-    db: &impl ConnectionTrait,
-    job_id: &str,
-) -> Result<Vec<job_session::Model>, DbErr> {
+pub async fn list_for_job(db: &impl ConnectionTrait, job_id: &str) -> Result<Vec<job_session::Model>, DbErr> {
     job_session::Entity::find()
         .filter(Column::JobId.eq(job_id))
         .order_by_asc(Column::CreationTime)
@@ -52,10 +33,7 @@ pub async fn list_for_job(
 }
 
 /// The job's newest session that has not stopped yet.
-pub async fn active_of_job(
-    db: &impl ConnectionTrait,
-    job_id: &str,
-) -> Result<Option<job_session::Model>, DbErr> {
+pub async fn active_of_job(db: &impl ConnectionTrait, job_id: &str) -> Result<Option<job_session::Model>, DbErr> {
     job_session::Entity::find()
         .filter(Column::JobId.eq(job_id))
         .filter(Column::State.ne(SessionState::Stopped))
@@ -65,10 +43,7 @@ pub async fn active_of_job(
 }
 
 /// Sessions of `runner` that have not stopped yet.
-pub async fn active_on(
-    db: &impl ConnectionTrait,
-    runner: &str,
-) -> Result<Vec<job_session::Model>, DbErr> {
+pub async fn active_on(db: &impl ConnectionTrait, runner: &str) -> Result<Vec<job_session::Model>, DbErr> {
     job_session::Entity::find()
         .filter(Column::RunnerId.eq(runner))
         .filter(Column::State.ne(SessionState::Stopped))
@@ -83,21 +58,14 @@ pub async fn transition(
     event: SessionEvent,
 ) -> Result<job_session::Model, TransitionError> {
     if !event.legal_from(seen.state) {
-        return Err(TransitionError::Illegal {
-            event: event_name(&event),
-            from: seen.state.to_string(),
-        });
+        return Err(TransitionError::Illegal { event: event_name(&event), from: seen.state.to_string() });
     }
     let mut next = seen.clone();
     next.state = event.target();
     match event {
         SessionEvent::Started { pid } => next.pid = Some(pid),
         SessionEvent::StopRequested | SessionEvent::StopAbandoned => {}
-        SessionEvent::Ended {
-            result,
-            failure_message,
-            exit_code,
-        } => {
+        SessionEvent::Ended { result, failure_message, exit_code } => {
             next.result = result;
             next.failure_message = failure_message;
             next.exit_code = exit_code;
@@ -109,24 +77,15 @@ pub async fn transition(
         .col_expr(Column::State, Expr::value(next.state))
         .col_expr(Column::Pid, Expr::value(next.pid))
         .col_expr(Column::Result, Expr::value(next.result))
-        .col_expr(
-            Column::FailureMessage,
-            Expr::value(next.failure_message.clone()),
-        )
+        .col_expr(Column::FailureMessage, Expr::value(next.failure_message.clone()))
         .col_expr(Column::ExitCode, Expr::value(next.exit_code))
         .col_expr(Column::Progress, Expr::value(next.progress))
         .col_expr(Column::EndTime, Expr::value(next.end_time))
-        .filter(
-            Condition::all()
-                .add(Column::Id.eq(&seen.id))
-                .add(Column::State.eq(seen.state)),
-        )
+        .filter(Condition::all().add(Column::Id.eq(&seen.id)).add(Column::State.eq(seen.state)))
         .exec(db)
         .await?;
     if updated.rows_affected == 0 {
-        return Err(TransitionError::Stale {
-            expected: seen.state.to_string(),
-        });
+        return Err(TransitionError::Stale { expected: seen.state.to_string() });
     }
     Ok(next)
 }

@@ -2,8 +2,8 @@ use crate::state::{Operation, TaskEvent, TaskState, TransitionError};
 use crate::task::{self, Column};
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, sea_query::Expr,
 };
 
 pub struct NewTask<'a> {
@@ -43,26 +43,12 @@ pub async fn get(db: &impl ConnectionTrait, id: i32) -> Result<Option<task::Mode
 }
 
 /// The task, if it exists and belongs to `user_id`: another user's task does not exist for you.
-pub async fn find_for_user(
-    db: &impl ConnectionTrait,
-    id: i32,
-    user_id: i32,
-) -> Result<Option<task::Model>, DbErr> {
-    task::Entity::find_by_id(id)
-        .filter(Column::UserId.eq(user_id))
-        .one(db)
-        .await
+pub async fn find_for_user(db: &impl ConnectionTrait, id: i32, user_id: i32) -> Result<Option<task::Model>, DbErr> {
+    task::Entity::find_by_id(id).filter(Column::UserId.eq(user_id)).one(db).await
 }
 
-pub async fn list_for_user(
-    db: &impl ConnectionTrait,
-    user_id: i32,
-) -> Result<Vec<task::Model>, DbErr> {
-    task::Entity::find()
-        .filter(Column::UserId.eq(user_id))
-        .order_by_asc(Column::Id)
-        .all(db)
-        .await
+pub async fn list_for_user(db: &impl ConnectionTrait, user_id: i32) -> Result<Vec<task::Model>, DbErr> {
+    task::Entity::find().filter(Column::UserId.eq(user_id)).order_by_asc(Column::Id).all(db).await
 }
 
 /// The one function that changes a task's state: checks the event is legal from the state the
@@ -74,10 +60,7 @@ pub async fn transition(
     event: TaskEvent,
 ) -> Result<task::Model, TransitionError> {
     if !event.legal_from(seen.state) {
-        return Err(TransitionError::Illegal {
-            event: event_name(&event),
-            from: seen.state.to_string(),
-        });
+        return Err(TransitionError::Illegal { event: event_name(&event), from: seen.state.to_string() });
     }
     let now = super::now();
     let mut next = seen.clone();
@@ -117,10 +100,7 @@ pub async fn transition(
         .col_expr(Column::RunnerId, Expr::value(next.runner_id.clone()))
         .col_expr(Column::Success, Expr::value(next.success))
         .col_expr(Column::Message, Expr::value(next.message.clone()))
-        .col_expr(
-            Column::RelatedSessionId,
-            Expr::value(next.related_session_id.clone()),
-        )
+        .col_expr(Column::RelatedSessionId, Expr::value(next.related_session_id.clone()))
         .col_expr(Column::UpdatedAt, Expr::value(now))
         .col_expr(Column::StartedAt, Expr::value(next.started_at))
         .col_expr(Column::FinishedAt, Expr::value(next.finished_at))
@@ -128,9 +108,7 @@ pub async fn transition(
         .exec(db)
         .await?;
     if updated.rows_affected == 0 {
-        return Err(TransitionError::Stale {
-            expected: format!("{} attempt {}", seen.state, seen.attempt),
-        });
+        return Err(TransitionError::Stale { expected: format!("{} attempt {}", seen.state, seen.attempt) });
     }
     Ok(next)
 }
@@ -199,22 +177,12 @@ pub async fn delete_finished(db: &impl ConnectionTrait, id: i32) -> Result<bool,
 }
 
 /// Running tasks held by `runner`.
-pub async fn running_on(
-    db: &impl ConnectionTrait,
-    runner: &str,
-) -> Result<Vec<task::Model>, DbErr> {
-    task::Entity::find()
-        .filter(Column::State.eq(TaskState::Running))
-        .filter(Column::RunnerId.eq(runner))
-        .all(db)
-        .await
+pub async fn running_on(db: &impl ConnectionTrait, runner: &str) -> Result<Vec<task::Model>, DbErr> {
+    task::Entity::find().filter(Column::State.eq(TaskState::Running)).filter(Column::RunnerId.eq(runner)).all(db).await
 }
 
 /// Unfinished tasks that depend on one of `runners`: running on it, or queued for its queue.
-pub async fn stranded_on(
-    db: &impl ConnectionTrait,
-    runners: &[String],
-) -> Result<Vec<task::Model>, DbErr> {
+pub async fn stranded_on(db: &impl ConnectionTrait, runners: &[String]) -> Result<Vec<task::Model>, DbErr> {
     if runners.is_empty() {
         return Ok(Vec::new());
     }

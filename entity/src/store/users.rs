@@ -1,32 +1,21 @@
 use crate::user;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
-    PaginatorTrait, QueryFilter,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
 };
 
 pub async fn count(db: &impl ConnectionTrait) -> Result<u64, DbErr> {
     user::Entity::find().count(db).await
 }
 
-pub async fn find_by_name(
-    db: &impl ConnectionTrait,
-    name: &str,
-) -> Result<Option<user::Model>, DbErr> {
-    user::Entity::find()
-        .filter(user::Column::Name.eq(name))
-        .one(db)
-        .await
+pub async fn find_by_name(db: &impl ConnectionTrait, name: &str) -> Result<Option<user::Model>, DbErr> {
+    user::Entity::find().filter(user::Column::Name.eq(name)).one(db).await
 }
 
 pub async fn find(db: &impl ConnectionTrait, id: i32) -> Result<Option<user::Model>, DbErr> {
     user::Entity::find_by_id(id).one(db).await
 }
 
-pub async fn create(
-    db: &impl ConnectionTrait,
-    name: &str,
-    password_hash: &str,
-) -> Result<user::Model, DbErr> {
+pub async fn create(db: &impl ConnectionTrait, name: &str, password_hash: &str) -> Result<user::Model, DbErr> {
     user::ActiveModel {
         name: Set(name.to_owned()),
         password_hash: Set(password_hash.to_owned()),

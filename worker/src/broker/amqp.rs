@@ -15,11 +15,12 @@
 //! ends or errs, wait with capped backoff and do it all again.
 
 use super::{Acker, Broker, BrokerError, Delivery};
+use crate::settings::RunnerSettings;
 use entity::message::{QueueMessage, Route};
 use futures_util::StreamExt;
 use lapin::options::{
-    BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
-    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
+    QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
@@ -36,6 +37,7 @@ pub struct AmqpBroker {
     url: String,
     prefix: String,
     prefetch: u16,
+    expires_ms: Option<u64>,
     publisher: Mutex<Option<Publisher>>,
 }
 
@@ -46,11 +48,12 @@ struct Publisher {
 }
 
 impl AmqpBroker {
-    pub fn new(url: &str, prefix: &str, prefetch: u16) -> Self {
+    pub fn new(url: &str, settings: &RunnerSettings) -> Self {
         Self {
             url: url.to_owned(),
-            prefix: prefix.to_owned(),
-            prefetch,
+            prefix: settings.queue_prefix.clone(),
+            prefetch: settings.prefetch,
+            expires_ms: settings.queue_expires_ms,
             publisher: Mutex::new(None),
         }
     }
@@ -78,31 +81,32 @@ impl AmqpBroker {
         Connection::connect(&self.url, ConnectionProperties::default()).await
     }
 
+    fn quorum_args(&self, dead_letter_exchange: Option<&str>) -> FieldTable {
+        let mut args = FieldTable::default();
+        args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+        if let Some(dlx) = dead_letter_exchange {
+            args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(dlx.into()));
+            args.insert("x-delivery-limit".into(), AMQPValue::LongLongInt(DELIVERY_LIMIT));
+        }
+        if let Some(ms) = self.expires_ms.and_then(|ms| i64::try_from(ms).ok()) {
+            args.insert("x-expires".into(), AMQPValue::LongLongInt(ms));
+        }
+        args
+    }
+
     /// Declares the dead-letter exchange and queue, and `queue` with its arguments.
     async fn declare(&self, channel: &Channel, queue: &str) -> Result<(), lapin::Error> {
         let dlx = format!("{}.dlx", self.prefix);
-        let durable = QueueDeclareOptions {
-            durable: true,
-            ..QueueDeclareOptions::default()
-        };
+        let durable = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
         channel
             .exchange_declare(
                 dlx.as_str().into(),
                 ExchangeKind::Fanout,
-                ExchangeDeclareOptions {
-                    durable: true,
-                    ..Default::default()
-                },
+                ExchangeDeclareOptions { durable: true, ..Default::default() },
                 FieldTable::default(),
             )
             .await?;
-        channel
-            .queue_declare(
-                self.dead_letter_queue().as_str().into(),
-                durable,
-                quorum_args(None),
-            )
-            .await?;
+        channel.queue_declare(self.dead_letter_queue().as_str().into(), durable, self.quorum_args(None)).await?;
         channel
             .queue_bind(
                 self.dead_letter_queue().as_str().into(),
@@ -112,9 +116,7 @@ impl AmqpBroker {
                 FieldTable::default(),
             )
             .await?;
-        channel
-            .queue_declare(queue.into(), durable, quorum_args(Some(&dlx)))
-            .await?;
+        channel.queue_declare(queue.into(), durable, self.quorum_args(Some(&dlx))).await?;
         Ok(())
     }
 
@@ -124,21 +126,11 @@ impl AmqpBroker {
         queue: &str,
         payload: &[u8],
     ) -> Result<(), BrokerError> {
-        if publisher
-            .as_ref()
-            .is_none_or(|p| !p.channel.status().connected())
-        {
+        if publisher.as_ref().is_none_or(|p| !p.channel.status().connected()) {
             let connection = self.connect().await.map_err(unavailable)?;
             let channel = connection.create_channel().await.map_err(unavailable)?;
-            channel
-                .confirm_select(ConfirmSelectOptions::default())
-                .await
-                .map_err(unavailable)?;
-            *publisher = Some(Publisher {
-                _connection: connection,
-                channel,
-                declared: HashSet::new(),
-            });
+            channel.confirm_select(ConfirmSelectOptions::default()).await.map_err(unavailable)?;
+            *publisher = Some(Publisher { _connection: connection, channel, declared: HashSet::new() });
         }
         let Some(p) = publisher.as_mut() else {
             return Err(BrokerError::Unavailable("no channel".into()));
@@ -147,18 +139,13 @@ impl AmqpBroker {
             self.declare(&p.channel, queue).await.map_err(unavailable)?;
             p.declared.insert(queue.to_owned());
         }
-        let properties = BasicProperties::default()
-            .with_delivery_mode(2)
-            .with_content_type("application/json".into());
+        let properties = BasicProperties::default().with_delivery_mode(2).with_content_type("application/json".into());
         let confirmation = p
             .channel
             .basic_publish(
                 "".into(),
                 queue.into(),
-                BasicPublishOptions {
-                    mandatory: true,
-                    ..Default::default()
-                },
+                BasicPublishOptions { mandatory: true, ..Default::default() },
                 payload,
                 properties,
             )
@@ -188,10 +175,7 @@ impl AmqpBroker {
         let own = self.runner_queue(runner_id);
         self.declare(&channel, &shared).await.map_err(unavailable)?;
         self.declare(&channel, &own).await.map_err(unavailable)?;
-        channel
-            .basic_qos(self.prefetch, BasicQosOptions::default())
-            .await
-            .map_err(unavailable)?;
+        channel.basic_qos(self.prefetch, BasicQosOptions::default()).await.map_err(unavailable)?;
         let tag = |queue: &str| format!("{runner_id}@{queue}");
         let from_shared = channel
             .basic_consume(
@@ -220,10 +204,7 @@ impl AmqpBroker {
             };
             match next {
                 Some(Ok(delivery)) => {
-                    let delivery = Delivery {
-                        payload: delivery.data,
-                        acker: Acker::Amqp(delivery.acker),
-                    };
+                    let delivery = Delivery { payload: delivery.data, acker: Acker::Amqp(delivery.acker) };
                     if sink.send(delivery).await.is_err() {
                         return Ok(());
                     }
@@ -235,25 +216,6 @@ impl AmqpBroker {
     }
 }
 
-fn quorum_args(dead_letter_exchange: Option<&str>) -> FieldTable {
-    let mut args = FieldTable::default();
-    args.insert(
-        "x-queue-type".into(),
-        AMQPValue::LongString("quorum".into()),
-    );
-    if let Some(dlx) = dead_letter_exchange {
-        args.insert(
-            "x-dead-letter-exchange".into(),
-            AMQPValue::LongString(dlx.into()),
-        );
-        args.insert(
-            "x-delivery-limit".into(),
-            AMQPValue::LongLongInt(DELIVERY_LIMIT),
-        );
-    }
-    args
-}
-
 fn unavailable(err: lapin::Error) -> BrokerError {
     BrokerError::Unavailable(err.to_string())
 }
@@ -263,9 +225,7 @@ impl Broker for AmqpBroker {
     async fn publish(&self, route: &Route, message: QueueMessage) -> Result<(), BrokerError> {
         let queue = self.queue_for(route);
         let mut publisher = self.publisher.lock().await;
-        let result = self
-            .publish_once(&mut publisher, &queue, &message.to_bytes())
-            .await;
+        let result = self.publish_once(&mut publisher, &queue, &message.to_bytes()).await;
         if result.is_err() {
             // Start from a fresh connection next time.
             *publisher = None;
@@ -273,12 +233,7 @@ impl Broker for AmqpBroker {
         result
     }
 
-    async fn consume(
-        &self,
-        runner_id: &str,
-        sink: mpsc::Sender<Delivery>,
-        shutdown: CancellationToken,
-    ) {
+    async fn consume(&self, runner_id: &str, sink: mpsc::Sender<Delivery>, shutdown: CancellationToken) {
         let mut backoff = Duration::from_millis(200);
         while !shutdown.is_cancelled() {
             match self.consume_session(runner_id, &sink, &shutdown).await {

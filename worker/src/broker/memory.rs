@@ -15,27 +15,17 @@ pub struct MemoryBroker {
 impl Default for MemoryBroker {
     fn default() -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        Self {
-            tx,
-            rx: Mutex::new(rx),
-        }
+        Self { tx, rx: Mutex::new(rx) }
     }
 }
 
 #[async_trait::async_trait]
 impl Broker for MemoryBroker {
     async fn publish(&self, _route: &Route, message: QueueMessage) -> Result<(), BrokerError> {
-        self.tx
-            .send(message)
-            .map_err(|_| BrokerError::Unavailable("the in-process runner has stopped".into()))
+        self.tx.send(message).map_err(|_| BrokerError::Unavailable("the in-process runner has stopped".into()))
     }
 
-    async fn consume(
-        &self,
-        _runner_id: &str,
-        sink: mpsc::Sender<Delivery>,
-        shutdown: CancellationToken,
-    ) {
+    async fn consume(&self, _runner_id: &str, sink: mpsc::Sender<Delivery>, shutdown: CancellationToken) {
         let mut rx = self.rx.lock().await;
         loop {
             let message = tokio::select! {
@@ -43,10 +33,7 @@ impl Broker for MemoryBroker {
                 message = rx.recv() => message,
             };
             let Some(message) = message else { return };
-            let delivery = Delivery {
-                payload: message.to_bytes(),
-                acker: Acker::Memory,
-            };
+            let delivery = Delivery { payload: message.to_bytes(), acker: Acker::Memory };
             if sink.send(delivery).await.is_err() {
                 return;
             }

@@ -44,9 +44,7 @@ impl Acker {
     /// Gives the message back (`requeue`) or dead-letters it.
     pub async fn reject(self, requeue: bool) {
         if let Acker::Amqp(acker) = self
-            && let Err(err) = acker
-                .reject(lapin::options::BasicRejectOptions { requeue })
-                .await
+            && let Err(err) = acker.reject(lapin::options::BasicRejectOptions { requeue }).await
         {
             tracing::warn!(%err, "could not reject a delivery");
         }
@@ -60,10 +58,5 @@ pub trait Broker: Send + Sync + 'static {
 
     /// Feeds `sink` with the messages for `runner_id` (its own queue and the any-runner queue)
     /// until `shutdown`, reconnecting and re-declaring the topology whenever the transport drops.
-    async fn consume(
-        &self,
-        runner_id: &str,
-        sink: mpsc::Sender<Delivery>,
-        shutdown: CancellationToken,
-    );
+    async fn consume(&self, runner_id: &str, sink: mpsc::Sender<Delivery>, shutdown: CancellationToken);
 }

@@ -26,11 +26,7 @@ pub struct Ctx {
     pub grace: Duration,
 }
 
-pub async fn perform(
-    ctx: &Ctx,
-    task: &task::Model,
-    cancel: &CancellationToken,
-) -> Result<Outcome, DbErr> {
+pub async fn perform(ctx: &Ctx, task: &task::Model, cancel: &CancellationToken) -> Result<Outcome, DbErr> {
     match task.operation {
         Operation::StartJob => start_job::run(ctx, task, cancel).await,
         Operation::StopJob => stop_job::run(ctx, task, cancel).await,
@@ -54,10 +50,7 @@ pub fn watch(ctx: Ctx, session_id: String, exit: Exit) {
     tokio::spawn(async move {
         let ended = match exit {
             Exit::Child(mut child) => match child.wait().await {
-                Ok(status) => Ended::Exited {
-                    how: process::describe_exit(&status),
-                    code: status.code(),
-                },
+                Ok(status) => Ended::Exited { how: process::describe_exit(&status), code: status.code() },
                 Err(err) => Ended::Unknown(format!("could not wait for it: {err}")),
             },
             Exit::Adopted(pgid) => {
@@ -115,15 +108,12 @@ fn end_event(session: &job_session::Model, ended: &Ended) -> SessionEvent {
     };
     match ended {
         Ended::Stopped(how) => failed(format!("Stopped by user request: {how}."), None),
-        Ended::Exited { how, code } if session.state == SessionState::Stopping => failed(
-            format!("Stopped by user request: the command {how}."),
-            *code,
-        ),
-        Ended::Exited { code: Some(0), .. } => SessionEvent::Ended {
-            result: SessionResult::Success,
-            failure_message: None,
-            exit_code: Some(0),
-        },
+        Ended::Exited { how, code } if session.state == SessionState::Stopping => {
+            failed(format!("Stopped by user request: the command {how}."), *code)
+        }
+        Ended::Exited { code: Some(0), .. } => {
+            SessionEvent::Ended { result: SessionResult::Success, failure_message: None, exit_code: Some(0) }
+        }
         Ended::Exited { how, code } => failed(format!("The job's command {how}."), *code),
         Ended::Unknown(how) => failed(format!("The job's command ended: {how}."), None),
     }

@@ -13,16 +13,9 @@ use sea_orm::DbErr;
 use std::path::Path;
 use tokio_util::sync::CancellationToken;
 
-pub async fn run(
-    ctx: &Ctx,
-    task: &task::Model,
-    cancel: &CancellationToken,
-) -> Result<Outcome, DbErr> {
+pub async fn run(ctx: &Ctx, task: &task::Model, cancel: &CancellationToken) -> Result<Outcome, DbErr> {
     let Some(job) = jobs::find(&ctx.db, &task.target_id).await? else {
-        return Ok(Outcome::failure(format!(
-            "Job {} does not exist any more.",
-            task.target_id
-        )));
+        return Ok(Outcome::failure(format!("Job {} does not exist any more.", task.target_id)));
     };
     let triggered = Outcome::success(format!("Job \"{}\" triggered to start.", job.name));
     let session = match sessions::find_by_start_task(&ctx.db, task.id).await? {
@@ -69,15 +62,10 @@ pub async fn run(
     let log = working_dir.join(format!("{}.log", session.id));
     match process::spawn(&job.argv(), working_dir, &log) {
         Ok(child) => {
-            let pid = child
-                .id()
-                .and_then(|pid| i32::try_from(pid).ok())
-                .unwrap_or_default();
+            let pid = child.id().and_then(|pid| i32::try_from(pid).ok()).unwrap_or_default();
             // The watcher must exist before the transition: a command that exits at once is still reaped.
             watch(ctx.clone(), session.id.clone(), Exit::Child(child));
-            if let Err(err) =
-                sessions::transition(&ctx.db, &session, SessionEvent::Started { pid }).await
-            {
+            if let Err(err) = sessions::transition(&ctx.db, &session, SessionEvent::Started { pid }).await {
                 tracing::warn!(%err, session = %session.id, "could not record the start");
             }
             tracing::info!(session = %session.id, pid, job = %job.name, "job started");

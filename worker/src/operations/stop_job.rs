@@ -7,22 +7,12 @@ use entity::task;
 use sea_orm::DbErr;
 use tokio_util::sync::CancellationToken;
 
-pub async fn run(
-    ctx: &Ctx,
-    task: &task::Model,
-    cancel: &CancellationToken,
-) -> Result<Outcome, DbErr> {
+pub async fn run(ctx: &Ctx, task: &task::Model, cancel: &CancellationToken) -> Result<Outcome, DbErr> {
     let Some(job) = jobs::find(&ctx.db, &task.target_id).await? else {
-        return Ok(Outcome::failure(format!(
-            "Job {} does not exist any more.",
-            task.target_id
-        )));
+        return Ok(Outcome::failure(format!("Job {} does not exist any more.", task.target_id)));
     };
     match sessions::active_of_job(&ctx.db, &job.id).await? {
         Some(session) => stop_session::stop(ctx, session, cancel).await,
-        None => Ok(Outcome::success(format!(
-            "Job \"{}\" is not running; nothing to stop.",
-            job.name
-        ))),
+        None => Ok(Outcome::success(format!("Job \"{}\" is not running; nothing to stop.", job.name))),
     }
 }

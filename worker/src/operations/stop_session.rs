@@ -18,25 +18,14 @@ use tokio_util::sync::CancellationToken;
 /// How long to wait for a SIGKILLed group to vanish before reporting it.
 const KILL_WAIT: Duration = Duration::from_secs(10);
 
-pub async fn run(
-    ctx: &Ctx,
-    task: &task::Model,
-    cancel: &CancellationToken,
-) -> Result<Outcome, DbErr> {
+pub async fn run(ctx: &Ctx, task: &task::Model, cancel: &CancellationToken) -> Result<Outcome, DbErr> {
     match sessions::find(&ctx.db, &task.target_id).await? {
         Some(session) => stop(ctx, session, cancel).await,
-        None => Ok(Outcome::failure(format!(
-            "Job Session {} does not exist.",
-            task.target_id
-        ))),
+        None => Ok(Outcome::failure(format!("Job Session {} does not exist.", task.target_id))),
     }
 }
 
-pub async fn stop(
-    ctx: &Ctx,
-    mut session: job_session::Model,
-    cancel: &CancellationToken,
-) -> Result<Outcome, DbErr> {
+pub async fn stop(ctx: &Ctx, mut session: job_session::Model, cancel: &CancellationToken) -> Result<Outcome, DbErr> {
     let name = session.name.clone();
     if session.runner_id != ctx.runner_id {
         return Ok(Outcome::failure(format!(
@@ -48,8 +37,7 @@ pub async fn stop(
         match session.state {
             SessionState::Stopped => {
                 return Ok(
-                    Outcome::success(format!("Job Session \"{name}\" is already stopped."))
-                        .with_session(session.id),
+                    Outcome::success(format!("Job Session \"{name}\" is already stopped.")).with_session(session.id)
                 );
             }
             SessionState::Stopping => break,
@@ -59,27 +47,23 @@ pub async fn stop(
             SessionState::Starting => {
                 tokio::time::sleep(POLL).await;
             }
-            SessionState::Working => {
-                match sessions::transition(&ctx.db, &session, SessionEvent::StopRequested).await {
-                    Ok(next) => {
-                        session = next;
-                        break;
-                    }
-                    Err(TransitionError::Stale { .. } | TransitionError::Illegal { .. }) => {}
-                    Err(TransitionError::Db(err)) => return Err(DbErr::Custom(err.0)),
+            SessionState::Working => match sessions::transition(&ctx.db, &session, SessionEvent::StopRequested).await {
+                Ok(next) => {
+                    session = next;
+                    break;
                 }
-            }
+                Err(TransitionError::Stale { .. } | TransitionError::Illegal { .. }) => {}
+                Err(TransitionError::Db(err)) => return Err(DbErr::Custom(err.0)),
+            },
         }
-        session = sessions::find(&ctx.db, &session.id)
-            .await?
-            .ok_or_else(|| DbErr::RecordNotFound(session.id.clone()))?;
+        session =
+            sessions::find(&ctx.db, &session.id).await?.ok_or_else(|| DbErr::RecordNotFound(session.id.clone()))?;
     }
     let Some(pgid) = session.pid else {
         record_end(ctx, &session.id, Ended::Stopped("it had no process".into())).await;
-        return Ok(Outcome::success(format!(
-            "Job Session \"{name}\" stopped: it had no process."
-        ))
-        .with_session(session.id));
+        return Ok(
+            Outcome::success(format!("Job Session \"{name}\" stopped: it had no process.")).with_session(session.id)
+        );
     };
 
     let sent = process::signal_group(pgid, SIGTERM).unwrap_or(false);
@@ -114,21 +98,14 @@ pub async fn stop(
         tokio::time::sleep(POLL).await;
     };
     record_end(ctx, &session.id, Ended::Stopped(how.clone())).await;
-    Ok(
-        Outcome::success(format!("Job Session \"{name}\" stopped: {how}."))
-            .with_session(session.id),
-    )
+    Ok(Outcome::success(format!("Job Session \"{name}\" stopped: {how}.")).with_session(session.id))
 }
 
 /// Cancellation during the grace period: no SIGKILL, and the session reports its true state.
 async fn abandon(ctx: &Ctx, session: &job_session::Model, pgid: i32) -> Outcome {
     let state = match sessions::transition(&ctx.db, session, SessionEvent::StopAbandoned).await {
         Ok(next) => next.state,
-        Err(_) => sessions::find(&ctx.db, &session.id)
-            .await
-            .ok()
-            .flatten()
-            .map_or(session.state, |s| s.state),
+        Err(_) => sessions::find(&ctx.db, &session.id).await.ok().flatten().map_or(session.state, |s| s.state),
     };
     let alive = process::group_members(pgid).len();
     Outcome::failure(format!(

@@ -49,11 +49,7 @@ pub enum Value {
 pub enum Filter {
     Or(Vec<Filter>),
     And(Vec<Filter>),
-    Compare {
-        field: &'static str,
-        op: Op,
-        value: Value,
-    },
+    Compare { field: &'static str, op: Op, value: Value },
 }
 
 /// The fields of one query type, and how to read them from a row.
@@ -107,19 +103,11 @@ pub fn compare(a: &Value, b: &Value) -> Option<Ordering> {
 }
 
 pub fn parse<T>(text: &str, schema: &Schema<T>) -> Result<Filter, String> {
-    let mut parser = Parser {
-        chars: text.chars().collect(),
-        pos: 0,
-        schema,
-    };
+    let mut parser = Parser { chars: text.chars().collect(), pos: 0, schema };
     let filter = parser.or()?;
     parser.skip_spaces();
     if parser.pos < parser.chars.len() {
-        return Err(format!(
-            "Unexpected '{}' at position {} of the filter.",
-            parser.chars[parser.pos],
-            parser.pos + 1
-        ));
+        return Err(format!("Unexpected '{}' at position {} of the filter.", parser.chars[parser.pos], parser.pos + 1));
     }
     Ok(filter)
 }
@@ -147,11 +135,7 @@ impl<T> Parser<'_, T> {
             self.pos += 1;
             parts.push(self.and()?);
         }
-        Ok(if parts.len() == 1 {
-            parts.remove(0)
-        } else {
-            Filter::Or(parts)
-        })
+        Ok(if parts.len() == 1 { parts.remove(0) } else { Filter::Or(parts) })
     }
 
     fn and(&mut self) -> Result<Filter, String> {
@@ -160,11 +144,7 @@ impl<T> Parser<'_, T> {
             self.pos += 1;
             parts.push(self.factor()?);
         }
-        Ok(if parts.len() == 1 {
-            parts.remove(0)
-        } else {
-            Filter::And(parts)
-        })
+        Ok(if parts.len() == 1 { parts.remove(0) } else { Filter::And(parts) })
     }
 
     fn factor(&mut self) -> Result<Filter, String> {
@@ -174,10 +154,7 @@ impl<T> Parser<'_, T> {
             let inner = self.or()?;
             self.skip_spaces();
             if self.peek() != Some(')') {
-                return Err(format!(
-                    "Missing ')' at position {} of the filter.",
-                    self.pos + 1
-                ));
+                return Err(format!("Missing ')' at position {} of the filter.", self.pos + 1));
             }
             self.pos += 1;
             self.skip_spaces();
@@ -188,28 +165,19 @@ impl<T> Parser<'_, T> {
 
     fn comparison(&mut self) -> Result<Filter, String> {
         let start = self.pos;
-        while self
-            .peek()
-            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-        {
+        while self.peek().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
             self.pos += 1;
         }
         let name: String = self.chars[start..self.pos].iter().collect();
         if name.is_empty() {
-            return Err(format!(
-                "Expected a field name at position {} of the filter.",
-                start + 1
-            ));
+            return Err(format!("Expected a field name at position {} of the filter.", start + 1));
         }
         let (field, kind) = self.schema.field(&name)?;
         self.skip_spaces();
-        let op = self
-            .op()
-            .ok_or_else(|| format!("Expected ==, !=, <, >, <= or >= after '{name}'."))?;
+        let op = self.op().ok_or_else(|| format!("Expected ==, !=, <, >, <= or >= after '{name}'."))?;
         self.skip_spaces();
         let raw = self.value()?;
-        let value = typed(&raw, kind)
-            .ok_or_else(|| format!("'{raw}' is not a valid value for {field}."))?;
+        let value = typed(&raw, kind).ok_or_else(|| format!("'{raw}' is not a valid value for {field}."))?;
         self.skip_spaces();
         Ok(Filter::Compare { field, op, value })
     }
@@ -252,22 +220,12 @@ impl<T> Parser<'_, T> {
             }
         }
         let start = self.pos;
-        while self
-            .peek()
-            .is_some_and(|c| !matches!(c, ';' | ',' | ')' | '('))
-        {
+        while self.peek().is_some_and(|c| !matches!(c, ';' | ',' | ')' | '(')) {
             self.pos += 1;
         }
-        let bare: String = self.chars[start..self.pos]
-            .iter()
-            .collect::<String>()
-            .trim()
-            .to_owned();
+        let bare: String = self.chars[start..self.pos].iter().collect::<String>().trim().to_owned();
         if bare.is_empty() {
-            return Err(format!(
-                "Expected a value at position {} of the filter.",
-                start + 1
-            ));
+            return Err(format!("Expected a value at position {} of the filter.", start + 1));
         }
         Ok(bare)
     }
@@ -278,10 +236,7 @@ fn typed(raw: &str, kind: Kind) -> Option<Value> {
         Kind::Text => Some(Value::Text(raw.to_owned())),
         Kind::Int => raw.parse().ok().map(Value::Int),
         Kind::Bool => raw.to_ascii_lowercase().parse().ok().map(Value::Bool),
-        Kind::Enum(names) => names
-            .iter()
-            .position(|n| n.eq_ignore_ascii_case(raw))
-            .map(Value::Enum),
+        Kind::Enum(names) => names.iter().position(|n| n.eq_ignore_ascii_case(raw)).map(Value::Enum),
         Kind::Time => parse_time(raw).map(Value::Time),
     }
 }
@@ -292,19 +247,12 @@ pub fn parse_time(raw: &str) -> Option<DateTime<Utc>> {
         return Some(t.with_timezone(&Utc));
     }
     let naive = raw.trim_end_matches(['Z', 'z']);
-    for format in [
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M",
-    ] {
+    for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M"] {
         if let Ok(t) = NaiveDateTime::parse_from_str(naive, format) {
             return Some(t.and_utc());
         }
     }
-    NaiveDate::parse_from_str(naive, "%Y-%m-%d")
-        .ok()?
-        .and_hms_opt(0, 0, 0)
-        .map(|t| t.and_utc())
+    NaiveDate::parse_from_str(naive, "%Y-%m-%d").ok()?.and_hms_opt(0, 0, 0).map(|t| t.and_utc())
 }
 
 #[cfg(test)]
@@ -322,11 +270,7 @@ mod tests {
     fn schema() -> Schema<Row> {
         Schema {
             type_name: "Test",
-            fields: &[
-                ("JobName", Kind::Text),
-                ("Result", Kind::Enum(RESULTS)),
-                ("CreationTime", Kind::Time),
-            ],
+            fields: &[("JobName", Kind::Text), ("Result", Kind::Enum(RESULTS)), ("CreationTime", Kind::Time)],
             read: |row, field| match field {
                 "JobName" => Value::Text(row.name.to_owned()),
                 "Result" => Value::Enum(row.result),
@@ -338,46 +282,23 @@ mod tests {
 
     fn rows() -> Vec<Row> {
         vec![
-            Row {
-                name: "Nightly",
-                result: 0,
-                at: "2026-11-20T10:00:00Z",
-            },
-            Row {
-                name: "Nightly",
-                result: 2,
-                at: "2026-11-22T10:00:00Z",
-            },
-            Row {
-                name: "Hourly \"fast\"",
-                result: 1,
-                at: "2026-11-22T11:00:00Z",
-            },
+            Row { name: "Nightly", result: 0, at: "2026-11-20T10:00:00Z" },
+            Row { name: "Nightly", result: 2, at: "2026-11-22T10:00:00Z" },
+            Row { name: "Hourly \"fast\"", result: 1, at: "2026-11-22T11:00:00Z" },
         ]
     }
 
     fn select(filter: &str) -> Vec<usize> {
         let s = schema();
         let f = parse(filter, &s).unwrap_or_else(|e| panic!("{filter}: {e}"));
-        rows()
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| s.matches(&f, r))
-            .map(|(i, _)| i)
-            .collect()
+        rows().iter().enumerate().filter(|(_, r)| s.matches(&f, r)).map(|(i, _)| i).collect()
     }
 
     #[test]
     fn filters_combine_with_and_or_and_parentheses() {
-        assert_eq!(
-            select("jobname==\"Nightly\";creationtime>\"2026-11-21T00:00:00Z\""),
-            vec![1]
-        );
+        assert_eq!(select("jobname==\"Nightly\";creationtime>\"2026-11-21T00:00:00Z\""), vec![1]);
         assert_eq!(select("result==Failed,result==warning"), vec![1, 2]);
-        assert_eq!(
-            select("JOBNAME==nightly;(result==\"Success\",result==\"Failed\")"),
-            vec![0, 1]
-        );
+        assert_eq!(select("JOBNAME==nightly;(result==\"Success\",result==\"Failed\")"), vec![0, 1]);
         assert_eq!(select("Result>Success"), vec![1, 2]);
         assert_eq!(select("CreationTime>=2026-11-22T10:00:00"), vec![1, 2]);
         assert_eq!(select("jobname==\"Hourly \"\"fast\"\"\""), vec![2]);

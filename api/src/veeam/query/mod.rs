@@ -18,9 +18,7 @@ use filter::{Filter, Kind, Schema, Value};
 use serde_json::json;
 
 const DEFAULT_PAGE_SIZE: usize = 100;
-const SESSION_STATES: &[&str] = &[
-    "Starting", "Stopping", "Working", "Pausing", "Resuming", "Stopped",
-];
+const SESSION_STATES: &[&str] = &["Starting", "Stopping", "Working", "Pausing", "Resuming", "Stopped"];
 /// `None` (no result yet) orders before the documented Success, Warning, Failed.
 const SESSION_RESULTS: &[&str] = &["None", "Success", "Warning", "Failed"];
 const TASK_STATES: &[&str] = &["Running", "Finished"];
@@ -61,11 +59,7 @@ fn session_schema() -> Schema<job_session::Model> {
 fn task_schema() -> Schema<task::Model> {
     Schema {
         type_name: "Task",
-        fields: &[
-            ("TaskId", Kind::Text),
-            ("State", Kind::Enum(TASK_STATES)),
-            ("Operation", Kind::Text),
-        ],
+        fields: &[("TaskId", Kind::Text), ("State", Kind::Enum(TASK_STATES)), ("Operation", Kind::Text)],
         read: |t, field| match field {
             "TaskId" => Value::Text(t.public_id()),
             "State" => Value::Enum(usize::from(t.state == entity::TaskState::Finished)),
@@ -76,10 +70,7 @@ fn task_schema() -> Schema<task::Model> {
 }
 
 fn enum_value(names: &[&str], name: &str) -> Value {
-    names
-        .iter()
-        .position(|n| *n == name)
-        .map_or(Value::Null, Value::Enum)
+    names.iter().position(|n| *n == name).map_or(Value::Null, Value::Enum)
 }
 
 struct Page {
@@ -91,22 +82,12 @@ fn page(params: &Params) -> Result<Page, VeeamError> {
     let number = |name: &str, default: usize| -> Result<usize, VeeamError> {
         match params.get(name) {
             None => Ok(default),
-            Some(raw) => raw
-                .trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|n| *n >= 1)
-                .ok_or_else(|| {
-                    VeeamError::BadRequest(format!(
-                        "'{name}' must be a positive whole number, not '{raw}'."
-                    ))
-                }),
+            Some(raw) => raw.trim().parse::<usize>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                VeeamError::BadRequest(format!("'{name}' must be a positive whole number, not '{raw}'."))
+            }),
         }
     };
-    Ok(Page {
-        num: number("page", 1)?,
-        size: number("pageSize", DEFAULT_PAGE_SIZE)?,
-    })
+    Ok(Page { num: number("page", 1)?, size: number("pageSize", DEFAULT_PAGE_SIZE)? })
 }
 
 /// Filters, sorts and pages `rows` as the parameters say.
@@ -122,39 +103,23 @@ fn select<T>(
     }
     let sort = match (params.get("sortAsc"), params.get("sortDesc")) {
         (Some(_), Some(_)) => {
-            return Err(VeeamError::BadRequest(
-                "Use either sortAsc or sortDesc, not both.".into(),
-            ));
+            return Err(VeeamError::BadRequest("Use either sortAsc or sortDesc, not both.".into()));
         }
-        (Some(field), None) => Some((
-            schema.field(field).map_err(VeeamError::BadRequest)?.0,
-            false,
-        )),
+        (Some(field), None) => Some((schema.field(field).map_err(VeeamError::BadRequest)?.0, false)),
         (None, Some(field)) => Some((schema.field(field).map_err(VeeamError::BadRequest)?.0, true)),
         (None, None) => None,
     };
     if let Some((field, descending)) = sort {
         rows.sort_by(|a, b| {
-            let ordering = filter::compare(&(schema.read)(a, field), &(schema.read)(b, field))
-                .unwrap_or_else(|| {
-                    // Nulls sort first.
-                    let null = |v: &Value| !matches!(v, Value::Null);
-                    null(&(schema.read)(a, field)).cmp(&null(&(schema.read)(b, field)))
-                });
-            if descending {
-                ordering.reverse()
-            } else {
-                ordering
-            }
+            let (a, b) = ((schema.read)(a, field), (schema.read)(b, field));
+            // A field's values share one type, so only a null compares to nothing: nulls first.
+            let ordering = filter::compare(&a, &b).unwrap_or_else(|| (a != Value::Null).cmp(&(b != Value::Null)));
+            if descending { ordering.reverse() } else { ordering }
         });
     }
     let total = rows.len();
     let pages = total.div_ceil(page.size).max(1);
-    let rows = rows
-        .into_iter()
-        .skip((page.num - 1).saturating_mul(page.size))
-        .take(page.size)
-        .collect();
+    let rows = rows.into_iter().skip((page.num - 1).saturating_mul(page.size)).take(page.size).collect();
     Ok((rows, pages))
 }
 
@@ -176,32 +141,21 @@ impl Representation for QueryResult {
     fn json(&self) -> serde_json::Value {
         let h = &self.hrefs;
         let (refs, entities, resources) = match &self.body {
-            Body::SessionRefs(items) => (
-                json!({"Refs": items.iter().map(Representation::json).collect::<Vec<_>>()}),
-                json!(null),
-                json!(null),
-            ),
+            Body::SessionRefs(items) => {
+                (json!({"Refs": items.iter().map(Representation::json).collect::<Vec<_>>()}), json!(null), json!(null))
+            }
             Body::Sessions(items) => {
-                let list: Vec<_> = items
-                    .iter()
-                    .map(|session| BackupJobSessionView { session, hrefs: h }.json())
-                    .collect();
-                (
-                    json!(null),
-                    json!({"BackupJobSessions": {"BackupJobSessions": list}}),
-                    json!(null),
-                )
+                let list: Vec<_> =
+                    items.iter().map(|session| BackupJobSessionView { session, hrefs: h }.json()).collect();
+                (json!(null), json!({"BackupJobSessions": {"BackupJobSessions": list}}), json!(null))
             }
             Body::Tasks(items) => {
                 let list: Vec<_> = items.iter().map(|t| TaskView::new(t, h).json()).collect();
                 (json!(null), json!(null), json!({"Tasks": {"Tasks": list}}))
             }
         };
-        let links: Vec<_> = self
-            .links
-            .iter()
-            .map(|l| json!({"Rel": l.rel, "Href": l.href, "Name": null, "Type": null}))
-            .collect();
+        let links: Vec<_> =
+            self.links.iter().map(|l| json!({"Rel": l.rel, "Href": l.href, "Name": null, "Type": null})).collect();
         json!({
             "Refs": refs, "Entities": entities, "Resources": resources, "Links": null,
             "PagingInfo": {"Links": links, "PageNum": self.page.num, "PageSize": self.page.size, "PagesCount": self.pages},
@@ -212,34 +166,20 @@ impl Representation for QueryResult {
         let h = &self.hrefs;
         x.element("QueryResult", &[], |x| {
             match &self.body {
-                Body::SessionRefs(items) => {
-                    x.element("Refs", &[], |x| items.iter().for_each(|r| r.xml(x)))
-                }
+                Body::SessionRefs(items) => x.element("Refs", &[], |x| items.iter().for_each(|r| r.xml(x))),
                 Body::Sessions(items) => x.element("Entities", &[], |x| {
                     x.element("BackupJobSessions", &[], |x| {
-                        items
-                            .iter()
-                            .for_each(|session| BackupJobSessionView { session, hrefs: h }.xml(x))
+                        items.iter().for_each(|session| BackupJobSessionView { session, hrefs: h }.xml(x))
                     })
                 }),
                 Body::Tasks(items) => x.element("Resources", &[], |x| {
-                    x.element("Tasks", &[], |x| {
-                        items.iter().for_each(|t| TaskView::new(t, h).xml(x))
-                    })
+                    x.element("Tasks", &[], |x| items.iter().for_each(|t| TaskView::new(t, h).xml(x)))
                 }),
             }
-            let (num, size, count) = (
-                self.page.num.to_string(),
-                self.page.size.to_string(),
-                self.pages.to_string(),
-            );
+            let (num, size, count) = (self.page.num.to_string(), self.page.size.to_string(), self.pages.to_string());
             x.element(
                 "PagingInfo",
-                &[
-                    ("PageNum", Some(&num)),
-                    ("PageSize", Some(&size)),
-                    ("PagesCount", Some(&count)),
-                ],
+                &[("PageNum", Some(&num)), ("PageSize", Some(&size)), ("PagesCount", Some(&count))],
                 |x| {
                     x.element("Links", &[], |x| {
                         for l in &self.links {
@@ -254,13 +194,12 @@ impl Representation for QueryResult {
 
 /// First, Previous, Next and Last links: the request's own parameters with another page.
 fn paging_links(req: &HttpRequest, hrefs: &Hrefs, page: &Page, pages: usize) -> Vec<Link> {
-    let kept: Vec<(String, String)> =
-        web::Query::<Vec<(String, String)>>::from_query(req.query_string())
-            .map(|q| q.into_inner())
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|(k, _)| !k.eq_ignore_ascii_case("page") && !k.eq_ignore_ascii_case("pageSize"))
-            .collect();
+    let kept: Vec<(String, String)> = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+        .map(|q| q.into_inner())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(k, _)| !k.eq_ignore_ascii_case("page") && !k.eq_ignore_ascii_case("pageSize"))
+        .collect();
     let link = |rel: &'static str, num: usize| {
         let mut pairs = kept.clone();
         pairs.push(("pageSize".into(), page.size.to_string()));
@@ -268,11 +207,7 @@ fn paging_links(req: &HttpRequest, hrefs: &Hrefs, page: &Page, pages: usize) -> 
         Link::new(
             rel,
             None,
-            format!(
-                "{}?{}",
-                hrefs.api("query"),
-                serde_urlencoded::to_string(&pairs).unwrap_or_default()
-            ),
+            format!("{}?{}", hrefs.api("query"), serde_urlencoded::to_string(&pairs).unwrap_or_default()),
         )
     };
     let mut links = vec![link("First", 1)];
@@ -294,33 +229,19 @@ pub async fn run_query(
     let params = Params::of(&req)?;
     let hrefs = hrefs(&req, &state);
     let page = page(&params)?;
-    let kind = params
-        .get("type")
-        .ok_or_else(|| VeeamError::BadRequest("The 'type' query parameter is required.".into()))?;
+    let kind =
+        params.get("type").ok_or_else(|| VeeamError::BadRequest("The 'type' query parameter is required.".into()))?;
     let (body, pages) = if kind.eq_ignore_ascii_case("BackupJobSession") {
-        let (rows, pages) = select(
-            &session_schema(),
-            &params,
-            sessions::list(&state.db).await?,
-            &page,
-        )?;
+        let (rows, pages) = select(&session_schema(), &params, sessions::list(&state.db).await?, &page)?;
         let body = if params.wants_entities() {
             Body::Sessions(rows)
         } else {
-            Body::SessionRefs(
-                rows.iter()
-                    .map(|s| EntityRefView::session(s, &hrefs).in_list())
-                    .collect(),
-            )
+            Body::SessionRefs(rows.iter().map(|s| EntityRefView::session(s, &hrefs).in_list()).collect())
         };
         (body, pages)
     } else if kind.eq_ignore_ascii_case("Task") {
-        let (rows, pages) = select(
-            &task_schema(),
-            &params,
-            tasks::list_for_user(&state.db, caller.user.id).await?,
-            &page,
-        )?;
+        let (rows, pages) =
+            select(&task_schema(), &params, tasks::list_for_user(&state.db, caller.user.id).await?, &page)?;
         (Body::Tasks(rows), pages)
     } else {
         return Err(VeeamError::BadRequest(format!(
@@ -328,11 +249,5 @@ pub async fn run_query(
         )));
     };
     let links = paging_links(&req, &hrefs, &page, pages);
-    Ok(ok(&QueryResult {
-        body,
-        hrefs,
-        page,
-        pages,
-        links,
-    }))
+    Ok(ok(&QueryResult { body, hrefs, page, pages, links }))
 }
