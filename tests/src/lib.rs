@@ -76,6 +76,7 @@ pub struct Options {
     pub runner_deadline_ms: u64,
     pub session_idle_timeout_secs: u64,
     pub relay_interval_ms: u64,
+    pub public_base_url: Option<String>,
 }
 
 impl Default for Options {
@@ -86,6 +87,7 @@ impl Default for Options {
             runner_deadline_ms: 60_000,
             session_idle_timeout_secs: 900,
             relay_interval_ms: 200,
+            public_base_url: None,
         }
     }
 }
@@ -192,6 +194,7 @@ async fn settings_for(dir: &Path, options: &Options) -> ApiSettings {
         admin_user: ADMIN.0.to_owned(),
         admin_password: Some(ADMIN.1.to_owned()),
         session_idle_timeout_secs: options.session_idle_timeout_secs,
+        public_base_url: options.public_base_url.clone(),
         ..ApiSettings::default()
     };
     settings.runner.runner_id = format!("embedded-{}", short_id());

@@ -78,3 +78,32 @@ async fn paths_and_parameters_are_matched_case_insensitively() {
     assert_eq!(session.call("GET", "/api/backupsessions?format=ENTITIES", JSON).await.status, 200);
     assert_eq!(session.call("GET", "/api/LogonSessions/", JSON).await.status, 200);
 }
+
+#[actix_web::test]
+async fn hrefs_follow_the_request_host_or_the_configured_public_base_url() {
+    let app = TestApp::embedded().await;
+    let session = app.logon().await;
+    let port = app.base.rsplit(':').next().expect("port");
+    let headers = [("X-RestSvcSessionId", session.token.as_str()), ("Accept", JSON), ("Host", "em.example:9398")];
+    let resp = request("GET", &format!("{}/api/jobs", app.base), &headers).await;
+    assert!(
+        resp.json()["Refs"][0]["Href"].as_str().expect("href").starts_with("http://em.example:9398/api/jobs/"),
+        "{}",
+        resp.body
+    );
+    assert!(
+        session.get_json("/api/jobs").await["Refs"][0]["Href"]
+            .as_str()
+            .expect("href")
+            .starts_with(&format!("http://127.0.0.1:{port}/api/"))
+    );
+
+    let proxied = TestApp::spawn(tests::Options {
+        public_base_url: Some("https://em.example.com:9398/".into()),
+        ..Default::default()
+    })
+    .await;
+    let session = proxied.logon().await;
+    let task = session.act(&format!("/api/jobs/{}?action=start", proxied.job_id("Quick").await)).await;
+    assert!(task["Href"].as_str().expect("href").starts_with("https://em.example.com:9398/api/tasks/task-"), "{task}");
+}

@@ -26,7 +26,7 @@ async fn broker_restart_with_work_in_flight_loses_nothing_and_consumers_come_bac
 }
 
 #[actix_web::test]
-async fn database_restart_during_a_stop_loses_nothing() {
+async fn database_restart_during_a_stop_loses_nothing_and_requests_meanwhile_get_503() {
     let app = TestApp::in_mode(Mode::Distributed, Options { grace_period_ms: 3_000, ..Options::default() }).await;
     let session = app.logon().await;
     let id = session.start_job(&app.job_id("Stubborn").await).await;
@@ -40,7 +40,20 @@ async fn database_restart_during_a_stop_loses_nothing() {
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .max()
         .expect("a cluster version");
-    run("pg_ctlcluster", &["--skip-systemctl-redirect", &version, "main", "restart"]);
+    run("pg_ctlcluster", &["--skip-systemctl-redirect", &version, "main", "stop"]);
+    let url = format!("{}/api/tasks", app.base);
+    let token = session.token.clone();
+    // In its own task, so that PostgreSQL is started again even if the request panics.
+    let resp = actix_web::rt::spawn(async move {
+        tests::http::request("GET", &url, &[("X-RestSvcSessionId", token.as_str()), ("Accept", "application/json")])
+            .await
+    })
+    .await;
+    run("pg_ctlcluster", &["--skip-systemctl-redirect", &version, "main", "start"]);
+    let resp = resp.expect("the request completed");
+    assert_eq!(resp.status, 503, "the database is down, not the request wrong: {}", resp.body);
+    assert_eq!(resp.header("retry-after"), Some("5"));
+    assert_eq!(resp.json()["StatusCode"], 503);
 
     let done = session.wait_finished(task["TaskId"].as_str().expect("id"), T).await;
     assert_eq!(done["Result"]["Success"], true, "{done}");

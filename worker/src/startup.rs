@@ -6,14 +6,19 @@ use crate::dispatch::Dispatcher;
 use crate::runner::Runner;
 use crate::settings::RunnerSettings;
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, TransactionTrait};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, TransactionTrait};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Connects and applies the migrations. SQLite gets WAL and a busy timeout, so the API and the
 /// in-process runner can write at once.
 pub async fn connect_database(url: &str) -> Result<DatabaseConnection, String> {
-    let db = Database::connect(url).await.map_err(|e| format!("cannot connect to the database: {e}"))?;
+    // Fail fast when the database is down (callers answer 503 or retry) instead of queueing
+    // for the pool's default 30 s.
+    let mut options = ConnectOptions::new(url);
+    options.acquire_timeout(Duration::from_secs(3)).connect_timeout(Duration::from_secs(3));
+    let db = Database::connect(options).await.map_err(|e| format!("cannot connect to the database: {e}"))?;
     if db.get_database_backend() == DbBackend::Sqlite {
         for pragma in ["PRAGMA journal_mode=WAL", "PRAGMA busy_timeout=10000", "PRAGMA synchronous=NORMAL"] {
             db.execute_unprepared(pragma).await.map_err(|e| e.to_string())?;

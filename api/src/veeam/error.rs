@@ -5,7 +5,7 @@ use super::negotiate::Format;
 use super::render::{FORMAT, render};
 use super::views::ErrorView;
 use actix_web::http::StatusCode;
-use actix_web::http::header::{HeaderValue, WWW_AUTHENTICATE};
+use actix_web::http::header::{HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use actix_web::{HttpResponse, ResponseError};
 
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +26,9 @@ pub enum VeeamError {
     NotAcceptable,
     #[error("An internal error occurred. It has been logged.")]
     Internal,
+    /// The database cannot be reached: nothing was done; the request may be retried.
+    #[error("The service is temporarily unavailable. Retry the request later.")]
+    Unavailable,
 }
 
 impl VeeamError {
@@ -41,7 +44,26 @@ impl VeeamError {
 
 impl From<sea_orm::DbErr> for VeeamError {
     fn from(err: sea_orm::DbErr) -> Self {
-        VeeamError::internal(err)
+        if database_unreachable(&err) {
+            tracing::warn!(%err, "database unavailable");
+            VeeamError::Unavailable
+        } else {
+            VeeamError::internal(err)
+        }
+    }
+}
+
+/// Errors that mean "the database cannot be reached now", not "this request is wrong".
+fn database_unreachable(err: &sea_orm::DbErr) -> bool {
+    use sea_orm::sqlx::Error as Sqlx;
+    use sea_orm::{DbErr, RuntimeErr};
+    match err {
+        DbErr::Conn(_) | DbErr::ConnectionAcquire(_) => true,
+        DbErr::Query(RuntimeErr::SqlxError(e)) | DbErr::Exec(RuntimeErr::SqlxError(e)) => {
+            matches!(**e, Sqlx::Io(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed)
+                || matches!(&**e, Sqlx::Database(db) if db.code().is_some_and(|code| code.starts_with("57P") || code.starts_with("08")))
+        }
+        _ => false,
     }
 }
 
@@ -54,6 +76,7 @@ impl ResponseError for VeeamError {
             VeeamError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             VeeamError::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
             VeeamError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            VeeamError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -61,6 +84,9 @@ impl ResponseError for VeeamError {
         let status = self.status_code();
         let format = FORMAT.try_with(|f| *f).unwrap_or(Format::Xml);
         let mut response = render(format, status, &ErrorView { status: status.as_u16(), message: self.to_string() });
+        if matches!(self, VeeamError::Unavailable) {
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("5"));
+        }
         if matches!(self, VeeamError::BadCredentials(_)) {
             response.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic Realm=RestSvc"));
         }
