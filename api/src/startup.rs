@@ -40,11 +40,13 @@ impl Application {
         };
         let shutdown = CancellationToken::new();
         let engine = Engine::start(db.clone(), broker, &settings.runner, embedded, &shutdown).await?;
+        let idle = Duration::from_secs(settings.session_idle_timeout_secs);
+        tokio::spawn(prune_logon_sessions(db.clone(), idle, shutdown.clone()));
         let state = web::Data::new(AppState {
             db,
             dispatcher: engine.dispatcher,
             public_base_url: settings.public_base_url.clone(),
-            session_idle_timeout: Duration::from_secs(settings.session_idle_timeout_secs),
+            session_idle_timeout: idle,
         });
 
         let listener = TcpListener::bind((settings.host.as_str(), settings.port))
@@ -105,4 +107,20 @@ pub async fn database(settings: &ApiSettings) -> Result<DatabaseConnection, Stri
         }
     };
     connect_database(&url).await
+}
+
+/// Expired logon sessions are refused as soon as they expire; this removes their rows, once
+/// per idle-timeout period.
+async fn prune_logon_sessions(db: DatabaseConnection, idle: Duration, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(idle.max(Duration::from_secs(1))) => {}
+        }
+        match entity::store::logons::delete_idle_since(&db, entity::store::now() - idle).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("{n} expired logon session(s) removed"),
+            Err(err) => tracing::warn!(%err, "cannot prune logon sessions"),
+        }
+    }
 }

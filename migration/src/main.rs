@@ -6,6 +6,15 @@ use sea_orm_migration::sea_orm::Database;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    use tracing_subscriber::prelude::*;
+    let quiet_sql = tracing_subscriber::filter::Targets::new()
+        .with_default(tracing_subscriber::filter::LevelFilter::INFO)
+        .with_target("sqlx", tracing_subscriber::filter::LevelFilter::WARN)
+        .with_target("sea_orm", tracing_subscriber::filter::LevelFilter::WARN);
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_target(false).without_time())
+        .with(quiet_sql)
+        .init();
     let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| {
         let _ = std::fs::create_dir_all("data");
         "sqlite://data/taskq.sqlite?mode=rwc".to_owned()
@@ -20,5 +29,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             return Err(format!("unknown command {other:?}: use up, down, status or fresh").into());
         }
     }
+    println!("done");
     Ok(())
 }

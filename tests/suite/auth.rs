@@ -80,6 +80,12 @@ async fn a_session_idle_for_longer_than_the_timeout_expires() {
     let resp = session.call("GET", "/api/tasks", JSON).await;
     assert_eq!(resp.status, 401, "{}", resp.body);
     assert_eq!(resp.json()["StatusCode"], 401);
+    // An expired session that is never used again is pruned all the same.
+    let _idle = app.logon().await;
+    tests::wait_until("expired logon sessions to be pruned", Duration::from_secs(10), || async {
+        entity::store::logons::list_for_user(&app.db, 1).await.expect("db").is_empty()
+    })
+    .await;
 }
 
 #[actix_web::test]

@@ -66,3 +66,10 @@ pub async fn find_for_user(
 pub async fn delete(db: &impl ConnectionTrait, id: &str) -> Result<u64, DbErr> {
     Ok(logon_session::Entity::delete_by_id(id.to_owned()).exec(db).await?.rows_affected)
 }
+
+/// Deletes the sessions idle since before `idle_since`; how many.
+pub async fn delete_idle_since(db: &impl ConnectionTrait, idle_since: DateTime<Utc>) -> Result<u64, DbErr> {
+    let deleted =
+        logon_session::Entity::delete_many().filter(logon_session::Column::LastSeenAt.lt(idle_since)).exec(db).await?;
+    Ok(deleted.rows_affected)
+}
