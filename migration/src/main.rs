@@ -10,7 +10,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let quiet_sql = tracing_subscriber::filter::Targets::new()
         .with_default(tracing_subscriber::filter::LevelFilter::INFO)
         .with_target("sqlx", tracing_subscriber::filter::LevelFilter::WARN)
-        .with_target("sea_orm", tracing_subscriber::filter::LevelFilter::WARN);
+        .with_target("sea_orm", tracing_subscriber::filter::LevelFilter::WARN)
+        .with_target("sea_orm_migration", tracing_subscriber::filter::LevelFilter::INFO);
     tracing_subscriber::registry()
         .with(tracing_subscriber::fmt::layer().with_target(false).without_time())
         .with(quiet_sql)
