@@ -15,6 +15,20 @@ pub fn verify(password: &str, phc: &str) -> bool {
     PasswordHash::new(phc).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
 }
 
+/// Verifies against `phc`, or, for an unknown user, against a throw-away hash: the same work
+/// either way, so response times do not tell which user names exist.
+pub fn verify_user(password: &str, phc: Option<&str>) -> bool {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    match phc {
+        Some(phc) => verify(password, phc),
+        None => {
+            let dummy = DUMMY.get_or_init(|| hash(&random_secret()).unwrap_or_default());
+            let _ = verify(password, dummy);
+            false
+        }
+    }
+}
+
 /// A random secret: 32 bytes from two v4 UUIDs (the OS generator), base64.
 pub fn random_secret() -> String {
     let mut bytes = [0u8; 32];

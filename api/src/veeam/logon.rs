@@ -34,8 +34,9 @@ pub async fn create_logon_session(req: HttpRequest, state: web::Data<AppState>) 
     let (name, password) = basic_credentials(&req)
         .ok_or_else(|| VeeamError::BadCredentials("HTTP Basic credentials are required to log on.".into()))?;
     let user = users::find_by_name(&state.db, &name).await?;
-    let hash = user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_default();
-    let valid = web::block(move || passwords::verify(&password, &hash)).await.map_err(VeeamError::internal)?;
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    let valid =
+        web::block(move || passwords::verify_user(&password, hash.as_deref())).await.map_err(VeeamError::internal)?;
     let user =
         user.filter(|_| valid).ok_or_else(|| VeeamError::BadCredentials("Invalid user name or password.".into()))?;
     let token = passwords::random_secret();
