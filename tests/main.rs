@@ -16,6 +16,8 @@ mod errors;
 mod faults;
 #[path = "suite/query.rs"]
 mod query;
+#[path = "suite/representations.rs"]
+mod representations;
 #[path = "suite/shared_services.rs"]
 mod shared_services;
 #[path = "suite/stop.rs"]

@@ -3,15 +3,16 @@
 use quick_xml::Reader;
 use quick_xml::events::Event;
 
-/// The text of the first element named `name`.
+/// The text of the first element named `name` (entity references resolved).
 pub fn text(xml: &str, name: &str) -> Option<String> {
     let mut reader = Reader::from_str(xml);
-    let mut inside = false;
     loop {
         match reader.read_event().ok()? {
-            Event::Start(e) if e.local_name().as_ref() == name.as_bytes() => inside = true,
-            Event::Text(t) if inside => return t.xml_content().ok().map(|c| c.into_owned()),
-            Event::End(_) if inside => return Some(String::new()),
+            Event::Start(e) if e.local_name().as_ref() == name.as_bytes() => {
+                let raw = reader.read_text(e.name()).ok()?;
+                return quick_xml::escape::unescape(&raw).ok().map(|t| t.into_owned());
+            }
+            Event::Empty(e) if e.local_name().as_ref() == name.as_bytes() => return Some(String::new()),
             Event::Eof => return None,
             _ => {}
         }

@@ -124,3 +124,27 @@ async fn an_unreadable_message_is_dead_lettered_and_the_worker_goes_on() {
     wait_until("the message in the dead-letter queue", T, || async { queue_depth(&dead).await == 1 }).await;
     session.start_job(&app.job_id("Runs").await).await;
 }
+
+#[actix_web::test]
+async fn a_long_stop_holds_no_unacknowledged_delivery() {
+    let app = TestApp::spawn(Options { distributed: true, grace_period_ms: 60_000, ..Options::default() }).await;
+    let _worker = app.start_worker(&runner_id());
+    let session = app.logon().await;
+    let id = session.start_job(&app.job_id("Stubborn").await).await;
+    session.act(&format!("/api/backupSessions/{id}?action=stop")).await;
+    session.wait_session_state(&id, "Stopping", T).await;
+    // The stop runs for up to a minute; its delivery was acked once the claim was committed,
+    // so RabbitMQ's consumer ack timeout can never fire on it.
+    let prefix = format!("{}.", app.settings.runner.queue_prefix);
+    let output = std::process::Command::new("rabbitmqctl")
+        .args(["list_queues", "-q", "name", "messages_unacknowledged", "messages_ready"])
+        .output()
+        .expect("rabbitmqctl");
+    let listing = String::from_utf8_lossy(&output.stdout);
+    let ours: Vec<&str> = listing.lines().filter(|l| l.starts_with(&prefix)).collect();
+    assert!(ours.len() >= 3, "{listing}");
+    for line in ours {
+        let counts: Vec<&str> = line.split_whitespace().skip(1).collect();
+        assert_eq!(counts, ["0", "0"], "{line}");
+    }
+}
