@@ -77,6 +77,7 @@ pub struct Options {
     pub session_idle_timeout_secs: u64,
     pub relay_interval_ms: u64,
     pub public_base_url: Option<String>,
+    pub heartbeat_interval_ms: u64,
 }
 
 impl Default for Options {
@@ -88,6 +89,7 @@ impl Default for Options {
             session_idle_timeout_secs: 900,
             relay_interval_ms: 200,
             public_base_url: None,
+            heartbeat_interval_ms: 200,
         }
     }
 }
@@ -201,7 +203,7 @@ async fn settings_for(dir: &Path, options: &Options) -> ApiSettings {
     settings.runner.grace_period_ms = options.grace_period_ms;
     settings.runner.runner_deadline_ms = options.runner_deadline_ms;
     settings.runner.relay_interval_ms = options.relay_interval_ms;
-    settings.runner.heartbeat_interval_ms = 200;
+    settings.runner.heartbeat_interval_ms = options.heartbeat_interval_ms;
     settings.runner.queue_prefix = format!("test-{}", short_id());
     // A safety net for tests that die before their clean-up: RabbitMQ drops idle queues.
     settings.runner.queue_expires_ms = Some(QUEUE_EXPIRES_MS);
