@@ -2,11 +2,10 @@
 
 use std::time::Duration;
 use tests::http::{JSON, basic, request};
-use tests::{ADMIN, Session, TestApp, xml};
+use tests::{ADMIN, Mode, Options, Session, TestApp, in_both_modes, xml};
 
-#[actix_web::test]
-async fn the_entry_point_is_anonymous_and_lists_the_logon_links() {
-    let app = TestApp::embedded().await;
+async fn the_entry_point_is_anonymous_and_lists_the_logon_links(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options::default()).await;
     let resp = request("GET", &format!("{}/api/", app.base), &[]).await;
     assert_eq!(resp.status, 200);
     assert!(resp.content_type().starts_with("application/xml"), "{}", resp.content_type());
@@ -17,9 +16,8 @@ async fn the_entry_point_is_anonymous_and_lists_the_logon_links() {
     assert!(versions.iter().any(|v| v["Name"] == "v1_7"));
 }
 
-#[actix_web::test]
-async fn logon_answers_201_with_the_token_as_header_and_cookie_and_a_logon_session() {
-    let app = TestApp::embedded().await;
+async fn logon_answers_201_with_the_token_as_header_and_cookie_and_a_logon_session(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options::default()).await;
     for version in ["latest", "v1_4", "v1_7"] {
         let resp = request(
             "POST",
@@ -37,9 +35,8 @@ async fn logon_answers_201_with_the_token_as_header_and_cookie_and_a_logon_sessi
     }
 }
 
-#[actix_web::test]
-async fn bad_or_missing_credentials_get_401_with_the_basic_challenge() {
-    let app = TestApp::embedded().await;
+async fn bad_or_missing_credentials_get_401_with_the_basic_challenge(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options::default()).await;
     let url = format!("{}/api/sessionMngr/?v=latest", app.base);
     for headers in
         [vec![("Authorization", basic(ADMIN.0, "wrong"))], vec![("Authorization", basic("nobody", "x"))], vec![]]
@@ -55,9 +52,8 @@ async fn bad_or_missing_credentials_get_401_with_the_basic_challenge() {
     assert!(resp.json()["Message"].as_str().expect("message").contains("Invalid"));
 }
 
-#[actix_web::test]
-async fn every_other_route_needs_a_live_token_and_the_cookie_wins_over_the_header() {
-    let app = TestApp::embedded().await;
+async fn every_other_route_needs_a_live_token_and_the_cookie_wins_over_the_header(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options::default()).await;
     let tasks = format!("{}/api/tasks", app.base);
     assert_eq!(request("GET", &tasks, &[]).await.status, 401);
     assert_eq!(request("GET", &tasks, &[("X-RestSvcSessionId", "forged")]).await.status, 401);
@@ -70,9 +66,8 @@ async fn every_other_route_needs_a_live_token_and_the_cookie_wins_over_the_heade
     assert_eq!(resp.status, 401, "the cookie is used and the header ignored");
 }
 
-#[actix_web::test]
-async fn a_session_idle_for_longer_than_the_timeout_expires() {
-    let app = TestApp::spawn(tests::Options { session_idle_timeout_secs: 1, ..Default::default() }).await;
+async fn a_session_idle_for_longer_than_the_timeout_expires(mode: Mode) {
+    let app = TestApp::in_mode(mode, tests::Options { session_idle_timeout_secs: 1, ..Default::default() }).await;
     let session = app.logon().await;
     assert_eq!(session.call("GET", "/api/tasks", "").await.status, 200);
     // The passing of idle time is what is under test.
@@ -88,9 +83,8 @@ async fn a_session_idle_for_longer_than_the_timeout_expires() {
     .await;
 }
 
-#[actix_web::test]
-async fn logon_sessions_list_the_callers_own_first_and_delete_gives_204() {
-    let app = TestApp::embedded().await;
+async fn logon_sessions_list_the_callers_own_first_and_delete_gives_204(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options::default()).await;
     let first = app.logon().await;
     let second = app.logon().await;
     let list = second.get_json("/api/logonSessions").await;
@@ -105,12 +99,21 @@ async fn logon_sessions_list_the_callers_own_first_and_delete_gives_204() {
     assert_eq!(second.call("GET", &format!("/api/logonSessions/{first_id}"), "").await.status, 404);
 }
 
-#[actix_web::test]
-async fn the_veeam_python_client_flow_works_with_json_and_v1_4() {
-    let app = TestApp::embedded().await;
+async fn the_veeam_python_client_flow_works_with_json_and_v1_4(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options::default()).await;
     let session = Session::logon(&app.base, ADMIN.0, ADMIN.1).await;
     let list = session.get_json("/api/logonSessions").await;
     let id = list["LogonSessions"][0]["SessionId"].as_str().expect("id").to_owned();
     assert_eq!(session.call("DELETE", &format!("/api/logonSessions/{id}"), JSON).await.status, 204);
     assert_eq!(session.call("GET", "/api/jobs", JSON).await.status, 401);
 }
+
+in_both_modes!(
+    the_entry_point_is_anonymous_and_lists_the_logon_links,
+    logon_answers_201_with_the_token_as_header_and_cookie_and_a_logon_session,
+    bad_or_missing_credentials_get_401_with_the_basic_challenge,
+    every_other_route_needs_a_live_token_and_the_cookie_wins_over_the_header,
+    logon_sessions_list_the_callers_own_first_and_delete_gives_204,
+    the_veeam_python_client_flow_works_with_json_and_v1_4,
+    a_session_idle_for_longer_than_the_timeout_expires,
+);

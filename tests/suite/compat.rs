@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
-use tests::{ADMIN, TestApp};
+use tests::{ADMIN, Mode, Options, TestApp, in_both_modes};
 
 /// A virtualenv with the `veeam` package from PyPI, made once under the target directory.
 fn veeam_python() -> PathBuf {
@@ -21,9 +21,8 @@ fn veeam_python() -> PathBuf {
     python
 }
 
-#[actix_web::test]
-async fn the_veeam_python_package_logs_on_reads_queries_drives_a_stop_and_logs_out() {
-    let app = TestApp::embedded().await;
+async fn the_veeam_python_package_logs_on_reads_queries_drives_a_stop_and_logs_out(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options::default()).await;
     let session = app.logon().await;
     for job in ["Quick", "Broken"] {
         let id = session.start_job(&app.job_id(job).await).await;
@@ -46,3 +45,5 @@ async fn the_veeam_python_package_logs_on_reads_queries_drives_a_stop_and_logs_o
     );
     assert!(String::from_utf8_lossy(&output.stdout).contains("veeam client: ok"));
 }
+
+in_both_modes!(the_veeam_python_package_logs_on_reads_queries_drives_a_stop_and_logs_out,);

@@ -1,11 +1,10 @@
 //! Errors in the face's own format: unknown ids, bad actions, methods, Accept.
 
 use tests::http::{JSON, XML, request};
-use tests::{TestApp, xml};
+use tests::{Mode, Options, TestApp, in_both_modes, xml};
 
-#[actix_web::test]
-async fn unknown_ids_are_404_in_the_negotiated_error_format() {
-    let app = TestApp::embedded().await;
+async fn unknown_ids_are_404_in_the_negotiated_error_format(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options::default()).await;
     let session = app.logon().await;
     for path in [
         "/api/tasks/task-999",
@@ -29,9 +28,8 @@ async fn unknown_ids_are_404_in_the_negotiated_error_format() {
     assert_eq!(session.call("POST", "/api/backupSessions/nope?action=stop", "").await.status, 404);
 }
 
-#[actix_web::test]
-async fn an_accept_that_allows_neither_xml_nor_json_is_406() {
-    let app = TestApp::embedded().await;
+async fn an_accept_that_allows_neither_xml_nor_json_is_406(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options::default()).await;
     let session = app.logon().await;
     for accept in ["text/html", "application/json;q=0, application/xml;q=0", "image/png"] {
         let resp = session.call("GET", "/api/tasks", accept).await;
@@ -46,9 +44,8 @@ async fn an_accept_that_allows_neither_xml_nor_json_is_406() {
     assert_eq!(session.call("GET", "/api/tasks", XML).await.status, 200);
 }
 
-#[actix_web::test]
-async fn bad_actions_and_methods_get_400_and_405_and_create_nothing() {
-    let app = TestApp::embedded().await;
+async fn bad_actions_and_methods_get_400_and_405_and_create_nothing(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options::default()).await;
     let session = app.logon().await;
     let job = app.job_id("Runs").await;
     for (method, path, status) in [
@@ -69,9 +66,8 @@ async fn bad_actions_and_methods_get_400_and_405_and_create_nothing() {
     );
 }
 
-#[actix_web::test]
-async fn paths_and_parameters_are_matched_case_insensitively() {
-    let app = TestApp::embedded().await;
+async fn paths_and_parameters_are_matched_case_insensitively(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options::default()).await;
     let session = app.logon().await;
     let job = app.job_id("Runs").await;
     assert_eq!(session.call("GET", &format!("/API/Jobs/{job}?FORMAT=entity"), JSON).await.json()["Type"], "Job");
@@ -79,9 +75,8 @@ async fn paths_and_parameters_are_matched_case_insensitively() {
     assert_eq!(session.call("GET", "/api/LogonSessions/", JSON).await.status, 200);
 }
 
-#[actix_web::test]
-async fn hrefs_follow_the_request_host_or_the_configured_public_base_url() {
-    let app = TestApp::embedded().await;
+async fn hrefs_follow_the_request_host_or_the_configured_public_base_url(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options::default()).await;
     let session = app.logon().await;
     let port = app.base.rsplit(':').next().expect("port");
     let headers = [("X-RestSvcSessionId", session.token.as_str()), ("Accept", JSON), ("Host", "em.example:9398")];
@@ -107,3 +102,11 @@ async fn hrefs_follow_the_request_host_or_the_configured_public_base_url() {
     let task = session.act(&format!("/api/jobs/{}?action=start", proxied.job_id("Quick").await)).await;
     assert!(task["Href"].as_str().expect("href").starts_with("https://em.example.com:9398/api/tasks/task-"), "{task}");
 }
+
+in_both_modes!(
+    unknown_ids_are_404_in_the_negotiated_error_format,
+    an_accept_that_allows_neither_xml_nor_json_is_406,
+    bad_actions_and_methods_get_400_and_405_and_create_nothing,
+    paths_and_parameters_are_matched_case_insensitively,
+    hrefs_follow_the_request_host_or_the_configured_public_base_url,
+);

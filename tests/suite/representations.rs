@@ -2,11 +2,10 @@
 
 use std::time::Duration;
 use tests::http::JSON;
-use tests::{TestApp, xml};
+use tests::{Mode, Options, TestApp, in_both_modes, xml};
 
-#[actix_web::test]
-async fn a_session_has_a_reference_and_an_entity_representation_in_xsd_order() {
-    let app = TestApp::embedded().await;
+async fn a_session_has_a_reference_and_an_entity_representation_in_xsd_order(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options::default()).await;
     let session = app.logon().await;
     let id = session.start_job(&app.job_id("Runs").await).await;
 
@@ -51,9 +50,8 @@ async fn a_session_has_a_reference_and_an_entity_representation_in_xsd_order() {
     assert_eq!(entities["BackupJobSessions"][0]["UID"], format!("urn:veeam:BackupJobSession:{id}"));
 }
 
-#[actix_web::test]
-async fn a_finished_task_has_a_result_and_times_are_utc_with_z() {
-    let app = TestApp::embedded().await;
+async fn a_finished_task_has_a_result_and_times_are_utc_with_z(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options::default()).await;
     let session = app.logon().await;
     let id = session.start_job(&app.job_id("Quick").await).await;
     let stopped = session.wait_session_state(&id, "Stopped", Duration::from_secs(20)).await;
@@ -67,3 +65,8 @@ async fn a_finished_task_has_a_result_and_times_are_utc_with_z() {
     assert_eq!(xml::attr(&tasks, "Result", "Success").as_deref(), Some("true"));
     assert_eq!(xml::text(&tasks, "Message").as_deref(), Some("Job \"Quick\" triggered to start."));
 }
+
+in_both_modes!(
+    a_session_has_a_reference_and_an_entity_representation_in_xsd_order,
+    a_finished_task_has_a_result_and_times_are_utc_with_z,
+);
