@@ -18,7 +18,7 @@ use crate::broker::{Broker, Delivery};
 use crate::operations::{self, Ctx};
 use crate::settings::RunnerSettings;
 use entity::message::QueueMessage;
-use entity::state::{TaskEvent, TransitionError};
+use entity::state::{Outcome, TaskEvent, TransitionError};
 use entity::store::{runners, sessions, tasks};
 use entity::{TaskState, task};
 use sea_orm::{DatabaseConnection, DbErr};
@@ -29,6 +29,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
+/// An operation that keeps failing on the database this long gives up with a failure outcome
+/// (a database restart takes seconds; an error that lasts minutes is not going away).
+const GIVE_UP_AFTER: Duration = Duration::from_secs(300);
 
 #[derive(Clone)]
 pub struct Runner {
@@ -157,9 +160,18 @@ impl Runner {
             if task.cancel_requested {
                 token.cancel();
             }
+            let started = tokio::time::Instant::now();
             let outcome = loop {
                 match operations::perform(&this.ctx, &task, &token).await {
                     Ok(outcome) => break outcome,
+                    Err(err) if started.elapsed() > GIVE_UP_AFTER => {
+                        tracing::error!(task = task.id, %err, "operation keeps failing; giving up");
+                        break Outcome::failure(format!(
+                            "The {} operation failed on an internal error; runner \"{}\" logged the cause.",
+                            task.operation,
+                            this.id()
+                        ));
+                    }
                     Err(err) => {
                         tracing::warn!(task = task.id, %err, "operation hit a database error; retrying");
                         tokio::time::sleep(RETRY_PAUSE).await;

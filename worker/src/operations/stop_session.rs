@@ -71,7 +71,8 @@ pub async fn stop(ctx: &Ctx, mut session: job_session::Model, cancel: &Cancellat
     let deadline = tokio::time::Instant::now() + ctx.grace;
     let how = loop {
         if !process::group_alive(pgid) {
-            break "its processes exited after SIGTERM".to_owned();
+            break if sent { "its processes exited after SIGTERM" } else { "its processes had already exited" }
+                .to_owned();
         }
         if cancel.is_cancelled() {
             return Ok(abandon(ctx, &session, pgid).await);
