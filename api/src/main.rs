@@ -10,13 +10,14 @@ async fn main() -> Result<(), String> {
     worker::startup::init_telemetry();
     let mut cli = Cli::parse();
     let settings = cli.settings()?;
-    if let Some(Command::AddUser { name, password }) = cli.command {
+    if let Some(Command::AddUser { name, password, role }) = cli.command {
         let password = match password {
             Some(password) => password,
             None => std::io::stdin().lines().next().transpose().map_err(|e| e.to_string())?.unwrap_or_default(),
         };
-        api::passwords::add_user(&database(&settings).await?, &name, password.trim_end_matches(['\r', '\n'])).await?;
-        println!("User {name:?} added.");
+        api::passwords::add_user(&database(&settings).await?, &name, password.trim_end_matches(['\r', '\n']), role)
+            .await?;
+        println!("User {name:?} added as {role}.");
         return Ok(());
     }
     let app = Application::build(settings).await?;

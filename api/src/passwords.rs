@@ -3,6 +3,7 @@
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine;
+use entity::Role;
 use entity::store::users;
 use sea_orm::DatabaseConnection;
 
@@ -52,17 +53,17 @@ pub async fn bootstrap_admin(db: &DatabaseConnection, name: &str, password: Opti
             &generated
         }
     };
-    add_user(db, name, password).await
+    add_user(db, name, password, Role::PortalAdministrator).await
 }
 
-pub async fn add_user(db: &DatabaseConnection, name: &str, password: &str) -> Result<(), String> {
+pub async fn add_user(db: &DatabaseConnection, name: &str, password: &str, role: Role) -> Result<(), String> {
     if name.trim().is_empty() || password.is_empty() {
         return Err("a user needs a name and a password".to_owned());
     }
     if users::find_by_name(db, name).await.map_err(|e| e.to_string())?.is_some() {
         return Err(format!("user {name:?} already exists"));
     }
-    users::create(db, name, &hash(password)?).await.map_err(|e| e.to_string())?;
+    users::create(db, name, &hash(password)?, role).await.map_err(|e| e.to_string())?;
     Ok(())
 }
 

@@ -64,6 +64,9 @@ pub enum Command {
         name: String,
         #[arg(long, env = "NEW_USER_PASSWORD")]
         password: Option<String>,
+        /// PortalAdministrator (may start and stop), PortalUser or RestoreOperator (may read).
+        #[arg(long, default_value = "PortalAdministrator")]
+        role: entity::Role,
     },
 }
 

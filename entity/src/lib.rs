@@ -9,4 +9,4 @@ pub mod state;
 pub mod store;
 
 pub use model::{job, job_session, logon_session, runner, task, user};
-pub use state::{Operation, SessionResult, SessionState, TaskState};
+pub use state::{Operation, Role, SessionResult, SessionState, TaskState};

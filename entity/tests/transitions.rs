@@ -15,7 +15,7 @@ async fn db() -> DatabaseConnection {
 }
 
 async fn queued_task(db: &DatabaseConnection) -> entity::task::Model {
-    let user = users::create(db, "alice", "x").await.expect("user");
+    let user = users::create(db, "alice", "x", entity::Role::PortalAdministrator).await.expect("user");
     tasks::insert(
         db,
         tasks::NewTask { user_id: user.id, operation: Operation::StopJobSession, target_id: "s", route: None },

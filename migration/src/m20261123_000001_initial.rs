@@ -14,6 +14,7 @@ enum Users {
     Id,
     Name,
     PasswordHash,
+    Role,
     CreatedAt,
 }
 
@@ -99,6 +100,7 @@ impl MigrationTrait for Migration {
                 .col(pk_auto(Users::Id))
                 .col(string_uniq(Users::Name))
                 .col(string(Users::PasswordHash))
+                .col(string_len(Users::Role, 32).default("PortalAdministrator"))
                 .col(timestamp_with_time_zone(Users::CreatedAt))
                 .to_owned(),
         )

@@ -66,6 +66,38 @@ async fn bad_actions_and_methods_get_400_and_405_and_create_nothing(mode: Mode) 
     );
 }
 
+async fn a_role_that_may_not_start_or_stop_gets_403_and_nothing_is_written(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options::default()).await;
+    api::passwords::add_user(&app.db, "operator", "operator-password", entity::Role::RestoreOperator)
+        .await
+        .expect("user");
+    let admin = app.logon().await;
+    let id = admin.start_job(&app.job_id("Runs").await).await;
+    let operator = tests::Session::logon(&app.base, "operator", "operator-password").await;
+    let job = app.job_id("Runs").await;
+    for path in [
+        format!("/api/jobs/{job}?action=start"),
+        format!("/api/jobs/{job}?action=stop"),
+        format!("/api/backupSessions/{id}?action=stop"),
+    ] {
+        let resp = operator.call("POST", &path, JSON).await;
+        assert_eq!(resp.status, 403, "{path}: {}", resp.body);
+        assert_eq!(resp.json()["Message"], "Access denied.");
+        let resp = operator.call("POST", &path, "").await;
+        assert_eq!(xml::attr(&resp.body, "Error", "StatusCode").as_deref(), Some("403"));
+    }
+    assert_eq!(
+        operator.get_json(&format!("/api/backupSessions/{id}?format=Entity")).await["State"],
+        "Working",
+        "reads are allowed"
+    );
+    assert_eq!(
+        operator.get_json("/api/tasks").await["Tasks"].as_array().expect("list").len(),
+        0,
+        "no task was created"
+    );
+}
+
 async fn paths_and_parameters_are_matched_case_insensitively(mode: Mode) {
     let app = TestApp::in_mode(mode, Options::default()).await;
     let session = app.logon().await;
@@ -104,6 +136,7 @@ async fn hrefs_follow_the_request_host_or_the_configured_public_base_url(mode: M
 }
 
 in_both_modes!(
+    a_role_that_may_not_start_or_stop_gets_403_and_nothing_is_written,
     unknown_ids_are_404_in_the_negotiated_error_format,
     an_accept_that_allows_neither_xml_nor_json_is_406,
     bad_actions_and_methods_get_400_and_405_and_create_nothing,

@@ -145,7 +145,11 @@ async fn the_first_start_creates_an_admin_with_a_password_printed_once_and_add_u
     drop(api);
 
     let add = |name: &str| {
-        server.command().args(["add-user", name, "--password", "bob-password"]).output().expect("add-user")
+        server
+            .command()
+            .args(["add-user", name, "--password", "bob-password", "--role", "portaluser"])
+            .output()
+            .expect("add-user")
     };
     let added = add("bob");
     assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
@@ -154,6 +158,12 @@ async fn the_first_start_creates_an_admin_with_a_password_printed_once_and_add_u
     let _api = server.start_with(server.command()).await;
     let log = std::fs::read_to_string(server.dir.join("api.log")).expect("log");
     assert!(!log.contains("generated password"), "printed once only:\n{log}");
-    Session::logon(&server.base(), "bob", "bob-password").await;
+    let bob = Session::logon(&server.base(), "bob", "bob-password").await;
+    let job = entity::store::jobs::list(&server.db().await).await.expect("jobs")[0].id.clone();
+    assert_eq!(
+        bob.call("POST", &format!("/api/jobs/{job}?action=start"), "").await.status,
+        403,
+        "added as a Portal User"
+    );
     Session::logon(&server.base(), ADMIN.0, &password).await;
 }

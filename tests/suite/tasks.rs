@@ -18,7 +18,7 @@ async fn the_task_row_exists_before_the_202_leaves(mode: Mode) {
 
 async fn tasks_belong_to_their_user_across_logon_sessions_and_others_get_404(mode: Mode) {
     let app = TestApp::in_mode(mode, Options::default()).await;
-    api::passwords::add_user(&app.db, "bob", "bob-password").await.expect("user");
+    api::passwords::add_user(&app.db, "bob", "bob-password", entity::Role::PortalAdministrator).await.expect("user");
     let alice = app.logon().await;
     let task = alice.act(&format!("/api/jobs/{}?action=start", app.job_id("Quick").await)).await;
     let id = task["TaskId"].as_str().expect("id");

@@ -18,6 +18,9 @@ pub enum VeeamError {
     /// A missing, unknown or expired session token.
     #[error("{0}")]
     Unauthorized(String),
+    /// The caller's role may not do this.
+    #[error("Access denied.")]
+    Forbidden,
     #[error("{0}")]
     NotFound(String),
     #[error("The HTTP method is not allowed for this resource.")]
@@ -72,6 +75,7 @@ impl ResponseError for VeeamError {
         match self {
             VeeamError::BadRequest(_) => StatusCode::BAD_REQUEST,
             VeeamError::BadCredentials(_) | VeeamError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            VeeamError::Forbidden => StatusCode::FORBIDDEN,
             VeeamError::NotFound(_) => StatusCode::NOT_FOUND,
             VeeamError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             VeeamError::NotAcceptable => StatusCode::NOT_ACCEPTABLE,

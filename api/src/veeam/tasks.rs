@@ -14,10 +14,11 @@ use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 use entity::state::{TaskEvent, TransitionError};
 use entity::store::tasks::{self, NewTask};
-use entity::{Operation, TaskState, task};
+use entity::{Operation, Role, TaskState, task};
 
 /// Commits the task, then answers 202 with it; the run message is published after the commit
 /// (and by the relay if that publish fails), so the task exists before the client hears of it.
+/// Only Portal Administrators may start and stop: other roles get 403, and nothing is written.
 pub async fn accept(
     req: &HttpRequest,
     state: &web::Data<AppState>,
@@ -26,6 +27,9 @@ pub async fn accept(
     target_id: &str,
     route: Option<String>,
 ) -> Result<HttpResponse, VeeamError> {
+    if caller.user.role != Role::PortalAdministrator {
+        return Err(VeeamError::Forbidden);
+    }
     let task = tasks::insert(&state.db, NewTask { user_id: caller.user.id, operation, target_id, route }).await?;
     let dispatcher = state.dispatcher.clone();
     let queued = task.clone();

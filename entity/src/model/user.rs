@@ -8,6 +8,7 @@ pub struct Model {
     #[sea_orm(unique)]
     pub name: String,
     pub password_hash: String,
+    pub role: crate::Role,
     pub created_at: DateTimeUtc,
 }
 

@@ -15,10 +15,16 @@ pub async fn find(db: &impl ConnectionTrait, id: i32) -> Result<Option<user::Mod
     user::Entity::find_by_id(id).one(db).await
 }
 
-pub async fn create(db: &impl ConnectionTrait, name: &str, password_hash: &str) -> Result<user::Model, DbErr> {
+pub async fn create(
+    db: &impl ConnectionTrait,
+    name: &str,
+    password_hash: &str,
+    role: crate::Role,
+) -> Result<user::Model, DbErr> {
     user::ActiveModel {
         name: Set(name.to_owned()),
         password_hash: Set(password_hash.to_owned()),
+        role: Set(role),
         created_at: Set(super::now()),
         ..Default::default()
     }
