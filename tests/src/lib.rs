@@ -32,7 +32,8 @@ pub fn amqp_url() -> String {
     std::env::var("TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
 }
 
-fn short_id() -> String {
+/// A short random id, to keep names of concurrent tests apart.
+pub fn short_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..10].to_owned()
 }
 
@@ -49,7 +50,7 @@ pub async fn fresh_pg_database() -> String {
 }
 
 /// The jobs every test can start.
-pub const JOBS: &str = r#"
+const JOBS: &str = r#"
 [[job]]
 name = "Runs"
 description = "runs until stopped; the shell and its background child form one group"
@@ -184,11 +185,17 @@ impl TestApp {
     }
 }
 
-async fn settings_for(dir: &Path, options: &Options) -> ApiSettings {
+/// Writes `JOBS` into `dir/jobs.toml`, with every job working under `dir/work`; its path.
+pub fn write_jobs_file(dir: &Path) -> PathBuf {
     let jobs = dir.join("jobs.toml");
     let work = dir.join("work");
-    let text = JOBS.replace("command = ", &format!("working_dir = \"{}\"\ncommand = ", work.display()));
-    std::fs::write(&jobs, text).expect("jobs file");
+    std::fs::write(&jobs, JOBS.replace("command = ", &format!("working_dir = \"{}\"\ncommand = ", work.display())))
+        .expect("jobs file");
+    jobs
+}
+
+async fn settings_for(dir: &Path, options: &Options) -> ApiSettings {
+    let jobs = write_jobs_file(dir);
     let mut settings = ApiSettings {
         port: 0,
         data_dir: dir.join("data"),

@@ -9,7 +9,7 @@ use tests::{Options, TestApp, amqp_url, live_members, wait_until};
 const T: Duration = Duration::from_secs(30);
 
 fn runner_id() -> String {
-    format!("w-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+    format!("w-{}", tests::short_id())
 }
 
 async fn queue_depth(queue: &str) -> u32 {

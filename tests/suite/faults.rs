@@ -3,7 +3,7 @@
 use std::process::Command;
 use std::time::Duration;
 use tests::http::request;
-use tests::{ADMIN, JOBS, Proc, Session, binary, free_port, live_members, wait_until};
+use tests::{ADMIN, Proc, Session, binary, free_port, live_members, short_id, wait_until, write_jobs_file};
 
 struct Embedded {
     dir: std::path::PathBuf,
@@ -12,14 +12,9 @@ struct Embedded {
 
 impl Embedded {
     fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!("taskq-embedded-{}", uuid::Uuid::new_v4().simple()));
+        let dir = std::env::temp_dir().join(format!("taskq-embedded-{}", short_id()));
         std::fs::create_dir_all(&dir).expect("dir");
-        let work = dir.join("work");
-        std::fs::write(
-            dir.join("jobs.toml"),
-            JOBS.replace("command = ", &format!("working_dir = \"{}\"\ncommand = ", work.display())),
-        )
-        .expect("jobs");
+        write_jobs_file(&dir);
         Self { dir, port: free_port() }
     }
 

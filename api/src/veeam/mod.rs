@@ -79,6 +79,10 @@ impl Params {
             .map_err(|e| VeeamError::BadRequest(format!("Malformed query string: {e}")))
     }
 
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.0
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }

@@ -57,11 +57,11 @@ impl Link {
     }
 }
 
-fn links_json(links: &[Link]) -> Value {
+pub fn links_json(links: &[Link]) -> Value {
     Value::Array(links.iter().map(|l| json!({"Rel": l.rel, "Href": l.href, "Name": l.name, "Type": l.kind})).collect())
 }
 
-fn links_xml(x: &mut Xml, links: &[Link]) {
+pub fn links_xml(x: &mut Xml, links: &[Link]) {
     x.element("Links", &[], |x| {
         for l in links {
             x.empty(

@@ -7,7 +7,7 @@ mod filter;
 use super::auth::Caller;
 use super::error::VeeamError;
 use super::render::ok;
-use super::views::{BackupJobSessionView, EntityRefView, Hrefs, Link, Representation, TaskView};
+use super::views::{BackupJobSessionView, EntityRefView, Hrefs, Link, Representation, TaskView, links_json, links_xml};
 use super::xml::Xml;
 use super::{Params, hrefs};
 use crate::state::AppState;
@@ -154,8 +154,7 @@ impl Representation for QueryResult {
                 (json!(null), json!(null), json!({"Tasks": {"Tasks": list}}))
             }
         };
-        let links: Vec<_> =
-            self.links.iter().map(|l| json!({"Rel": l.rel, "Href": l.href, "Name": null, "Type": null})).collect();
+        let links = links_json(&self.links);
         json!({
             "Refs": refs, "Entities": entities, "Resources": resources, "Links": null,
             "PagingInfo": {"Links": links, "PageNum": self.page.num, "PageSize": self.page.size, "PagesCount": self.pages},
@@ -180,25 +179,19 @@ impl Representation for QueryResult {
             x.element(
                 "PagingInfo",
                 &[("PageNum", Some(&num)), ("PageSize", Some(&size)), ("PagesCount", Some(&count))],
-                |x| {
-                    x.element("Links", &[], |x| {
-                        for l in &self.links {
-                            x.empty("Link", &[("Rel", Some(l.rel)), ("Href", Some(&l.href))]);
-                        }
-                    });
-                },
+                |x| links_xml(x, &self.links),
             );
         });
     }
 }
 
 /// First, Previous, Next and Last links: the request's own parameters with another page.
-fn paging_links(req: &HttpRequest, hrefs: &Hrefs, page: &Page, pages: usize) -> Vec<Link> {
-    let kept: Vec<(String, String)> = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
-        .map(|q| q.into_inner())
-        .unwrap_or_default()
-        .into_iter()
+fn paging_links(params: &Params, hrefs: &Hrefs, page: &Page, pages: usize) -> Vec<Link> {
+    let kept: Vec<(String, String)> = params
+        .pairs()
+        .iter()
         .filter(|(k, _)| !k.eq_ignore_ascii_case("page") && !k.eq_ignore_ascii_case("pageSize"))
+        .cloned()
         .collect();
     let link = |rel: &'static str, num: usize| {
         let mut pairs = kept.clone();
@@ -248,6 +241,6 @@ pub async fn run_query(
             "Query type '{kind}' is not supported; use BackupJobSession or Task."
         )));
     };
-    let links = paging_links(&req, &hrefs, &page, pages);
+    let links = paging_links(&params, &hrefs, &page, pages);
     Ok(ok(&QueryResult { body, hrefs, page, pages, links }))
 }
