@@ -1,7 +1,7 @@
 //! Password hashing (argon2id, PHC strings) and the user bootstrap.
 
 use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHasher, SaltString};
 use base64::Engine;
 use entity::Role;
 use entity::store::users;
@@ -12,30 +12,19 @@ pub fn hash(password: &str) -> Result<String, String> {
     Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
 }
 
-pub fn verify(password: &str, phc: &str) -> bool {
-    PasswordHash::new(phc).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
-}
-
-/// Verifies against `phc`, or, for an unknown user, against a throw-away hash: the same work
-/// either way, so response times do not tell which user names exist.
-pub fn verify_user(password: &str, phc: Option<&str>) -> bool {
-    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    match phc {
-        Some(phc) => verify(password, phc),
-        None => {
-            let dummy = DUMMY.get_or_init(|| hash(&random_secret()).unwrap_or_default());
-            let _ = verify(password, dummy);
-            false
-        }
-    }
-}
-
 /// A random secret: 32 bytes from two v4 UUIDs (the OS generator), base64.
 pub fn random_secret() -> String {
     let mut bytes = [0u8; 32];
     bytes[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
     bytes[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
     base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// What the database keeps of a session token: its SHA-256, hex. Tokens are 256 random bits, so
+/// a fast hash suffices (nothing to brute-force), and a leaked table holds no usable token.
+pub fn token_hash(token: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// On an empty database, creates the admin account: with `password` when given, otherwise
@@ -65,16 +54,4 @@ pub async fn add_user(db: &DatabaseConnection, name: &str, password: &str, role:
     }
     users::create(db, name, &hash(password)?, role).await.map_err(|e| e.to_string())?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn a_hash_verifies_its_password_only() {
-        let phc = super::hash("s3cret").expect("hash");
-        assert!(phc.starts_with("$argon2id$"));
-        assert!(super::verify("s3cret", &phc));
-        assert!(!super::verify("S3cret", &phc));
-        assert!(!super::verify("s3cret", "not a hash"));
-    }
 }

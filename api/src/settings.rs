@@ -18,6 +18,10 @@ pub struct ApiSettings {
     pub amqp_url: Option<String>,
     /// Base of every Href (e.g. `https://em.example.com:9398`); default: the request's host.
     pub public_base_url: Option<String>,
+    /// Proxies (addresses or networks) whose `Forwarded` / `X-Forwarded-*` headers are believed.
+    pub trusted_proxies: Vec<String>,
+    /// Threads checking logon passwords at once; 0 = one per core.
+    pub logon_concurrency: usize,
     /// Jobs file, upserted at start; default: `config/jobs.toml` when it exists.
     pub jobs_file: Option<PathBuf>,
     pub admin_user: String,
@@ -36,6 +40,8 @@ impl Default for ApiSettings {
             database_url: None,
             amqp_url: None,
             public_base_url: None,
+            trusted_proxies: Vec::new(),
+            logon_concurrency: 0,
             jobs_file: None,
             admin_user: "admin".to_owned(),
             admin_password: None,
@@ -84,6 +90,10 @@ pub struct Overrides {
     pub amqp_url: Option<String>,
     #[arg(long, env = "PUBLIC_BASE_URL", global = true)]
     pub public_base_url: Option<String>,
+    #[arg(long, env = "TRUSTED_PROXIES", global = true, value_delimiter = ',')]
+    pub trusted_proxies: Option<Vec<String>>,
+    #[arg(long, env = "LOGON_CONCURRENCY", global = true)]
+    pub logon_concurrency: Option<usize>,
     #[arg(long, env = "JOBS_FILE", global = true)]
     pub jobs_file: Option<PathBuf>,
     #[arg(long, env = "ADMIN_USER", global = true)]
@@ -94,6 +104,16 @@ pub struct Overrides {
     pub session_idle_timeout_secs: Option<u64>,
     #[command(flatten)]
     pub runner: RunnerArgs,
+}
+
+impl ApiSettings {
+    /// The number of password-check threads: the setting, or one per core.
+    pub fn logon_threads(&self) -> usize {
+        match self.logon_concurrency {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        }
+    }
 }
 
 impl Cli {
@@ -118,6 +138,12 @@ impl Cli {
         }
         if o.public_base_url.is_some() {
             s.public_base_url = o.public_base_url;
+        }
+        if let Some(v) = o.trusted_proxies {
+            s.trusted_proxies = v;
+        }
+        if let Some(v) = o.logon_concurrency {
+            s.logon_concurrency = v;
         }
         if o.jobs_file.is_some() {
             s.jobs_file = o.jobs_file;

@@ -1,6 +1,8 @@
 //! `Application`: the database, the engine (dispatcher, plus the runner in embedded mode) and the
 //! HTTP server, bound to its own listener (port 0 in tests).
 
+use crate::logon_gate::LogonGate;
+use crate::origin::{LocalAddr, TrustedProxies};
 use crate::settings::ApiSettings;
 use crate::state::AppState;
 use crate::{passwords, veeam};
@@ -46,7 +48,9 @@ impl Application {
             db,
             dispatcher: engine.dispatcher,
             public_base_url: settings.public_base_url.clone(),
+            trusted_proxies: TrustedProxies::parse(&settings.trusted_proxies)?,
             session_idle_timeout: idle,
+            logon_gate: LogonGate::new(settings.logon_threads()),
         });
 
         let listener = TcpListener::bind((settings.host.as_str(), settings.port))
@@ -58,6 +62,13 @@ impl Application {
                 .wrap(from_fn(veeam::middleware))
                 .configure(veeam::configure)
                 .default_service(web::to(veeam::not_found))
+        })
+        .on_connect(|connection, extensions| {
+            if let Some(Ok(local)) =
+                connection.downcast_ref::<actix_web::rt::net::TcpStream>().map(|tcp| tcp.local_addr())
+            {
+                extensions.insert(LocalAddr(local));
+            }
         })
         .workers(2)
         .disable_signals()

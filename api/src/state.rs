@@ -1,5 +1,7 @@
 //! What every handler can reach: the database, the dispatcher (to publish), and settings.
 
+use crate::logon_gate::LogonGate;
+use crate::origin::TrustedProxies;
 use sea_orm::DatabaseConnection;
 use std::time::Duration;
 use worker::dispatch::Dispatcher;
@@ -9,5 +11,8 @@ pub struct AppState {
     pub dispatcher: Dispatcher,
     /// Base of every Href when set (e.g. behind a proxy); otherwise the request's own host.
     pub public_base_url: Option<String>,
+    /// Peers whose forwarded headers are believed.
+    pub trusted_proxies: TrustedProxies,
     pub session_idle_timeout: Duration,
+    pub logon_gate: LogonGate,
 }

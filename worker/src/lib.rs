@@ -8,6 +8,7 @@
 pub mod broker;
 pub mod dispatch;
 pub mod jobs_file;
+pub mod lease;
 pub mod operations;
 pub mod process;
 pub mod runner;

@@ -5,32 +5,101 @@
 //! from `/proc`, not from `kill(-pgid, 0)`: after a runner restart the workload is no longer our
 //! child, and on a machine whose PID 1 does not reap orphans, an exited member lingers as a
 //! zombie that `kill` would still count. The module needs no `unsafe`: `nix` wraps the calls.
+//!
+//! A workload is spawned *gated*: `/bin/sh` becomes the group leader and waits for one line on
+//! its stdin before it `exec`s the command (same pid, same group). The runner records the pid
+//! durably, then releases the gate. If the runner dies before that, the pipe's write end closes
+//! with it, the gate reads end-of-file and exits without running the command: no process ever
+//! runs a command whose handle the database does not hold, and a re-run spawns it exactly once.
 
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use std::path::Path;
 use std::process::Stdio;
-use tokio::process::{Child, Command};
+use tokio::io::AsyncWriteExt;
+use tokio::process::{Child, ChildStdin, Command};
 
 pub use nix::sys::signal::Signal::{SIGKILL, SIGTERM};
 
-/// Starts `argv` in `working_dir` as the leader of a new process group; output goes to `log`.
-pub fn spawn(argv: &[String], working_dir: &Path, log: &Path) -> std::io::Result<Child> {
-    let (program, args) = argv
-        .split_first()
+/// Waits for the runner's go-ahead on stdin, then becomes the command. Exit status 125 when the
+/// gate closed without it (the runner died first).
+const GATE: &str = "read -r _ || exit 125; exec \"$@\"";
+
+/// A workload spawned behind its gate: its process group exists, its command has not run yet.
+pub struct Gated {
+    child: Child,
+    gate: ChildStdin,
+    pid: i32,
+}
+
+impl Gated {
+    /// The group leader's pid, which is also the process group id.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Lets the command run; the command then reads end-of-file on stdin. If the gate is gone
+    /// (someone killed it), the child's exit status tells so.
+    pub async fn release(mut self) -> Child {
+        if let Err(err) = self.gate.write_all(b"go\n").await {
+            tracing::warn!(pid = self.pid, %err, "could not release the gate");
+        }
+        drop(self.gate);
+        self.child
+    }
+
+    /// Ends the gated process without running the command, and reaps it.
+    pub async fn abort(mut self) {
+        drop(self.gate);
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+}
+
+/// Spawns `argv` in `working_dir` as the leader of a new process group, behind its gate; output
+/// goes to `log`. A command that cannot be found is an error here, not an exit status later.
+pub fn spawn_gated(argv: &[String], working_dir: &Path, log: &Path) -> std::io::Result<Gated> {
+    let program = argv
+        .first()
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "the job has an empty command"))?;
     std::fs::create_dir_all(working_dir)?;
+    find_program(program, working_dir)?;
     let out = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
     let err = out.try_clone()?;
-    Command::new(program)
-        .args(args)
+    let mut child = Command::new("/bin/sh")
+        .args(["-c", GATE, "taskq-gate"])
+        .args(argv)
         .current_dir(working_dir)
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(out)
         .stderr(err)
         .process_group(0)
-        .spawn()
+        .spawn()?;
+    let pid = child.id().and_then(|pid| i32::try_from(pid).ok());
+    match (child.stdin.take(), pid) {
+        (Some(gate), Some(pid)) => Ok(Gated { child, gate, pid }),
+        _ => {
+            let _ = child.start_kill();
+            Err(std::io::Error::other("the spawned process has no pid or no stdin"))
+        }
+    }
+}
+
+/// Fails as `exec` would: a path (relative to `working_dir`) that is not a file, or a name that
+/// no directory of `PATH` holds.
+fn find_program(program: &str, working_dir: &Path) -> std::io::Result<()> {
+    let found = if program.contains('/') {
+        working_dir.join(program).is_file()
+    } else {
+        std::env::var_os("PATH")
+            .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+    };
+    if found {
+        Ok(())
+    } else {
+        Err(std::io::Error::new(std::io::ErrorKind::NotFound, format!("command {program:?} not found")))
+    }
 }
 
 /// Sends `signal` to every process of the group; `false` when the group no longer exists.
@@ -89,8 +158,9 @@ mod tests {
     async fn a_spawned_command_leads_its_own_group_and_a_group_signal_ends_it() {
         let dir = std::env::temp_dir().join(format!("taskq-process-{}", std::process::id()));
         let argv = ["sh", "-c", "sleep 30 & sleep 30"].map(String::from);
-        let mut child = spawn(&argv, &dir, &dir.join("log")).expect("spawn");
-        let pid = child.id().expect("pid") as i32;
+        let gated = spawn_gated(&argv, &dir, &dir.join("log")).expect("spawn");
+        let pid = gated.pid();
+        let mut child = gated.release().await;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while group_members(pid).len() < 3 && std::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -103,5 +173,26 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         assert!(!group_alive(pid), "no live member is left");
+    }
+
+    #[tokio::test]
+    async fn a_gate_that_closes_without_release_never_runs_the_command() {
+        let dir = std::env::temp_dir().join(format!("taskq-gate-{}", std::process::id()));
+        let marker = dir.join("ran");
+        let argv = ["sh", "-c", &format!("touch {}", marker.display())].map(String::from);
+        let Gated { mut child, gate, .. } = spawn_gated(&argv, &dir, &dir.join("log")).expect("spawn");
+        // What the runner's death does to the gate: its write end closes.
+        drop(gate);
+        let status = child.wait().await.expect("wait");
+        assert_eq!(status.code(), Some(125), "the gate gave up");
+        assert!(!marker.exists(), "the command never ran");
+    }
+
+    #[test]
+    fn a_command_that_cannot_be_found_fails_to_spawn() {
+        let dir = std::env::temp_dir();
+        let err = find_program("no-such-command-here", &dir).expect_err("not found");
+        assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+        assert!(find_program("sh", &dir).is_ok());
     }
 }

@@ -15,7 +15,8 @@
 //! groups again, and re-runs its Running tasks under a new attempt, fencing out the old one.
 
 use crate::broker::{Broker, Delivery};
-use crate::operations::{self, Ctx};
+use crate::lease::Lease;
+use crate::operations::{self, Ctx, OpError};
 use crate::settings::RunnerSettings;
 use entity::message::QueueMessage;
 use entity::state::{Outcome, TaskEvent, TransitionError};
@@ -43,7 +44,8 @@ pub struct Runner {
 
 impl Runner {
     pub fn new(db: DatabaseConnection, broker: Arc<dyn Broker>, settings: &RunnerSettings) -> Self {
-        let ctx = Ctx { db, runner_id: settings.runner_id.clone(), grace: settings.grace_period() };
+        let lease = Arc::new(Lease::new(settings.runner_deadline() / 2));
+        let ctx = Ctx { db, runner_id: settings.runner_id.clone(), grace: settings.grace_period(), lease };
         Self { ctx, broker, heartbeat_interval: settings.heartbeat_interval(), in_flight: Arc::default() }
     }
 
@@ -54,6 +56,7 @@ impl Runner {
     /// Announces the runner (first heartbeat) and re-adopts what it owned before a restart.
     pub async fn register(&self) -> Result<(), DbErr> {
         runners::heartbeat(&self.ctx.db, self.id()).await?;
+        self.ctx.lease.renew();
         for session in sessions::active_on(&self.ctx.db, self.id()).await? {
             if let Some(pid) = session.pid {
                 tracing::info!(session = %session.id, pid, "re-adopting a workload");
@@ -163,14 +166,15 @@ impl Runner {
             let started = tokio::time::Instant::now();
             let outcome = loop {
                 match operations::perform(&this.ctx, &task, &token).await {
-                    Ok(outcome) => break outcome,
+                    Ok(outcome) => break Some(outcome),
+                    Err(OpError::StandDown) => break None,
                     Err(err) if started.elapsed() > GIVE_UP_AFTER => {
                         tracing::error!(task = task.id, %err, "operation keeps failing; giving up");
-                        break Outcome::failure(format!(
+                        break Some(Outcome::failure(format!(
                             "The {} operation failed on an internal error; runner \"{}\" logged the cause.",
                             task.operation,
                             this.id()
-                        ));
+                        )));
                     }
                     Err(err) => {
                         tracing::warn!(task = task.id, %err, "operation hit a database error; retrying");
@@ -178,7 +182,7 @@ impl Runner {
                     }
                 }
             };
-            loop {
+            while let Some(outcome) = &outcome {
                 match tasks::transition(&this.ctx.db, &task, TaskEvent::Finish(outcome.clone())).await {
                     Ok(_) => break,
                     Err(err @ (TransitionError::Stale { .. } | TransitionError::Illegal { .. })) => {
@@ -207,6 +211,7 @@ impl Runner {
                 tracing::warn!(%err, "heartbeat failed");
                 continue;
             }
+            self.ctx.lease.renew();
             match tasks::running_on(&self.ctx.db, self.id()).await {
                 Ok(running) => running.iter().filter(|t| t.cancel_requested).for_each(|t| self.cancel_local(t.id)),
                 Err(err) => tracing::warn!(%err, "cannot read cancel requests"),

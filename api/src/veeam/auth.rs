@@ -1,8 +1,17 @@
 //! The logon-session token: taken from the `X-RestSvcSessionId` cookie (which wins, as in EM) or
-//! header; unknown or idle for longer than the timeout → 401. Each request restarts the timer.
+//! header; an empty cookie counts as none. Unknown or idle for longer than the timeout → 401.
+//! Each request restarts the timer.
+//!
+//! Cross-site request forgery: a browser attaches the cookie to any request, even one a page
+//! of another site makes (a form POST). A state-changing request (not GET, HEAD or OPTIONS)
+//! authenticated by the cookie alone — no `X-RestSvcSessionId` header, which another site's page
+//! cannot add — is refused with 403 when the browser says it comes from another site. The cookie
+//! is also `HttpOnly` and `SameSite=Strict` (see `logon`).
 
 use super::error::VeeamError;
+use crate::origin;
 use crate::state::AppState;
+use actix_web::http::Method;
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, web};
 use entity::store::{logons, users};
@@ -21,20 +30,26 @@ impl FromRequest for Caller {
     type Future = LocalBoxFuture<'static, Result<Self, VeeamError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let token = req
-            .cookie(TOKEN)
-            .map(|c| c.value().to_owned())
-            .or_else(|| req.headers().get(TOKEN).and_then(|v| v.to_str().ok()).map(str::to_owned));
+        let header = req.headers().get(TOKEN).and_then(|v| v.to_str().ok()).map(str::to_owned).filter(|t| !t.is_empty());
+        let cookie = req.cookie(TOKEN).map(|c| c.value().to_owned()).filter(|t| !t.is_empty());
+        let forged = header.is_none()
+            && cookie.is_some()
+            && !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+            && origin::is_cross_site(req.headers());
+        let token = cookie.or(header);
         let state = req.app_data::<web::Data<AppState>>().cloned();
         Box::pin(async move {
+            if forged {
+                return Err(VeeamError::CrossSite);
+            }
             let state = state.ok_or_else(|| VeeamError::internal("no application state"))?;
-            let token = token.filter(|t| !t.is_empty()).ok_or_else(|| {
+            let token = token.ok_or_else(|| {
                 VeeamError::Unauthorized(
                     "The authorization header has been expected but not found (or found but is expired).".into(),
                 )
             })?;
             let idle_since = entity::store::now() - state.session_idle_timeout;
-            let logon = logons::authenticate(&state.db, &token, idle_since).await?.ok_or_else(|| {
+            let logon = logons::authenticate(&state.db, &crate::passwords::token_hash(&token), idle_since).await?.ok_or_else(|| {
                 VeeamError::Unauthorized("The session has expired or does not exist. Log on again.".into())
             })?;
             let user = users::find(&state.db, logon.user_id)

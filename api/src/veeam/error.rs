@@ -21,6 +21,12 @@ pub enum VeeamError {
     /// The caller's role may not do this.
     #[error("Access denied.")]
     Forbidden,
+    /// A state-changing request from another site, authenticated by the session cookie alone.
+    #[error("Cross-site requests authenticated only by the session cookie are refused; send the X-RestSvcSessionId header.")]
+    CrossSite,
+    /// Too many failed logons for this user name or from this address lately.
+    #[error("Too many failed logon attempts. Retry after {} seconds.", .0.as_secs() + 1)]
+    TooManyRequests(std::time::Duration),
     #[error("{0}")]
     NotFound(String),
     #[error("The HTTP method is not allowed for this resource.")]
@@ -75,7 +81,8 @@ impl ResponseError for VeeamError {
         match self {
             VeeamError::BadRequest(_) => StatusCode::BAD_REQUEST,
             VeeamError::BadCredentials(_) | VeeamError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            VeeamError::Forbidden => StatusCode::FORBIDDEN,
+            VeeamError::Forbidden | VeeamError::CrossSite => StatusCode::FORBIDDEN,
+            VeeamError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             VeeamError::NotFound(_) => StatusCode::NOT_FOUND,
             VeeamError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             VeeamError::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
@@ -88,8 +95,14 @@ impl ResponseError for VeeamError {
         let status = self.status_code();
         let format = FORMAT.try_with(|f| *f).unwrap_or(Format::Xml);
         let mut response = render(format, status, &ErrorView { status: status.as_u16(), message: self.to_string() });
-        if matches!(self, VeeamError::Unavailable) {
-            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("5"));
+        match self {
+            VeeamError::Unavailable => {
+                response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            VeeamError::TooManyRequests(wait) => {
+                response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(wait.as_secs() + 1));
+            }
+            _ => {}
         }
         if matches!(self, VeeamError::BadCredentials(_)) {
             response.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic Realm=RestSvc"));

@@ -7,7 +7,9 @@ use super::render::{format, ok, render};
 use super::views::{EnterpriseManagerView, List, LogonSessionView};
 use crate::passwords;
 use crate::state::AppState;
-use actix_web::cookie::Cookie;
+use crate::logon_gate::Refusal;
+use crate::origin;
+use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::StatusCode;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -30,17 +32,23 @@ fn basic_credentials(req: &HttpRequest) -> Option<(String, String)> {
     Some((user, password))
 }
 
+/// Logon: Basic credentials through the logon gate (bounded password work, throttled failures;
+/// see `logon_gate`), then a new logon session whose token comes back as header and cookie.
 pub async fn create_logon_session(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, VeeamError> {
     let (name, password) = basic_credentials(&req)
         .ok_or_else(|| VeeamError::BadCredentials("HTTP Basic credentials are required to log on.".into()))?;
+    let address = origin::client_ip(&req, &state.trusted_proxies);
+    let gate = &state.logon_gate;
+    gate.admit(&name, address).map_err(refused)?;
     let user = users::find_by_name(&state.db, &name).await?;
-    let hash = user.as_ref().map(|u| u.password_hash.clone());
-    let valid =
-        web::block(move || passwords::verify_user(&password, hash.as_deref())).await.map_err(VeeamError::internal)?;
-    let user =
-        user.filter(|_| valid).ok_or_else(|| VeeamError::BadCredentials("Invalid user name or password.".into()))?;
+    let valid = gate.verify(password, user.as_ref().map(|u| u.password_hash.clone())).await.map_err(refused)?;
+    let Some(user) = user.filter(|_| valid) else {
+        gate.record_failure(&name, address);
+        return Err(VeeamError::BadCredentials("Invalid user name or password.".into()));
+    };
     let token = passwords::random_secret();
-    let logon = logons::create(&state.db, &uuid::Uuid::new_v4().to_string(), &token, user.id).await?;
+    let logon =
+        logons::create(&state.db, &uuid::Uuid::new_v4().to_string(), &passwords::token_hash(&token), user.id).await?;
     let mut response = render(
         format(),
         StatusCode::CREATED,
@@ -50,8 +58,24 @@ pub async fn create_logon_session(req: HttpRequest, state: web::Data<AppState>) 
         actix_web::http::header::HeaderName::from_static("x-restsvcsessionid"),
         token.parse().map_err(VeeamError::internal)?,
     );
-    response.add_cookie(&Cookie::build(TOKEN, token).path("/api").finish()).map_err(VeeamError::internal)?;
+    let cookie = Cookie::build(TOKEN, token)
+        .path("/api")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(hrefs(&req, &state).base.starts_with("https:"))
+        .finish();
+    response.add_cookie(&cookie).map_err(VeeamError::internal)?;
     Ok(response)
+}
+
+fn refused(refusal: Refusal) -> VeeamError {
+    match refusal {
+        Refusal::Busy => {
+            tracing::warn!("logon refused: the password checks are saturated");
+            VeeamError::Unavailable
+        }
+        Refusal::Throttled(wait) => VeeamError::TooManyRequests(wait),
+    }
 }
 
 pub async fn list_logon_sessions(
@@ -85,7 +109,14 @@ pub async fn delete_logon_session(
 ) -> Result<HttpResponse, VeeamError> {
     let logon = logons::find_for_user(&state.db, &id, caller.user.id).await?.ok_or_else(|| no_such_logon(&id))?;
     logons::delete(&state.db, &logon.id).await?;
-    Ok(HttpResponse::NoContent().finish())
+    let mut response = HttpResponse::NoContent().finish();
+    if logon.id == caller.logon.id {
+        // Logging off: the browser forgets the cookie too.
+        let mut expired = Cookie::build(TOKEN, "").path("/api").http_only(true).same_site(SameSite::Strict).finish();
+        expired.make_removal();
+        response.add_cookie(&expired).map_err(VeeamError::internal)?;
+    }
+    Ok(response)
 }
 
 fn no_such_logon(id: &str) -> VeeamError {

@@ -59,14 +59,7 @@ pub async fn not_found() -> Result<HttpResponse, VeeamError> {
 }
 
 fn hrefs(req: &HttpRequest, state: &AppState) -> Hrefs {
-    let base = match &state.public_base_url {
-        Some(base) => base.trim_end_matches('/').to_owned(),
-        None => {
-            let info = req.connection_info();
-            format!("{}://{}", info.scheme(), info.host())
-        }
-    };
-    Hrefs { base }
+    Hrefs { base: crate::origin::base_url(req, state.public_base_url.as_deref(), &state.trusted_proxies) }
 }
 
 /// Query parameters, matched case-insensitively by name (Veeam clients vary the case).

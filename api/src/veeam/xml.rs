@@ -1,7 +1,9 @@
 //! A small XML writer for the Veeam representations: the namespace and the XSD element order
-//! are explicit at each call site. Text and attribute values are escaped by quick-xml.
+//! are explicit at each call site. Text and attribute values are escaped by quick-xml, and
+//! characters that XML 1.0 cannot carry at all (control characters, U+FFFE, U+FFFF) are replaced
+//! by U+FFFD, so every document is well-formed whatever a client put into an id or a name.
 
-use quick_xml::escape::escape;
+use std::borrow::Cow;
 
 pub const NAMESPACE: &str = "http://www.veeam.com/ent/v1.0";
 
@@ -28,7 +30,7 @@ impl Xml {
                 self.buf.push(' ');
                 self.buf.push_str(key);
                 self.buf.push_str("=\"");
-                self.buf.push_str(&escape(*value));
+                self.buf.push_str(&escape(value));
                 self.buf.push('"');
             }
         }
@@ -59,5 +61,24 @@ impl Xml {
 
     pub fn finish(self) -> String {
         self.buf
+    }
+}
+
+/// Escapes markup, and replaces what XML 1.0 forbids even escaped with U+FFFD.
+fn escape(text: &str) -> Cow<'_, str> {
+    let allowed = |c: char| matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && c != '\u{FFFE}' && c != '\u{FFFF}');
+    if text.chars().all(allowed) {
+        return quick_xml::escape::escape(text);
+    }
+    let cleaned: String = text.chars().map(|c| if allowed(c) { c } else { '\u{FFFD}' }).collect();
+    Cow::Owned(quick_xml::escape::escape(cleaned.as_str()).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn characters_xml_cannot_carry_are_replaced_and_markup_is_escaped() {
+        assert_eq!(super::escape("a\u{1}b\u{1b}[0m\u{FFFF}<&>\t"), "a\u{FFFD}b\u{FFFD}[0m\u{FFFD}&lt;&amp;&gt;\t");
+        assert_eq!(super::escape("plain"), "plain");
     }
 }

@@ -25,6 +25,9 @@ pub struct Model {
     /// The StartJob task that created this session: makes a re-run of that task idempotent.
     #[sea_orm(unique)]
     pub start_task_id: i32,
+    /// The job id while the session is not Stopped, else `None`. Unique: the database holds
+    /// at most one active session per job, however many starts race.
+    pub active_job_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -5,8 +5,9 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: String,
+    /// SHA-256 of the token, hex: the token itself is never stored.
     #[sea_orm(unique)]
-    pub token: String,
+    pub token_hash: String,
     pub user_id: i32,
     pub created_at: DateTimeUtc,
     pub last_seen_at: DateTimeUtc,

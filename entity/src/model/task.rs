@@ -41,9 +41,27 @@ impl Model {
         format!("task-{}", self.id)
     }
 
-    /// Parses `task-N` (any case) into the row id.
+    /// Parses `task-N` (the prefix in any case) into the row id. Only the canonical spelling of
+    /// N is accepted: decimal digits without sign or leading zero, so one task has one id.
     pub fn parse_public_id(text: &str) -> Option<i32> {
         let digits = text.get(..5).filter(|p| p.eq_ignore_ascii_case("task-")).map(|_| &text[5..])?;
+        if digits.starts_with('0') || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
         digits.parse().ok().filter(|id: &i32| *id > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Model;
+
+    #[test]
+    fn only_the_canonical_spelling_of_a_task_id_resolves() {
+        assert_eq!(Model::parse_public_id("task-6"), Some(6));
+        assert_eq!(Model::parse_public_id("TASK-2147483647"), Some(i32::MAX));
+        for other in ["task-+6", "task-006", "task-0", "task--6", "task- 6", "task-6 ", "task-", "task-2147483648", "6", "task-٣", "tâsk-1"] {
+            assert_eq!(Model::parse_public_id(other), None, "{other}");
+        }
     }
 }

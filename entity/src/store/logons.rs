@@ -8,13 +8,13 @@ use sea_orm::{
 pub async fn create(
     db: &impl ConnectionTrait,
     id: &str,
-    token: &str,
+    token_hash: &str,
     user_id: i32,
 ) -> Result<logon_session::Model, DbErr> {
     let now = super::now();
     logon_session::ActiveModel {
         id: Set(id.to_owned()),
-        token: Set(token.to_owned()),
+        token_hash: Set(token_hash.to_owned()),
         user_id: Set(user_id),
         created_at: Set(now),
         last_seen_at: Set(now),
@@ -23,14 +23,14 @@ pub async fn create(
     .await
 }
 
-/// The live session holding `token`, touched so that its idle timer restarts. Sessions idle
+/// The live session whose token hashes to `token_hash`, touched so that its idle timer restarts. Sessions idle
 /// since before `idle_since` are expired: deleted and not returned.
 pub async fn authenticate(
     db: &impl ConnectionTrait,
-    token: &str,
+    token_hash: &str,
     idle_since: DateTime<Utc>,
 ) -> Result<Option<logon_session::Model>, DbErr> {
-    let Some(session) = logon_session::Entity::find().filter(logon_session::Column::Token.eq(token)).one(db).await?
+    let Some(session) = logon_session::Entity::find().filter(logon_session::Column::TokenHash.eq(token_hash)).one(db).await?
     else {
         return Ok(None);
     };

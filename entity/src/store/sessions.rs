@@ -5,10 +5,18 @@ use sea_orm::{
     QueryOrder, sea_query::Expr,
 };
 
-pub async fn insert(db: &impl ConnectionTrait, session: job_session::Model) -> Result<job_session::Model, DbErr> {
+/// Inserts a new session, claiming its job: fails with a unique violation (`is_job_taken`) when
+/// the job already has an active session.
+pub async fn insert(db: &impl ConnectionTrait, mut session: job_session::Model) -> Result<job_session::Model, DbErr> {
+    session.active_job_id = (session.state != SessionState::Stopped).then(|| session.job_id.clone());
     let mut active = session.into_active_model();
     active = active.reset_all();
     active.insert(db).await
+}
+
+/// The insert failed because the job already has an active session.
+pub fn is_job_taken(err: &DbErr) -> bool {
+    matches!(err.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
 }
 
 pub async fn find(db: &impl ConnectionTrait, id: &str) -> Result<Option<job_session::Model>, DbErr> {
@@ -71,6 +79,7 @@ pub async fn transition(
             next.exit_code = exit_code;
             next.progress = 100;
             next.end_time = Some(super::now());
+            next.active_job_id = None;
         }
     }
     let updated = job_session::Entity::update_many()
@@ -81,6 +90,7 @@ pub async fn transition(
         .col_expr(Column::ExitCode, Expr::value(next.exit_code))
         .col_expr(Column::Progress, Expr::value(next.progress))
         .col_expr(Column::EndTime, Expr::value(next.end_time))
+        .col_expr(Column::ActiveJobId, Expr::value(next.active_job_id.clone()))
         .filter(Condition::all().add(Column::Id.eq(&seen.id)).add(Column::State.eq(seen.state)))
         .exec(db)
         .await?;

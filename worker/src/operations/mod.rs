@@ -7,12 +7,14 @@ mod start_job;
 mod stop_job;
 mod stop_session;
 
+use crate::lease::Lease;
 use crate::process;
 use entity::job_session;
 use entity::state::{Outcome, SessionEvent, TransitionError};
-use entity::store::sessions;
-use entity::{Operation, SessionResult, SessionState, task};
+use entity::store::{sessions, tasks};
+use entity::{Operation, SessionResult, SessionState, TaskState, task};
 use sea_orm::{DatabaseConnection, DbErr};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -24,9 +26,59 @@ pub struct Ctx {
     pub db: DatabaseConnection,
     pub runner_id: String,
     pub grace: Duration,
+    pub lease: Arc<Lease>,
 }
 
-pub async fn perform(ctx: &Ctx, task: &task::Model, cancel: &CancellationToken) -> Result<Outcome, DbErr> {
+/// Why an operation produced no outcome, and what the runner does next.
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    /// The database failed: run the operation again shortly (it is idempotent).
+    #[error(transparent)]
+    Db(#[from] DbErr),
+    /// This runner's lease lapsed and the task is no longer its own: write nothing more.
+    #[error("the runner's lease lapsed and the task is no longer held by it")]
+    StandDown,
+}
+
+impl From<TransitionError> for OpError {
+    fn from(err: TransitionError) -> Self {
+        OpError::Db(DbErr::Custom(err.to_string()))
+    }
+}
+
+impl Ctx {
+    /// Call before every side effect: returns at once while the lease is held; otherwise waits
+    /// until it is renewed, then lets the operation go on only if `task` is still this runner's
+    /// current attempt (see `lease`).
+    pub async fn guard(&self, task: &task::Model) -> Result<(), OpError> {
+        if self.lease.held() {
+            return Ok(());
+        }
+        tracing::warn!(task = task.id, "the runner's lease lapsed: standing down until it is renewed");
+        self.lease.renewed().await;
+        let current = loop {
+            match tasks::get(&self.db, task.id).await {
+                Ok(current) => break current,
+                Err(err) => {
+                    tracing::warn!(task = task.id, %err, "cannot read the task back; retrying");
+                    tokio::time::sleep(POLL * 5).await;
+                }
+            }
+        };
+        let still_ours = current.is_some_and(|t| {
+            t.state == TaskState::Running && t.attempt == task.attempt && t.runner_id.as_deref() == Some(&self.runner_id)
+        });
+        if still_ours {
+            tracing::info!(task = task.id, "lease renewed and the task is still ours: going on");
+            Ok(())
+        } else {
+            tracing::warn!(task = task.id, "lease renewed, but the task was finished or re-assigned meanwhile");
+            Err(OpError::StandDown)
+        }
+    }
+}
+
+pub async fn perform(ctx: &Ctx, task: &task::Model, cancel: &CancellationToken) -> Result<Outcome, OpError> {
     match task.operation {
         Operation::StartJob => start_job::run(ctx, task, cancel).await,
         Operation::StopJob => stop_job::run(ctx, task, cancel).await,

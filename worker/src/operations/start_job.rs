@@ -1,19 +1,24 @@
 //! StartJob: creates a backup job session and spawns the job's command as a new process group.
 //!
-//! Idempotent through `job_sessions.start_task_id`: a re-run of the same task finds the session
-//! the first attempt created instead of starting a second one.
+//! - One active session per job: inserting the session claims the job (a unique column, see
+//!   `sessions::insert`), so racing starts of one idle job start it once; the others finish
+//!   with "already running".
+//! - Idempotent through `job_sessions.start_task_id`: a re-run of the same task finds the session
+//!   the first attempt created instead of starting a second one.
+//! - The handle is durable before the command runs: the process is spawned behind its gate
+//!   (`process::spawn_gated`), its pid is recorded with the session's `Started` transition, and
+//!   only then is the gate released. A runner that dies in between leaves a gate that exits
+//!   without running the command, so the re-run spawns it exactly once.
 
-use super::{Ctx, Exit, cancelled_before_start, watch};
+use super::{Ctx, Exit, OpError, cancelled_before_start, record_end, watch};
 use crate::process;
-use entity::job_session;
 use entity::state::{Outcome, SessionEvent};
 use entity::store::{jobs, sessions};
-use entity::{SessionResult, SessionState, task};
-use sea_orm::DbErr;
+use entity::{SessionResult, SessionState, job, job_session, task};
 use std::path::Path;
 use tokio_util::sync::CancellationToken;
 
-pub async fn run(ctx: &Ctx, task: &task::Model, cancel: &CancellationToken) -> Result<Outcome, DbErr> {
+pub async fn run(ctx: &Ctx, task: &task::Model, cancel: &CancellationToken) -> Result<Outcome, OpError> {
     let Some(job) = jobs::find(&ctx.db, &task.target_id).await? else {
         return Ok(Outcome::failure(format!("Job {} does not exist any more.", task.target_id)));
     };
@@ -23,54 +28,24 @@ pub async fn run(ctx: &Ctx, task: &task::Model, cancel: &CancellationToken) -> R
             return Ok(triggered.with_session(session.id));
         }
         Some(session) => session,
-        None => {
-            if cancel.is_cancelled() {
-                return Ok(cancelled_before_start());
-            }
-            if let Some(running) = sessions::active_of_job(&ctx.db, &job.id).await? {
+        None if cancel.is_cancelled() => return Ok(cancelled_before_start()),
+        None => match claim_job(ctx, task, &job).await? {
+            Ok(session) => session,
+            Err(running) => {
                 return Ok(Outcome::failure(format!(
                     "Job \"{}\" is already running (session \"{}\").",
                     job.name, running.name
                 ))
                 .with_session(running.id));
             }
-            let now = entity::store::now();
-            sessions::insert(
-                &ctx.db,
-                job_session::Model {
-                    id: uuid::Uuid::new_v4().to_string(),
-                    job_id: job.id.clone(),
-                    job_name: job.name.clone(),
-                    job_type: job.job_type.clone(),
-                    name: format!("{}@{}", job.name, now.format("%Y-%m-%d %H:%M:%S")),
-                    state: SessionState::Starting,
-                    result: SessionResult::None,
-                    progress: 0,
-                    failure_message: None,
-                    creation_time: now,
-                    end_time: None,
-                    runner_id: ctx.runner_id.clone(),
-                    pid: None,
-                    exit_code: None,
-                    start_task_id: task.id,
-                },
-            )
-            .await?
-        }
+        },
     };
+
+    ctx.guard(task).await?;
     let working_dir = Path::new(&job.working_dir);
     let log = working_dir.join(format!("{}.log", session.id));
-    match process::spawn(&job.argv(), working_dir, &log) {
-        Ok(child) => {
-            let pid = child.id().and_then(|pid| i32::try_from(pid).ok()).unwrap_or_default();
-            // The watcher must exist before the transition: a command that exits at once is still reaped.
-            watch(ctx.clone(), session.id.clone(), Exit::Child(child));
-            if let Err(err) = sessions::transition(&ctx.db, &session, SessionEvent::Started { pid }).await {
-                tracing::warn!(%err, session = %session.id, "could not record the start");
-            }
-            tracing::info!(session = %session.id, pid, job = %job.name, "job started");
-            Ok(triggered.with_session(session.id))
-        }
+    let gated = match process::spawn_gated(&job.argv(), working_dir, &log) {
+        Ok(gated) => gated,
         Err(err) => {
             let message = format!("Job \"{}\" could not start: {err}.", job.name);
             let ended = SessionEvent::Ended {
@@ -78,10 +53,67 @@ pub async fn run(ctx: &Ctx, task: &task::Model, cancel: &CancellationToken) -> R
                 failure_message: Some(message.clone()),
                 exit_code: None,
             };
-            if let Err(err) = sessions::transition(&ctx.db, &session, ended).await {
-                tracing::warn!(%err, session = %session.id, "could not record the failed start");
+            sessions::transition(&ctx.db, &session, ended).await?;
+            return Ok(Outcome::failure(message).with_session(session.id));
+        }
+    };
+    let pid = gated.pid();
+    if let Err(err) = sessions::transition(&ctx.db, &session, SessionEvent::Started { pid }).await {
+        // The command has not run, and nothing records its process: end it; the re-run spawns anew.
+        gated.abort().await;
+        return Err(err.into());
+    }
+    if let Err(err) = ctx.guard(task).await {
+        gated.abort().await;
+        record_end(ctx, &session.id, super::Ended::Unknown("its runner lost its lease before the command ran".into()))
+            .await;
+        return Err(err);
+    }
+    watch(ctx.clone(), session.id.clone(), Exit::Child(gated.release().await));
+    tracing::info!(session = %session.id, pid, job = %job.name, "job started");
+    Ok(triggered.with_session(session.id))
+}
+
+/// Inserts this task's session, which claims the job. `Err(session)`: the job's active session,
+/// inserted by another start.
+async fn claim_job(
+    ctx: &Ctx,
+    task: &task::Model,
+    job: &job::Model,
+) -> Result<Result<job_session::Model, job_session::Model>, OpError> {
+    loop {
+        let now = entity::store::now();
+        let new = job_session::Model {
+            id: uuid::Uuid::new_v4().to_string(),
+            job_id: job.id.clone(),
+            job_name: job.name.clone(),
+            job_type: job.job_type.clone(),
+            name: format!("{}@{}", job.name, now.format("%Y-%m-%d %H:%M:%S")),
+            state: SessionState::Starting,
+            result: SessionResult::None,
+            progress: 0,
+            failure_message: None,
+            creation_time: now,
+            end_time: None,
+            runner_id: ctx.runner_id.clone(),
+            pid: None,
+            exit_code: None,
+            start_task_id: task.id,
+            active_job_id: None,
+        };
+        match sessions::insert(&ctx.db, new).await {
+            Ok(session) => return Ok(Ok(session)),
+            Err(err) if sessions::is_job_taken(&err) => {
+                // Another start holds the job, or an earlier attempt of this task inserted first.
+                if let Some(mine) = sessions::find_by_start_task(&ctx.db, task.id).await? {
+                    return Ok(Ok(mine));
+                }
+                if let Some(running) = sessions::active_of_job(&ctx.db, &job.id).await? {
+                    return Ok(Err(running));
+                }
+                // The other session ended in between: the job is free again.
             }
-            Ok(Outcome::failure(message).with_session(session.id))
+            Err(err) => return Err(err.into()),
         }
     }
 }

@@ -5,7 +5,7 @@
 //! grace period (SIGKILL is not sent; the session goes back to Working if its processes
 //! survived). Once SIGKILL is sent, the stop completes.
 
-use super::{Ctx, Ended, POLL, cancelled_before_start, record_end};
+use super::{Ctx, Ended, OpError, POLL, cancelled_before_start, record_end};
 use crate::process::{self, SIGKILL, SIGTERM};
 use entity::job_session;
 use entity::state::{Outcome, SessionEvent, TransitionError};
@@ -18,14 +18,19 @@ use tokio_util::sync::CancellationToken;
 /// How long to wait for a SIGKILLed group to vanish before reporting it.
 const KILL_WAIT: Duration = Duration::from_secs(10);
 
-pub async fn run(ctx: &Ctx, task: &task::Model, cancel: &CancellationToken) -> Result<Outcome, DbErr> {
+pub async fn run(ctx: &Ctx, task: &task::Model, cancel: &CancellationToken) -> Result<Outcome, OpError> {
     match sessions::find(&ctx.db, &task.target_id).await? {
-        Some(session) => stop(ctx, session, cancel).await,
+        Some(session) => stop(ctx, task, session, cancel).await,
         None => Ok(Outcome::failure(format!("Job Session {} does not exist.", task.target_id))),
     }
 }
 
-pub async fn stop(ctx: &Ctx, mut session: job_session::Model, cancel: &CancellationToken) -> Result<Outcome, DbErr> {
+pub async fn stop(
+    ctx: &Ctx,
+    task: &task::Model,
+    mut session: job_session::Model,
+    cancel: &CancellationToken,
+) -> Result<Outcome, OpError> {
     let name = session.name.clone();
     if session.runner_id != ctx.runner_id {
         return Ok(Outcome::failure(format!(
@@ -53,7 +58,7 @@ pub async fn stop(ctx: &Ctx, mut session: job_session::Model, cancel: &Cancellat
                     break;
                 }
                 Err(TransitionError::Stale { .. } | TransitionError::Illegal { .. }) => {}
-                Err(TransitionError::Db(err)) => return Err(DbErr::Custom(err.0)),
+                Err(TransitionError::Db(err)) => return Err(DbErr::Custom(err.0).into()),
             },
         }
         session =
@@ -66,6 +71,7 @@ pub async fn stop(ctx: &Ctx, mut session: job_session::Model, cancel: &Cancellat
         );
     };
 
+    ctx.guard(task).await?;
     let sent = process::signal_group(pgid, SIGTERM).unwrap_or(false);
     tracing::info!(session = %session.id, pgid, sent, "SIGTERM sent");
     let deadline = tokio::time::Instant::now() + ctx.grace;
@@ -78,6 +84,10 @@ pub async fn stop(ctx: &Ctx, mut session: job_session::Model, cancel: &Cancellat
             return Ok(abandon(ctx, &session, pgid).await);
         }
         if tokio::time::Instant::now() >= deadline {
+            if let Err(err) = ctx.guard(task).await {
+                abandon(ctx, &session, pgid).await;
+                return Err(err);
+            }
             let _ = process::signal_group(pgid, SIGKILL);
             tracing::info!(session = %session.id, pgid, "SIGKILL sent after the grace period");
             let kill_deadline = tokio::time::Instant::now() + KILL_WAIT;

@@ -8,12 +8,18 @@
 //! value      := "quoted, "" for a quote" | bare text up to ; , or )
 //! ```
 //!
+//! Nesting is bounded: more than `MAX_DEPTH` open parentheses is a 400, so no input can drive the
+//! recursive descent (or the recursive matching and dropping of the tree) into a stack overflow.
+//!
 //! Field names and values are case-insensitive. Fields are typed per query type; a value that
 //! does not fit its field's type is a 400, not an empty result. Enum fields compare by their
 //! index in Veeam's documented order (`Result>Success` is Warning or Failed).
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use std::cmp::Ordering;
+
+/// The deepest parenthesis nesting a filter may have. Real filters nest two or three levels.
+pub const MAX_DEPTH: usize = 32;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -103,7 +109,7 @@ pub fn compare(a: &Value, b: &Value) -> Option<Ordering> {
 }
 
 pub fn parse<T>(text: &str, schema: &Schema<T>) -> Result<Filter, String> {
-    let mut parser = Parser { chars: text.chars().collect(), pos: 0, schema };
+    let mut parser = Parser { chars: text.chars().collect(), pos: 0, depth: 0, schema };
     let filter = parser.or()?;
     parser.skip_spaces();
     if parser.pos < parser.chars.len() {
@@ -115,6 +121,8 @@ pub fn parse<T>(text: &str, schema: &Schema<T>) -> Result<Filter, String> {
 struct Parser<'a, T> {
     chars: Vec<char>,
     pos: usize,
+    /// Parentheses open at `pos`.
+    depth: usize,
     schema: &'a Schema<T>,
 }
 
@@ -150,8 +158,13 @@ impl<T> Parser<'_, T> {
     fn factor(&mut self) -> Result<Filter, String> {
         self.skip_spaces();
         if self.peek() == Some('(') {
+            if self.depth == MAX_DEPTH {
+                return Err(format!("The filter nests parentheses deeper than {MAX_DEPTH} levels."));
+            }
             self.pos += 1;
+            self.depth += 1;
             let inner = self.or()?;
+            self.depth -= 1;
             self.skip_spaces();
             if self.peek() != Some(')') {
                 return Err(format!("Missing ')' at position {} of the filter.", self.pos + 1));
@@ -306,6 +319,12 @@ mod tests {
     }
 
     #[test]
+    fn nesting_up_to_the_limit_parses() {
+        let nested = format!("{}jobname==Nightly{}", "(".repeat(MAX_DEPTH), ")".repeat(MAX_DEPTH));
+        assert_eq!(select(&nested), vec![0, 1]);
+    }
+
+    #[test]
     fn malformed_filters_are_rejected_with_a_reason() {
         let s = schema();
         for (bad, says) in [
@@ -317,6 +336,8 @@ mod tests {
             ("jobname==\"open", "Unterminated"),
             ("jobname==a;", "Expected a field"),
             ("jobname==a)", "Unexpected ')'"),
+            (format!("{}jobname==a{}", "(".repeat(MAX_DEPTH + 1), ")".repeat(MAX_DEPTH + 1)).as_str(), "deeper than"),
+            ("(".repeat(100_000).as_str(), "deeper than"),
         ] {
             let err = parse(bad, &s).expect_err(bad);
             assert!(err.contains(says), "{bad}: {err}");
