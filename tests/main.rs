@@ -14,6 +14,8 @@ mod distributed;
 mod errors;
 #[path = "suite/faults.rs"]
 mod faults;
+#[path = "suite/hostile.rs"]
+mod hostile;
 #[path = "suite/query.rs"]
 mod query;
 #[path = "suite/representations.rs"]

@@ -64,14 +64,20 @@ impl MigrationTrait for Migration {
             )
             .await?;
         m.create_index(
-            Index::create().name(ACTIVE_INDEX).table(JobSessions::Table).col(JobSessions::ActiveJobId).unique().to_owned(),
+            Index::create()
+                .name(ACTIVE_INDEX)
+                .table(JobSessions::Table)
+                .col(JobSessions::ActiveJobId)
+                .unique()
+                .to_owned(),
         )
         .await
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
         m.drop_index(Index::drop().name(ACTIVE_INDEX).table(JobSessions::Table).to_owned()).await?;
-        m.alter_table(Table::alter().table(JobSessions::Table).drop_column(JobSessions::ActiveJobId).to_owned()).await?;
+        m.alter_table(Table::alter().table(JobSessions::Table).drop_column(JobSessions::ActiveJobId).to_owned())
+            .await?;
         m.drop_table(Table::drop().table(LogonSessions::Table).to_owned()).await?;
         m.create_table(logon_sessions(string_uniq(LogonSessions::Token))).await
     }

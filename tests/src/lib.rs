@@ -49,6 +49,14 @@ pub async fn fresh_pg_database() -> String {
     format!("{base}/{name}")
 }
 
+/// Drops a database made by `fresh_pg_database` (tests that do not use `TestApp`).
+pub async fn drop_pg_database(url: &str) {
+    let name = url.rsplit('/').next().expect("name");
+    if let Ok(admin) = Database::connect(&pg_admin_url()).await {
+        let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+    }
+}
+
 /// The jobs every test can start.
 const JOBS: &str = r#"
 [[job]]
@@ -65,6 +73,11 @@ name = "Broken"
 command = ["sh", "-c", "echo broken >&2; exit 3"]
 
 [[job]]
+name = "Counter"
+description = "ignores SIGTERM but writes a line to terms.log for each one it gets"
+command = ["sh", "-c", "trap 'echo term >> terms.log' TERM; while true; do sleep 0.05; done"]
+
+[[job]]
 name = "Stubborn"
 type = "BackupCopy"
 command = ["sh", "-c", "trap '' TERM; sleep 300"]
@@ -78,6 +91,7 @@ pub struct Options {
     pub session_idle_timeout_secs: u64,
     pub relay_interval_ms: u64,
     pub public_base_url: Option<String>,
+    pub trusted_proxies: Vec<String>,
     pub heartbeat_interval_ms: u64,
 }
 
@@ -90,6 +104,7 @@ impl Default for Options {
             session_idle_timeout_secs: 900,
             relay_interval_ms: 200,
             public_base_url: None,
+            trusted_proxies: Vec::new(),
             heartbeat_interval_ms: 200,
         }
     }
@@ -204,6 +219,7 @@ async fn settings_for(dir: &Path, options: &Options) -> ApiSettings {
         admin_password: Some(ADMIN.1.to_owned()),
         session_idle_timeout_secs: options.session_idle_timeout_secs,
         public_base_url: options.public_base_url.clone(),
+        trusted_proxies: options.trusted_proxies.clone(),
         ..ApiSettings::default()
     };
     settings.runner.runner_id = format!("embedded-{}", short_id());
@@ -277,6 +293,81 @@ pub fn kill_processes_under(dir: &Path) {
     }
 }
 
+/// The real `api` binary in embedded mode, as a process of its own (to kill it, or to measure it).
+pub struct EmbeddedServer {
+    pub dir: PathBuf,
+    pub port: u16,
+}
+
+impl Default for EmbeddedServer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EmbeddedServer {
+    pub fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("taskq-embedded-{}", short_id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        write_jobs_file(&dir);
+        Self { dir, port: free_port() }
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub async fn start(&self) -> Proc {
+        let mut command = self.command();
+        command.env("ADMIN_PASSWORD", ADMIN.1);
+        self.start_with(command).await
+    }
+
+    /// The `api` binary with this server's data directory and settings.
+    pub fn command(&self) -> Command {
+        let mut command = Command::new(binary("api"));
+        command
+            .env("DATA_DIR", self.dir.join("data"))
+            .env("PORT", self.port.to_string())
+            .env("JOBS_FILE", self.dir.join("jobs.toml"))
+            .env("RUNNER_ID", "embedded-fault-test")
+            .env("GRACE_PERIOD_MS", "3000")
+            .env("HEARTBEAT_INTERVAL_MS", "200")
+            .env_remove("DATABASE_URL")
+            .env_remove("AMQP_URL")
+            .env_remove("ADMIN_PASSWORD")
+            .current_dir(&self.dir);
+        command
+    }
+
+    pub async fn start_with(&self, command: Command) -> Proc {
+        let proc = Proc::spawn(command, &self.dir.join("api.log"));
+        let url = format!("{}/api/", self.base());
+        wait_until("the api to listen", Duration::from_secs(20), || {
+            let url = url.clone();
+            async move {
+                std::net::TcpStream::connect(
+                    url.trim_start_matches("http://").trim_end_matches("/api/"),
+                )
+                .is_ok()
+            }
+        })
+        .await;
+        assert_eq!(http::request("GET", &url, &[]).await.status, 200);
+        proc
+    }
+
+    pub async fn db(&self) -> sea_orm::DatabaseConnection {
+        sea_orm::Database::connect(format!("sqlite://{}/data/taskq.sqlite", self.dir.display())).await.expect("sqlite")
+    }
+}
+
+impl Drop for EmbeddedServer {
+    fn drop(&mut self) {
+        kill_processes_under(&self.dir);
+    }
+}
+
 /// A binary of this workspace, built next to the test binary (`cargo build --workspace`).
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
@@ -296,6 +387,19 @@ impl Proc {
         let err = out.try_clone().expect("log file");
         let child = command.stdin(Stdio::null()).stdout(out).stderr(err).spawn().expect("spawn");
         Self { child }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// SIGSTOP: the process is paused (as by a debugger, or a VM stall) until `resume`.
+    pub fn pause(&self) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), nix::sys::signal::Signal::SIGSTOP);
+    }
+
+    pub fn resume(&self) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), nix::sys::signal::Signal::SIGCONT);
     }
 
     /// SIGKILL, as a crash would.

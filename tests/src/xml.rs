@@ -70,3 +70,44 @@ pub fn root_namespace(xml: &str) -> Option<String> {
         }
     }
 }
+
+/// Checks that `xml` is a well-formed document: one root, matching tags, valid escapes, and no
+/// character that XML 1.0 forbids.
+pub fn well_formed(xml: &str) -> Result<(), String> {
+    if let Some(bad) =
+        xml.chars().find(|&c| !(matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && c != '\u{FFFE}' && c != '\u{FFFF}')))
+    {
+        return Err(format!("forbidden character U+{:04X}", u32::from(bad)));
+    }
+    let mut reader = Reader::from_str(xml);
+    reader.config_mut().check_end_names = true;
+    let (mut depth, mut roots) = (0usize, 0usize);
+    loop {
+        match reader.read_event().map_err(|e| e.to_string())? {
+            Event::Start(e) => {
+                roots += usize::from(depth == 0);
+                depth += 1;
+                for attr in e.attributes() {
+                    attr.map_err(|e| e.to_string())?.unescape_value().map_err(|e| e.to_string())?;
+                }
+            }
+            Event::Empty(e) => {
+                roots += usize::from(depth == 0);
+                for attr in e.attributes() {
+                    attr.map_err(|e| e.to_string())?.unescape_value().map_err(|e| e.to_string())?;
+                }
+            }
+            Event::End(_) => depth = depth.checked_sub(1).ok_or("unbalanced end tag")?,
+            Event::Text(t) => {
+                t.decode().map_err(|e| e.to_string())?;
+                quick_xml::escape::unescape(&String::from_utf8_lossy(&t)).map_err(|e| e.to_string())?;
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    match (depth, roots) {
+        (0, 1) => Ok(()),
+        _ => Err(format!("{roots} root element(s), {depth} left open")),
+    }
+}

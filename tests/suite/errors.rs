@@ -107,31 +107,53 @@ async fn paths_and_parameters_are_matched_case_insensitively(mode: Mode) {
     assert_eq!(session.call("GET", "/api/LogonSessions/", JSON).await.status, 200);
 }
 
-async fn hrefs_follow_the_request_host_or_the_configured_public_base_url(mode: Mode) {
+async fn links_ignore_host_and_forwarded_headers_unless_from_a_trusted_proxy(mode: Mode) {
     let app = TestApp::in_mode(mode, Options::default()).await;
     let session = app.logon().await;
-    let port = app.base.rsplit(':').next().expect("port");
-    let headers = [("X-RestSvcSessionId", session.token.as_str()), ("Accept", JSON), ("Host", "em.example:9398")];
-    let resp = request("GET", &format!("{}/api/jobs", app.base), &headers).await;
+    let own = format!("{}/api/", app.base);
+    let token = session.token.as_str();
+    for spoof in [
+        ("Host", "evil.example:9398"),
+        ("X-Forwarded-Host", "evil.example"),
+        ("Forwarded", "host=evil.example;proto=https"),
+        ("X-Forwarded-Proto", "https"),
+    ] {
+        let headers = [("X-RestSvcSessionId", token), ("Accept", JSON), spoof];
+        let jobs = request("GET", &format!("{}/api/jobs", app.base), &headers).await;
+        let href = jobs.json()["Refs"][0]["Href"].as_str().expect("href").to_owned();
+        assert!(href.starts_with(&own), "{spoof:?} shaped a link: {href}");
+        let task =
+            request("POST", &format!("{}/api/jobs/{}?action=start", app.base, app.job_id("Quick").await), &headers)
+                .await;
+        assert_eq!(task.status, 202, "{}", task.body);
+        assert!(
+            task.header("location").expect("location").starts_with(&own),
+            "{spoof:?}: {:?}",
+            task.header("location")
+        );
+    }
+
+    // Behind a configured proxy its forwarded headers are believed, and only then.
+    let proxied = TestApp::spawn(Options { trusted_proxies: vec!["127.0.0.0/8".into()], ..Options::default() }).await;
+    let session = proxied.logon().await;
+    let headers = [
+        ("X-RestSvcSessionId", session.token.as_str()),
+        ("Accept", JSON),
+        ("X-Forwarded-Host", "em.example.com:9398"),
+        ("X-Forwarded-Proto", "https"),
+    ];
+    let jobs = request("GET", &format!("{}/api/jobs", proxied.base), &headers).await;
     assert!(
-        resp.json()["Refs"][0]["Href"].as_str().expect("href").starts_with("http://em.example:9398/api/jobs/"),
+        jobs.json()["Refs"][0]["Href"].as_str().expect("href").starts_with("https://em.example.com:9398/api/jobs/"),
         "{}",
-        resp.body
-    );
-    assert!(
-        session.get_json("/api/jobs").await["Refs"][0]["Href"]
-            .as_str()
-            .expect("href")
-            .starts_with(&format!("http://127.0.0.1:{port}/api/"))
+        jobs.body
     );
 
-    let proxied = TestApp::spawn(tests::Options {
-        public_base_url: Some("https://em.example.com:9398/".into()),
-        ..Default::default()
-    })
-    .await;
-    let session = proxied.logon().await;
-    let task = session.act(&format!("/api/jobs/{}?action=start", proxied.job_id("Quick").await)).await;
+    let configured =
+        TestApp::spawn(Options { public_base_url: Some("https://em.example.com:9398/".into()), ..Default::default() })
+            .await;
+    let session = configured.logon().await;
+    let task = session.act(&format!("/api/jobs/{}?action=start", configured.job_id("Quick").await)).await;
     assert!(task["Href"].as_str().expect("href").starts_with("https://em.example.com:9398/api/tasks/task-"), "{task}");
 }
 
@@ -141,5 +163,5 @@ in_both_modes!(
     an_accept_that_allows_neither_xml_nor_json_is_406,
     bad_actions_and_methods_get_400_and_405_and_create_nothing,
     paths_and_parameters_are_matched_case_insensitively,
-    hrefs_follow_the_request_host_or_the_configured_public_base_url,
+    links_ignore_host_and_forwarded_headers_unless_from_a_trusted_proxy,
 );

@@ -1,77 +1,7 @@
 //! Crash points in embedded mode, with the real `api` binary killed with SIGKILL.
 
-use std::process::Command;
 use std::time::Duration;
-use tests::http::request;
-use tests::{ADMIN, Proc, Session, binary, free_port, live_members, short_id, wait_until, write_jobs_file};
-
-struct Embedded {
-    dir: std::path::PathBuf,
-    port: u16,
-}
-
-impl Embedded {
-    fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!("taskq-embedded-{}", short_id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        write_jobs_file(&dir);
-        Self { dir, port: free_port() }
-    }
-
-    fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    async fn start(&self) -> Proc {
-        let mut command = self.command();
-        command.env("ADMIN_PASSWORD", ADMIN.1);
-        self.start_with(command).await
-    }
-
-    /// The `api` binary with this server's data directory and settings.
-    fn command(&self) -> Command {
-        let mut command = Command::new(binary("api"));
-        command
-            .env("DATA_DIR", self.dir.join("data"))
-            .env("PORT", self.port.to_string())
-            .env("JOBS_FILE", self.dir.join("jobs.toml"))
-            .env("RUNNER_ID", "embedded-fault-test")
-            .env("GRACE_PERIOD_MS", "3000")
-            .env("HEARTBEAT_INTERVAL_MS", "200")
-            .env_remove("DATABASE_URL")
-            .env_remove("AMQP_URL")
-            .env_remove("ADMIN_PASSWORD")
-            .current_dir(&self.dir);
-        command
-    }
-
-    async fn start_with(&self, command: Command) -> Proc {
-        let proc = Proc::spawn(command, &self.dir.join("api.log"));
-        let url = format!("{}/api/", self.base());
-        wait_until("the api to listen", Duration::from_secs(20), || {
-            let url = url.clone();
-            async move {
-                std::net::TcpStream::connect(
-                    url.trim_start_matches("http://").trim_end_matches("/api/"),
-                )
-                .is_ok()
-            }
-        })
-        .await;
-        assert_eq!(request("GET", &url, &[]).await.status, 200);
-        proc
-    }
-
-    async fn db(&self) -> sea_orm::DatabaseConnection {
-        sea_orm::Database::connect(format!("sqlite://{}/data/taskq.sqlite", self.dir.display())).await.expect("sqlite")
-    }
-}
-
-impl Drop for Embedded {
-    fn drop(&mut self) {
-        tests::kill_processes_under(&self.dir);
-    }
-}
+use tests::{ADMIN, EmbeddedServer as Embedded, Session, live_members};
 
 #[actix_web::test]
 async fn an_embedded_server_killed_mid_stop_re_adopts_its_processes_and_finishes_after_restart() {

@@ -92,8 +92,7 @@ fn find_program(program: &str, working_dir: &Path) -> std::io::Result<()> {
     let found = if program.contains('/') {
         working_dir.join(program).is_file()
     } else {
-        std::env::var_os("PATH")
-            .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+        std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
     };
     if found {
         Ok(())

@@ -45,7 +45,13 @@ pub struct Runner {
 impl Runner {
     pub fn new(db: DatabaseConnection, broker: Arc<dyn Broker>, settings: &RunnerSettings) -> Self {
         let lease = Arc::new(Lease::new(settings.runner_deadline() / 2));
-        let ctx = Ctx { db, runner_id: settings.runner_id.clone(), grace: settings.grace_period(), lease };
+        let ctx = Ctx {
+            db,
+            runner_id: settings.runner_id.clone(),
+            grace: settings.grace_period(),
+            lease,
+            stops: Arc::default(),
+        };
         Self { ctx, broker, heartbeat_interval: settings.heartbeat_interval(), in_flight: Arc::default() }
     }
 

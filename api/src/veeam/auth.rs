@@ -11,8 +11,8 @@
 use super::error::VeeamError;
 use crate::origin;
 use crate::state::AppState;
-use actix_web::http::Method;
 use actix_web::dev::Payload;
+use actix_web::http::Method;
 use actix_web::{FromRequest, HttpRequest, web};
 use entity::store::{logons, users};
 use entity::{logon_session, user};
@@ -30,7 +30,8 @@ impl FromRequest for Caller {
     type Future = LocalBoxFuture<'static, Result<Self, VeeamError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let header = req.headers().get(TOKEN).and_then(|v| v.to_str().ok()).map(str::to_owned).filter(|t| !t.is_empty());
+        let header =
+            req.headers().get(TOKEN).and_then(|v| v.to_str().ok()).map(str::to_owned).filter(|t| !t.is_empty());
         let cookie = req.cookie(TOKEN).map(|c| c.value().to_owned()).filter(|t| !t.is_empty());
         let forged = header.is_none()
             && cookie.is_some()
@@ -49,9 +50,10 @@ impl FromRequest for Caller {
                 )
             })?;
             let idle_since = entity::store::now() - state.session_idle_timeout;
-            let logon = logons::authenticate(&state.db, &crate::passwords::token_hash(&token), idle_since).await?.ok_or_else(|| {
-                VeeamError::Unauthorized("The session has expired or does not exist. Log on again.".into())
-            })?;
+            let logon =
+                logons::authenticate(&state.db, &crate::passwords::token_hash(&token), idle_since).await?.ok_or_else(
+                    || VeeamError::Unauthorized("The session has expired or does not exist. Log on again.".into()),
+                )?;
             let user = users::find(&state.db, logon.user_id)
                 .await?
                 .ok_or_else(|| VeeamError::Unauthorized("The session's user no longer exists.".into()))?;

@@ -22,7 +22,9 @@ pub enum VeeamError {
     #[error("Access denied.")]
     Forbidden,
     /// A state-changing request from another site, authenticated by the session cookie alone.
-    #[error("Cross-site requests authenticated only by the session cookie are refused; send the X-RestSvcSessionId header.")]
+    #[error(
+        "Cross-site requests authenticated only by the session cookie are refused; send the X-RestSvcSessionId header."
+    )]
     CrossSite,
     /// Too many failed logons for this user name or from this address lately.
     #[error("Too many failed logon attempts. Retry after {} seconds.", .0.as_secs() + 1)]
@@ -56,9 +58,24 @@ impl From<sea_orm::DbErr> for VeeamError {
         if database_unreachable(&err) {
             tracing::warn!(%err, "database unavailable");
             VeeamError::Unavailable
+        } else if unstorable_input(&err) {
+            VeeamError::BadRequest("The request holds characters that cannot be stored or searched for.".into())
         } else {
             VeeamError::internal(err)
         }
+    }
+}
+
+/// The database refused a client's string (PostgreSQL cannot hold a NUL character, for one):
+/// the request is wrong, not the server.
+fn unstorable_input(err: &sea_orm::DbErr) -> bool {
+    use sea_orm::sqlx::Error as Sqlx;
+    use sea_orm::{DbErr, RuntimeErr};
+    match err {
+        DbErr::Query(RuntimeErr::SqlxError(e)) | DbErr::Exec(RuntimeErr::SqlxError(e)) => {
+            matches!(&**e, Sqlx::Database(db) if db.code().is_some_and(|code| code == "22021" || code == "22P05"))
+        }
+        _ => false,
     }
 }
 

@@ -11,7 +11,9 @@ use entity::store::{jobs, sessions};
 use entity::{Operation, job};
 
 async fn find(state: &AppState, id: &str) -> Result<job::Model, VeeamError> {
-    jobs::find(&state.db, id).await?.ok_or_else(|| VeeamError::NotFound(format!("There is no job with id [{id}].")))
+    let not_found = || VeeamError::NotFound(format!("There is no job with id [{id}]."));
+    let id = super::canonical_uuid(id).ok_or_else(not_found)?;
+    jobs::find(&state.db, id).await?.ok_or_else(not_found)
 }
 
 pub async fn list_jobs(

@@ -11,9 +11,9 @@ use entity::store::sessions;
 use entity::{Operation, job_session};
 
 async fn find(state: &AppState, id: &str) -> Result<job_session::Model, VeeamError> {
-    sessions::find(&state.db, id)
-        .await?
-        .ok_or_else(|| VeeamError::NotFound(format!("There is no backup job session with id [{id}].")))
+    let not_found = || VeeamError::NotFound(format!("There is no backup job session with id [{id}]."));
+    let id = super::canonical_uuid(id).ok_or_else(not_found)?;
+    sessions::find(&state.db, id).await?.ok_or_else(not_found)
 }
 
 pub async fn list_sessions(

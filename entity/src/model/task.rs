@@ -60,7 +60,19 @@ mod tests {
     fn only_the_canonical_spelling_of_a_task_id_resolves() {
         assert_eq!(Model::parse_public_id("task-6"), Some(6));
         assert_eq!(Model::parse_public_id("TASK-2147483647"), Some(i32::MAX));
-        for other in ["task-+6", "task-006", "task-0", "task--6", "task- 6", "task-6 ", "task-", "task-2147483648", "6", "task-٣", "tâsk-1"] {
+        for other in [
+            "task-+6",
+            "task-006",
+            "task-0",
+            "task--6",
+            "task- 6",
+            "task-6 ",
+            "task-",
+            "task-2147483648",
+            "6",
+            "task-٣",
+            "tâsk-1",
+        ] {
             assert_eq!(Model::parse_public_id(other), None, "{other}");
         }
     }

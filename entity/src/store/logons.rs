@@ -30,7 +30,8 @@ pub async fn authenticate(
     token_hash: &str,
     idle_since: DateTime<Utc>,
 ) -> Result<Option<logon_session::Model>, DbErr> {
-    let Some(session) = logon_session::Entity::find().filter(logon_session::Column::TokenHash.eq(token_hash)).one(db).await?
+    let Some(session) =
+        logon_session::Entity::find().filter(logon_session::Column::TokenHash.eq(token_hash)).one(db).await?
     else {
         return Ok(None);
     };

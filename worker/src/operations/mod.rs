@@ -3,6 +3,7 @@
 //!
 //! `watch` follows a session's process group until it ends and records how it ended.
 
+mod flights;
 mod start_job;
 mod stop_job;
 mod stop_session;
@@ -27,6 +28,8 @@ pub struct Ctx {
     pub runner_id: String,
     pub grace: Duration,
     pub lease: Arc<Lease>,
+    /// The stop in flight for each session being stopped (see `flights`).
+    pub stops: Arc<flights::Flights<stop_session::StopReport>>,
 }
 
 /// Why an operation produced no outcome, and what the runner does next.
@@ -48,33 +51,36 @@ impl From<TransitionError> for OpError {
 
 impl Ctx {
     /// Call before every side effect: returns at once while the lease is held; otherwise waits
-    /// until it is renewed, then lets the operation go on only if `task` is still this runner's
-    /// current attempt (see `lease`).
-    pub async fn guard(&self, task: &task::Model) -> Result<(), OpError> {
+    /// until it is renewed, then lets the operation go on only if one of `on_behalf_of` is still
+    /// this runner's current attempt of that task (see `lease`).
+    pub async fn guard(&self, on_behalf_of: &[task::Model]) -> Result<(), OpError> {
         if self.lease.held() {
             return Ok(());
         }
-        tracing::warn!(task = task.id, "the runner's lease lapsed: standing down until it is renewed");
+        let ids: Vec<i32> = on_behalf_of.iter().map(|t| t.id).collect();
+        tracing::warn!(tasks = ?ids, "the runner's lease lapsed: standing down until it is renewed");
         self.lease.renewed().await;
-        let current = loop {
-            match tasks::get(&self.db, task.id).await {
-                Ok(current) => break current,
-                Err(err) => {
-                    tracing::warn!(task = task.id, %err, "cannot read the task back; retrying");
-                    tokio::time::sleep(POLL * 5).await;
+        for task in on_behalf_of {
+            let current = loop {
+                match tasks::get(&self.db, task.id).await {
+                    Ok(current) => break current,
+                    Err(err) => {
+                        tracing::warn!(task = task.id, %err, "cannot read the task back; retrying");
+                        tokio::time::sleep(POLL * 5).await;
+                    }
                 }
+            };
+            if current.is_some_and(|t| {
+                t.state == TaskState::Running
+                    && t.attempt == task.attempt
+                    && t.runner_id.as_deref() == Some(&self.runner_id)
+            }) {
+                tracing::info!(task = task.id, "lease renewed and the task is still ours: going on");
+                return Ok(());
             }
-        };
-        let still_ours = current.is_some_and(|t| {
-            t.state == TaskState::Running && t.attempt == task.attempt && t.runner_id.as_deref() == Some(&self.runner_id)
-        });
-        if still_ours {
-            tracing::info!(task = task.id, "lease renewed and the task is still ours: going on");
-            Ok(())
-        } else {
-            tracing::warn!(task = task.id, "lease renewed, but the task was finished or re-assigned meanwhile");
-            Err(OpError::StandDown)
         }
+        tracing::warn!(tasks = ?ids, "lease renewed, but the tasks were finished or re-assigned meanwhile");
+        Err(OpError::StandDown)
     }
 }
 

@@ -41,7 +41,7 @@ pub async fn run(ctx: &Ctx, task: &task::Model, cancel: &CancellationToken) -> R
         },
     };
 
-    ctx.guard(task).await?;
+    ctx.guard(std::slice::from_ref(task)).await?;
     let working_dir = Path::new(&job.working_dir);
     let log = working_dir.join(format!("{}.log", session.id));
     let gated = match process::spawn_gated(&job.argv(), working_dir, &log) {
@@ -63,7 +63,7 @@ pub async fn run(ctx: &Ctx, task: &task::Model, cancel: &CancellationToken) -> R
         gated.abort().await;
         return Err(err.into());
     }
-    if let Err(err) = ctx.guard(task).await {
+    if let Err(err) = ctx.guard(std::slice::from_ref(task)).await {
         gated.abort().await;
         record_end(ctx, &session.id, super::Ended::Unknown("its runner lost its lease before the command ran".into()))
             .await;

@@ -1,10 +1,15 @@
 //! StopJobSession: SIGTERM to the session's process group, SIGKILL after the grace period,
 //! then the session is recorded Stopped.
 //!
-//! Safe points for cancellation: before SIGTERM (nothing is done), and while waiting out the
-//! grace period (SIGKILL is not sent; the session goes back to Working if its processes
-//! survived). Once SIGKILL is sent, the stop completes.
+//! One stop per session at a time: every stop task of a session joins the session's stop flight
+//! (`flights`), which performs the stop once, and all of them report its one outcome.
+//!
+//! Safe points for abandoning (when the last task of the flight is cancelled): before SIGTERM
+//! (nothing is done), and while waiting out the grace period (SIGKILL is not sent; the session
+//! goes back to Working if its processes survived). Once SIGKILL is sent, the stop completes.
+//! Before each signal the flight checks the runner's lease (`Ctx::guard`).
 
+use super::flights::{Flight, Landing};
 use super::{Ctx, Ended, OpError, POLL, cancelled_before_start, record_end};
 use crate::process::{self, SIGKILL, SIGTERM};
 use entity::job_session;
@@ -12,11 +17,27 @@ use entity::state::{Outcome, SessionEvent, TransitionError};
 use entity::store::sessions;
 use entity::{SessionState, task};
 use sea_orm::DbErr;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// How long to wait for a SIGKILLed group to vanish before reporting it.
 const KILL_WAIT: Duration = Duration::from_secs(10);
+
+/// What a stop flight did.
+#[derive(Clone, Debug)]
+pub enum StopReport {
+    /// The session was Stopped before the flight began.
+    AlreadyStopped,
+    /// Abandoned before anything was sent.
+    NotStarted,
+    /// The session is Stopped now; how its processes ended.
+    Stopped(String),
+    /// Abandoned in the grace period: no SIGKILL; processes still alive, and the session's state.
+    Abandoned { alive: usize, state: SessionState },
+    /// Processes that outlived SIGKILL.
+    Survived(Vec<i32>),
+}
 
 pub async fn run(ctx: &Ctx, task: &task::Model, cancel: &CancellationToken) -> Result<Outcome, OpError> {
     match sessions::find(&ctx.db, &task.target_id).await? {
@@ -25,10 +46,12 @@ pub async fn run(ctx: &Ctx, task: &task::Model, cancel: &CancellationToken) -> R
     }
 }
 
+/// Joins (or starts) the session's stop flight and reports its outcome. A cancelled task leaves
+/// the flight; if it was the last one there, it waits for the flight to abandon and reports that.
 pub async fn stop(
     ctx: &Ctx,
     task: &task::Model,
-    mut session: job_session::Model,
+    session: job_session::Model,
     cancel: &CancellationToken,
 ) -> Result<Outcome, OpError> {
     let name = session.name.clone();
@@ -38,20 +61,65 @@ pub async fn stop(
             session.runner_id
         )));
     }
+    if cancel.is_cancelled() && session.state != SessionState::Stopped {
+        return Ok(cancelled_before_start());
+    }
+    let driver = ctx.clone();
+    let session_id = session.id.clone();
+    let flight = ctx.stops.join(&session.id, task, move |flight| async move {
+        match drive(&driver, &session_id, &flight).await {
+            Ok(report) => Landing::Done(report),
+            Err(OpError::Db(err)) => Landing::Failed(err.to_string()),
+            Err(OpError::StandDown) => Landing::StandDown,
+        }
+    });
+    let landing = tokio::select! {
+        landing = flight.landing() => landing,
+        _ = cancel.cancelled() => {
+            if !ctx.stops.leave(&flight, task.id) {
+                return Ok(Outcome::failure(format!(
+                    "Task cancelled: the stop of Job Session \"{name}\" goes on for another stop task."
+                ))
+                .with_session(session.id));
+            }
+            flight.landing().await
+        }
+    };
+    match landing {
+        Landing::Done(report) => Ok(outcome(&name, &session.id, report)),
+        Landing::Failed(err) => Err(DbErr::Custom(err).into()),
+        Landing::StandDown => Err(OpError::StandDown),
+    }
+}
+
+fn outcome(name: &str, session_id: &str, report: StopReport) -> Outcome {
+    let outcome = match report {
+        StopReport::AlreadyStopped => Outcome::success(format!("Job Session \"{name}\" is already stopped.")),
+        StopReport::NotStarted => cancelled_before_start(),
+        StopReport::Stopped(how) => Outcome::success(format!("Job Session \"{name}\" stopped: {how}.")),
+        StopReport::Abandoned { alive, state } => Outcome::failure(format!(
+            "Task cancelled: the stop of Job Session \"{name}\" was abandoned after SIGTERM without SIGKILL; {alive} process(es) still running, session is {state}."
+        )),
+        StopReport::Survived(pids) => {
+            Outcome::failure(format!("Job Session \"{name}\": processes {pids:?} survived SIGKILL."))
+        }
+    };
+    outcome.with_session(session_id)
+}
+
+/// The stop itself, run once per flight.
+async fn drive(ctx: &Ctx, session_id: &str, flight: &Arc<Flight<StopReport>>) -> Result<StopReport, OpError> {
+    let abandon = flight.abandon_token();
+    let mut session =
+        sessions::find(&ctx.db, session_id).await?.ok_or_else(|| DbErr::RecordNotFound(session_id.into()))?;
     loop {
         match session.state {
-            SessionState::Stopped => {
-                return Ok(
-                    Outcome::success(format!("Job Session \"{name}\" is already stopped.")).with_session(session.id)
-                );
-            }
+            SessionState::Stopped => return Ok(StopReport::AlreadyStopped),
             SessionState::Stopping => break,
-            SessionState::Starting | SessionState::Working if cancel.is_cancelled() => {
-                return Ok(cancelled_before_start());
+            SessionState::Starting | SessionState::Working if abandon.is_cancelled() => {
+                return Ok(StopReport::NotStarted);
             }
-            SessionState::Starting => {
-                tokio::time::sleep(POLL).await;
-            }
+            SessionState::Starting => tokio::time::sleep(POLL).await,
             SessionState::Working => match sessions::transition(&ctx.db, &session, SessionEvent::StopRequested).await {
                 Ok(next) => {
                     session = next;
@@ -61,17 +129,14 @@ pub async fn stop(
                 Err(TransitionError::Db(err)) => return Err(DbErr::Custom(err.0).into()),
             },
         }
-        session =
-            sessions::find(&ctx.db, &session.id).await?.ok_or_else(|| DbErr::RecordNotFound(session.id.clone()))?;
+        session = sessions::find(&ctx.db, session_id).await?.ok_or_else(|| DbErr::RecordNotFound(session_id.into()))?;
     }
     let Some(pgid) = session.pid else {
         record_end(ctx, &session.id, Ended::Stopped("it had no process".into())).await;
-        return Ok(
-            Outcome::success(format!("Job Session \"{name}\" stopped: it had no process.")).with_session(session.id)
-        );
+        return Ok(StopReport::Stopped("it had no process".into()));
     };
 
-    ctx.guard(task).await?;
+    ctx.guard(&flight.members()).await?;
     let sent = process::signal_group(pgid, SIGTERM).unwrap_or(false);
     tracing::info!(session = %session.id, pgid, sent, "SIGTERM sent");
     let deadline = tokio::time::Instant::now() + ctx.grace;
@@ -80,12 +145,12 @@ pub async fn stop(
             break if sent { "its processes exited after SIGTERM" } else { "its processes had already exited" }
                 .to_owned();
         }
-        if cancel.is_cancelled() {
-            return Ok(abandon(ctx, &session, pgid).await);
+        if abandon.is_cancelled() {
+            return Ok(give_up(ctx, &session, pgid).await);
         }
         if tokio::time::Instant::now() >= deadline {
-            if let Err(err) = ctx.guard(task).await {
-                abandon(ctx, &session, pgid).await;
+            if let Err(err) = ctx.guard(&flight.members()).await {
+                give_up(ctx, &session, pgid).await;
                 return Err(err);
             }
             let _ = process::signal_group(pgid, SIGKILL);
@@ -95,11 +160,7 @@ pub async fn stop(
                 tokio::time::sleep(POLL).await;
             }
             if process::group_alive(pgid) {
-                return Ok(Outcome::failure(format!(
-                    "Job Session \"{name}\": processes {:?} survived SIGKILL.",
-                    process::group_members(pgid)
-                ))
-                .with_session(session.id));
+                return Ok(StopReport::Survived(process::group_members(pgid)));
             }
             break format!(
                 "its processes ignored SIGTERM for {} ms and were killed with SIGKILL",
@@ -109,19 +170,14 @@ pub async fn stop(
         tokio::time::sleep(POLL).await;
     };
     record_end(ctx, &session.id, Ended::Stopped(how.clone())).await;
-    Ok(Outcome::success(format!("Job Session \"{name}\" stopped: {how}.")).with_session(session.id))
+    Ok(StopReport::Stopped(how))
 }
 
-/// Cancellation during the grace period: no SIGKILL, and the session reports its true state.
-async fn abandon(ctx: &Ctx, session: &job_session::Model, pgid: i32) -> Outcome {
+/// Abandoning in the grace period: no SIGKILL, and the session reports its true state.
+async fn give_up(ctx: &Ctx, session: &job_session::Model, pgid: i32) -> StopReport {
     let state = match sessions::transition(&ctx.db, session, SessionEvent::StopAbandoned).await {
         Ok(next) => next.state,
         Err(_) => sessions::find(&ctx.db, &session.id).await.ok().flatten().map_or(session.state, |s| s.state),
     };
-    let alive = process::group_members(pgid).len();
-    Outcome::failure(format!(
-        "Task cancelled: the stop of Job Session \"{}\" was abandoned after SIGTERM without SIGKILL; {alive} process(es) still running, session is {state}.",
-        session.name
-    ))
-    .with_session(session.id.clone())
+    StopReport::Abandoned { alive: process::group_members(pgid).len(), state }
 }
