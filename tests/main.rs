@@ -18,6 +18,8 @@ mod faults;
 mod hostile;
 #[path = "suite/query.rs"]
 mod query;
+#[path = "suite/races.rs"]
+mod races;
 #[path = "suite/representations.rs"]
 mod representations;
 #[path = "suite/shared_services.rs"]

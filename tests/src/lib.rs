@@ -8,6 +8,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 pub mod http;
+pub mod proxy;
 pub mod xml;
 
 use api::settings::ApiSettings;
@@ -93,6 +94,9 @@ pub struct Options {
     pub public_base_url: Option<String>,
     pub trusted_proxies: Vec<String>,
     pub heartbeat_interval_ms: u64,
+    /// The AMQP URL of the api (e.g. through a proxy); runners always use the real broker.
+    pub api_amqp_url: Option<String>,
+    pub amqp_heartbeat_secs: u16,
 }
 
 impl Default for Options {
@@ -106,6 +110,8 @@ impl Default for Options {
             public_base_url: None,
             trusted_proxies: Vec::new(),
             heartbeat_interval_ms: 200,
+            api_amqp_url: None,
+            amqp_heartbeat_secs: 10,
         }
     }
 }
@@ -179,11 +185,17 @@ impl TestApp {
 
     /// A `worker` process with this runner identity, sharing the test's database and queues.
     pub fn start_worker(&self, runner_id: &str) -> Proc {
+        self.start_worker_with(runner_id, &[])
+    }
+
+    /// `start_worker` with extra environment variables.
+    pub fn start_worker_with(&self, runner_id: &str, env: &[(&str, &str)]) -> Proc {
         self.runner_ids.lock().expect("lock").push(runner_id.to_owned());
         let mut command = Command::new(binary("worker"));
         command
             .env("DATABASE_URL", self.settings.database_url.as_deref().expect("distributed test"))
-            .env("AMQP_URL", self.settings.amqp_url.as_deref().expect("distributed test"))
+            .env("AMQP_URL", amqp_url())
+            .env("AMQP_HEARTBEAT_SECS", self.settings.runner.amqp_heartbeat_secs.to_string())
             .env("RUNNER_ID", runner_id)
             .env("QUEUE_PREFIX", &self.settings.runner.queue_prefix)
             .env("GRACE_PERIOD_MS", self.settings.runner.grace_period_ms.to_string())
@@ -191,6 +203,7 @@ impl TestApp {
             .env("RUNNER_DEADLINE_MS", self.settings.runner.runner_deadline_ms.to_string())
             .env("RELAY_INTERVAL_MS", self.settings.runner.relay_interval_ms.to_string())
             .env("QUEUE_EXPIRES_MS", QUEUE_EXPIRES_MS.to_string())
+            .envs(env.iter().copied())
             .current_dir(&self.dir);
         Proc::spawn(command, &self.dir.join(format!("worker-{runner_id}.log")))
     }
@@ -227,12 +240,13 @@ async fn settings_for(dir: &Path, options: &Options) -> ApiSettings {
     settings.runner.runner_deadline_ms = options.runner_deadline_ms;
     settings.runner.relay_interval_ms = options.relay_interval_ms;
     settings.runner.heartbeat_interval_ms = options.heartbeat_interval_ms;
+    settings.runner.amqp_heartbeat_secs = options.amqp_heartbeat_secs;
     settings.runner.queue_prefix = format!("test-{}", short_id());
     // A safety net for tests that die before their clean-up: RabbitMQ drops idle queues.
     settings.runner.queue_expires_ms = Some(QUEUE_EXPIRES_MS);
     if options.distributed {
         settings.database_url = Some(fresh_pg_database().await);
-        settings.amqp_url = Some(amqp_url());
+        settings.amqp_url = Some(options.api_amqp_url.clone().unwrap_or_else(amqp_url));
     }
     settings
 }
@@ -400,6 +414,11 @@ impl Proc {
 
     pub fn resume(&self) {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), nix::sys::signal::Signal::SIGCONT);
+    }
+
+    /// True once the process has ended (and it is reaped).
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
     }
 
     /// SIGKILL, as a crash would.

@@ -3,18 +3,23 @@
 //! The sweeper (any process) finishes the tasks of a runner whose heartbeat is older than the
 //! runner deadline. A runner therefore treats its lease as held only for half that deadline after
 //! its last successful heartbeat, measured on its own monotonic clock (which keeps running while
-//! the process is paused). Before every side effect — spawning, signalling, recording a stop — an
-//! operation calls `Ctx::guard`: with the lease held that is one clock read; with the lease
-//! lapsed (a database outage, a paused process) the operation stands down until a heartbeat
-//! succeeds again, then goes on only if the task is still its own (Running, same attempt, this
-//! runner). So the sweeper's verdict and a late write of the runner can never both stand.
+//! the process is paused). A renewal after a lapse starts a new *epoch*: whatever the runner
+//! held in an earlier epoch may have been taken from it meanwhile.
+//!
+//! Before every side effect — spawning, signalling, recording a stop — an operation calls
+//! `Ctx::guard`: when the lease is held and its task was claimed (or last verified) in the
+//! current epoch, that is a clock read and a map lookup. Otherwise (a database outage, a paused
+//! process) the operation stands down until a heartbeat succeeds, then goes on only if the
+//! database says the task is still its own (Running, same attempt, this runner). So the
+//! sweeper's verdict and a late write of the runner can never both stand.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 pub struct Lease {
-    renewed: Mutex<Instant>,
+    /// When it was last renewed, and the epoch.
+    renewed: Mutex<(Instant, u64)>,
     valid_for: Duration,
     notify: Notify,
 }
@@ -22,18 +27,24 @@ pub struct Lease {
 impl Lease {
     /// A lease renewed now, held for `valid_for` after each renewal.
     pub fn new(valid_for: Duration) -> Self {
-        Self { renewed: Mutex::new(Instant::now()), valid_for, notify: Notify::new() }
+        Self { renewed: Mutex::new((Instant::now(), 0)), valid_for, notify: Notify::new() }
     }
 
     pub fn renew(&self) {
         if let Ok(mut renewed) = self.renewed.lock() {
-            *renewed = Instant::now();
+            let epoch = if renewed.0.elapsed() < self.valid_for { renewed.1 } else { renewed.1 + 1 };
+            *renewed = (Instant::now(), epoch);
         }
         self.notify.notify_waiters();
     }
 
     pub fn held(&self) -> bool {
-        self.renewed.lock().map(|renewed| renewed.elapsed() < self.valid_for).unwrap_or(false)
+        self.renewed.lock().map(|renewed| renewed.0.elapsed() < self.valid_for).unwrap_or(false)
+    }
+
+    /// The current epoch: it changes with each renewal that follows a lapse.
+    pub fn epoch(&self) -> u64 {
+        self.renewed.lock().map(|renewed| renewed.1).unwrap_or(u64::MAX)
     }
 
     /// Returns once the lease is held again.
@@ -56,6 +67,8 @@ mod tests {
     async fn a_lease_lapses_after_its_validity_and_is_held_again_after_a_renewal() {
         let lease = std::sync::Arc::new(Lease::new(Duration::from_millis(50)));
         assert!(lease.held());
+        lease.renew();
+        assert_eq!(lease.epoch(), 0, "a renewal in time keeps the epoch");
         std::thread::sleep(Duration::from_millis(60));
         assert!(!lease.held(), "lapsed");
         let waiter = tokio::spawn({
@@ -66,5 +79,6 @@ mod tests {
         assert!(!waiter.is_finished(), "waits while lapsed");
         lease.renew();
         tokio::time::timeout(Duration::from_secs(1), waiter).await.expect("woken").expect("join");
+        assert_eq!(lease.epoch(), 1, "a renewal after a lapse starts a new epoch");
     }
 }

@@ -14,3 +14,14 @@ pub mod process;
 pub mod runner;
 pub mod settings;
 pub mod startup;
+
+/// Fault injection for the crash tests: when the environment variable `TASKQ_CRASH_AT` names
+/// this point, the process dies here at once (abort: no destructor, no flush), as a `kill -9` at
+/// exactly this instant would leave things. Unset in production; reading it costs nothing worth
+/// measuring next to the side effect it guards.
+pub fn crash_point(name: &str) {
+    if std::env::var_os("TASKQ_CRASH_AT").is_some_and(|at| at == name) {
+        eprintln!("TASKQ_CRASH_AT={name}: crashing here");
+        std::process::abort();
+    }
+}

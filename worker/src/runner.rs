@@ -51,6 +51,7 @@ impl Runner {
             grace: settings.grace_period(),
             lease,
             stops: Arc::default(),
+            claims: Arc::default(),
         };
         Self { ctx, broker, heartbeat_interval: settings.heartbeat_interval(), in_flight: Arc::default() }
     }
@@ -70,8 +71,10 @@ impl Runner {
             }
         }
         for task in tasks::running_on(&self.ctx.db, self.id()).await? {
+            let epoch = self.ctx.lease.epoch();
             match tasks::transition(&self.ctx.db, &task, TaskEvent::Readopt { runner: self.id().to_owned() }).await {
                 Ok(task) => {
+                    self.ctx.note_claim(task.id, epoch);
                     tracing::info!(task = task.id, attempt = task.attempt, "re-adopting a task");
                     let token = self.track(task.id);
                     self.spawn_execute(task, token);
@@ -141,8 +144,12 @@ impl Runner {
         if task.state != TaskState::Queued {
             return Ok(None);
         }
+        let epoch = self.ctx.lease.epoch();
         match tasks::transition(&self.ctx.db, &task, TaskEvent::Claim { runner: self.id().to_owned() }).await {
-            Ok(task) => Ok(Some(task)),
+            Ok(task) => {
+                self.ctx.note_claim(task.id, epoch);
+                Ok(Some(task))
+            }
             Err(TransitionError::Stale { .. } | TransitionError::Illegal { .. }) => Ok(None),
             Err(TransitionError::Db(err)) => Err(DbErr::Custom(err.0)),
         }
@@ -204,6 +211,7 @@ impl Runner {
             if let Ok(mut in_flight) = this.in_flight.lock() {
                 in_flight.remove(&task.id);
             }
+            this.ctx.forget_claim(task.id);
         });
     }
 

@@ -21,8 +21,14 @@ pub struct RunnerSettings {
     pub relay_interval_ms: u64,
     /// A queued task whose message was confirmed this long ago but never claimed is published again.
     pub republish_after_ms: u64,
-    /// RabbitMQ prefetch (unacknowledged deliveries per consumer channel).
+    /// RabbitMQ prefetch of the runner's own queue (unacknowledged deliveries).
     pub prefetch: u16,
+    /// RabbitMQ prefetch of the shared queue: what one runner may hold before it claims. Kept
+    /// small, so that a runner that stalls (paused, swapping) hoards little.
+    pub shared_prefetch: u16,
+    /// AMQP heartbeat: a dead link, or a paused runner, is detected after about twice this, and
+    /// the deliveries it held go to other runners. Used unless the AMQP URL sets `heartbeat`.
+    pub amqp_heartbeat_secs: u16,
     /// Prefix of every queue and exchange name.
     pub queue_prefix: String,
     /// RabbitMQ deletes a queue unused (no consumer, no declare) for this long (`x-expires`):
@@ -41,6 +47,8 @@ impl Default for RunnerSettings {
             relay_interval_ms: 500,
             republish_after_ms: 30_000,
             prefetch: 32,
+            shared_prefetch: 1,
+            amqp_heartbeat_secs: 10,
             queue_prefix: "taskq".to_owned(),
             queue_expires_ms: None,
         }
@@ -91,6 +99,10 @@ pub struct RunnerArgs {
     pub republish_after_ms: Option<u64>,
     #[arg(long, env = "PREFETCH")]
     pub prefetch: Option<u16>,
+    #[arg(long, env = "SHARED_PREFETCH")]
+    pub shared_prefetch: Option<u16>,
+    #[arg(long, env = "AMQP_HEARTBEAT_SECS")]
+    pub amqp_heartbeat_secs: Option<u16>,
     #[arg(long, env = "QUEUE_PREFIX")]
     pub queue_prefix: Option<String>,
     #[arg(long, env = "QUEUE_EXPIRES_MS")]
@@ -119,6 +131,12 @@ impl RunnerArgs {
         }
         if let Some(v) = self.prefetch {
             settings.prefetch = v;
+        }
+        if let Some(v) = self.shared_prefetch {
+            settings.shared_prefetch = v;
+        }
+        if let Some(v) = self.amqp_heartbeat_secs {
+            settings.amqp_heartbeat_secs = v;
         }
         if let Some(v) = self.queue_prefix {
             settings.queue_prefix = v;

@@ -90,7 +90,10 @@ pub async fn delete_task(
             }
             TaskState::Running => {
                 if tasks::request_cancel(&state.db, &task).await? {
-                    state.dispatcher.publish_cancel(&task).await;
+                    // The flag in the database carries the cancel (the runner's heartbeat reads
+                    // it); the message only makes it immediate, so the answer never waits on it.
+                    let dispatcher = state.dispatcher.clone();
+                    actix_web::rt::spawn(async move { dispatcher.publish_cancel(&task).await });
                     break;
                 }
             }

@@ -13,6 +13,12 @@
 //! any error, so the next publish reconnects (the relay retries what failed). Consuming runs a
 //! loop: connect, declare the topology, set the prefetch, consume both queues; when the stream
 //! ends or errs, wait with capped backoff and do it all again.
+//!
+//! Nothing waits on the broker without a bound: connecting and each publish (up to its confirm)
+//! time out after `BROKER_TIMEOUT`, and AMQP heartbeats (`amqp_heartbeat_secs`) make both ends
+//! notice a link that silently stopped passing data, or a peer that stopped answering (a paused
+//! runner: RabbitMQ then closes its connection and hands what it held to other runners). The
+//! shared queue is consumed with a small prefetch of its own, so a stalled runner holds little.
 
 use super::{Acker, Broker, BrokerError, Delivery};
 use crate::settings::RunnerSettings;
@@ -32,11 +38,14 @@ use tokio_util::sync::CancellationToken;
 /// Deliveries past this count are dead-lettered by RabbitMQ (quorum queues count crash
 /// redeliveries too, which is what keeps a poison message from looping forever).
 const DELIVERY_LIMIT: i64 = 10;
+/// The longest a connect, or a publish up to its confirm, may take.
+const BROKER_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct AmqpBroker {
     url: String,
     prefix: String,
     prefetch: u16,
+    shared_prefetch: u16,
     expires_ms: Option<u64>,
     publisher: Mutex<Option<Publisher>>,
 }
@@ -50,9 +59,16 @@ struct Publisher {
 impl AmqpBroker {
     pub fn new(url: &str, settings: &RunnerSettings) -> Self {
         Self {
-            url: url.to_owned(),
+            url: with_default_query(
+                url,
+                &[
+                    ("heartbeat", settings.amqp_heartbeat_secs.to_string()),
+                    ("connection_timeout", BROKER_TIMEOUT.as_millis().to_string()),
+                ],
+            ),
             prefix: settings.queue_prefix.clone(),
             prefetch: settings.prefetch,
+            shared_prefetch: settings.shared_prefetch,
             expires_ms: settings.queue_expires_ms,
             publisher: Mutex::new(None),
         }
@@ -77,8 +93,13 @@ impl AmqpBroker {
         }
     }
 
-    async fn connect(&self) -> Result<Connection, lapin::Error> {
-        Connection::connect(&self.url, ConnectionProperties::default()).await
+    async fn connect(&self) -> Result<Connection, BrokerError> {
+        match tokio::time::timeout(BROKER_TIMEOUT, Connection::connect(&self.url, ConnectionProperties::default()))
+            .await
+        {
+            Ok(connected) => connected.map_err(unavailable),
+            Err(_) => Err(BrokerError::Unavailable(format!("no connection within {BROKER_TIMEOUT:?}"))),
+        }
     }
 
     fn quorum_args(&self, dead_letter_exchange: Option<&str>) -> FieldTable {
@@ -127,7 +148,7 @@ impl AmqpBroker {
         payload: &[u8],
     ) -> Result<(), BrokerError> {
         if publisher.as_ref().is_none_or(|p| !p.channel.status().connected()) {
-            let connection = self.connect().await.map_err(unavailable)?;
+            let connection = self.connect().await?;
             let channel = connection.create_channel().await.map_err(unavailable)?;
             channel.confirm_select(ConfirmSelectOptions::default()).await.map_err(unavailable)?;
             *publisher = Some(Publisher { _connection: connection, channel, declared: HashSet::new() });
@@ -169,13 +190,14 @@ impl AmqpBroker {
         sink: &mpsc::Sender<Delivery>,
         shutdown: &CancellationToken,
     ) -> Result<(), BrokerError> {
-        let connection = self.connect().await.map_err(unavailable)?;
+        let connection = self.connect().await?;
         let channel = connection.create_channel().await.map_err(unavailable)?;
         let shared = self.shared_queue();
         let own = self.runner_queue(runner_id);
         self.declare(&channel, &shared).await.map_err(unavailable)?;
         self.declare(&channel, &own).await.map_err(unavailable)?;
-        channel.basic_qos(self.prefetch, BasicQosOptions::default()).await.map_err(unavailable)?;
+        // A qos applies to the consumers started after it on the channel.
+        channel.basic_qos(self.shared_prefetch.max(1), BasicQosOptions::default()).await.map_err(unavailable)?;
         let tag = |queue: &str| format!("{runner_id}@{queue}");
         let from_shared = channel
             .basic_consume(
@@ -186,6 +208,7 @@ impl AmqpBroker {
             )
             .await
             .map_err(unavailable)?;
+        channel.basic_qos(self.prefetch.max(1), BasicQosOptions::default()).await.map_err(unavailable)?;
         let from_own = channel
             .basic_consume(
                 own.as_str().into(),
@@ -216,6 +239,18 @@ impl AmqpBroker {
     }
 }
 
+/// `url` with each `(key, value)` added to its query unless the query sets that key already.
+fn with_default_query(url: &str, defaults: &[(&str, String)]) -> String {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let mut pairs: Vec<String> = query.split('&').filter(|p| !p.is_empty()).map(str::to_owned).collect();
+    for (key, value) in defaults {
+        if !pairs.iter().any(|p| p.split('=').next() == Some(key)) {
+            pairs.push(format!("{key}={value}"));
+        }
+    }
+    format!("{base}?{}", pairs.join("&"))
+}
+
 fn unavailable(err: lapin::Error) -> BrokerError {
     BrokerError::Unavailable(err.to_string())
 }
@@ -225,7 +260,13 @@ impl Broker for AmqpBroker {
     async fn publish(&self, route: &Route, message: QueueMessage) -> Result<(), BrokerError> {
         let queue = self.queue_for(route);
         let mut publisher = self.publisher.lock().await;
-        let result = self.publish_once(&mut publisher, &queue, &message.to_bytes()).await;
+        let result =
+            match tokio::time::timeout(BROKER_TIMEOUT, self.publish_once(&mut publisher, &queue, &message.to_bytes()))
+                .await
+            {
+                Ok(result) => result,
+                Err(_) => Err(BrokerError::Unavailable(format!("no publisher confirm within {BROKER_TIMEOUT:?}"))),
+            };
         if result.is_err() {
             // Start from a fresh connection next time.
             *publisher = None;
@@ -248,5 +289,21 @@ impl Broker for AmqpBroker {
             }
             backoff = (backoff * 2).min(Duration::from_secs(2));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn heartbeat_and_connection_timeout_are_added_unless_the_url_sets_them() {
+        let defaults = [("heartbeat", "10".to_owned()), ("connection_timeout", "5000".to_owned())];
+        assert_eq!(
+            super::with_default_query("amqp://guest:guest@host:5672/%2f", &defaults),
+            "amqp://guest:guest@host:5672/%2f?heartbeat=10&connection_timeout=5000"
+        );
+        assert_eq!(
+            super::with_default_query("amqp://host/%2f?heartbeat=3&frame_max=8192", &defaults),
+            "amqp://host/%2f?heartbeat=3&frame_max=8192&connection_timeout=5000"
+        );
     }
 }

@@ -15,7 +15,8 @@ use entity::state::{Outcome, SessionEvent, TransitionError};
 use entity::store::{sessions, tasks};
 use entity::{Operation, SessionResult, SessionState, TaskState, task};
 use sea_orm::{DatabaseConnection, DbErr};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -30,6 +31,8 @@ pub struct Ctx {
     pub lease: Arc<Lease>,
     /// The stop in flight for each session being stopped (see `flights`).
     pub stops: Arc<flights::Flights<stop_session::StopReport>>,
+    /// The lease epoch in which each task this runner holds was claimed or last verified.
+    pub claims: Arc<Mutex<HashMap<i32, u64>>>,
 }
 
 /// Why an operation produced no outcome, and what the runner does next.
@@ -54,13 +57,16 @@ impl Ctx {
     /// until it is renewed, then lets the operation go on only if one of `on_behalf_of` is still
     /// this runner's current attempt of that task (see `lease`).
     pub async fn guard(&self, on_behalf_of: &[task::Model]) -> Result<(), OpError> {
-        if self.lease.held() {
+        let epoch = self.lease.epoch();
+        let current = |task: &task::Model| self.claims.lock().is_ok_and(|c| c.get(&task.id) == Some(&epoch));
+        if self.lease.held() && on_behalf_of.iter().any(current) {
             return Ok(());
         }
         let ids: Vec<i32> = on_behalf_of.iter().map(|t| t.id).collect();
         tracing::warn!(tasks = ?ids, "the runner's lease lapsed: standing down until it is renewed");
         self.lease.renewed().await;
         for task in on_behalf_of {
+            let epoch = self.lease.epoch();
             let current = loop {
                 match tasks::get(&self.db, task.id).await {
                     Ok(current) => break current,
@@ -76,11 +82,27 @@ impl Ctx {
                     && t.runner_id.as_deref() == Some(&self.runner_id)
             }) {
                 tracing::info!(task = task.id, "lease renewed and the task is still ours: going on");
+                self.note_claim(task.id, epoch);
                 return Ok(());
             }
         }
         tracing::warn!(tasks = ?ids, "lease renewed, but the tasks were finished or re-assigned meanwhile");
         Err(OpError::StandDown)
+    }
+}
+
+impl Ctx {
+    /// Records that `task_id` is held in lease `epoch` (read before the claim was written).
+    pub fn note_claim(&self, task_id: i32, epoch: u64) {
+        if let Ok(mut claims) = self.claims.lock() {
+            claims.insert(task_id, epoch);
+        }
+    }
+
+    pub fn forget_claim(&self, task_id: i32) {
+        if let Ok(mut claims) = self.claims.lock() {
+            claims.remove(&task_id);
+        }
     }
 }
 

@@ -58,6 +58,7 @@ pub async fn run(ctx: &Ctx, task: &task::Model, cancel: &CancellationToken) -> R
         }
     };
     let pid = gated.pid();
+    crate::crash_point("start_job.spawned");
     if let Err(err) = sessions::transition(&ctx.db, &session, SessionEvent::Started { pid }).await {
         // The command has not run, and nothing records its process: end it; the re-run spawns anew.
         gated.abort().await;

@@ -1,0 +1,269 @@
+//! Races and faults: the same request several times at once, a runner killed between two
+//! writes or paused past its deadline, a broker link that goes silent.
+
+use std::time::{Duration, Instant};
+use tests::http::JSON;
+use tests::proxy::Proxy;
+use tests::{EmbeddedServer, Mode, Options, Session, TestApp, in_both_modes, live_members, short_id, wait_until};
+
+const T: Duration = Duration::from_secs(30);
+
+fn task_id(task: &serde_json::Value) -> String {
+    task["TaskId"].as_str().expect("TaskId").to_owned()
+}
+
+/// Lines of `terms.log`, which the Counter job writes once per SIGTERM it receives.
+fn sigterms(app_dir: &std::path::Path) -> usize {
+    std::fs::read_to_string(app_dir.join("work/terms.log")).map(|log| log.lines().count()).unwrap_or(0)
+}
+
+/// Live processes whose working directory is under `dir/work`, i.e. workloads of that test.
+fn workload_processes(dir: &std::path::Path) -> Vec<i32> {
+    let work = dir.join("work");
+    std::fs::read_dir("/proc")
+        .expect("proc")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(&work)))
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| stat.rsplit(')').next().map(|rest| rest.trim_start().chars().next() != Some('Z')))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+async fn concurrent_starts_of_one_idle_job_start_it_once(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options::default()).await;
+    let session = app.logon().await;
+    let job = app.job_id("Runs").await;
+    let start = format!("/api/jobs/{job}?action=start");
+    let starts = (0..6).map(|_| session.act(&start));
+    let tasks = futures_util::future::join_all(starts).await;
+    let mut done = Vec::new();
+    for task in &tasks {
+        done.push(session.wait_finished(&task_id(task), T).await);
+    }
+    let won: Vec<_> = done.iter().filter(|t| t["Result"]["Success"] == true).collect();
+    assert_eq!(won.len(), 1, "one start wins: {done:?}");
+    let sessions = session.get_json(&format!("/api/jobs/{job}/backupSessions")).await;
+    assert_eq!(sessions["Refs"].as_array().expect("refs").len(), 1, "one session: {sessions}");
+    let winner = tests::http::related_session(won[0]);
+    for lost in done.iter().filter(|t| t["Result"]["Success"] == false) {
+        assert!(lost["Result"]["Message"].as_str().expect("message").contains("already running"), "{lost}");
+        assert_eq!(tests::http::related_session(lost), winner, "names the running session");
+    }
+    let pid = session.pid_of(&app.db, &winner).await;
+    wait_until("the one group's three processes", T, || async { live_members(pid).len() == 3 }).await;
+    assert_eq!(workload_processes(&app.dir).len(), 3, "nothing else runs");
+}
+
+async fn duplicate_stops_signal_the_workload_once_and_all_tell_its_true_outcome(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options::default()).await;
+    let session = app.logon().await;
+    let id = session.start_job(&app.job_id("Counter").await).await;
+    let pid = session.pid_of(&app.db, &id).await;
+    let stop = format!("/api/backupSessions/{id}?action=stop");
+    let mut tasks = futures_util::future::join_all((0..3).map(|_| session.act(&stop))).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    tasks.push(session.act(&stop).await);
+    let mut messages = Vec::new();
+    for task in &tasks {
+        let done = session.wait_finished(&task_id(task), T).await;
+        assert_eq!(done["Result"]["Success"], true, "{done}");
+        messages.push(done["Result"]["Message"].as_str().expect("message").to_owned());
+    }
+    assert!(messages[0].contains("killed with SIGKILL"), "{messages:?}");
+    assert!(messages.iter().all(|m| *m == messages[0]), "one story: {messages:?}");
+    assert_eq!(sigterms(&app.dir), 1, "signalled once");
+    let stopped = session.session(&id).await;
+    assert_eq!(stopped["State"], "Stopped");
+    assert!(stopped["FailureMessage"].as_str().expect("message").contains("SIGKILL"), "{stopped}");
+    assert!(live_members(pid).is_empty());
+}
+
+async fn cancelling_one_of_two_stops_leaves_the_other_to_finish_the_stop(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options { grace_period_ms: 3_000, ..Options::default() }).await;
+    let session = app.logon().await;
+    let id = session.start_job(&app.job_id("Counter").await).await;
+    let pid = session.pid_of(&app.db, &id).await;
+    let stop = format!("/api/backupSessions/{id}?action=stop");
+    let first = task_id(&session.act(&stop).await);
+    session.wait_session_state(&id, "Stopping", T).await;
+    let second = task_id(&session.act(&stop).await);
+    wait_until("the first SIGTERM", T, || async { sigterms(&app.dir) == 1 }).await;
+    assert_eq!(session.call("DELETE", &format!("/api/tasks/{first}"), "").await.status, 204);
+    let cancelled = session.wait_finished(&first, T).await;
+    assert_eq!(cancelled["Result"]["Success"], false, "{cancelled}");
+    assert!(cancelled["Result"]["Message"].as_str().expect("message").contains("goes on"), "{cancelled}");
+    assert_eq!(session.session(&id).await["State"], "Stopping", "the other stop still proceeds");
+    let done = session.wait_finished(&second, T).await;
+    assert_eq!(done["Result"]["Success"], true, "{done}");
+    assert!(done["Result"]["Message"].as_str().expect("message").contains("SIGKILL"), "{done}");
+    assert_eq!(sigterms(&app.dir), 1);
+    assert!(live_members(pid).is_empty());
+
+    // Cancelling every stop abandons it: no SIGKILL, the session Working again, its processes alive.
+    let id = session.start_job(&app.job_id("Stubborn").await).await;
+    let pid = session.pid_of(&app.db, &id).await;
+    let stop = format!("/api/backupSessions/{id}?action=stop");
+    let (a, b) = (task_id(&session.act(&stop).await), task_id(&session.act(&stop).await));
+    session.wait_session_state(&id, "Stopping", T).await;
+    for task in [&a, &b] {
+        assert_eq!(session.call("DELETE", &format!("/api/tasks/{task}"), "").await.status, 204);
+    }
+    let (a, b) = (session.wait_finished(&a, T).await, session.wait_finished(&b, T).await);
+    assert_eq!((a["Result"]["Success"].as_bool(), b["Result"]["Success"].as_bool()), (Some(false), Some(false)));
+    let abandoned =
+        [&a, &b].iter().filter(|t| t["Result"]["Message"].as_str().is_some_and(|m| m.contains("abandoned"))).count();
+    assert_eq!(abandoned, 1, "the last one out reports the abandon: {a} {b}");
+    assert_eq!(session.session(&id).await["State"], "Working");
+    assert!(!live_members(pid).is_empty());
+}
+
+/// A runner killed between spawning a workload and recording its pid: the command never ran
+/// untracked, and the re-run starts it exactly once.
+async fn a_runner_killed_between_spawn_and_record_starts_the_workload_exactly_once(mode: Mode) {
+    const CRASH: [(&str, &str); 1] = [("TASKQ_CRASH_AT", "start_job.spawned")];
+    match mode {
+        Mode::Distributed => {
+            let app = TestApp::spawn(Options { distributed: true, ..Options::default() }).await;
+            let runner = format!("w-{}", short_id());
+            let first = app.start_worker_with(&runner, &CRASH);
+            let session = app.logon().await;
+            crash_then_restart(&session, &app.db, &app.dir, first, async { app.start_worker(&runner) }).await;
+        }
+        Mode::Embedded => {
+            let server = EmbeddedServer::new();
+            let mut command = server.command();
+            command.env("ADMIN_PASSWORD", tests::ADMIN.1).envs(CRASH);
+            let first = server.start_with(command).await;
+            let session = Session::logon(&server.base(), tests::ADMIN.0, tests::ADMIN.1).await;
+            crash_then_restart(&session, &server.db().await, &server.dir, first, server.start()).await;
+        }
+    }
+}
+
+async fn crash_then_restart(
+    session: &Session,
+    db: &sea_orm::DatabaseConnection,
+    dir: &std::path::Path,
+    mut crashing: tests::Proc,
+    restart: impl std::future::Future<Output = tests::Proc>,
+) {
+    let job = entity::store::jobs::list(db).await.expect("jobs").into_iter().find(|j| j.name == "Runs").expect("job");
+    let task = session.act(&format!("/api/jobs/{}?action=start", job.id)).await;
+    wait_until("the runner to crash after the spawn", T, || {
+        let exited = crashing.exited();
+        async move { exited }
+    })
+    .await;
+    // Its gate saw the pipe close and gave up: the command never ran.
+    wait_until("no workload process", Duration::from_secs(5), || async { workload_processes(dir).is_empty() }).await;
+    let _back = restart.await;
+    let done = session.wait_finished(&task_id(&task), T).await;
+    assert_eq!(done["Result"]["Success"], true, "{done}");
+    let id = tests::http::related_session(&done);
+    let pid = session.pid_of(db, &id).await;
+    wait_until("the group's three processes", T, || async { live_members(pid).len() == 3 }).await;
+    let mut all = workload_processes(dir);
+    let mut group = live_members(pid);
+    all.sort_unstable();
+    group.sort_unstable();
+    assert_eq!(all, group, "every workload process belongs to the recorded group");
+    let stop = session.act(&format!("/api/backupSessions/{id}?action=stop")).await;
+    assert_eq!(session.wait_finished(&task_id(&stop), T).await["Result"]["Success"], true);
+    assert!(workload_processes(dir).is_empty(), "nothing survives the stop");
+}
+
+/// A runner paused past its deadline: the sweeper fails its stop, and the runner, waking up,
+/// stands down instead of completing it, so the two records agree.
+#[actix_web::test]
+async fn a_runner_paused_past_its_deadline_stands_down_instead_of_finishing_the_stop() {
+    let options =
+        Options { distributed: true, runner_deadline_ms: 2_000, grace_period_ms: 2_500, ..Options::default() };
+    let app = TestApp::spawn(options).await;
+    let runner = format!("w-{}", short_id());
+    let worker = app.start_worker(&runner);
+    let session = app.logon().await;
+    let id = session.start_job(&app.job_id("Counter").await).await;
+    let pid = session.pid_of(&app.db, &id).await;
+    let stop = task_id(&session.act(&format!("/api/backupSessions/{id}?action=stop")).await);
+    wait_until("the SIGTERM", T, || async { sigterms(&app.dir) == 1 }).await;
+    worker.pause();
+    let failed = session.wait_finished(&stop, T).await;
+    assert_eq!(failed["Result"]["Success"], false, "{failed}");
+    assert!(failed["Result"]["Message"].as_str().expect("message").contains(&runner), "{failed}");
+    worker.resume();
+    wait_until("the runner to put the session back to Working", T, || async {
+        session.session(&id).await["State"] == "Working"
+    })
+    .await;
+    // Well past the grace period: no SIGKILL came, and the task's record stands.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert!(!live_members(pid).is_empty(), "the workload was not killed after the lease lapsed");
+    assert_eq!(session.task(&stop).await["Result"], failed["Result"], "the sweeper's verdict stands alone");
+    assert_eq!(session.session(&id).await["State"], "Working");
+    // The runner is back in business: a new stop completes.
+    let again = task_id(&session.act(&format!("/api/backupSessions/{id}?action=stop")).await);
+    assert_eq!(session.wait_finished(&again, T).await["Result"]["Success"], true);
+    assert!(live_members(pid).is_empty());
+}
+
+/// The api's link to RabbitMQ goes silent (no error, no data): a DELETE of a running task still
+/// answers at once, and the cancel still reaches the runner through the database.
+#[actix_web::test]
+async fn a_silent_broker_link_does_not_hang_a_cancel_and_the_cancel_still_lands() {
+    let proxy = Proxy::start("127.0.0.1:5672".parse().expect("addr")).await;
+    let options = Options {
+        distributed: true,
+        grace_period_ms: 20_000,
+        api_amqp_url: Some(proxy.amqp_url()),
+        ..Options::default()
+    };
+    let app = TestApp::spawn(options).await;
+    let _worker = app.start_worker(&format!("w-{}", short_id()));
+    let session = app.logon().await;
+    let id = session.start_job(&app.job_id("Stubborn").await).await;
+    let stop = task_id(&session.act(&format!("/api/backupSessions/{id}?action=stop")).await);
+    session.wait_session_state(&id, "Stopping", T).await;
+    proxy.freeze();
+    let started = Instant::now();
+    let resp = session.call("DELETE", &format!("/api/tasks/{stop}"), JSON).await;
+    assert_eq!(resp.status, 204, "{}", resp.body);
+    assert!(started.elapsed() < Duration::from_secs(2), "DELETE took {:?}", started.elapsed());
+    let start = session.call("POST", &format!("/api/jobs/{}?action=start", app.job_id("Quick").await), JSON).await;
+    assert_eq!(start.status, 202, "accepting work does not wait on the broker either");
+    let cancelled = session.wait_finished(&stop, T).await;
+    assert_eq!(cancelled["Result"]["Success"], false, "{cancelled}");
+    assert_eq!(session.session(&id).await["State"], "Working");
+    proxy.thaw();
+    let quick = session.wait_finished(&task_id(&start.json()), Duration::from_secs(60)).await;
+    assert_eq!(quick["Result"]["Success"], true, "published once the link works again: {quick}");
+}
+
+/// A paused runner holds at most one start, and only until the broker notices it is silent.
+#[actix_web::test]
+async fn a_paused_runner_does_not_hoard_start_tasks() {
+    let app = TestApp::spawn(Options { distributed: true, amqp_heartbeat_secs: 2, ..Options::default() }).await;
+    let paused = app.start_worker(&format!("w-{}", short_id()));
+    let _other = app.start_worker(&format!("w-{}", short_id()));
+    let session = app.logon().await;
+    session.start_job(&app.job_id("Quick").await).await;
+    paused.pause();
+    let mut tasks = Vec::new();
+    for job in ["Runs", "Broken", "Stubborn", "Counter", "Quick"] {
+        tasks.push(task_id(&session.act(&format!("/api/jobs/{}?action=start", app.job_id(job).await)).await));
+    }
+    for task in &tasks {
+        session.wait_finished(task, Duration::from_secs(15)).await;
+    }
+    paused.resume();
+}
+
+in_both_modes!(
+    concurrent_starts_of_one_idle_job_start_it_once,
+    duplicate_stops_signal_the_workload_once_and_all_tell_its_true_outcome,
+    cancelling_one_of_two_stops_leaves_the_other_to_finish_the_stop,
+    a_runner_killed_between_spawn_and_record_starts_the_workload_exactly_once,
+);
