@@ -74,3 +74,78 @@ async fn a_cancelled_queued_task_can_no_longer_be_claimed() {
     assert!(matches!(claim, Err(TransitionError::Stale { .. })), "{claim:?}");
     assert_eq!(tasks::get(&db, seen.id).await.expect("db").expect("row").success, Some(false));
 }
+
+fn new_session(job_id: &str, start_task_id: i32) -> entity::job_session::Model {
+    let now = entity::store::now();
+    entity::job_session::Model {
+        id: format!("session-{start_task_id}"),
+        job_id: job_id.into(),
+        job_name: "Job".into(),
+        job_type: "Backup".into(),
+        name: "Job@now".into(),
+        state: entity::SessionState::Starting,
+        result: entity::SessionResult::None,
+        progress: 0,
+        failure_message: None,
+        creation_time: now,
+        end_time: None,
+        runner_id: "r1".into(),
+        pid: None,
+        exit_code: None,
+        start_task_id,
+        active_job_id: None,
+    }
+}
+
+#[tokio::test]
+async fn the_database_holds_at_most_one_active_session_per_job() {
+    use entity::state::SessionEvent;
+    use entity::store::sessions;
+    let db = db().await;
+    let job = |name: &str| entity::store::jobs::JobSpec {
+        name: name.into(),
+        job_type: "Backup".into(),
+        description: String::new(),
+        command: vec!["true".into()],
+        working_dir: ".".into(),
+    };
+    let one = entity::store::jobs::upsert_by_name(&db, &job("one")).await.expect("job").id;
+    let other = entity::store::jobs::upsert_by_name(&db, &job("other")).await.expect("job").id;
+    let first = sessions::insert(&db, new_session(&one, 1)).await.expect("the first claims the job");
+    let second = sessions::insert(&db, new_session(&one, 2)).await.expect_err("the job is taken");
+    assert!(sessions::is_job_taken(&second), "{second}");
+    sessions::insert(&db, new_session(&other, 3)).await.expect("another job is free");
+    let ended =
+        SessionEvent::Ended { result: entity::SessionResult::Success, failure_message: None, exit_code: Some(0) };
+    let stopped = sessions::transition(&db, &first, ended).await.expect("ended");
+    assert_eq!(stopped.active_job_id, None, "a stopped session releases its job");
+    sessions::insert(&db, new_session(&one, 4)).await.expect("the job is free again");
+}
+
+/// A database written by the previous release, holding the defect this release closes (two
+/// active sessions of one job) and a live logon session, upgrades without failing: the newest
+/// session holds the job, both stay readable, and logon sessions are cleared (tokens are hashed
+/// now, and a hash cannot be made from what was not kept).
+#[tokio::test]
+async fn a_database_of_the_previous_release_upgrades_even_with_two_active_sessions_of_one_job() {
+    use sea_orm::ConnectionTrait;
+    let db = Database::connect("sqlite::memory:").await.expect("sqlite");
+    Migrator::up(&db, Some(1)).await.expect("the previous release's schema");
+    for statement in [
+        "INSERT INTO users (name, password_hash, role, created_at) VALUES ('admin', 'x', 'PortalAdministrator', '2026-11-30T10:00:00Z')",
+        "INSERT INTO logon_sessions (id, token, user_id, created_at, last_seen_at) VALUES ('l1', 'secret', 1, '2026-11-30T10:00:00Z', '2026-11-30T10:00:00Z')",
+        "INSERT INTO jobs (id, name, job_type, description, command, working_dir, created_at, updated_at) VALUES ('j1', 'Job', 'Backup', '', '[\"true\"]', '.', '2026-11-30T10:00:00Z', '2026-11-30T10:00:00Z')",
+        "INSERT INTO job_sessions (id, job_id, job_name, job_type, name, state, result, progress, creation_time, runner_id, pid, start_task_id) VALUES ('older', 'j1', 'Job', 'Backup', 'Job@1', 'Working', 'None', 0, '2026-11-30T10:00:00Z', 'r1', 101, 1)",
+        "INSERT INTO job_sessions (id, job_id, job_name, job_type, name, state, result, progress, creation_time, runner_id, pid, start_task_id) VALUES ('newer', 'j1', 'Job', 'Backup', 'Job@2', 'Working', 'None', 0, '2026-11-30T10:00:01Z', 'r1', 102, 2)",
+        "INSERT INTO job_sessions (id, job_id, job_name, job_type, name, state, result, progress, creation_time, runner_id, pid, start_task_id) VALUES ('done', 'j1', 'Job', 'Backup', 'Job@0', 'Stopped', 'Success', 100, '2026-11-30T09:00:00Z', 'r1', 100, 3)",
+    ] {
+        db.execute_unprepared(statement).await.expect(statement);
+    }
+    Migrator::up(&db, None).await.expect("the upgrade");
+    let read = |id: &'static str| entity::store::sessions::find(&db, id);
+    assert_eq!(read("newer").await.expect("db").expect("row").active_job_id.as_deref(), Some("j1"));
+    assert_eq!(read("older").await.expect("db").expect("row").active_job_id, None);
+    assert_eq!(read("done").await.expect("db").expect("row").active_job_id, None);
+    assert_eq!(entity::store::sessions::active_on(&db, "r1").await.expect("db").len(), 2, "both still stoppable");
+    assert!(entity::store::logons::list_for_user(&db, 1).await.expect("db").is_empty());
+}

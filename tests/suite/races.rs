@@ -35,27 +35,37 @@ fn workload_processes(dir: &std::path::Path) -> Vec<i32> {
 
 async fn concurrent_starts_of_one_idle_job_start_it_once(mode: Mode) {
     let app = TestApp::in_mode(mode, Options::default()).await;
+    // In distributed mode, three runners race (the one `in_mode` starts, and two more).
+    let _more: Vec<_> = match mode {
+        Mode::Distributed => (0..2).map(|_| app.start_worker(&format!("w-{}", short_id()))).collect(),
+        Mode::Embedded => Vec::new(),
+    };
     let session = app.logon().await;
     let job = app.job_id("Runs").await;
     let start = format!("/api/jobs/{job}?action=start");
-    let starts = (0..6).map(|_| session.act(&start));
-    let tasks = futures_util::future::join_all(starts).await;
-    let mut done = Vec::new();
-    for task in &tasks {
-        done.push(session.wait_finished(&task_id(task), T).await);
+    // A race is a matter of chance: several rounds, each ending with a stop.
+    for round in 0..3 {
+        let tasks = futures_util::future::join_all((0..12).map(|_| session.act(&start))).await;
+        let mut done = Vec::new();
+        for task in &tasks {
+            done.push(session.wait_finished(&task_id(task), T).await);
+        }
+        let won: Vec<_> = done.iter().filter(|t| t["Result"]["Success"] == true).collect();
+        assert_eq!(won.len(), 1, "round {round}: one start wins: {done:?}");
+        let winner = tests::http::related_session(won[0]);
+        for lost in done.iter().filter(|t| t["Result"]["Success"] == false) {
+            assert!(lost["Result"]["Message"].as_str().expect("message").contains("already running"), "{lost}");
+            assert_eq!(tests::http::related_session(lost), winner, "names the running session");
+        }
+        let sessions = session.get_json(&format!("/api/jobs/{job}/backupSessions")).await;
+        assert_eq!(sessions["Refs"].as_array().expect("refs").len(), round + 1, "one session a round: {sessions}");
+        let pid = session.pid_of(&app.db, &winner).await;
+        wait_until("the one group's three processes", T, || async { live_members(pid).len() == 3 }).await;
+        assert_eq!(workload_processes(&app.dir).len(), 3, "nothing else runs");
+        let stop = session.act(&format!("/api/backupSessions/{winner}?action=stop")).await;
+        session.wait_finished(&task_id(&stop), T).await;
+        assert!(workload_processes(&app.dir).is_empty());
     }
-    let won: Vec<_> = done.iter().filter(|t| t["Result"]["Success"] == true).collect();
-    assert_eq!(won.len(), 1, "one start wins: {done:?}");
-    let sessions = session.get_json(&format!("/api/jobs/{job}/backupSessions")).await;
-    assert_eq!(sessions["Refs"].as_array().expect("refs").len(), 1, "one session: {sessions}");
-    let winner = tests::http::related_session(won[0]);
-    for lost in done.iter().filter(|t| t["Result"]["Success"] == false) {
-        assert!(lost["Result"]["Message"].as_str().expect("message").contains("already running"), "{lost}");
-        assert_eq!(tests::http::related_session(lost), winner, "names the running session");
-    }
-    let pid = session.pid_of(&app.db, &winner).await;
-    wait_until("the one group's three processes", T, || async { live_members(pid).len() == 3 }).await;
-    assert_eq!(workload_processes(&app.dir).len(), 3, "nothing else runs");
 }
 
 async fn duplicate_stops_signal_the_workload_once_and_all_tell_its_true_outcome(mode: Mode) {
