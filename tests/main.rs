@@ -14,6 +14,8 @@ mod distributed;
 mod errors;
 #[path = "suite/faults.rs"]
 mod faults;
+#[path = "suite/fuzz.rs"]
+mod fuzz;
 #[path = "suite/hostile.rs"]
 mod hostile;
 #[path = "suite/query.rs"]

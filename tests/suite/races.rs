@@ -27,7 +27,7 @@ fn workload_processes(dir: &std::path::Path) -> Vec<i32> {
         .filter(|pid| {
             std::fs::read_to_string(format!("/proc/{pid}/stat"))
                 .ok()
-                .and_then(|stat| stat.rsplit(')').next().map(|rest| rest.trim_start().chars().next() != Some('Z')))
+                .and_then(|stat| stat.rsplit(')').next().map(|rest| !rest.trim_start().starts_with('Z')))
                 .unwrap_or(false)
         })
         .collect()

@@ -126,3 +126,24 @@ async fn find_logon(state: &AppState, caller: &Caller, id: &str) -> Result<logon
     let id = super::canonical_uuid(id).ok_or_else(not_found)?;
     logons::find_for_user(&state.db, id, caller.user.id).await?.ok_or_else(not_found)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::basic_credentials;
+    use actix_web::test::TestRequest;
+    use base64::Engine;
+
+    proptest::proptest! {
+        #[test]
+        fn any_authorization_header_is_read_or_refused_without_panicking(header in "[ -~]{0,300}") {
+            let _ = basic_credentials(&TestRequest::default().insert_header(("Authorization", header)).to_http_request());
+        }
+
+        #[test]
+        fn basic_credentials_round_trip(user in "[^:\\x00]{0,40}", password in "\\PC{0,40}") {
+            let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            let req = TestRequest::default().insert_header(("Authorization", format!("Basic {encoded}"))).to_http_request();
+            proptest::prop_assert_eq!(basic_credentials(&req), Some((user, password)));
+        }
+    }
+}

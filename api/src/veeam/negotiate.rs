@@ -103,6 +103,24 @@ mod tests {
         assert_eq!(pick(Some("application/*;q=0.2, application/json;q=0")), Some(Format::Xml));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_accept_header_negotiates_without_panicking(accept in "[ -~]{0,400}") {
+            let value = format!("{accept}, application/xml;q=0.001");
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                let mut headers = HeaderMap::new();
+                headers.insert(ACCEPT, value);
+                // Whatever came before, a positive q for XML is always answerable.
+                proptest::prop_assert!(negotiate(&headers).is_some());
+            }
+            if let Ok(value) = HeaderValue::from_str(&accept) {
+                let mut headers = HeaderMap::new();
+                headers.insert(ACCEPT, value);
+                let _ = negotiate(&headers);
+            }
+        }
+    }
+
     #[test]
     fn an_accept_that_allows_neither_is_refused() {
         assert_eq!(pick(Some("text/html")), None);

@@ -76,4 +76,18 @@ mod tests {
             assert_eq!(Model::parse_public_id(other), None, "{other}");
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn a_text_resolves_only_if_it_is_the_canonical_id(text in "(?i:task-)?[-+0-9 ]{0,12}") {
+            if let Some(id) = Model::parse_public_id(&text) {
+                proptest::prop_assert!(text.eq_ignore_ascii_case(&format!("task-{id}")), "{} -> {}", text, id);
+            }
+        }
+
+        #[test]
+        fn every_canonical_id_resolves(id in 1..=i32::MAX) {
+            proptest::prop_assert_eq!(Model::parse_public_id(&format!("task-{id}")), Some(id));
+        }
+    }
 }

@@ -318,6 +318,39 @@ mod tests {
         assert_eq!(select("jobname!=Nightly"), vec![2]);
     }
 
+    fn depth(filter: &Filter) -> usize {
+        match filter {
+            Filter::Or(parts) | Filter::And(parts) => 1 + parts.iter().map(depth).max().unwrap_or(0),
+            Filter::Compare { .. } => 0,
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_is_parsed_or_refused_without_panicking(text in "\\PC{0,300}") {
+            let s = schema();
+            if let Ok(filter) = parse(&text, &s) {
+                rows().iter().for_each(|row| { s.matches(&filter, row); });
+            }
+        }
+
+        #[test]
+        fn grammar_soup_of_any_length_is_parsed_or_refused_within_the_depth_limit(
+            tokens in proptest::collection::vec(
+                proptest::sample::select(vec!["(", ")", ";", ",", "jobname", "result", "==", "!=", ">=", "<", "\"", "\"\"", "a", " ", "Failed", "2026-11-22"]),
+                0..4000,
+            )
+        ) {
+            let s = schema();
+            let text = tokens.concat();
+            if let Ok(filter) = parse(&text, &s) {
+                // Each level of the tree is at most one parenthesis plus its Or and And.
+                proptest::prop_assert!(depth(&filter) <= 2 * (MAX_DEPTH + 1));
+                rows().iter().for_each(|row| { s.matches(&filter, row); });
+            }
+        }
+    }
+
     #[test]
     fn nesting_up_to_the_limit_parses() {
         let nested = format!("{}jobname==Nightly{}", "(".repeat(MAX_DEPTH), ")".repeat(MAX_DEPTH));
