@@ -46,8 +46,27 @@ fn check(what: &str, accept: &str, status: u16, body: &str) {
 
 fn soup() -> impl Strategy<Value = String> {
     let token = proptest::sample::select(vec![
-        "(", ")", ";", ",", "name", "result", "state", "creationtime", "==", "!=", ">=", "<", "\"", "a", " ", "Failed",
-        "2026-11-22", "%", "\u{1}", "\0", "é",
+        "(",
+        ")",
+        ";",
+        ",",
+        "name",
+        "result",
+        "state",
+        "creationtime",
+        "==",
+        "!=",
+        ">=",
+        "<",
+        "\"",
+        "a",
+        " ",
+        "Failed",
+        "2026-11-22",
+        "%",
+        "\u{1}",
+        "\0",
+        "é",
     ]);
     proptest::collection::vec(token, 0..600).prop_map(|t| t.concat())
 }
@@ -121,8 +140,9 @@ async fn generated_accept_and_authorization_headers_never_get_a_5xx(mode: Mode) 
         check(&format!("Accept {accept:?}"), answered, resp.status, &resp.body);
     }
     let logon = format!("{}/api/sessionMngr/?v=latest", app.base);
-    let encoded = proptest::collection::vec(proptest::num::u8::ANY, 0..80)
-        .prop_map(|bytes| format!("Basic {}", base64::Engine::encode(&base64::engine::general_purpose::STANDARD, bytes)));
+    let encoded = proptest::collection::vec(proptest::num::u8::ANY, 0..80).prop_map(|bytes| {
+        format!("Basic {}", base64::Engine::encode(&base64::engine::general_purpose::STANDARD, bytes))
+    });
     for header in samples(proptest::prop_oneof!["[ -~]{0,120}", encoded, "(?i:basic) [ -~]{0,60}"]) {
         let resp = request("POST", &logon, &[("Authorization", &header), ("Accept", JSON)]).await;
         assert!([401, 429].contains(&resp.status), "Authorization {header:?}: {} {}", resp.status, resp.body);

@@ -186,6 +186,45 @@ async fn crash_then_restart(
     assert!(workload_processes(dir).is_empty(), "nothing survives the stop");
 }
 
+/// The database fails just as a spawned workload's pid is to be recorded: the gated process is
+/// ended without running the command, the operation runs again, and the start succeeds with
+/// exactly one tracked process group (never a Success over an untracked process).
+async fn a_start_whose_pid_cannot_be_recorded_is_retried_and_runs_nothing_untracked(mode: Mode) {
+    const FAIL: [(&str, &str); 1] = [("TASKQ_FAIL_ONCE_AT", "start_job.spawned")];
+    match mode {
+        Mode::Distributed => {
+            let app = TestApp::spawn(Options { distributed: true, ..Options::default() }).await;
+            let _worker = app.start_worker_with(&format!("w-{}", short_id()), &FAIL);
+            let session = app.logon().await;
+            start_exactly_once(&session, &app.db, &app.dir).await;
+        }
+        Mode::Embedded => {
+            let server = EmbeddedServer::new();
+            let mut command = server.command();
+            command.env("ADMIN_PASSWORD", tests::ADMIN.1).envs(FAIL);
+            let _api = server.start_with(command).await;
+            let session = Session::logon(&server.base(), tests::ADMIN.0, tests::ADMIN.1).await;
+            start_exactly_once(&session, &server.db().await, &server.dir).await;
+        }
+    }
+}
+
+async fn start_exactly_once(session: &Session, db: &sea_orm::DatabaseConnection, dir: &std::path::Path) {
+    let job = entity::store::jobs::list(db).await.expect("jobs").into_iter().find(|j| j.name == "Runs").expect("job");
+    let task = session.act(&format!("/api/jobs/{}?action=start", job.id)).await;
+    let done = session.wait_finished(&task_id(&task), T).await;
+    assert_eq!(done["Result"]["Success"], true, "{done}");
+    let id = tests::http::related_session(&done);
+    assert_eq!(session.session(&id).await["State"], "Working");
+    let pid = session.pid_of(db, &id).await;
+    wait_until("the group's three processes", T, || async { live_members(pid).len() == 3 }).await;
+    let mut all = workload_processes(dir);
+    let mut group = live_members(pid);
+    all.sort_unstable();
+    group.sort_unstable();
+    assert_eq!(all, group, "every workload process belongs to the recorded group");
+}
+
 /// A runner paused past its deadline: the sweeper fails its stop, and the runner, waking up,
 /// stands down instead of completing it, so the two records agree.
 #[actix_web::test]
@@ -276,4 +315,5 @@ in_both_modes!(
     duplicate_stops_signal_the_workload_once_and_all_tell_its_true_outcome,
     cancelling_one_of_two_stops_leaves_the_other_to_finish_the_stop,
     a_runner_killed_between_spawn_and_record_starts_the_workload_exactly_once,
+    a_start_whose_pid_cannot_be_recorded_is_retried_and_runs_nothing_untracked,
 );

@@ -15,13 +15,23 @@ pub mod runner;
 pub mod settings;
 pub mod startup;
 
-/// Fault injection for the crash tests: when the environment variable `TASKQ_CRASH_AT` names
-/// this point, the process dies here at once (abort: no destructor, no flush), as a `kill -9` at
-/// exactly this instant would leave things. Unset in production; reading it costs nothing worth
-/// measuring next to the side effect it guards.
-pub fn crash_point(name: &str) {
+/// Fault injection for the fault tests, at named points just before a side effect. Unset in
+/// production; reading the environment costs nothing worth measuring next to the side effect.
+///
+/// - `TASKQ_CRASH_AT=<point>`: the process dies here at once (abort: no destructor, no flush),
+///   as a `kill -9` at exactly this instant would leave things.
+/// - `TASKQ_FAIL_ONCE_AT=<point>`: the first time the point is reached, it fails as the database
+///   would (`Err`), as an outage at exactly this instant would.
+pub fn fault_point(name: &str) -> Result<(), sea_orm::DbErr> {
+    static FAILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     if std::env::var_os("TASKQ_CRASH_AT").is_some_and(|at| at == name) {
         eprintln!("TASKQ_CRASH_AT={name}: crashing here");
         std::process::abort();
     }
+    if std::env::var_os("TASKQ_FAIL_ONCE_AT").is_some_and(|at| at == name)
+        && !FAILED.swap(true, std::sync::atomic::Ordering::SeqCst)
+    {
+        return Err(sea_orm::DbErr::Custom(format!("TASKQ_FAIL_ONCE_AT={name}: failing here once")));
+    }
+    Ok(())
 }

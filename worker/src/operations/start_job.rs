@@ -58,11 +58,14 @@ pub async fn run(ctx: &Ctx, task: &task::Model, cancel: &CancellationToken) -> R
         }
     };
     let pid = gated.pid();
-    crate::crash_point("start_job.spawned");
-    if let Err(err) = sessions::transition(&ctx.db, &session, SessionEvent::Started { pid }).await {
+    let recorded = match crate::fault_point("start_job.spawned") {
+        Ok(()) => sessions::transition(&ctx.db, &session, SessionEvent::Started { pid }).await.map_err(OpError::from),
+        Err(err) => Err(err.into()),
+    };
+    if let Err(err) = recorded {
         // The command has not run, and nothing records its process: end it; the re-run spawns anew.
         gated.abort().await;
-        return Err(err.into());
+        return Err(err);
     }
     if let Err(err) = ctx.guard(std::slice::from_ref(task)).await {
         gated.abort().await;
