@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use worker::broker::Broker;
 use worker::broker::amqp::AmqpBroker;
 use worker::broker::memory::MemoryBroker;
-use worker::startup::{Engine, connect_database};
+use worker::startup::{connect_database, start_engine};
 
 pub struct Application {
     port: u16,
@@ -41,12 +41,12 @@ impl Application {
             None => (Arc::new(MemoryBroker::default()), true),
         };
         let shutdown = CancellationToken::new();
-        let engine = Engine::start(db.clone(), broker, &settings.runner, embedded, &shutdown).await?;
+        let engine = start_engine(db.clone(), broker, &settings.runner, embedded, &shutdown).await?;
         let idle = Duration::from_secs(settings.session_idle_timeout_secs);
         tokio::spawn(prune_logon_sessions(db.clone(), idle, shutdown.clone()));
         let state = web::Data::new(AppState {
             db,
-            dispatcher: engine.dispatcher,
+            engine,
             public_base_url: settings.public_base_url.clone(),
             trusted_proxies: TrustedProxies::parse(&settings.trusted_proxies)?,
             session_idle_timeout: idle,

@@ -1,14 +1,14 @@
-//! What every handler can reach: the database, the dispatcher (to publish), and settings.
+//! What every handler can reach: the database, the engine's front door, and settings.
 
 use crate::logon_gate::LogonGate;
 use crate::origin::TrustedProxies;
 use sea_orm::DatabaseConnection;
 use std::time::Duration;
-use worker::dispatch::Dispatcher;
+use worker::engine::Engine;
 
 pub struct AppState {
     pub db: DatabaseConnection,
-    pub dispatcher: Dispatcher,
+    pub engine: Engine,
     /// Base of every Href when set (e.g. behind a proxy); otherwise the request's own host.
     pub public_base_url: Option<String>,
     /// Peers whose forwarded headers are believed.

@@ -185,26 +185,16 @@ impl SessionEvent {
     }
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum TransitionError {
     #[error("{event} is not allowed from {from}")]
     Illegal { event: &'static str, from: String },
     /// Zero rows matched: someone else changed the row first (or the holder was fenced out).
     #[error("the row changed under us (expected {expected})")]
     Stale { expected: String },
+    /// The database failed; kept typed, so callers can tell "unreachable" from a bug.
     #[error(transparent)]
-    Db(#[from] DbErrEq),
-}
-
-/// `DbErr` is not `PartialEq`; this keeps its text so errors stay comparable in tests.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("database error: {0}")]
-pub struct DbErrEq(pub String);
-
-impl From<DbErr> for TransitionError {
-    fn from(err: DbErr) -> Self {
-        TransitionError::Db(DbErrEq(err.to_string()))
-    }
+    Db(#[from] DbErr),
 }
 
 #[cfg(test)]

@@ -449,7 +449,7 @@ where
 
 /// Live (not zombie) members of a process group.
 pub fn live_members(pgid: i32) -> Vec<i32> {
-    worker::process::group_members(pgid)
+    worker::process::Pgid::new(pgid).map(worker::process::group_members).unwrap_or_default()
 }
 
 pub fn free_port() -> u16 {

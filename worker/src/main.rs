@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use worker::broker::amqp::AmqpBroker;
 use worker::settings::{RunnerArgs, RunnerSettings, read_toml};
-use worker::startup::{Engine, connect_database};
+use worker::startup::{connect_database, start_engine};
 
 #[derive(Parser)]
 #[command(about = "Runner: consumes tasks from RabbitMQ and performs them on local processes")]
@@ -30,7 +30,7 @@ async fn main() -> Result<(), String> {
     let db = connect_database(&cli.database_url).await?;
     let broker = Arc::new(AmqpBroker::new(&cli.amqp_url, &settings));
     let shutdown = CancellationToken::new();
-    Engine::start(db, broker, &settings, true, &shutdown).await?;
+    start_engine(db, broker, &settings, true, &shutdown).await?;
     tracing::info!(runner = %settings.runner_id, "runner started");
     tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
     shutdown.cancel();

@@ -22,6 +22,21 @@ use tokio::process::{Child, ChildStdin, Command};
 
 pub use nix::sys::signal::Signal::{SIGKILL, SIGTERM};
 
+/// The id of a workload's process group: never 0 (which `killpg` reads as the caller's own
+/// group: the runner, or in embedded mode the whole server), never 1 (init), never negative.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pgid(i32);
+
+impl Pgid {
+    pub fn new(raw: i32) -> Option<Self> {
+        (raw > 1).then_some(Self(raw))
+    }
+
+    pub fn get(self) -> i32 {
+        self.0
+    }
+}
+
 /// Waits for the runner's go-ahead on stdin, then becomes the command. Exit status 125 when the
 /// gate closed without it (the runner died first).
 const GATE: &str = "read -r _ || exit 125; exec \"$@\"";
@@ -30,20 +45,20 @@ const GATE: &str = "read -r _ || exit 125; exec \"$@\"";
 pub struct Gated {
     child: Child,
     gate: ChildStdin,
-    pid: i32,
+    pgid: Pgid,
 }
 
 impl Gated {
     /// The group leader's pid, which is also the process group id.
-    pub fn pid(&self) -> i32 {
-        self.pid
+    pub fn pgid(&self) -> Pgid {
+        self.pgid
     }
 
     /// Lets the command run; the command then reads end-of-file on stdin. If the gate is gone
     /// (someone killed it), the child's exit status tells so.
     pub async fn release(mut self) -> Child {
         if let Err(err) = self.gate.write_all(b"go\n").await {
-            tracing::warn!(pid = self.pid, %err, "could not release the gate");
+            tracing::warn!(pgid = self.pgid.get(), %err, "could not release the gate");
         }
         drop(self.gate);
         self.child
@@ -76,9 +91,9 @@ pub fn spawn_gated(argv: &[String], working_dir: &Path, log: &Path) -> std::io::
         .stderr(err)
         .process_group(0)
         .spawn()?;
-    let pid = child.id().and_then(|pid| i32::try_from(pid).ok());
-    match (child.stdin.take(), pid) {
-        (Some(gate), Some(pid)) => Ok(Gated { child, gate, pid }),
+    let pgid = child.id().and_then(|pid| i32::try_from(pid).ok()).and_then(Pgid::new);
+    match (child.stdin.take(), pgid) {
+        (Some(gate), Some(pgid)) => Ok(Gated { child, gate, pgid }),
         _ => {
             let _ = child.start_kill();
             Err(std::io::Error::other("the spawned process has no pid or no stdin"))
@@ -102,8 +117,8 @@ fn find_program(program: &str, working_dir: &Path) -> std::io::Result<()> {
 }
 
 /// Sends `signal` to every process of the group; `false` when the group no longer exists.
-pub fn signal_group(pgid: i32, signal: Signal) -> std::io::Result<bool> {
-    match killpg(Pid::from_raw(pgid), signal) {
+pub fn signal_group(pgid: Pgid, signal: Signal) -> std::io::Result<bool> {
+    match killpg(Pid::from_raw(pgid.get()), signal) {
         Ok(()) => Ok(true),
         Err(Errno::ESRCH) => Ok(false),
         Err(err) => Err(std::io::Error::from(err)),
@@ -111,17 +126,19 @@ pub fn signal_group(pgid: i32, signal: Signal) -> std::io::Result<bool> {
 }
 
 /// The live (not zombie) processes whose process group is `pgid`.
-pub fn group_members(pgid: i32) -> Vec<i32> {
+pub fn group_members(pgid: Pgid) -> Vec<i32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
     entries
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| matches!(stat_of(*pid), Some((state, pgrp)) if pgrp == pgid && state != 'Z' && state != 'X'))
+        .filter(
+            |pid| matches!(stat_of(*pid), Some((state, pgrp)) if pgrp == pgid.get() && state != 'Z' && state != 'X'),
+        )
         .collect()
 }
 
-pub fn group_alive(pgid: i32) -> bool {
+pub fn group_alive(pgid: Pgid) -> bool {
     !group_members(pgid).is_empty()
 }
 
@@ -158,7 +175,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("taskq-process-{}", std::process::id()));
         let argv = ["sh", "-c", "sleep 30 & sleep 30"].map(String::from);
         let gated = spawn_gated(&argv, &dir, &dir.join("log")).expect("spawn");
-        let pid = gated.pid();
+        let pid = gated.pgid();
         let mut child = gated.release().await;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while group_members(pid).len() < 3 && std::time::Instant::now() < deadline {
@@ -185,6 +202,14 @@ mod tests {
         let status = child.wait().await.expect("wait");
         assert_eq!(status.code(), Some(125), "the gate gave up");
         assert!(!marker.exists(), "the command never ran");
+    }
+
+    #[test]
+    fn a_process_group_id_is_never_the_callers_own_group_nor_init() {
+        for raw in [i32::MIN, -5, -1, 0, 1] {
+            assert_eq!(Pgid::new(raw), None, "{raw}");
+        }
+        assert_eq!(Pgid::new(2).map(Pgid::get), Some(2));
     }
 
     #[test]

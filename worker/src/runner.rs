@@ -65,9 +65,9 @@ impl Runner {
         runners::heartbeat(&self.ctx.db, self.id()).await?;
         self.ctx.lease.renew();
         for session in sessions::active_on(&self.ctx.db, self.id()).await? {
-            if let Some(pid) = session.pid {
-                tracing::info!(session = %session.id, pid, "re-adopting a workload");
-                operations::watch(self.ctx.clone(), session.id.clone(), operations::Exit::Adopted(pid));
+            if let Some(pgid) = session.pid.and_then(crate::process::Pgid::new) {
+                tracing::info!(session = %session.id, pgid = pgid.get(), "re-adopting a workload");
+                operations::watch(self.ctx.clone(), session.id.clone(), operations::Exit::Adopted(pgid));
             }
         }
         for task in tasks::running_on(&self.ctx.db, self.id()).await? {
@@ -151,7 +151,7 @@ impl Runner {
                 Ok(Some(task))
             }
             Err(TransitionError::Stale { .. } | TransitionError::Illegal { .. }) => Ok(None),
-            Err(TransitionError::Db(err)) => Err(DbErr::Custom(err.0)),
+            Err(TransitionError::Db(err)) => Err(err),
         }
     }
 

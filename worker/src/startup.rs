@@ -3,6 +3,7 @@
 
 use crate::broker::Broker;
 use crate::dispatch::Dispatcher;
+use crate::engine::Engine;
 use crate::runner::Runner;
 use crate::settings::RunnerSettings;
 use migration::{Migrator, MigratorTrait};
@@ -57,32 +58,22 @@ pub fn init_telemetry() {
         .init();
 }
 
-/// The background half of a process: a dispatcher always, and a runner when `with_runner`.
-pub struct Engine {
-    pub dispatcher: Dispatcher,
-    pub runner: Option<Runner>,
-}
-
-impl Engine {
-    /// Registers the runner (re-adopting its work) before the dispatcher's first sweep, so a
-    /// runner coming back is never mistaken for a gone one.
-    pub async fn start(
-        db: DatabaseConnection,
-        broker: Arc<dyn Broker>,
-        settings: &RunnerSettings,
-        with_runner: bool,
-        shutdown: &CancellationToken,
-    ) -> Result<Self, String> {
-        let runner = if with_runner {
-            let runner = Runner::new(db.clone(), broker.clone(), settings);
-            runner.register().await.map_err(|e| format!("cannot register runner: {e}"))?;
-            tokio::spawn(runner.clone().run(shutdown.clone()));
-            Some(runner)
-        } else {
-            None
-        };
-        let dispatcher = Dispatcher::new(db, broker, settings.clone());
-        tokio::spawn(dispatcher.clone().run(shutdown.clone()));
-        Ok(Self { dispatcher, runner })
+/// Starts the background half of a process — a dispatcher always, and a runner when
+/// `with_runner` — and returns the engine's front door. The runner registers (re-adopting its
+/// work) before the dispatcher's first sweep, so a runner coming back is never taken for gone.
+pub async fn start_engine(
+    db: DatabaseConnection,
+    broker: Arc<dyn Broker>,
+    settings: &RunnerSettings,
+    with_runner: bool,
+    shutdown: &CancellationToken,
+) -> Result<Engine, String> {
+    if with_runner {
+        let runner = Runner::new(db.clone(), broker.clone(), settings);
+        runner.register().await.map_err(|e| format!("cannot register runner: {e}"))?;
+        tokio::spawn(runner.run(shutdown.clone()));
     }
+    let dispatcher = Dispatcher::new(db.clone(), broker, settings.clone());
+    tokio::spawn(dispatcher.clone().run(shutdown.clone()));
+    Ok(Engine::new(db, dispatcher))
 }

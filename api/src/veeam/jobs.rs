@@ -57,12 +57,8 @@ pub async fn act_on_job(
     let action = Params::of(&req)?.action()?;
     let job = find(&state, &id).await?;
     match action.as_str() {
-        "start" => tasks::accept(&req, &state, &caller, Operation::StartJob, &job.id, None).await,
-        "stop" => {
-            // Routed to the runner that owns the running session, if there is one.
-            let route = sessions::active_of_job(&state.db, &job.id).await?.map(|s| s.runner_id);
-            tasks::accept(&req, &state, &caller, Operation::StopJob, &job.id, route).await
-        }
+        "start" => tasks::accept(&req, &state, &caller, Operation::StartJob, &job.id).await,
+        "stop" => tasks::accept(&req, &state, &caller, Operation::StopJob, &job.id).await,
         other => Err(VeeamError::BadRequest(format!("Action '{other}' is not supported for jobs; use start or stop."))),
     }
 }

@@ -51,8 +51,8 @@ pub async fn get_session(
     })
 }
 
-/// `POST /api/backupSessions/{id}?action=stop` → 202 + Task (StopJobSession), routed to the
-/// runner that owns the session's processes.
+/// `POST /api/backupSessions/{id}?action=stop` → 202 + Task (StopJobSession); the engine routes
+/// it to the runner that owns the session's processes.
 pub async fn act_on_session(
     caller: Caller,
     id: web::Path<String>,
@@ -62,17 +62,7 @@ pub async fn act_on_session(
     let action = Params::of(&req)?.action()?;
     let session = find(&state, &id).await?;
     match action.as_str() {
-        "stop" => {
-            tasks::accept(
-                &req,
-                &state,
-                &caller,
-                Operation::StopJobSession,
-                &session.id,
-                Some(session.runner_id.clone()),
-            )
-            .await
-        }
+        "stop" => tasks::accept(&req, &state, &caller, Operation::StopJobSession, &session.id).await,
         other => {
             Err(VeeamError::BadRequest(format!("Action '{other}' is not supported for backup sessions; use stop.")))
         }

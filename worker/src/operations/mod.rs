@@ -48,7 +48,11 @@ pub enum OpError {
 
 impl From<TransitionError> for OpError {
     fn from(err: TransitionError) -> Self {
-        OpError::Db(DbErr::Custom(err.to_string()))
+        match err {
+            TransitionError::Db(err) => OpError::Db(err),
+            // A lost compare-and-set: run the operation again from what the database says now.
+            other => OpError::Db(DbErr::Custom(other.to_string())),
+        }
     }
 }
 
@@ -122,7 +126,7 @@ pub enum Exit {
     /// A process this runner spawned: its exit status is known.
     Child(tokio::process::Child),
     /// A process group re-adopted after a restart: it is polled, and its exit status is lost.
-    Adopted(i32),
+    Adopted(process::Pgid),
 }
 
 /// Waits for the session's process to end, then records the end.

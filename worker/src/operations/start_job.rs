@@ -57,7 +57,7 @@ pub async fn run(ctx: &Ctx, task: &task::Model, cancel: &CancellationToken) -> R
             return Ok(Outcome::failure(message).with_session(session.id));
         }
     };
-    let pid = gated.pid();
+    let pid = gated.pgid().get();
     let recorded = match crate::fault_point("start_job.spawned") {
         Ok(()) => sessions::transition(&ctx.db, &session, SessionEvent::Started { pid }).await.map_err(OpError::from),
         Err(err) => Err(err.into()),

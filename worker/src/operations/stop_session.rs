@@ -11,7 +11,7 @@
 
 use super::flights::{Flight, Landing};
 use super::{Ctx, Ended, OpError, POLL, cancelled_before_start, record_end};
-use crate::process::{self, SIGKILL, SIGTERM};
+use crate::process::{self, Pgid, SIGKILL, SIGTERM};
 use entity::job_session;
 use entity::state::{Outcome, SessionEvent, TransitionError};
 use entity::store::sessions;
@@ -126,19 +126,19 @@ async fn drive(ctx: &Ctx, session_id: &str, flight: &Arc<Flight<StopReport>>) ->
                     break;
                 }
                 Err(TransitionError::Stale { .. } | TransitionError::Illegal { .. }) => {}
-                Err(TransitionError::Db(err)) => return Err(DbErr::Custom(err.0).into()),
+                Err(TransitionError::Db(err)) => return Err(err.into()),
             },
         }
         session = sessions::find(&ctx.db, session_id).await?.ok_or_else(|| DbErr::RecordNotFound(session_id.into()))?;
     }
-    let Some(pgid) = session.pid else {
+    let Some(pgid) = session.pid.and_then(Pgid::new) else {
         record_end(ctx, &session.id, Ended::Stopped("it had no process".into())).await;
         return Ok(StopReport::Stopped("it had no process".into()));
     };
 
     ctx.guard(&flight.members()).await?;
     let sent = process::signal_group(pgid, SIGTERM).unwrap_or(false);
-    tracing::info!(session = %session.id, pgid, sent, "SIGTERM sent");
+    tracing::info!(session = %session.id, pgid = pgid.get(), sent, "SIGTERM sent");
     let deadline = tokio::time::Instant::now() + ctx.grace;
     let how = loop {
         if !process::group_alive(pgid) {
@@ -154,7 +154,7 @@ async fn drive(ctx: &Ctx, session_id: &str, flight: &Arc<Flight<StopReport>>) ->
                 return Err(err);
             }
             let _ = process::signal_group(pgid, SIGKILL);
-            tracing::info!(session = %session.id, pgid, "SIGKILL sent after the grace period");
+            tracing::info!(session = %session.id, pgid = pgid.get(), "SIGKILL sent after the grace period");
             let kill_deadline = tokio::time::Instant::now() + KILL_WAIT;
             while process::group_alive(pgid) && tokio::time::Instant::now() < kill_deadline {
                 tokio::time::sleep(POLL).await;
@@ -174,7 +174,7 @@ async fn drive(ctx: &Ctx, session_id: &str, flight: &Arc<Flight<StopReport>>) ->
 }
 
 /// Abandoning in the grace period: no SIGKILL, and the session reports its true state.
-async fn give_up(ctx: &Ctx, session: &job_session::Model, pgid: i32) -> StopReport {
+async fn give_up(ctx: &Ctx, session: &job_session::Model, pgid: Pgid) -> StopReport {
     let state = match sessions::transition(&ctx.db, session, SessionEvent::StopAbandoned).await {
         Ok(next) => next.state,
         Err(_) => sessions::find(&ctx.db, &session.id).await.ok().flatten().map_or(session.state, |s| s.state),

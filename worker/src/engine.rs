@@ -1,0 +1,105 @@
+//! The engine's front door, used by every face: submit a task, cancel it.
+//!
+//! - `submit` commits the task, then publishes its run message in the background (the relay
+//!   publishes whatever did not get a broker confirm), so a task exists before any client hears
+//!   of it and no request waits on the broker. The route is the engine's business, not the
+//!   face's: work on a workload goes to the runner that owns it, derived here from the target.
+//! - `cancel` acts on the state it reads and retries on a lost race (the runner claimed or
+//!   finished the task meanwhile): a queued task is finished as cancelled and never runs; a
+//!   running task gets its cancel flag (which the runner's heartbeat reads) and its runner a
+//!   message (which makes it immediate, sent in the background); a finished task is left as it is.
+//!
+//! Faces authorise, call these, and render the result in their dialect.
+
+use crate::dispatch::Dispatcher;
+use entity::state::{TaskEvent, TransitionError};
+use entity::store::{sessions, tasks};
+use entity::{Operation, TaskState, task};
+use sea_orm::{DatabaseConnection, DbErr};
+
+/// What a face asks for; the engine derives the rest.
+pub struct Submission<'a> {
+    pub user_id: i32,
+    pub operation: Operation,
+    /// The job (StartJob, StopJob) or the job session (StopJobSession).
+    pub target_id: &'a str,
+}
+
+/// What `cancel` did.
+#[derive(Debug)]
+pub enum Cancelled {
+    /// The task had not started: it is finished now and will never run.
+    BeforeStart(task::Model),
+    /// The task is running: its runner was told, and abandons it at its next safe point.
+    RunnerTold(task::Model),
+    /// The task had finished already; nothing changed.
+    AlreadyFinished(task::Model),
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    db: DatabaseConnection,
+    dispatcher: Dispatcher,
+}
+
+impl Engine {
+    pub fn new(db: DatabaseConnection, dispatcher: Dispatcher) -> Self {
+        Self { db, dispatcher }
+    }
+
+    /// Commits the task (routed to the runner that owns its target, if any), then publishes it.
+    pub async fn submit(&self, submission: Submission<'_>) -> Result<task::Model, DbErr> {
+        let route = self.route_of(submission.operation, submission.target_id).await?;
+        let new = tasks::NewTask {
+            user_id: submission.user_id,
+            operation: submission.operation,
+            target_id: submission.target_id,
+            route,
+        };
+        let task = tasks::insert(&self.db, new).await?;
+        let (dispatcher, queued) = (self.dispatcher.clone(), task.clone());
+        tokio::spawn(async move { dispatcher.publish_run(&queued).await });
+        Ok(task)
+    }
+
+    /// The runner that must perform `operation` on `target_id`: the owner of the session it
+    /// stops; any runner for a start (or a stop of a job that is not running).
+    async fn route_of(&self, operation: Operation, target_id: &str) -> Result<Option<String>, DbErr> {
+        Ok(match operation {
+            Operation::StartJob => None,
+            Operation::StopJob => sessions::active_of_job(&self.db, target_id).await?.map(|s| s.runner_id),
+            Operation::StopJobSession => sessions::find(&self.db, target_id).await?.map(|s| s.runner_id),
+        })
+    }
+
+    pub async fn cancel(&self, task: &task::Model) -> Result<Cancelled, DbErr> {
+        let mut seen = task.clone();
+        // Each lost race means the task moved on (Queued → Running → Finished), so this ends.
+        for _ in 0..8 {
+            match seen.state {
+                TaskState::Queued => {
+                    let message = "Task cancelled by user before it started; nothing was done.".to_owned();
+                    match tasks::transition(&self.db, &seen, TaskEvent::Cancel { message }).await {
+                        Ok(done) => return Ok(Cancelled::BeforeStart(done)),
+                        Err(TransitionError::Db(err)) => return Err(err),
+                        Err(TransitionError::Stale { .. } | TransitionError::Illegal { .. }) => {}
+                    }
+                }
+                TaskState::Running => {
+                    if tasks::request_cancel(&self.db, &seen).await? {
+                        let (dispatcher, told) = (self.dispatcher.clone(), seen.clone());
+                        tokio::spawn(async move { dispatcher.publish_cancel(&told).await });
+                        return Ok(Cancelled::RunnerTold(seen));
+                    }
+                }
+                TaskState::Finished => return Ok(Cancelled::AlreadyFinished(seen)),
+            }
+            match tasks::get(&self.db, seen.id).await? {
+                Some(now) => seen = now,
+                // Finished and removed meanwhile (by a concurrent DELETE).
+                None => return Ok(Cancelled::AlreadyFinished(seen)),
+            }
+        }
+        Err(DbErr::Custom(format!("task {} kept changing while it was being cancelled", seen.id)))
+    }
+}
