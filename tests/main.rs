@@ -10,6 +10,8 @@ mod cancellation;
 mod compat;
 #[path = "suite/distributed.rs"]
 mod distributed;
+#[path = "suite/engine.rs"]
+mod engine;
 #[path = "suite/errors.rs"]
 mod errors;
 #[path = "suite/faults.rs"]

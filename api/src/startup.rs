@@ -17,12 +17,14 @@ use tokio_util::sync::CancellationToken;
 use worker::broker::Broker;
 use worker::broker::amqp::AmqpBroker;
 use worker::broker::memory::MemoryBroker;
+use worker::engine::Engine;
 use worker::startup::{connect_database, start_engine};
 
 pub struct Application {
     port: u16,
     server: Server,
     shutdown: CancellationToken,
+    engine: Engine,
 }
 
 impl Application {
@@ -46,7 +48,7 @@ impl Application {
         tokio::spawn(prune_logon_sessions(db.clone(), idle, shutdown.clone()));
         let state = web::Data::new(AppState {
             db,
-            engine,
+            engine: engine.clone(),
             public_base_url: settings.public_base_url.clone(),
             trusted_proxies: TrustedProxies::parse(&settings.trusted_proxies)?,
             session_idle_timeout: idle,
@@ -76,11 +78,16 @@ impl Application {
         .map_err(|e| e.to_string())?
         .run();
         tracing::info!(port, mode = if embedded { "embedded" } else { "distributed" }, "listening");
-        Ok(Self { port, server, shutdown })
+        Ok(Self { port, server, shutdown, engine })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The engine's front door, as the faces use it.
+    pub fn engine(&self) -> Engine {
+        self.engine.clone()
     }
 
     /// A handle that stops the server and the engine.

@@ -118,6 +118,8 @@ impl Default for Options {
 
 pub struct TestApp {
     pub base: String,
+    /// The app's engine, to drive it as a face does.
+    pub engine: worker::engine::Engine,
     pub db: DatabaseConnection,
     pub dir: PathBuf,
     pub settings: ApiSettings,
@@ -163,10 +165,11 @@ impl TestApp {
         let settings = settings_for(&dir, &options).await;
         let app = Application::build(settings.clone()).await.expect("application starts");
         let base = format!("http://127.0.0.1:{}", app.port());
+        let engine = app.engine();
         let stopper = app.stopper();
         actix_web::rt::spawn(app.run_until_stopped());
         let db = api::startup::database(&settings).await.expect("test database");
-        Self { base, db, dir, settings, stopper, workers: Vec::new(), runner_ids: std::sync::Mutex::default() }
+        Self { base, engine, db, dir, settings, stopper, workers: Vec::new(), runner_ids: std::sync::Mutex::default() }
     }
 
     pub async fn logon(&self) -> Session {

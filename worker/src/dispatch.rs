@@ -11,6 +11,7 @@
 //!   queued for its queue is finished with a failure that names it, so nothing stays Running.
 
 use crate::broker::Broker;
+use crate::events::TaskEvents;
 use crate::settings::RunnerSettings;
 use entity::message::{QueueMessage, Route};
 use entity::state::TaskEvent;
@@ -27,11 +28,12 @@ pub struct Dispatcher {
     db: DatabaseConnection,
     broker: Arc<dyn Broker>,
     settings: RunnerSettings,
+    events: TaskEvents,
 }
 
 impl Dispatcher {
-    pub fn new(db: DatabaseConnection, broker: Arc<dyn Broker>, settings: RunnerSettings) -> Self {
-        Self { db, broker, settings }
+    pub fn new(db: DatabaseConnection, broker: Arc<dyn Broker>, settings: RunnerSettings, events: TaskEvents) -> Self {
+        Self { db, broker, settings, events }
     }
 
     /// Publishes the task's run message and records the confirm; false if the broker failed.
@@ -110,7 +112,8 @@ impl Dispatcher {
             );
             match tasks::transition(&self.db, &task, TaskEvent::Abandon { message }).await {
                 Ok(_) => {
-                    tracing::warn!(task = task.id, runner, "task abandoned: its runner is gone")
+                    tracing::warn!(task = task.id, runner, "task abandoned: its runner is gone");
+                    self.events.changed(task.id);
                 }
                 Err(err) => tracing::debug!(task = task.id, %err, "task changed while sweeping"),
             }

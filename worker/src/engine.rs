@@ -9,13 +9,19 @@
 //!   running task gets its cancel flag (which the runner's heartbeat reads) and its runner a
 //!   message (which makes it immediate, sent in the background); a finished task is left as it is.
 //!
+//! - `wait_finished` waits for a task to finish, up to a deadline, on task-state events (see
+//!   `events`), never by polling: for faces whose vendor answers only once an operation is done.
+//!
 //! Faces authorise, call these, and render the result in their dialect.
 
 use crate::dispatch::Dispatcher;
+use crate::events::{TaskEvents, TaskSignal};
 use entity::state::{TaskEvent, TransitionError};
 use entity::store::{sessions, tasks};
 use entity::{Operation, TaskState, task};
 use sea_orm::{DatabaseConnection, DbErr};
+use std::time::Duration;
+use tokio::sync::broadcast::error::RecvError;
 
 /// What a face asks for; the engine derives the rest.
 pub struct Submission<'a> {
@@ -40,11 +46,34 @@ pub enum Cancelled {
 pub struct Engine {
     db: DatabaseConnection,
     dispatcher: Dispatcher,
+    events: TaskEvents,
 }
 
 impl Engine {
-    pub fn new(db: DatabaseConnection, dispatcher: Dispatcher) -> Self {
-        Self { db, dispatcher }
+    pub fn new(db: DatabaseConnection, dispatcher: Dispatcher, events: TaskEvents) -> Self {
+        Self { db, dispatcher, events }
+    }
+
+    /// The task once it has finished, or as it is when `timeout` runs out; `None` if there is
+    /// no such task.
+    pub async fn wait_finished(&self, task_id: i32, timeout: Duration) -> Result<Option<task::Model>, DbErr> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        // Subscribed before the first read: no change can fall between the read and the wait.
+        let mut signals = self.events.subscribe();
+        loop {
+            let task = tasks::get(&self.db, task_id).await?;
+            if task.as_ref().is_none_or(|t| t.state == TaskState::Finished) {
+                return Ok(task);
+            }
+            loop {
+                match tokio::time::timeout_at(deadline, signals.recv()).await {
+                    // Out of time: the task as it is now (it may have moved on without finishing).
+                    Err(_) | Ok(Err(RecvError::Closed)) => return tasks::get(&self.db, task_id).await,
+                    Ok(Ok(TaskSignal::Changed(id))) if id != task_id => {}
+                    Ok(Ok(_) | Err(RecvError::Lagged(_))) => break,
+                }
+            }
+        }
     }
 
     /// Commits the task (routed to the runner that owns its target, if any), then publishes it.
@@ -80,7 +109,10 @@ impl Engine {
                 TaskState::Queued => {
                     let message = "Task cancelled by user before it started; nothing was done.".to_owned();
                     match tasks::transition(&self.db, &seen, TaskEvent::Cancel { message }).await {
-                        Ok(done) => return Ok(Cancelled::BeforeStart(done)),
+                        Ok(done) => {
+                            self.events.changed(done.id);
+                            return Ok(Cancelled::BeforeStart(done));
+                        }
                         Err(TransitionError::Db(err)) => return Err(err),
                         Err(TransitionError::Stale { .. } | TransitionError::Illegal { .. }) => {}
                     }

@@ -9,6 +9,7 @@
 pub mod broker;
 pub mod dispatch;
 pub mod engine;
+pub mod events;
 pub mod jobs_file;
 pub mod lease;
 pub mod operations;

@@ -15,6 +15,7 @@
 //! groups again, and re-runs its Running tasks under a new attempt, fencing out the old one.
 
 use crate::broker::{Broker, Delivery};
+use crate::events::TaskEvents;
 use crate::lease::Lease;
 use crate::operations::{self, Ctx, OpError};
 use crate::settings::RunnerSettings;
@@ -40,10 +41,11 @@ pub struct Runner {
     broker: Arc<dyn Broker>,
     heartbeat_interval: Duration,
     in_flight: Arc<Mutex<HashMap<i32, CancellationToken>>>,
+    events: TaskEvents,
 }
 
 impl Runner {
-    pub fn new(db: DatabaseConnection, broker: Arc<dyn Broker>, settings: &RunnerSettings) -> Self {
+    pub fn new(db: DatabaseConnection, broker: Arc<dyn Broker>, settings: &RunnerSettings, events: TaskEvents) -> Self {
         let lease = Arc::new(Lease::new(settings.runner_deadline() / 2));
         let ctx = Ctx {
             db,
@@ -53,7 +55,7 @@ impl Runner {
             stops: Arc::default(),
             claims: Arc::default(),
         };
-        Self { ctx, broker, heartbeat_interval: settings.heartbeat_interval(), in_flight: Arc::default() }
+        Self { ctx, broker, heartbeat_interval: settings.heartbeat_interval(), in_flight: Arc::default(), events }
     }
 
     pub fn id(&self) -> &str {
@@ -197,7 +199,10 @@ impl Runner {
             };
             while let Some(outcome) = &outcome {
                 match tasks::transition(&this.ctx.db, &task, TaskEvent::Finish(outcome.clone())).await {
-                    Ok(_) => break,
+                    Ok(_) => {
+                        this.events.changed(task.id);
+                        break;
+                    }
                     Err(err @ (TransitionError::Stale { .. } | TransitionError::Illegal { .. })) => {
                         tracing::warn!(task = task.id, %err, "outcome not recorded: the attempt was fenced out");
                         break;

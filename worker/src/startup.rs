@@ -4,6 +4,7 @@
 use crate::broker::Broker;
 use crate::dispatch::Dispatcher;
 use crate::engine::Engine;
+use crate::events::TaskEvents;
 use crate::runner::Runner;
 use crate::settings::RunnerSettings;
 use migration::{Migrator, MigratorTrait};
@@ -68,12 +69,14 @@ pub async fn start_engine(
     with_runner: bool,
     shutdown: &CancellationToken,
 ) -> Result<Engine, String> {
+    let events = TaskEvents::default();
+    events.listen(&db, shutdown.clone());
     if with_runner {
-        let runner = Runner::new(db.clone(), broker.clone(), settings);
+        let runner = Runner::new(db.clone(), broker.clone(), settings, events.clone());
         runner.register().await.map_err(|e| format!("cannot register runner: {e}"))?;
         tokio::spawn(runner.run(shutdown.clone()));
     }
-    let dispatcher = Dispatcher::new(db.clone(), broker, settings.clone());
+    let dispatcher = Dispatcher::new(db.clone(), broker, settings.clone(), events.clone());
     tokio::spawn(dispatcher.clone().run(shutdown.clone()));
-    Ok(Engine::new(db, dispatcher))
+    Ok(Engine::new(db, dispatcher, events))
 }

@@ -1,0 +1,96 @@
+//! Task-state events: how the engine waits for a task without polling the database.
+//!
+//! Every process keeps one broadcast channel of "task N changed" signals, fed by
+//! - its own writes: the runner finishing a task, the sweeper abandoning one, a cancel;
+//! - on PostgreSQL, the database itself: a trigger on `tasks` sends `NOTIFY taskq_task_changed`
+//!   with the task id whenever a task's state changes, and every process `LISTEN`s. The
+//!   notification is delivered at commit, so it can neither precede the change nor announce one
+//!   that was rolled back, and every writer (any `api`, any `worker`) is covered without asking
+//!   it to. We chose this over a RabbitMQ fanout exchange for that atomicity, and because it
+//!   needs no new broker topology; the broker stays the work queue only.
+//!
+//! A waiter subscribes *before* it reads the row, so a change cannot slip between its read and
+//! its wait. Whenever signals may have been missed (the listener reconnected, or a slow waiter
+//! lagged behind the channel), a `Resync` wakes every waiter to read its row again.
+
+use sea_orm::{DatabaseConnection, DbBackend};
+use std::time::Duration;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+/// The PostgreSQL channel the `tasks` trigger notifies (see the migration that creates it).
+pub const CHANNEL: &str = "taskq_task_changed";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskSignal {
+    Changed(i32),
+    /// Signals may have been missed: read again.
+    Resync,
+}
+
+#[derive(Clone)]
+pub struct TaskEvents {
+    tx: broadcast::Sender<TaskSignal>,
+}
+
+impl Default for TaskEvents {
+    fn default() -> Self {
+        Self { tx: broadcast::channel(1024).0 }
+    }
+}
+
+impl TaskEvents {
+    pub fn changed(&self, task_id: i32) {
+        let _ = self.tx.send(TaskSignal::Changed(task_id));
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<TaskSignal> {
+        self.tx.subscribe()
+    }
+
+    /// On PostgreSQL, relays the database's notifications into this process until `shutdown`.
+    pub fn listen(&self, db: &DatabaseConnection, shutdown: CancellationToken) {
+        if db.get_database_backend() != DbBackend::Postgres {
+            return;
+        }
+        let (pool, events) = (db.get_postgres_connection_pool().clone(), self.clone());
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(200);
+            while !shutdown.is_cancelled() {
+                let listening = events.relay(&pool);
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    Err(err) = listening => {
+                        tracing::warn!(%err, "task notifications lost; listening again in {backoff:?}");
+                    }
+                }
+                let _ = events.tx.send(TaskSignal::Resync);
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        });
+    }
+
+    /// Relays notifications until the listener fails.
+    async fn relay(&self, pool: &sea_orm::sqlx::PgPool) -> Result<std::convert::Infallible, sea_orm::sqlx::Error> {
+        let mut listener = sea_orm::sqlx::postgres::PgListener::connect_with(pool).await?;
+        listener.listen(CHANNEL).await?;
+        // Anything that changed while we were not listening is unknown to us.
+        let _ = self.tx.send(TaskSignal::Resync);
+        loop {
+            match listener.try_recv().await? {
+                Some(notification) => match notification.payload().parse() {
+                    Ok(id) => self.changed(id),
+                    Err(_) => tracing::warn!(payload = notification.payload(), "odd task notification"),
+                },
+                // The connection dropped; the listener reconnects on the next call.
+                None => {
+                    let _ = self.tx.send(TaskSignal::Resync);
+                }
+            }
+        }
+    }
+}
