@@ -28,6 +28,8 @@ mod races;
 mod representations;
 #[path = "suite/shared_services.rs"]
 mod shared_services;
+#[path = "suite/shutdown.rs"]
+mod shutdown;
 #[path = "suite/stop.rs"]
 mod stop;
 #[path = "suite/tasks.rs"]

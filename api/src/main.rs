@@ -23,7 +23,7 @@ async fn main() -> Result<(), String> {
     let app = Application::build(settings).await?;
     let stopper = app.stopper();
     actix_web::rt::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
+        worker::startup::termination().await;
         stopper.stop().await;
     });
     app.run_until_stopped().await.map_err(|e| e.to_string())

@@ -18,13 +18,14 @@ use worker::broker::Broker;
 use worker::broker::amqp::AmqpBroker;
 use worker::broker::memory::MemoryBroker;
 use worker::engine::Engine;
-use worker::startup::{connect_database, start_engine};
+use worker::startup::{Drained, connect_database, start_engine};
 
 pub struct Application {
     port: u16,
     server: Server,
     shutdown: CancellationToken,
     engine: Engine,
+    drained: Drained,
 }
 
 impl Application {
@@ -43,7 +44,7 @@ impl Application {
             None => (Arc::new(MemoryBroker::default()), true),
         };
         let shutdown = CancellationToken::new();
-        let engine = start_engine(db.clone(), broker, &settings.runner, embedded, &shutdown).await?;
+        let (engine, drained) = start_engine(db.clone(), broker, &settings.runner, embedded, &shutdown).await?;
         let idle = Duration::from_secs(settings.session_idle_timeout_secs);
         tokio::spawn(prune_logon_sessions(db.clone(), idle, shutdown.clone()));
         let state = web::Data::new(AppState {
@@ -73,12 +74,13 @@ impl Application {
             }
         })
         .workers(2)
+        .shutdown_timeout(settings.runner.shutdown_timeout().as_secs().max(1))
         .disable_signals()
         .listen(listener)
         .map_err(|e| e.to_string())?
         .run();
         tracing::info!(port, mode = if embedded { "embedded" } else { "distributed" }, "listening");
-        Ok(Self { port, server, shutdown, engine })
+        Ok(Self { port, server, shutdown, engine, drained })
     }
 
     pub fn port(&self) -> u16 {
@@ -90,14 +92,17 @@ impl Application {
         self.engine.clone()
     }
 
-    /// A handle that stops the server and the engine.
+    /// A handle that stops the server (and then, through `run_until_stopped`, the engine).
     pub fn stopper(&self) -> Stopper {
-        Stopper { server: self.server.handle(), shutdown: self.shutdown.clone() }
+        Stopper { server: self.server.handle() }
     }
 
+    /// Serves until stopped; then (the server having finished its in-flight requests) stops the
+    /// engine and waits for the embedded runner to drain.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         self.shutdown.cancel();
+        self.drained.wait().await;
         result
     }
 }
@@ -105,12 +110,12 @@ impl Application {
 #[derive(Clone)]
 pub struct Stopper {
     server: actix_web::dev::ServerHandle,
-    shutdown: CancellationToken,
 }
 
 impl Stopper {
+    /// Stops accepting connections and lets in-flight requests finish; `run_until_stopped` then
+    /// stops the engine.
     pub async fn stop(&self) {
-        self.shutdown.cancel();
         self.server.stop(true).await;
     }
 }

@@ -30,9 +30,11 @@ async fn main() -> Result<(), String> {
     let db = connect_database(&cli.database_url).await?;
     let broker = Arc::new(AmqpBroker::new(&cli.amqp_url, &settings));
     let shutdown = CancellationToken::new();
-    start_engine(db, broker, &settings, true, &shutdown).await?;
+    let (_engine, drained) = start_engine(db, broker, &settings, true, &shutdown).await?;
     tracing::info!(runner = %settings.runner_id, "runner started");
-    tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
+    worker::startup::termination().await;
     shutdown.cancel();
+    drained.wait().await;
+    tracing::info!(runner = %settings.runner_id, "runner stopped");
     Ok(())
 }

@@ -13,6 +13,11 @@
 //!
 //! On start, the runner re-adopts what it owned before a crash: it watches its sessions' process
 //! groups again, and re-runs its Running tasks under a new attempt, fencing out the old one.
+//!
+//! Shutdown (SIGTERM, SIGINT): the runner stops taking deliveries (those it held go back to the
+//! queue when its connection closes), lets its in-flight operations finish for up to the
+//! shutdown timeout while it keeps heartbeating, and returns. Workloads keep running; whatever
+//! did not finish is re-adopted when the runner comes back with the same identity.
 
 use crate::broker::{Broker, Delivery};
 use crate::events::TaskEvents;
@@ -29,6 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
 /// An operation that keeps failing on the database this long gives up with a failure outcome
@@ -41,6 +47,9 @@ pub struct Runner {
     broker: Arc<dyn Broker>,
     heartbeat_interval: Duration,
     in_flight: Arc<Mutex<HashMap<i32, CancellationToken>>>,
+    /// Every in-flight operation, so that shutdown can wait for them.
+    operations: TaskTracker,
+    shutdown_timeout: Duration,
     events: TaskEvents,
 }
 
@@ -55,7 +64,15 @@ impl Runner {
             stops: Arc::default(),
             claims: Arc::default(),
         };
-        Self { ctx, broker, heartbeat_interval: settings.heartbeat_interval(), in_flight: Arc::default(), events }
+        Self {
+            ctx,
+            broker,
+            heartbeat_interval: settings.heartbeat_interval(),
+            in_flight: Arc::default(),
+            operations: TaskTracker::new(),
+            shutdown_timeout: settings.shutdown_timeout(),
+            events,
+        }
     }
 
     pub fn id(&self) -> &str {
@@ -87,24 +104,35 @@ impl Runner {
         Ok(())
     }
 
-    /// Consumes and heartbeats until `shutdown`.
+    /// Consumes and heartbeats until `shutdown`, then drains its in-flight operations (see the
+    /// module comment) and returns.
     pub async fn run(self, shutdown: CancellationToken) {
         let (tx, mut rx) = mpsc::channel(64);
         let broker = self.broker.clone();
         let id = self.id().to_owned();
         let consumer_shutdown = shutdown.clone();
         tokio::spawn(async move { broker.consume(&id, tx, consumer_shutdown).await });
-        tokio::spawn(self.clone().heartbeat(shutdown.clone()));
+        let heartbeat_stop = CancellationToken::new();
+        tokio::spawn(self.clone().heartbeat(heartbeat_stop.clone()));
         loop {
             let delivery = tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => break,
                 delivery = rx.recv() => delivery,
             };
             match delivery {
                 Some(delivery) => self.handle(delivery).await,
-                None => return,
+                None => break,
             }
         }
+        drop(rx);
+        self.operations.close();
+        let left = self.in_flight.lock().map(|m| m.len()).unwrap_or_default();
+        tracing::info!(runner = self.id(), in_flight = left, "shutting down: letting in-flight operations finish");
+        if tokio::time::timeout(self.shutdown_timeout, self.operations.wait()).await.is_err() {
+            let left: Vec<i32> = self.in_flight.lock().map(|m| m.keys().copied().collect()).unwrap_or_default();
+            tracing::warn!(runner = self.id(), tasks = ?left, "shutdown timeout: these resume when the runner comes back");
+        }
+        heartbeat_stop.cancel();
     }
 
     async fn handle(&self, delivery: Delivery) {
@@ -174,7 +202,7 @@ impl Runner {
 
     fn spawn_execute(&self, task: task::Model, token: CancellationToken) {
         let this = self.clone();
-        tokio::spawn(async move {
+        self.operations.spawn(async move {
             if task.cancel_requested {
                 token.cancel();
             }

@@ -17,6 +17,9 @@ pub struct RunnerSettings {
     pub heartbeat_interval_ms: u64,
     /// A runner silent for longer than this is gone: its tasks finish with a failure naming it.
     pub runner_deadline_ms: u64,
+    /// On SIGTERM or SIGINT, how long in-flight operations may take to finish before the process
+    /// exits anyway (what is left is re-adopted when the runner comes back).
+    pub shutdown_timeout_ms: u64,
     /// How often the relay looks for unpublished tasks and the sweeper for gone runners.
     pub relay_interval_ms: u64,
     /// A queued task whose message was confirmed this long ago but never claimed is published again.
@@ -44,6 +47,7 @@ impl Default for RunnerSettings {
             grace_period_ms: 10_000,
             heartbeat_interval_ms: 1_000,
             runner_deadline_ms: 60_000,
+            shutdown_timeout_ms: 15_000,
             relay_interval_ms: 500,
             republish_after_ms: 30_000,
             prefetch: 32,
@@ -64,6 +68,9 @@ impl RunnerSettings {
     }
     pub fn runner_deadline(&self) -> Duration {
         Duration::from_millis(self.runner_deadline_ms)
+    }
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_millis(self.shutdown_timeout_ms)
     }
     pub fn relay_interval(&self) -> Duration {
         Duration::from_millis(self.relay_interval_ms)
@@ -93,6 +100,8 @@ pub struct RunnerArgs {
     pub heartbeat_interval_ms: Option<u64>,
     #[arg(long, env = "RUNNER_DEADLINE_MS")]
     pub runner_deadline_ms: Option<u64>,
+    #[arg(long, env = "SHUTDOWN_TIMEOUT_MS")]
+    pub shutdown_timeout_ms: Option<u64>,
     #[arg(long, env = "RELAY_INTERVAL_MS")]
     pub relay_interval_ms: Option<u64>,
     #[arg(long, env = "REPUBLISH_AFTER_MS")]
@@ -122,6 +131,9 @@ impl RunnerArgs {
         }
         if let Some(v) = self.runner_deadline_ms {
             settings.runner_deadline_ms = v;
+        }
+        if let Some(v) = self.shutdown_timeout_ms {
+            settings.shutdown_timeout_ms = v;
         }
         if let Some(v) = self.relay_interval_ms {
             settings.relay_interval_ms = v;

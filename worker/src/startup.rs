@@ -60,23 +60,56 @@ pub fn init_telemetry() {
 }
 
 /// Starts the background half of a process — a dispatcher always, and a runner when
-/// `with_runner` — and returns the engine's front door. The runner registers (re-adopting its
-/// work) before the dispatcher's first sweep, so a runner coming back is never taken for gone.
+/// `with_runner` — and returns the engine's front door, and what to await after `shutdown` for
+/// the runner to drain. The runner registers (re-adopting its work) before the dispatcher's
+/// first sweep, so a runner coming back is never taken for gone.
 pub async fn start_engine(
     db: DatabaseConnection,
     broker: Arc<dyn Broker>,
     settings: &RunnerSettings,
     with_runner: bool,
     shutdown: &CancellationToken,
-) -> Result<Engine, String> {
+) -> Result<(Engine, Drained), String> {
     let events = TaskEvents::default();
     events.listen(&db, shutdown.clone());
-    if with_runner {
+    let runner = if with_runner {
         let runner = Runner::new(db.clone(), broker.clone(), settings, events.clone());
         runner.register().await.map_err(|e| format!("cannot register runner: {e}"))?;
-        tokio::spawn(runner.run(shutdown.clone()));
-    }
+        Some(tokio::spawn(runner.run(shutdown.clone())))
+    } else {
+        None
+    };
     let dispatcher = Dispatcher::new(db.clone(), broker, settings.clone(), events.clone());
     tokio::spawn(dispatcher.clone().run(shutdown.clone()));
-    Ok(Engine::new(db, dispatcher, events))
+    Ok((Engine::new(db, dispatcher, events), Drained(runner)))
+}
+
+/// Completes once the runner (if any) has drained after shutdown.
+pub struct Drained(Option<tokio::task::JoinHandle<()>>);
+
+impl Drained {
+    pub async fn wait(self) {
+        if let Some(runner) = self.0 {
+            let _ = runner.await;
+        }
+    }
+}
+
+/// Completes on SIGTERM (what systemd, container runtimes and `kill` send) or SIGINT (Ctrl-C).
+pub async fn termination() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+                    _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+                }
+                return;
+            }
+            Err(err) => tracing::warn!(%err, "cannot watch for SIGTERM; SIGINT only"),
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
