@@ -63,6 +63,7 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 .wrap(from_fn(veeam::middleware))
+                .wrap(from_fn(request_span))
                 .configure(veeam::configure)
                 .default_service(web::to(veeam::not_found))
         })
@@ -118,6 +119,15 @@ impl Stopper {
     pub async fn stop(&self) {
         self.server.stop(true).await;
     }
+}
+
+/// Runs each request inside a `request{method path}` span, so its log lines say which it was.
+async fn request_span(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let span = tracing::info_span!("request", method = %req.method(), path = %req.path());
+    tracing::Instrument::instrument(next.call(req), span).await
 }
 
 pub async fn database(settings: &ApiSettings) -> Result<DatabaseConnection, String> {

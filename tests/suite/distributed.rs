@@ -43,6 +43,14 @@ async fn a_stop_goes_through_rabbitmq_to_the_worker_that_owns_the_session() {
     assert_eq!(stop_row.runner_id.as_deref(), Some(row.runner_id.as_str()), "routed to the owner");
     assert!(live_members(pid).is_empty());
     assert_eq!(session.session(&id).await["State"], "Stopped");
+    // The runner's log lines carry the task's span: task, attempt, workload and runner.
+    let log = std::fs::read_to_string(app.dir.join(format!("worker-{}.log", row.runner_id))).expect("worker log");
+    let line = log.lines().find(|l| l.contains("SIGTERM sent")).unwrap_or_else(|| panic!("{log}"));
+    let task = done["TaskId"].as_str().expect("id")[5..].to_owned();
+    for field in [format!("task{{id={task} attempt=1"), format!("workload={id}"), format!("runner={}", row.runner_id)] {
+        assert!(line.contains(&field), "{field} missing from: {line}");
+    }
+    assert!(!line.contains('\u{1b}'), "no colour codes in a log file: {line}");
 }
 
 #[actix_web::test]

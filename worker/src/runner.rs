@@ -202,50 +202,61 @@ impl Runner {
 
     fn spawn_execute(&self, task: task::Model, token: CancellationToken) {
         let this = self.clone();
-        self.operations.spawn(async move {
-            if task.cancel_requested {
-                token.cancel();
-            }
-            let started = tokio::time::Instant::now();
-            let outcome = loop {
-                match operations::perform(&this.ctx, &task, &token).await {
-                    Ok(outcome) => break Some(outcome),
-                    Err(OpError::StandDown) => break None,
-                    Err(err) if started.elapsed() > GIVE_UP_AFTER => {
-                        tracing::error!(task = task.id, %err, "operation keeps failing; giving up");
-                        break Some(Outcome::failure(format!(
-                            "The {} operation failed on an internal error; runner \"{}\" logged the cause.",
-                            task.operation,
-                            this.id()
-                        )));
+        let span = tracing::info_span!(
+            "task",
+            id = task.id,
+            attempt = task.attempt,
+            operation = %task.operation,
+            workload = %task.target_id,
+            runner = %self.id(),
+        );
+        self.operations.spawn(tracing::Instrument::instrument(
+            async move {
+                if task.cancel_requested {
+                    token.cancel();
+                }
+                let started = tokio::time::Instant::now();
+                let outcome = loop {
+                    match operations::perform(&this.ctx, &task, &token).await {
+                        Ok(outcome) => break Some(outcome),
+                        Err(OpError::StandDown) => break None,
+                        Err(err) if started.elapsed() > GIVE_UP_AFTER => {
+                            tracing::error!(task = task.id, %err, "operation keeps failing; giving up");
+                            break Some(Outcome::failure(format!(
+                                "The {} operation failed on an internal error; runner \"{}\" logged the cause.",
+                                task.operation,
+                                this.id()
+                            )));
+                        }
+                        Err(err) => {
+                            tracing::warn!(task = task.id, %err, "operation hit a database error; retrying");
+                            tokio::time::sleep(RETRY_PAUSE).await;
+                        }
                     }
-                    Err(err) => {
-                        tracing::warn!(task = task.id, %err, "operation hit a database error; retrying");
-                        tokio::time::sleep(RETRY_PAUSE).await;
+                };
+                while let Some(outcome) = &outcome {
+                    match tasks::transition(&this.ctx.db, &task, TaskEvent::Finish(outcome.clone())).await {
+                        Ok(_) => {
+                            this.events.changed(task.id);
+                            break;
+                        }
+                        Err(err @ (TransitionError::Stale { .. } | TransitionError::Illegal { .. })) => {
+                            tracing::warn!(task = task.id, %err, "outcome not recorded: the attempt was fenced out");
+                            break;
+                        }
+                        Err(TransitionError::Db(err)) => {
+                            tracing::warn!(task = task.id, %err, "cannot record the outcome yet; retrying");
+                            tokio::time::sleep(RETRY_PAUSE).await;
+                        }
                     }
                 }
-            };
-            while let Some(outcome) = &outcome {
-                match tasks::transition(&this.ctx.db, &task, TaskEvent::Finish(outcome.clone())).await {
-                    Ok(_) => {
-                        this.events.changed(task.id);
-                        break;
-                    }
-                    Err(err @ (TransitionError::Stale { .. } | TransitionError::Illegal { .. })) => {
-                        tracing::warn!(task = task.id, %err, "outcome not recorded: the attempt was fenced out");
-                        break;
-                    }
-                    Err(TransitionError::Db(err)) => {
-                        tracing::warn!(task = task.id, %err, "cannot record the outcome yet; retrying");
-                        tokio::time::sleep(RETRY_PAUSE).await;
-                    }
+                if let Ok(mut in_flight) = this.in_flight.lock() {
+                    in_flight.remove(&task.id);
                 }
-            }
-            if let Ok(mut in_flight) = this.in_flight.lock() {
-                in_flight.remove(&task.id);
-            }
-            this.ctx.forget_claim(task.id);
-        });
+                this.ctx.forget_claim(task.id);
+            },
+            span,
+        ));
     }
 
     async fn heartbeat(self, shutdown: CancellationToken) {

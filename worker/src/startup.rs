@@ -43,7 +43,9 @@ async fn migrate(db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
     txn.commit().await
 }
 
-/// Logs to stderr; `RUST_LOG` takes targets as in `info,sqlx=warn` (that is the default).
+/// Logs to stderr (colours only on a terminal); `RUST_LOG` takes targets as in `info,sqlx=warn`
+/// (that is the default). Lines carry their spans: `task{id attempt operation workload runner}`
+/// in runners, `request{method path}` in the api.
 pub fn init_telemetry() {
     use tracing_subscriber::filter::Targets;
     use tracing_subscriber::prelude::*;
@@ -54,7 +56,12 @@ pub fn init_telemetry() {
             .with_target("sea_orm", tracing::Level::WARN)
     });
     tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer().with_target(false).with_writer(std::io::stderr))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_target(false)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .with_writer(std::io::stderr),
+        )
         .with(filter)
         .init();
 }

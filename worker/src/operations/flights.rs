@@ -107,18 +107,22 @@ impl<T: Clone + Send + Sync + 'static> Flights<T> {
         let flight =
             Arc::new(Flight { members: Mutex::new(vec![task.clone()]), abandon: CancellationToken::new(), landed });
         let (flights, session_id, flying) = (self.clone(), session_id.to_owned(), flight.clone());
-        tokio::spawn(async move {
-            if let Some(previous) = previous {
-                previous.landing().await;
-            }
-            let landing = drive(flying.clone()).await;
-            let _ = land.send(Some(landing));
-            if let Ok(mut by_session) = flights.by_session.lock()
-                && by_session.get(&session_id).is_some_and(|f| Arc::ptr_eq(f, &flying))
-            {
-                by_session.remove(&session_id);
-            }
-        });
+        let span = tracing::info_span!("stop_flight", workload = %session_id, first_task = task.id);
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                if let Some(previous) = previous {
+                    previous.landing().await;
+                }
+                let landing = drive(flying.clone()).await;
+                let _ = land.send(Some(landing));
+                if let Ok(mut by_session) = flights.by_session.lock()
+                    && by_session.get(&session_id).is_some_and(|f| Arc::ptr_eq(f, &flying))
+                {
+                    by_session.remove(&session_id);
+                }
+            },
+            span,
+        ));
         flight
     }
 

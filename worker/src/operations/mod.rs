@@ -131,24 +131,28 @@ pub enum Exit {
 
 /// Waits for the session's process to end, then records the end.
 pub fn watch(ctx: Ctx, session_id: String, exit: Exit) {
-    tokio::spawn(async move {
-        let ended = match exit {
-            Exit::Child(mut child) => match child.wait().await {
-                Ok(status) => Ended::Exited { how: process::describe_exit(&status), code: status.code() },
-                Err(err) => Ended::Unknown(format!("could not wait for it: {err}")),
-            },
-            Exit::Adopted(pgid) => {
-                while process::group_alive(pgid) {
-                    tokio::time::sleep(POLL).await;
+    let span = tracing::info_span!("watch", workload = %session_id, runner = %ctx.runner_id);
+    tokio::spawn(tracing::Instrument::instrument(
+        async move {
+            let ended = match exit {
+                Exit::Child(mut child) => match child.wait().await {
+                    Ok(status) => Ended::Exited { how: process::describe_exit(&status), code: status.code() },
+                    Err(err) => Ended::Unknown(format!("could not wait for it: {err}")),
+                },
+                Exit::Adopted(pgid) => {
+                    while process::group_alive(pgid) {
+                        tokio::time::sleep(POLL).await;
+                    }
+                    Ended::Unknown(format!(
+                        "it ended while runner \"{}\" was restarting; its exit status is unknown",
+                        ctx.runner_id
+                    ))
                 }
-                Ended::Unknown(format!(
-                    "it ended while runner \"{}\" was restarting; its exit status is unknown",
-                    ctx.runner_id
-                ))
-            }
-        };
-        record_end(&ctx, &session_id, ended).await;
-    });
+            };
+            record_end(&ctx, &session_id, ended).await;
+        },
+        span,
+    ));
 }
 
 pub enum Ended {
