@@ -5,6 +5,7 @@
 
 pub mod message;
 pub mod model;
+pub mod outcome;
 pub mod state;
 pub mod store;
 

@@ -13,6 +13,7 @@
 //!          Stopping --StopAbandoned--> Working (a cancelled stop whose processes survived)
 //!          Starting | Working | Stopping --Ended--> Stopped
 
+pub use crate::outcome::Outcome;
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -98,36 +99,19 @@ macro_rules! display_as_db_value {
 }
 display_as_db_value!(TaskState, Operation, SessionState, SessionResult, Role);
 
-/// How a finished task ended, as the client sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
-    pub success: bool,
-    pub message: String,
-    pub related_session_id: Option<String>,
-}
-
-impl Outcome {
-    pub fn success(message: impl Into<String>) -> Self {
-        Self { success: true, message: message.into(), related_session_id: None }
-    }
-
-    pub fn failure(message: impl Into<String>) -> Self {
-        Self { success: false, message: message.into(), related_session_id: None }
-    }
-
-    pub fn with_session(mut self, session_id: impl Into<String>) -> Self {
-        self.related_session_id = Some(session_id.into());
-        self
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TaskEvent {
-    Claim { runner: String },
-    Readopt { runner: String },
+    Claim {
+        runner: String,
+    },
+    Readopt {
+        runner: String,
+    },
     Finish(Outcome),
-    Cancel { message: String },
-    Abandon { message: String },
+    /// Cancelled while queued: it never runs.
+    Cancel(Outcome),
+    /// Its runner is gone.
+    Abandon(Outcome),
 }
 
 impl TaskEvent {
@@ -206,9 +190,9 @@ mod tests {
         vec![
             TaskEvent::Claim { runner: "r".into() },
             TaskEvent::Readopt { runner: "r".into() },
-            TaskEvent::Finish(Outcome::success("ok")),
-            TaskEvent::Cancel { message: "c".into() },
-            TaskEvent::Abandon { message: "a".into() },
+            TaskEvent::Finish(Outcome::NothingToStop { spec_name: "j".into() }),
+            TaskEvent::Cancel(Outcome::CancelledBeforeStart { queued: true, workload: None }),
+            TaskEvent::Abandon(Outcome::Internal { runner: "r".into() }),
         ]
     }
 

@@ -44,13 +44,15 @@ async fn a_fenced_out_attempt_cannot_finish_the_task() {
     let first = tasks::transition(&db, &seen, TaskEvent::Claim { runner: "r1".into() }).await.expect("claim");
     let readopted = tasks::transition(&db, &first, TaskEvent::Readopt { runner: "r1".into() }).await.expect("readopt");
     assert_eq!(readopted.attempt, 2);
-    let stale = tasks::transition(&db, &first, TaskEvent::Finish(Outcome::success("old holder"))).await;
+    let old = Outcome::NothingToStop { spec_name: "old holder".into() };
+    let stale = tasks::transition(&db, &first, TaskEvent::Finish(old)).await;
     assert!(matches!(stale, Err(TransitionError::Stale { .. })), "{stale:?}");
-    let done =
-        tasks::transition(&db, &readopted, TaskEvent::Finish(Outcome::success("new holder"))).await.expect("finish");
+    let new = Outcome::NothingToStop { spec_name: "new holder".into() };
+    let done = tasks::transition(&db, &readopted, TaskEvent::Finish(new.clone())).await.expect("finish");
     assert_eq!(done.state, TaskState::Finished);
     let stored = tasks::get(&db, seen.id).await.expect("db").expect("row");
-    assert_eq!(stored.message.as_deref(), Some("new holder"));
+    assert_eq!(stored.ended(), Some(new));
+    assert_eq!(stored.success, Some(true));
 }
 
 #[tokio::test]
@@ -60,8 +62,15 @@ async fn another_runner_cannot_readopt_a_task_and_finished_is_final() {
     let running = tasks::transition(&db, &seen, TaskEvent::Claim { runner: "r1".into() }).await.expect("claim");
     let theft = tasks::transition(&db, &running, TaskEvent::Readopt { runner: "r2".into() }).await;
     assert!(matches!(theft, Err(TransitionError::Stale { .. })), "{theft:?}");
-    let done = tasks::transition(&db, &running, TaskEvent::Abandon { message: "gone".into() }).await.expect("abandon");
-    let again = tasks::transition(&db, &done, TaskEvent::Cancel { message: "late".into() }).await;
+    let done = tasks::transition(&db, &running, TaskEvent::Abandon(Outcome::Internal { runner: "r1".into() }))
+        .await
+        .expect("abandon");
+    let again = tasks::transition(
+        &db,
+        &done,
+        TaskEvent::Cancel(Outcome::CancelledBeforeStart { queued: true, workload: None }),
+    )
+    .await;
     assert!(matches!(again, Err(TransitionError::Illegal { .. })), "{again:?}");
 }
 
@@ -69,7 +78,9 @@ async fn another_runner_cannot_readopt_a_task_and_finished_is_final() {
 async fn a_cancelled_queued_task_can_no_longer_be_claimed() {
     let db = db().await;
     let seen = queued_task(&db).await;
-    tasks::transition(&db, &seen, TaskEvent::Cancel { message: "cancelled".into() }).await.expect("cancel");
+    tasks::transition(&db, &seen, TaskEvent::Cancel(Outcome::CancelledBeforeStart { queued: true, workload: None }))
+        .await
+        .expect("cancel");
     let claim = tasks::transition(&db, &seen, TaskEvent::Claim { runner: "r1".into() }).await;
     assert!(matches!(claim, Err(TransitionError::Stale { .. })), "{claim:?}");
     assert_eq!(tasks::get(&db, seen.id).await.expect("db").expect("row").success, Some(false));
@@ -138,6 +149,8 @@ async fn a_database_of_the_previous_release_upgrades_even_with_two_active_sessio
         "INSERT INTO job_sessions (id, job_id, job_name, job_type, name, state, result, progress, creation_time, runner_id, pid, start_task_id) VALUES ('older', 'j1', 'Job', 'Backup', 'Job@1', 'Working', 'None', 0, '2026-11-30T10:00:00Z', 'r1', 101, 1)",
         "INSERT INTO job_sessions (id, job_id, job_name, job_type, name, state, result, progress, creation_time, runner_id, pid, start_task_id) VALUES ('newer', 'j1', 'Job', 'Backup', 'Job@2', 'Working', 'None', 0, '2026-11-30T10:00:01Z', 'r1', 102, 2)",
         "INSERT INTO job_sessions (id, job_id, job_name, job_type, name, state, result, progress, creation_time, runner_id, pid, start_task_id) VALUES ('done', 'j1', 'Job', 'Backup', 'Job@0', 'Stopped', 'Success', 100, '2026-11-30T09:00:00Z', 'r1', 100, 3)",
+        "INSERT INTO tasks (user_id, operation, target_id, state, attempt, cancel_requested, success, message, related_session_id, created_at, updated_at) VALUES (1, 'StopJobSession', 'done', 'Finished', 1, false, true, 'Job Session \"Job@0\" stopped: its processes exited after SIGTERM.', 'done', '2026-11-30T09:00:00Z', '2026-11-30T09:00:00Z')",
+        "INSERT INTO tasks (user_id, operation, target_id, state, attempt, cancel_requested, created_at, updated_at) VALUES (1, 'StopJobSession', 'newer', 'Queued', 0, false, '2026-11-30T09:00:00Z', '2026-11-30T09:00:00Z')",
     ] {
         db.execute_unprepared(statement).await.expect(statement);
     }
@@ -148,4 +161,15 @@ async fn a_database_of_the_previous_release_upgrades_even_with_two_active_sessio
     assert_eq!(read("done").await.expect("db").expect("row").active_job_id, None);
     assert_eq!(entity::store::sessions::active_on(&db, "r1").await.expect("db").len(), 2, "both still stoppable");
     assert!(entity::store::logons::list_for_user(&db, 1).await.expect("db").is_empty());
+    // A finished task keeps its words and its link as a legacy outcome; a queued one has none.
+    let finished = tasks::get(&db, 1).await.expect("db").expect("row");
+    assert_eq!(
+        finished.ended(),
+        Some(Outcome::Legacy {
+            success: true,
+            message: "Job Session \"Job@0\" stopped: its processes exited after SIGTERM.".into(),
+            workload: Some("done".into()),
+        })
+    );
+    assert_eq!(tasks::get(&db, 2).await.expect("db").expect("row").ended(), None);
 }

@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261123_000001_initial;
 mod m20261201_000001_hardening;
 mod m20261201_000002_task_events;
+mod m20261201_000003_task_outcomes;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_initial::Migration),
             Box::new(m20261201_000001_hardening::Migration),
             Box::new(m20261201_000002_task_events::Migration),
+            Box::new(m20261201_000003_task_outcomes::Migration),
         ]
     }
 }

@@ -24,7 +24,12 @@ async fn waiting_for_a_task_wakes_on_its_change_and_not_before(mode: Mode) {
     // polls: without the event the wait would run to its deadline.
     let finished = app.engine.wait_finished(stop, Duration::from_secs(60)).await.expect("db").expect("task");
     assert_eq!(finished.state, entity::TaskState::Finished);
-    assert_eq!(finished.success, Some(true), "{:?}", finished.message);
+    assert_eq!(finished.success, Some(true), "{:?}", finished.outcome);
+    let how = match finished.ended() {
+        Some(entity::outcome::Outcome::Stopped { workload, how, .. }) if workload == id => how,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(how, entity::outcome::StopHow::Killed { grace_ms: 2_000 }, "the engine records facts");
     assert!(started.elapsed() < Duration::from_secs(20), "woken by the change: {:?}", started.elapsed());
 
     assert!(app.engine.wait_finished(i32::MAX, Duration::from_secs(5)).await.expect("db").is_none(), "no such task");

@@ -92,6 +92,17 @@ async fn duplicate_stops_signal_the_workload_once_and_all_tell_its_true_outcome(
     assert!(live_members(pid).is_empty());
 }
 
+/// Waits until the runner has claimed `task` (the row is Running), then a moment more: a claimed
+/// stop joins its session's flight within milliseconds, which nothing outside the runner can see.
+async fn claimed(app: &TestApp, task: &str) {
+    let id: i32 = task[5..].parse().expect("number");
+    wait_until("the runner to claim the task", T, || async {
+        entity::store::tasks::get(&app.db, id).await.expect("db").is_some_and(|t| t.state == entity::TaskState::Running)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+}
+
 async fn cancelling_one_of_two_stops_leaves_the_other_to_finish_the_stop(mode: Mode) {
     let app = TestApp::in_mode(mode, Options { grace_period_ms: 3_000, ..Options::default() }).await;
     let session = app.logon().await;
@@ -102,6 +113,7 @@ async fn cancelling_one_of_two_stops_leaves_the_other_to_finish_the_stop(mode: M
     session.wait_session_state(&id, "Stopping", T).await;
     let second = task_id(&session.act(&stop).await);
     wait_until("the first SIGTERM", T, || async { sigterms(&app.dir) == 1 }).await;
+    claimed(&app, &second).await;
     assert_eq!(session.call("DELETE", &format!("/api/tasks/{first}"), "").await.status, 204);
     let cancelled = session.wait_finished(&first, T).await;
     assert_eq!(cancelled["Result"]["Success"], false, "{cancelled}");
@@ -119,6 +131,8 @@ async fn cancelling_one_of_two_stops_leaves_the_other_to_finish_the_stop(mode: M
     let stop = format!("/api/backupSessions/{id}?action=stop");
     let (a, b) = (task_id(&session.act(&stop).await), task_id(&session.act(&stop).await));
     session.wait_session_state(&id, "Stopping", T).await;
+    claimed(&app, &a).await;
+    claimed(&app, &b).await;
     for task in [&a, &b] {
         assert_eq!(session.call("DELETE", &format!("/api/tasks/{task}"), "").await.status, 204);
     }

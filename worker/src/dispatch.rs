@@ -14,7 +14,7 @@ use crate::broker::Broker;
 use crate::events::TaskEvents;
 use crate::settings::RunnerSettings;
 use entity::message::{QueueMessage, Route};
-use entity::state::TaskEvent;
+use entity::state::{Outcome, TaskEvent};
 use entity::store::{runners, tasks};
 use entity::{TaskState, task};
 use sea_orm::{DatabaseConnection, DbErr};
@@ -104,13 +104,12 @@ impl Dispatcher {
             runners::silent_since(&self.db, entity::store::now() - deadline).await?.into_iter().map(|r| r.id).collect();
         for task in tasks::stranded_on(&self.db, &gone).await? {
             let runner = task.runner_id.clone().or(task.route.clone()).unwrap_or_default();
-            let doing = if task.state == TaskState::Running { "was running it" } else { "was to run it" };
-            let message = format!(
-                "Runner \"{runner}\", which {doing}, stopped responding and did not come back within {} ms; the {} operation did not complete.",
-                deadline.as_millis(),
-                task.operation
-            );
-            match tasks::transition(&self.db, &task, TaskEvent::Abandon { message }).await {
+            let outcome = Outcome::RunnerGone {
+                runner: runner.clone(),
+                was_running: task.state == TaskState::Running,
+                deadline_ms: self.settings.runner_deadline_ms,
+            };
+            match tasks::transition(&self.db, &task, TaskEvent::Abandon(outcome)).await {
                 Ok(_) => {
                     tracing::warn!(task = task.id, runner, "task abandoned: its runner is gone");
                     self.events.changed(task.id);

@@ -16,7 +16,7 @@
 
 use crate::dispatch::Dispatcher;
 use crate::events::{TaskEvents, TaskSignal};
-use entity::state::{TaskEvent, TransitionError};
+use entity::state::{Outcome, TaskEvent, TransitionError};
 use entity::store::{sessions, tasks};
 use entity::{Operation, TaskState, task};
 use sea_orm::{DatabaseConnection, DbErr};
@@ -107,8 +107,8 @@ impl Engine {
         for _ in 0..8 {
             match seen.state {
                 TaskState::Queued => {
-                    let message = "Task cancelled by user before it started; nothing was done.".to_owned();
-                    match tasks::transition(&self.db, &seen, TaskEvent::Cancel { message }).await {
+                    let cancelled = Outcome::CancelledBeforeStart { queued: true, workload: None };
+                    match tasks::transition(&self.db, &seen, TaskEvent::Cancel(cancelled)).await {
                         Ok(done) => {
                             self.events.changed(done.id);
                             return Ok(Cancelled::BeforeStart(done));

@@ -222,11 +222,7 @@ impl Runner {
                         Err(OpError::StandDown) => break None,
                         Err(err) if started.elapsed() > GIVE_UP_AFTER => {
                             tracing::error!(task = task.id, %err, "operation keeps failing; giving up");
-                            break Some(Outcome::failure(format!(
-                                "The {} operation failed on an internal error; runner \"{}\" logged the cause.",
-                                task.operation,
-                                this.id()
-                            )));
+                            break Some(Outcome::Internal { runner: this.id().to_owned() });
                         }
                         Err(err) => {
                             tracing::warn!(task = task.id, %err, "operation hit a database error; retrying");

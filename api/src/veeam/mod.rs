@@ -5,6 +5,7 @@ mod auth;
 mod error;
 mod jobs;
 mod logon;
+mod messages;
 mod negotiate;
 mod query;
 mod render;

@@ -123,7 +123,8 @@ impl TaskView {
         let href = hrefs.task(task);
         let mut links = vec![Link::new("Delete", Some("Task"), href.clone())];
         let finished = task.state == entity::TaskState::Finished;
-        if let (true, Some(session)) = (finished, &task.related_session_id) {
+        let ended = task.ended();
+        if let Some(session) = ended.as_ref().and_then(|outcome| outcome.workload()) {
             links.push(Link::new(
                 "Related",
                 Some("BackupJobSession"),
@@ -135,7 +136,7 @@ impl TaskView {
             // Veeam has no queued state: a task is Running until it is Finished.
             state: if finished { "Finished" } else { "Running" },
             operation: task.operation.to_string(),
-            result: finished.then(|| (task.success.unwrap_or(false), task.message.clone())),
+            result: super::messages::result(task).map(|(success, message)| (success, Some(message))),
             links,
             href,
         }

@@ -19,9 +19,10 @@ pub struct Model {
     /// The runner that holds the current attempt.
     pub runner_id: Option<String>,
     pub cancel_requested: bool,
+    /// Set when finished: `outcome.success()`, kept as a column to filter on.
     pub success: Option<bool>,
-    pub message: Option<String>,
-    pub related_session_id: Option<String>,
+    /// Set when finished: the `Outcome` as JSON (see `ended`).
+    pub outcome: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
     pub started_at: Option<DateTimeUtc>,
@@ -36,6 +37,11 @@ pub enum Relation {}
 impl ActiveModelBehavior for ActiveModel {}
 
 impl Model {
+    /// How the task ended, once it has.
+    pub fn ended(&self) -> Option<crate::outcome::Outcome> {
+        self.outcome.as_deref().map(crate::outcome::Outcome::from_json)
+    }
+
     /// The public id, as Veeam spells it.
     pub fn public_id(&self) -> String {
         format!("task-{}", self.id)

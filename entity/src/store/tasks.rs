@@ -25,8 +25,7 @@ pub async fn insert(db: &impl ConnectionTrait, new: NewTask<'_>) -> Result<task:
         runner_id: Set(None),
         cancel_requested: Set(false),
         success: Set(None),
-        message: Set(None),
-        related_session_id: Set(None),
+        outcome: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
         started_at: Set(None),
@@ -82,15 +81,9 @@ pub async fn transition(
             guard = guard.add(Column::RunnerId.eq(runner.clone()));
             next.runner_id = Some(runner);
         }
-        TaskEvent::Finish(outcome) => {
-            next.success = Some(outcome.success);
-            next.message = Some(outcome.message);
-            next.related_session_id = outcome.related_session_id;
-            next.finished_at = Some(now);
-        }
-        TaskEvent::Cancel { message } | TaskEvent::Abandon { message } => {
-            next.success = Some(false);
-            next.message = Some(message);
+        TaskEvent::Finish(outcome) | TaskEvent::Cancel(outcome) | TaskEvent::Abandon(outcome) => {
+            next.success = Some(outcome.success());
+            next.outcome = Some(outcome.to_json());
             next.finished_at = Some(now);
         }
     }
@@ -99,8 +92,7 @@ pub async fn transition(
         .col_expr(Column::Attempt, Expr::value(next.attempt))
         .col_expr(Column::RunnerId, Expr::value(next.runner_id.clone()))
         .col_expr(Column::Success, Expr::value(next.success))
-        .col_expr(Column::Message, Expr::value(next.message.clone()))
-        .col_expr(Column::RelatedSessionId, Expr::value(next.related_session_id.clone()))
+        .col_expr(Column::Outcome, Expr::value(next.outcome.clone()))
         .col_expr(Column::UpdatedAt, Expr::value(now))
         .col_expr(Column::StartedAt, Expr::value(next.started_at))
         .col_expr(Column::FinishedAt, Expr::value(next.finished_at))

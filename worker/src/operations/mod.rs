@@ -11,6 +11,7 @@ mod stop_session;
 use crate::lease::Lease;
 use crate::process;
 use entity::job_session;
+use entity::outcome::StopHow;
 use entity::state::{Outcome, SessionEvent, TransitionError};
 use entity::store::{sessions, tasks};
 use entity::{Operation, SessionResult, SessionState, TaskState, task};
@@ -118,8 +119,9 @@ pub async fn perform(ctx: &Ctx, task: &task::Model, cancel: &CancellationToken) 
     }
 }
 
-pub fn cancelled_before_start() -> Outcome {
-    Outcome::failure("Task cancelled before it started; nothing was done.")
+/// The runner found the task cancelled before it did anything.
+pub fn cancelled_before_start(workload: Option<String>) -> Outcome {
+    Outcome::CancelledBeforeStart { queued: false, workload }
 }
 
 pub enum Exit {
@@ -157,7 +159,7 @@ pub fn watch(ctx: Ctx, session_id: String, exit: Exit) {
 
 pub enum Ended {
     Exited { how: String, code: Option<i32> },
-    Stopped(String),
+    Stopped(StopHow),
     Unknown(String),
 }
 
@@ -195,7 +197,7 @@ fn end_event(session: &job_session::Model, ended: &Ended) -> SessionEvent {
         exit_code,
     };
     match ended {
-        Ended::Stopped(how) => failed(format!("Stopped by user request: {how}."), None),
+        Ended::Stopped(how) => failed(format!("Stopped by user request: {}.", stop_words(*how)), None),
         Ended::Exited { how, code } if session.state == SessionState::Stopping => {
             failed(format!("Stopped by user request: the command {how}."), *code)
         }
@@ -204,5 +206,17 @@ fn end_event(session: &job_session::Model, ended: &Ended) -> SessionEvent {
         }
         Ended::Exited { how, code } => failed(format!("The job's command {how}."), *code),
         Ended::Unknown(how) => failed(format!("The job's command ended: {how}."), None),
+    }
+}
+
+/// The session record's words for how a stop ended (until sessions record facts too).
+fn stop_words(how: StopHow) -> String {
+    match how {
+        StopHow::ExitedAfterSigterm => "its processes exited after SIGTERM".to_owned(),
+        StopHow::AlreadyExited => "its processes had already exited".to_owned(),
+        StopHow::Killed { grace_ms } => {
+            format!("its processes ignored SIGTERM for {grace_ms} ms and were killed with SIGKILL")
+        }
+        StopHow::NoProcess => "it had no process".to_owned(),
     }
 }

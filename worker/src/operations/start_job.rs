@@ -20,23 +20,22 @@ use tokio_util::sync::CancellationToken;
 
 pub async fn run(ctx: &Ctx, task: &task::Model, cancel: &CancellationToken) -> Result<Outcome, OpError> {
     let Some(job) = jobs::find(&ctx.db, &task.target_id).await? else {
-        return Ok(Outcome::failure(format!("Job {} does not exist any more.", task.target_id)));
+        return Ok(Outcome::SpecGone { spec: task.target_id.clone() });
     };
-    let triggered = Outcome::success(format!("Job \"{}\" triggered to start.", job.name));
+    let started =
+        |session: &job_session::Model| Outcome::Started { workload: session.id.clone(), spec_name: job.name.clone() };
     let session = match sessions::find_by_start_task(&ctx.db, task.id).await? {
-        Some(session) if session.state != SessionState::Starting => {
-            return Ok(triggered.with_session(session.id));
-        }
+        Some(session) if session.state != SessionState::Starting => return Ok(started(&session)),
         Some(session) => session,
-        None if cancel.is_cancelled() => return Ok(cancelled_before_start()),
+        None if cancel.is_cancelled() => return Ok(cancelled_before_start(None)),
         None => match claim_job(ctx, task, &job).await? {
             Ok(session) => session,
             Err(running) => {
-                return Ok(Outcome::failure(format!(
-                    "Job \"{}\" is already running (session \"{}\").",
-                    job.name, running.name
-                ))
-                .with_session(running.id));
+                return Ok(Outcome::AlreadyRunning {
+                    workload: running.id,
+                    workload_name: running.name,
+                    spec_name: job.name.clone(),
+                });
             }
         },
     };
@@ -54,7 +53,7 @@ pub async fn run(ctx: &Ctx, task: &task::Model, cancel: &CancellationToken) -> R
                 exit_code: None,
             };
             sessions::transition(&ctx.db, &session, ended).await?;
-            return Ok(Outcome::failure(message).with_session(session.id));
+            return Ok(Outcome::StartFailed { workload: session.id, spec_name: job.name, reason: err.to_string() });
         }
     };
     let pid = gated.pgid().get();
@@ -75,7 +74,7 @@ pub async fn run(ctx: &Ctx, task: &task::Model, cancel: &CancellationToken) -> R
     }
     watch(ctx.clone(), session.id.clone(), Exit::Child(gated.release().await));
     tracing::info!(session = %session.id, pid, job = %job.name, "job started");
-    Ok(triggered.with_session(session.id))
+    Ok(started(&session))
 }
 
 /// Inserts this task's session, which claims the job. `Err(session)`: the job's active session,

@@ -8,10 +8,10 @@ use tokio_util::sync::CancellationToken;
 
 pub async fn run(ctx: &Ctx, task: &task::Model, cancel: &CancellationToken) -> Result<Outcome, OpError> {
     let Some(job) = jobs::find(&ctx.db, &task.target_id).await? else {
-        return Ok(Outcome::failure(format!("Job {} does not exist any more.", task.target_id)));
+        return Ok(Outcome::SpecGone { spec: task.target_id.clone() });
     };
     match sessions::active_of_job(&ctx.db, &job.id).await? {
         Some(session) => stop_session::stop(ctx, task, session, cancel).await,
-        None => Ok(Outcome::success(format!("Job \"{}\" is not running; nothing to stop.", job.name))),
+        None => Ok(Outcome::NothingToStop { spec_name: job.name }),
     }
 }

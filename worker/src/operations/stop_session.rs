@@ -13,6 +13,7 @@ use super::flights::{Flight, Landing};
 use super::{Ctx, Ended, OpError, POLL, cancelled_before_start, record_end};
 use crate::process::{self, Pgid, SIGKILL, SIGTERM};
 use entity::job_session;
+use entity::outcome::StopHow;
 use entity::state::{Outcome, SessionEvent, TransitionError};
 use entity::store::sessions;
 use entity::{SessionState, task};
@@ -32,7 +33,7 @@ pub enum StopReport {
     /// Abandoned before anything was sent.
     NotStarted,
     /// The session is Stopped now; how its processes ended.
-    Stopped(String),
+    Stopped(StopHow),
     /// Abandoned in the grace period: no SIGKILL; processes still alive, and the session's state.
     Abandoned { alive: usize, state: SessionState },
     /// Processes that outlived SIGKILL.
@@ -42,7 +43,7 @@ pub enum StopReport {
 pub async fn run(ctx: &Ctx, task: &task::Model, cancel: &CancellationToken) -> Result<Outcome, OpError> {
     match sessions::find(&ctx.db, &task.target_id).await? {
         Some(session) => stop(ctx, task, session, cancel).await,
-        None => Ok(Outcome::failure(format!("Job Session {} does not exist.", task.target_id))),
+        None => Ok(Outcome::WorkloadGone { workload: task.target_id.clone() }),
     }
 }
 
@@ -54,15 +55,15 @@ pub async fn stop(
     session: job_session::Model,
     cancel: &CancellationToken,
 ) -> Result<Outcome, OpError> {
-    let name = session.name.clone();
     if session.runner_id != ctx.runner_id {
-        return Ok(Outcome::failure(format!(
-            "Job Session \"{name}\" belongs to runner \"{}\", not to this one.",
-            session.runner_id
-        )));
+        return Ok(Outcome::WrongRunner {
+            workload: session.id,
+            workload_name: session.name,
+            owner: session.runner_id,
+        });
     }
     if cancel.is_cancelled() && session.state != SessionState::Stopped {
-        return Ok(cancelled_before_start());
+        return Ok(cancelled_before_start(None));
     }
     let driver = ctx.clone();
     let session_id = session.id.clone();
@@ -77,34 +78,29 @@ pub async fn stop(
         landing = flight.landing() => landing,
         _ = cancel.cancelled() => {
             if !ctx.stops.leave(&flight, task.id) {
-                return Ok(Outcome::failure(format!(
-                    "Task cancelled: the stop of Job Session \"{name}\" goes on for another stop task."
-                ))
-                .with_session(session.id));
+                return Ok(Outcome::LeftStop { workload: session.id, workload_name: session.name });
             }
             flight.landing().await
         }
     };
     match landing {
-        Landing::Done(report) => Ok(outcome(&name, &session.id, report)),
+        Landing::Done(report) => Ok(outcome(session, report)),
         Landing::Failed(err) => Err(DbErr::Custom(err).into()),
         Landing::StandDown => Err(OpError::StandDown),
     }
 }
 
-fn outcome(name: &str, session_id: &str, report: StopReport) -> Outcome {
-    let outcome = match report {
-        StopReport::AlreadyStopped => Outcome::success(format!("Job Session \"{name}\" is already stopped.")),
-        StopReport::NotStarted => cancelled_before_start(),
-        StopReport::Stopped(how) => Outcome::success(format!("Job Session \"{name}\" stopped: {how}.")),
-        StopReport::Abandoned { alive, state } => Outcome::failure(format!(
-            "Task cancelled: the stop of Job Session \"{name}\" was abandoned after SIGTERM without SIGKILL; {alive} process(es) still running, session is {state}."
-        )),
-        StopReport::Survived(pids) => {
-            Outcome::failure(format!("Job Session \"{name}\": processes {pids:?} survived SIGKILL."))
+fn outcome(session: job_session::Model, report: StopReport) -> Outcome {
+    let (workload, workload_name) = (session.id, session.name);
+    match report {
+        StopReport::AlreadyStopped => Outcome::AlreadyStopped { workload, workload_name },
+        StopReport::NotStarted => cancelled_before_start(Some(workload)),
+        StopReport::Stopped(how) => Outcome::Stopped { workload, workload_name, how },
+        StopReport::Abandoned { alive, state } => {
+            Outcome::StopAbandoned { workload, workload_name, alive, state: state.to_string() }
         }
-    };
-    outcome.with_session(session_id)
+        StopReport::Survived(pids) => Outcome::Survived { workload, workload_name, pids },
+    }
 }
 
 /// The stop itself, run once per flight.
@@ -132,8 +128,8 @@ async fn drive(ctx: &Ctx, session_id: &str, flight: &Arc<Flight<StopReport>>) ->
         session = sessions::find(&ctx.db, session_id).await?.ok_or_else(|| DbErr::RecordNotFound(session_id.into()))?;
     }
     let Some(pgid) = session.pid.and_then(Pgid::new) else {
-        record_end(ctx, &session.id, Ended::Stopped("it had no process".into())).await;
-        return Ok(StopReport::Stopped("it had no process".into()));
+        record_end(ctx, &session.id, Ended::Stopped(StopHow::NoProcess)).await;
+        return Ok(StopReport::Stopped(StopHow::NoProcess));
     };
 
     ctx.guard(&flight.members()).await?;
@@ -142,8 +138,7 @@ async fn drive(ctx: &Ctx, session_id: &str, flight: &Arc<Flight<StopReport>>) ->
     let deadline = tokio::time::Instant::now() + ctx.grace;
     let how = loop {
         if !process::group_alive(pgid) {
-            break if sent { "its processes exited after SIGTERM" } else { "its processes had already exited" }
-                .to_owned();
+            break if sent { StopHow::ExitedAfterSigterm } else { StopHow::AlreadyExited };
         }
         if abandon.is_cancelled() {
             return Ok(give_up(ctx, &session, pgid).await);
@@ -162,14 +157,11 @@ async fn drive(ctx: &Ctx, session_id: &str, flight: &Arc<Flight<StopReport>>) ->
             if process::group_alive(pgid) {
                 return Ok(StopReport::Survived(process::group_members(pgid)));
             }
-            break format!(
-                "its processes ignored SIGTERM for {} ms and were killed with SIGKILL",
-                ctx.grace.as_millis()
-            );
+            break StopHow::Killed { grace_ms: u64::try_from(ctx.grace.as_millis()).unwrap_or(u64::MAX) };
         }
         tokio::time::sleep(POLL).await;
     };
-    record_end(ctx, &session.id, Ended::Stopped(how.clone())).await;
+    record_end(ctx, &session.id, Ended::Stopped(how)).await;
     Ok(StopReport::Stopped(how))
 }
 

@@ -1,0 +1,71 @@
+//! Enterprise Manager's words for the engine's facts: a finished task's `Result` message and
+//! success, and its `Related` session.
+
+use entity::outcome::{Outcome, StopHow};
+use entity::task;
+
+/// `(Success, Message)` of a finished task, in EM's words.
+pub fn result(task: &task::Model) -> Option<(bool, String)> {
+    let outcome = task.ended()?;
+    Some((outcome.success(), message(&outcome, task)))
+}
+
+fn message(outcome: &Outcome, task: &task::Model) -> String {
+    match outcome {
+        Outcome::Started { spec_name, .. } => format!("Job \"{spec_name}\" triggered to start."),
+        Outcome::AlreadyRunning { workload_name, spec_name, .. } => {
+            format!("Job \"{spec_name}\" is already running (session \"{workload_name}\").")
+        }
+        Outcome::StartFailed { spec_name, reason, .. } => format!("Job \"{spec_name}\" could not start: {reason}."),
+        Outcome::SpecGone { spec } => format!("Job {spec} does not exist any more."),
+        Outcome::NothingToStop { spec_name } => format!("Job \"{spec_name}\" is not running; nothing to stop."),
+        Outcome::WorkloadGone { workload } => format!("Job Session {workload} does not exist."),
+        Outcome::WrongRunner { workload_name, owner, .. } => {
+            format!("Job Session \"{workload_name}\" belongs to runner \"{owner}\", not to this one.")
+        }
+        Outcome::Stopped { workload_name, how, .. } => {
+            format!("Job Session \"{workload_name}\" stopped: {}.", stop_how(*how))
+        }
+        Outcome::AlreadyStopped { workload_name, .. } => format!("Job Session \"{workload_name}\" is already stopped."),
+        Outcome::Survived { workload_name, pids, .. } => {
+            format!("Job Session \"{workload_name}\": processes {pids:?} survived SIGKILL.")
+        }
+        Outcome::StopAbandoned { workload_name, alive, state, .. } => format!(
+            "Task cancelled: the stop of Job Session \"{workload_name}\" was abandoned after SIGTERM without SIGKILL; {alive} process(es) still running, session is {state}."
+        ),
+        Outcome::LeftStop { workload_name, .. } => {
+            format!("Task cancelled: the stop of Job Session \"{workload_name}\" goes on for another stop task.")
+        }
+        Outcome::CancelledBeforeStart { queued: true, .. } => {
+            "Task cancelled by user before it started; nothing was done.".to_owned()
+        }
+        Outcome::CancelledBeforeStart { queued: false, .. } => {
+            "Task cancelled before it started; nothing was done.".to_owned()
+        }
+        Outcome::RunnerGone { runner, was_running, deadline_ms } => {
+            let doing = if *was_running { "was running it" } else { "was to run it" };
+            format!(
+                "Runner \"{runner}\", which {doing}, stopped responding and did not come back within {deadline_ms} ms; the {} operation did not complete.",
+                task.operation
+            )
+        }
+        Outcome::Internal { runner } => {
+            format!(
+                "The {} operation failed on an internal error; runner \"{runner}\" logged the cause.",
+                task.operation
+            )
+        }
+        Outcome::Legacy { message, .. } => message.clone(),
+    }
+}
+
+fn stop_how(how: StopHow) -> String {
+    match how {
+        StopHow::ExitedAfterSigterm => "its processes exited after SIGTERM".to_owned(),
+        StopHow::AlreadyExited => "its processes had already exited".to_owned(),
+        StopHow::Killed { grace_ms } => {
+            format!("its processes ignored SIGTERM for {grace_ms} ms and were killed with SIGKILL")
+        }
+        StopHow::NoProcess => "it had no process".to_owned(),
+    }
+}

@@ -1,0 +1,125 @@
+//! How a finished task ended, as facts: the engine records what happened, each face phrases it
+//! in its vendor's words. Stored as JSON in `tasks.outcome`.
+//!
+//! Names (of the spec, of the workload) are part of the facts: they are what the task acted on,
+//! as it was then, so that a face can phrase an outcome without looking anything up.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Outcome {
+    /// A workload of the spec was started.
+    Started { workload: String, spec_name: String },
+    /// The spec already had an active workload; nothing was started.
+    AlreadyRunning { workload: String, workload_name: String, spec_name: String },
+    /// The spec's command could not be started.
+    StartFailed { workload: String, spec_name: String, reason: String },
+    /// The spec does not exist any more.
+    SpecGone { spec: String },
+    /// The spec had no active workload to stop.
+    NothingToStop { spec_name: String },
+    /// The workload does not exist.
+    WorkloadGone { workload: String },
+    /// The workload belongs to another runner, which alone may signal it.
+    WrongRunner { workload: String, workload_name: String, owner: String },
+    /// The workload was stopped; how.
+    Stopped { workload: String, workload_name: String, how: StopHow },
+    /// The workload had stopped before the task began.
+    AlreadyStopped { workload: String, workload_name: String },
+    /// Processes of the workload outlived SIGKILL.
+    Survived { workload: String, workload_name: String, pids: Vec<i32> },
+    /// Cancelled during the grace period: no SIGKILL was sent.
+    StopAbandoned { workload: String, workload_name: String, alive: usize, state: String },
+    /// Cancelled while another task still wanted the same stop, which goes on.
+    LeftStop { workload: String, workload_name: String },
+    /// Cancelled before it did anything: while queued (by its owner), or by its runner at start.
+    CancelledBeforeStart { queued: bool, workload: Option<String> },
+    /// Its runner stopped responding past the deadline; the operation did not complete.
+    RunnerGone { runner: String, was_running: bool, deadline_ms: u64 },
+    /// The operation kept failing on an internal error; the runner logged the cause.
+    Internal { runner: String },
+    /// Recorded as text by a release before outcomes were structured.
+    Legacy { success: bool, message: String, workload: Option<String> },
+}
+
+/// How a stopped workload's processes ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum StopHow {
+    /// They exited after SIGTERM.
+    ExitedAfterSigterm,
+    /// They had exited before the signal.
+    AlreadyExited,
+    /// They ignored SIGTERM for the grace period and were killed with SIGKILL.
+    Killed { grace_ms: u64 },
+    /// The workload had no process.
+    NoProcess,
+}
+
+impl Outcome {
+    /// Whether the operation achieved what was asked.
+    pub fn success(&self) -> bool {
+        match self {
+            Outcome::Started { .. }
+            | Outcome::NothingToStop { .. }
+            | Outcome::Stopped { .. }
+            | Outcome::AlreadyStopped { .. } => true,
+            Outcome::Legacy { success, .. } => *success,
+            _ => false,
+        }
+    }
+
+    /// The workload the task concerned, when there is one.
+    pub fn workload(&self) -> Option<&str> {
+        match self {
+            Outcome::Started { workload, .. }
+            | Outcome::AlreadyRunning { workload, .. }
+            | Outcome::StartFailed { workload, .. }
+            | Outcome::Stopped { workload, .. }
+            | Outcome::AlreadyStopped { workload, .. }
+            | Outcome::Survived { workload, .. }
+            | Outcome::StopAbandoned { workload, .. }
+            | Outcome::LeftStop { workload, .. } => Some(workload),
+            Outcome::Legacy { workload, .. } | Outcome::CancelledBeforeStart { workload, .. } => workload.as_deref(),
+            _ => None,
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        // Serializing a plain enum of strings and numbers cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// The stored JSON; what cannot be read is kept as text.
+    pub fn from_json(text: &str) -> Self {
+        serde_json::from_str(text).unwrap_or_else(|_| Outcome::Legacy {
+            success: false,
+            message: text.to_owned(),
+            workload: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_round_trip_through_their_stored_form() {
+        let outcome = Outcome::Stopped {
+            workload: "w".into(),
+            workload_name: "Job@x".into(),
+            how: StopHow::Killed { grace_ms: 1500 },
+        };
+        assert_eq!(
+            outcome.to_json(),
+            r#"{"kind":"stopped","workload":"w","workload_name":"Job@x","how":{"kind":"killed","grace_ms":1500}}"#
+        );
+        assert_eq!(Outcome::from_json(&outcome.to_json()), outcome);
+        assert!(outcome.success());
+        assert_eq!(outcome.workload(), Some("w"));
+        assert!(!Outcome::CancelledBeforeStart { queued: true, workload: None }.success());
+        assert!(matches!(Outcome::from_json("not json"), Outcome::Legacy { success: false, .. }));
+    }
+}
