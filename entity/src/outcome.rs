@@ -57,6 +57,57 @@ pub enum StopHow {
     NoProcess,
 }
 
+/// How a workload ended, as facts. Stored as JSON in the workload's `ending`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum End {
+    /// Stopped on request; how its processes ended.
+    Stopped { how: StopHow },
+    /// Its command ended: with an exit code, or by a signal (named); `during_stop` when a stop
+    /// was under way.
+    Exited { code: Option<i32>, signal: Option<String>, during_stop: bool },
+    /// Its command could not be started.
+    StartFailed { reason: String },
+    /// Its end was not observed, and why.
+    Unobserved { why: Unobserved },
+    /// Recorded as text by a release before endings were structured.
+    Legacy { message: Option<String> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Unobserved {
+    /// It ended while its runner was restarting: its exit status is lost.
+    RunnerRestarted { runner: String },
+    /// Waiting for it failed.
+    WaitFailed { error: String },
+    /// Its runner lost its lease before the command ran; the command never ran.
+    LeaseLost,
+}
+
+impl End {
+    /// Whether the workload ran to a successful end by itself.
+    pub fn succeeded(&self) -> bool {
+        matches!(self, End::Exited { code: Some(0), during_stop: false, .. })
+    }
+
+    pub fn exit_code(&self) -> Option<i32> {
+        match self {
+            End::Exited { code, .. } => *code,
+            _ => None,
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// The stored JSON; what cannot be read is kept as text.
+    pub fn from_json(text: &str) -> Self {
+        serde_json::from_str(text).unwrap_or_else(|_| End::Legacy { message: Some(text.to_owned()) })
+    }
+}
+
 impl Outcome {
     /// Whether the operation achieved what was asked.
     pub fn success(&self) -> bool {

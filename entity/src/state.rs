@@ -145,7 +145,7 @@ pub enum SessionEvent {
     Started { pid: i32 },
     StopRequested,
     StopAbandoned,
-    Ended { result: SessionResult, failure_message: Option<String>, exit_code: Option<i32> },
+    Ended(crate::outcome::End),
 }
 
 impl SessionEvent {
@@ -156,7 +156,7 @@ impl SessionEvent {
             (SessionEvent::Started { .. }, Starting)
                 | (SessionEvent::StopRequested, Working)
                 | (SessionEvent::StopAbandoned, Stopping)
-                | (SessionEvent::Ended { .. }, Starting | Working | Stopping)
+                | (SessionEvent::Ended(_), Starting | Working | Stopping)
         )
     }
 
@@ -164,7 +164,7 @@ impl SessionEvent {
         match self {
             SessionEvent::Started { .. } | SessionEvent::StopAbandoned => SessionState::Working,
             SessionEvent::StopRequested => SessionState::Stopping,
-            SessionEvent::Ended { .. } => SessionState::Stopped,
+            SessionEvent::Ended(_) => SessionState::Stopped,
         }
     }
 }
@@ -229,7 +229,7 @@ mod tests {
             (SessionEvent::StopRequested, vec![Working], Stopping),
             (SessionEvent::StopAbandoned, vec![Stopping], Working),
             (
-                SessionEvent::Ended { result: SessionResult::Success, failure_message: None, exit_code: Some(0) },
+                SessionEvent::Ended(crate::outcome::End::Exited { code: Some(0), signal: None, during_stop: false }),
                 vec![Starting, Working, Stopping],
                 Stopped,
             ),

@@ -97,7 +97,7 @@ fn new_session(job_id: &str, start_task_id: i32) -> entity::job_session::Model {
         state: entity::SessionState::Starting,
         result: entity::SessionResult::None,
         progress: 0,
-        failure_message: None,
+        ending: None,
         creation_time: now,
         end_time: None,
         runner_id: "r1".into(),
@@ -126,8 +126,7 @@ async fn the_database_holds_at_most_one_active_session_per_job() {
     let second = sessions::insert(&db, new_session(&one, 2)).await.expect_err("the job is taken");
     assert!(sessions::is_job_taken(&second), "{second}");
     sessions::insert(&db, new_session(&other, 3)).await.expect("another job is free");
-    let ended =
-        SessionEvent::Ended { result: entity::SessionResult::Success, failure_message: None, exit_code: Some(0) };
+    let ended = SessionEvent::Ended(entity::outcome::End::Exited { code: Some(0), signal: None, during_stop: false });
     let stopped = sessions::transition(&db, &first, ended).await.expect("ended");
     assert_eq!(stopped.active_job_id, None, "a stopped session releases its job");
     sessions::insert(&db, new_session(&one, 4)).await.expect("the job is free again");
@@ -159,6 +158,12 @@ async fn a_database_of_the_previous_release_upgrades_even_with_two_active_sessio
     assert_eq!(read("newer").await.expect("db").expect("row").active_job_id.as_deref(), Some("j1"));
     assert_eq!(read("older").await.expect("db").expect("row").active_job_id, None);
     assert_eq!(read("done").await.expect("db").expect("row").active_job_id, None);
+    assert_eq!(
+        read("done").await.expect("db").expect("row").ended(),
+        Some(entity::outcome::End::Legacy { message: None }),
+        "a stopped session's (absent) words are kept"
+    );
+    assert_eq!(read("newer").await.expect("db").expect("row").ended(), None);
     assert_eq!(entity::store::sessions::active_on(&db, "r1").await.expect("db").len(), 2, "both still stoppable");
     assert!(entity::store::logons::list_for_user(&db, 1).await.expect("db").is_empty());
     // A finished task keeps its words and its link as a legacy outcome; a queued one has none.

@@ -6,6 +6,7 @@ mod m20261123_000001_initial;
 mod m20261201_000001_hardening;
 mod m20261201_000002_task_events;
 mod m20261201_000003_task_outcomes;
+mod m20261201_000004_workload_endings;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000001_hardening::Migration),
             Box::new(m20261201_000002_task_events::Migration),
             Box::new(m20261201_000003_task_outcomes::Migration),
+            Box::new(m20261201_000004_workload_endings::Migration),
         ]
     }
 }

@@ -153,17 +153,12 @@ fn stat_of(pid: i32) -> Option<(char, i32)> {
     Some((state, pgrp))
 }
 
-/// How a child ended, in words for a session's FailureMessage.
-pub fn describe_exit(status: &std::process::ExitStatus) -> String {
+/// How a child ended: its exit code, or the name of the signal that ended it.
+pub fn exit_facts(status: &std::process::ExitStatus) -> (Option<i32>, Option<String>) {
     use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(code), _) => format!("exited with code {code}"),
-        (None, Some(signal)) => {
-            let name = Signal::try_from(signal).map(|s| s.as_str()).unwrap_or("unknown signal");
-            format!("terminated by {name}")
-        }
-        (None, None) => "ended".to_owned(),
-    }
+    let signal =
+        status.signal().map(|n| Signal::try_from(n).map_or_else(|_| format!("signal {n}"), |s| s.as_str().to_owned()));
+    (status.code(), signal)
 }
 
 #[cfg(test)]
@@ -184,7 +179,7 @@ mod tests {
         assert_eq!(group_members(pid).len(), 3, "sh and both sleeps are in the group");
         assert!(signal_group(pid, SIGKILL).expect("signal"));
         let status = child.wait().await.expect("wait");
-        assert_eq!(describe_exit(&status), "terminated by SIGKILL");
+        assert_eq!(exit_facts(&status), (None, Some("SIGKILL".to_owned())));
         while group_alive(pid) && std::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }

@@ -1,8 +1,8 @@
 //! Enterprise Manager's words for the engine's facts: a finished task's `Result` message and
-//! success, and its `Related` session.
+//! success, and a stopped session's `FailureMessage`.
 
-use entity::outcome::{Outcome, StopHow};
-use entity::task;
+use entity::outcome::{End, Outcome, StopHow, Unobserved};
+use entity::{job_session, task};
 
 /// `(Success, Message)` of a finished task, in EM's words.
 pub fn result(task: &task::Model) -> Option<(bool, String)> {
@@ -68,4 +68,33 @@ fn stop_how(how: StopHow) -> String {
         }
         StopHow::NoProcess => "it had no process".to_owned(),
     }
+}
+
+/// A stopped session's `FailureMessage`: none when its command succeeded by itself.
+pub fn failure_message(session: &job_session::Model) -> Option<String> {
+    let exited = |code: Option<i32>, signal: &Option<String>| match (code, signal) {
+        (Some(code), _) => format!("exited with code {code}"),
+        (None, Some(signal)) => format!("terminated by {signal}"),
+        (None, None) => "ended".to_owned(),
+    };
+    Some(match session.ended()? {
+        End::Stopped { how } => format!("Stopped by user request: {}.", stop_how(how)),
+        End::Exited { code: Some(0), during_stop: false, .. } => return None,
+        End::Exited { code, signal, during_stop: true } => {
+            format!("Stopped by user request: the command {}.", exited(code, &signal))
+        }
+        End::Exited { code, signal, during_stop: false } => format!("The job's command {}.", exited(code, &signal)),
+        End::StartFailed { reason } => format!("Job \"{}\" could not start: {reason}.", session.job_name),
+        End::Unobserved { why } => {
+            let why = match why {
+                Unobserved::RunnerRestarted { runner } => {
+                    format!("it ended while runner \"{runner}\" was restarting; its exit status is unknown")
+                }
+                Unobserved::WaitFailed { error } => format!("could not wait for it: {error}"),
+                Unobserved::LeaseLost => "its runner lost its lease before the command ran".to_owned(),
+            };
+            format!("The job's command ended: {why}.")
+        }
+        End::Legacy { message } => return message,
+    })
 }

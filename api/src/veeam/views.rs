@@ -209,7 +209,7 @@ impl Representation for BackupJobSessionView<'_> {
             "JobUid": format!("urn:veeam:Job:{}", s.job_id), "JobName": s.job_name, "JobType": s.job_type,
             "CreationTimeUTC": timestamp(&s.creation_time), "EndTimeUTC": s.end_time.as_ref().map(timestamp),
             "State": s.state.to_string(), "Result": s.result.to_string(), "Progress": s.progress,
-            "FailureMessage": s.failure_message,
+            "FailureMessage": super::messages::failure_message(s),
             "Name": s.name, "UID": session_uid(&s.id),
             "Links": links_json(&self.links()), "Href": self.href(), "Type": "BackupJobSession",
         })
@@ -233,7 +233,7 @@ impl Representation for BackupJobSessionView<'_> {
             x.text("State", Some(&s.state.to_string()));
             x.text("Result", Some(&s.result.to_string()));
             x.text("Progress", Some(&s.progress.to_string()));
-            x.text("FailureMessage", s.failure_message.as_deref());
+            x.text("FailureMessage", super::messages::failure_message(s).as_deref());
             x.text("IsRetry", Some("false"));
         });
     }

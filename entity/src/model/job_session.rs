@@ -14,7 +14,8 @@ pub struct Model {
     pub state: SessionState,
     pub result: SessionResult,
     pub progress: i32,
-    pub failure_message: Option<String>,
+    /// Once Stopped: how it ended, as a JSON `outcome::End` (see `ended`).
+    pub ending: Option<String>,
     pub creation_time: DateTimeUtc,
     pub end_time: Option<DateTimeUtc>,
     /// The runner that started the process group and alone may signal it.
@@ -34,3 +35,10 @@ pub struct Model {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
+
+impl Model {
+    /// How the workload ended, once it has.
+    pub fn ended(&self) -> Option<crate::outcome::End> {
+        self.ending.as_deref().map(crate::outcome::End::from_json)
+    }
+}

@@ -1,5 +1,5 @@
 use crate::job_session::{self, Column};
-use crate::state::{SessionEvent, SessionState, TransitionError};
+use crate::state::{SessionEvent, SessionResult, SessionState, TransitionError};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, QueryFilter,
     QueryOrder, sea_query::Expr,
@@ -73,10 +73,10 @@ pub async fn transition(
     match event {
         SessionEvent::Started { pid } => next.pid = Some(pid),
         SessionEvent::StopRequested | SessionEvent::StopAbandoned => {}
-        SessionEvent::Ended { result, failure_message, exit_code } => {
-            next.result = result;
-            next.failure_message = failure_message;
-            next.exit_code = exit_code;
+        SessionEvent::Ended(end) => {
+            next.result = if end.succeeded() { SessionResult::Success } else { SessionResult::Failed };
+            next.exit_code = end.exit_code();
+            next.ending = Some(end.to_json());
             next.progress = 100;
             next.end_time = Some(super::now());
             next.active_job_id = None;
@@ -86,7 +86,7 @@ pub async fn transition(
         .col_expr(Column::State, Expr::value(next.state))
         .col_expr(Column::Pid, Expr::value(next.pid))
         .col_expr(Column::Result, Expr::value(next.result))
-        .col_expr(Column::FailureMessage, Expr::value(next.failure_message.clone()))
+        .col_expr(Column::Ending, Expr::value(next.ending.clone()))
         .col_expr(Column::ExitCode, Expr::value(next.exit_code))
         .col_expr(Column::Progress, Expr::value(next.progress))
         .col_expr(Column::EndTime, Expr::value(next.end_time))
@@ -105,6 +105,6 @@ fn event_name(event: &SessionEvent) -> &'static str {
         SessionEvent::Started { .. } => "Started",
         SessionEvent::StopRequested => "StopRequested",
         SessionEvent::StopAbandoned => "StopAbandoned",
-        SessionEvent::Ended { .. } => "Ended",
+        SessionEvent::Ended(_) => "Ended",
     }
 }

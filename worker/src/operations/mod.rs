@@ -10,11 +10,10 @@ mod stop_session;
 
 use crate::lease::Lease;
 use crate::process;
-use entity::job_session;
-use entity::outcome::StopHow;
+use entity::outcome::{End, Unobserved};
 use entity::state::{Outcome, SessionEvent, TransitionError};
 use entity::store::{sessions, tasks};
-use entity::{Operation, SessionResult, SessionState, TaskState, task};
+use entity::{Operation, SessionState, TaskState, task};
 use sea_orm::{DatabaseConnection, DbErr};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -138,17 +137,17 @@ pub fn watch(ctx: Ctx, session_id: String, exit: Exit) {
         async move {
             let ended = match exit {
                 Exit::Child(mut child) => match child.wait().await {
-                    Ok(status) => Ended::Exited { how: process::describe_exit(&status), code: status.code() },
-                    Err(err) => Ended::Unknown(format!("could not wait for it: {err}")),
+                    Ok(status) => {
+                        let (code, signal) = process::exit_facts(&status);
+                        End::Exited { code, signal, during_stop: false }
+                    }
+                    Err(err) => End::Unobserved { why: Unobserved::WaitFailed { error: err.to_string() } },
                 },
                 Exit::Adopted(pgid) => {
                     while process::group_alive(pgid) {
                         tokio::time::sleep(POLL).await;
                     }
-                    Ended::Unknown(format!(
-                        "it ended while runner \"{}\" was restarting; its exit status is unknown",
-                        ctx.runner_id
-                    ))
+                    End::Unobserved { why: Unobserved::RunnerRestarted { runner: ctx.runner_id.clone() } }
                 }
             };
             record_end(&ctx, &session_id, ended).await;
@@ -157,15 +156,10 @@ pub fn watch(ctx: Ctx, session_id: String, exit: Exit) {
     ));
 }
 
-pub enum Ended {
-    Exited { how: String, code: Option<i32> },
-    Stopped(StopHow),
-    Unknown(String),
-}
-
-/// Moves the session to Stopped with a result that says how it ended. Whoever records first
-/// wins (the watcher or the stop operation); a session already Stopped is left as it is.
-pub async fn record_end(ctx: &Ctx, session_id: &str, ended: Ended) {
+/// Moves the session to Stopped with how it ended. Whoever records first wins (the watcher or
+/// the stop operation); a session already Stopped is left as it is. A command that exits while
+/// a stop is under way is recorded as ended during the stop.
+pub async fn record_end(ctx: &Ctx, session_id: &str, end: End) {
     loop {
         let session = match sessions::find(&ctx.db, session_id).await {
             Ok(Some(session)) => session,
@@ -179,7 +173,13 @@ pub async fn record_end(ctx: &Ctx, session_id: &str, ended: Ended) {
         if session.state == SessionState::Stopped {
             return;
         }
-        match sessions::transition(&ctx.db, &session, end_event(&session, &ended)).await {
+        let end = match end.clone() {
+            End::Exited { code, signal, .. } => {
+                End::Exited { code, signal, during_stop: session.state == SessionState::Stopping }
+            }
+            other => other,
+        };
+        match sessions::transition(&ctx.db, &session, SessionEvent::Ended(end)).await {
             Ok(_) | Err(TransitionError::Illegal { .. }) => return,
             Err(TransitionError::Stale { .. }) => continue,
             Err(TransitionError::Db(err)) => {
@@ -187,36 +187,5 @@ pub async fn record_end(ctx: &Ctx, session_id: &str, ended: Ended) {
                 tokio::time::sleep(POLL * 5).await;
             }
         }
-    }
-}
-
-fn end_event(session: &job_session::Model, ended: &Ended) -> SessionEvent {
-    let failed = |message: String, exit_code| SessionEvent::Ended {
-        result: SessionResult::Failed,
-        failure_message: Some(message),
-        exit_code,
-    };
-    match ended {
-        Ended::Stopped(how) => failed(format!("Stopped by user request: {}.", stop_words(*how)), None),
-        Ended::Exited { how, code } if session.state == SessionState::Stopping => {
-            failed(format!("Stopped by user request: the command {how}."), *code)
-        }
-        Ended::Exited { code: Some(0), .. } => {
-            SessionEvent::Ended { result: SessionResult::Success, failure_message: None, exit_code: Some(0) }
-        }
-        Ended::Exited { how, code } => failed(format!("The job's command {how}."), *code),
-        Ended::Unknown(how) => failed(format!("The job's command ended: {how}."), None),
-    }
-}
-
-/// The session record's words for how a stop ended (until sessions record facts too).
-fn stop_words(how: StopHow) -> String {
-    match how {
-        StopHow::ExitedAfterSigterm => "its processes exited after SIGTERM".to_owned(),
-        StopHow::AlreadyExited => "its processes had already exited".to_owned(),
-        StopHow::Killed { grace_ms } => {
-            format!("its processes ignored SIGTERM for {grace_ms} ms and were killed with SIGKILL")
-        }
-        StopHow::NoProcess => "it had no process".to_owned(),
     }
 }

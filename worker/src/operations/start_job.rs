@@ -12,6 +12,7 @@
 
 use super::{Ctx, Exit, OpError, cancelled_before_start, record_end, watch};
 use crate::process;
+use entity::outcome::{End, Unobserved};
 use entity::state::{Outcome, SessionEvent};
 use entity::store::{jobs, sessions};
 use entity::{SessionResult, SessionState, job, job_session, task};
@@ -46,12 +47,7 @@ pub async fn run(ctx: &Ctx, task: &task::Model, cancel: &CancellationToken) -> R
     let gated = match process::spawn_gated(&job.argv(), working_dir, &log) {
         Ok(gated) => gated,
         Err(err) => {
-            let message = format!("Job \"{}\" could not start: {err}.", job.name);
-            let ended = SessionEvent::Ended {
-                result: SessionResult::Failed,
-                failure_message: Some(message.clone()),
-                exit_code: None,
-            };
+            let ended = SessionEvent::Ended(End::StartFailed { reason: err.to_string() });
             sessions::transition(&ctx.db, &session, ended).await?;
             return Ok(Outcome::StartFailed { workload: session.id, spec_name: job.name, reason: err.to_string() });
         }
@@ -68,8 +64,7 @@ pub async fn run(ctx: &Ctx, task: &task::Model, cancel: &CancellationToken) -> R
     }
     if let Err(err) = ctx.guard(std::slice::from_ref(task)).await {
         gated.abort().await;
-        record_end(ctx, &session.id, super::Ended::Unknown("its runner lost its lease before the command ran".into()))
-            .await;
+        record_end(ctx, &session.id, End::Unobserved { why: Unobserved::LeaseLost }).await;
         return Err(err);
     }
     watch(ctx.clone(), session.id.clone(), Exit::Child(gated.release().await));
@@ -95,7 +90,7 @@ async fn claim_job(
             state: SessionState::Starting,
             result: SessionResult::None,
             progress: 0,
-            failure_message: None,
+            ending: None,
             creation_time: now,
             end_time: None,
             runner_id: ctx.runner_id.clone(),

@@ -10,10 +10,10 @@
 //! Before each signal the flight checks the runner's lease (`Ctx::guard`).
 
 use super::flights::{Flight, Landing};
-use super::{Ctx, Ended, OpError, POLL, cancelled_before_start, record_end};
+use super::{Ctx, OpError, POLL, cancelled_before_start, record_end};
 use crate::process::{self, Pgid, SIGKILL, SIGTERM};
 use entity::job_session;
-use entity::outcome::StopHow;
+use entity::outcome::{End, StopHow};
 use entity::state::{Outcome, SessionEvent, TransitionError};
 use entity::store::sessions;
 use entity::{SessionState, task};
@@ -128,7 +128,7 @@ async fn drive(ctx: &Ctx, session_id: &str, flight: &Arc<Flight<StopReport>>) ->
         session = sessions::find(&ctx.db, session_id).await?.ok_or_else(|| DbErr::RecordNotFound(session_id.into()))?;
     }
     let Some(pgid) = session.pid.and_then(Pgid::new) else {
-        record_end(ctx, &session.id, Ended::Stopped(StopHow::NoProcess)).await;
+        record_end(ctx, &session.id, End::Stopped { how: StopHow::NoProcess }).await;
         return Ok(StopReport::Stopped(StopHow::NoProcess));
     };
 
@@ -161,7 +161,7 @@ async fn drive(ctx: &Ctx, session_id: &str, flight: &Arc<Flight<StopReport>>) ->
         }
         tokio::time::sleep(POLL).await;
     };
-    record_end(ctx, &session.id, Ended::Stopped(how)).await;
+    record_end(ctx, &session.id, End::Stopped { how }).await;
     Ok(StopReport::Stopped(how))
 }
 
