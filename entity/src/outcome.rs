@@ -57,6 +57,31 @@ pub enum StopHow {
     NoProcess,
 }
 
+/// What a task asks for beyond its operation. Stored as JSON in `tasks.params`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TaskParams {
+    /// Stop: SIGKILL at once, without a grace period.
+    pub force: bool,
+    /// Stop: this grace period instead of the runner's.
+    pub grace_ms: Option<u64>,
+}
+
+impl TaskParams {
+    pub fn to_json(&self) -> Option<String> {
+        (*self != Self::default()).then(|| serde_json::to_string(self).unwrap_or_default())
+    }
+
+    pub fn from_json(text: Option<&str>) -> Self {
+        text.and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default()
+    }
+
+    /// The grace period a stop with these parameters gets, given the runner's.
+    pub fn grace_ms(&self, default_ms: u64) -> u64 {
+        if self.force { 0 } else { self.grace_ms.unwrap_or(default_ms) }
+    }
+}
+
 /// How a workload ended, as facts. Stored as JSON in the workload's `ending`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -119,6 +144,11 @@ impl Outcome {
             Outcome::Legacy { success, .. } => *success,
             _ => false,
         }
+    }
+
+    /// The task stopped because it was cancelled (its state is then Cancelled, not Finished).
+    pub fn is_cancellation(&self) -> bool {
+        matches!(self, Outcome::CancelledBeforeStart { .. } | Outcome::StopAbandoned { .. } | Outcome::LeftStop { .. })
     }
 
     /// The workload the task concerned, when there is one.

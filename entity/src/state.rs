@@ -4,10 +4,12 @@
 //! the compare-and-set that applies an event is `store::tasks::transition` and
 //! `store::sessions::transition`, the only code that changes a task's or a session's state.
 //!
-//! Task:    Queued --Claim--> Running --Finish--> Finished
+//! Task:    Queued --Claim--> Running --Finish--> Finished | Cancelled (by its outcome)
 //!          Running --Readopt--> Running (the same runner, back after a crash: a new attempt)
-//!          Queued --Cancel--> Finished   (cancelled before it started: never runs)
+//!          Queued --Cancel--> Cancelled  (cancelled before it started: never runs)
 //!          Queued | Running --Abandon--> Finished (its runner stayed gone past the deadline)
+//!          Finished and Cancelled are final. A cancelled task is not a failed one: a running
+//!          task ends Cancelled when its operation stopped at a safe point because of the cancel.
 //!
 //! Session: Starting --Started--> Working --StopRequested--> Stopping --Ended--> Stopped
 //!          Stopping --StopAbandoned--> Working (a cancelled stop whose processes survived)
@@ -26,6 +28,15 @@ pub enum TaskState {
     Running,
     #[sea_orm(string_value = "Finished")]
     Finished,
+    #[sea_orm(string_value = "Cancelled")]
+    Cancelled,
+}
+
+impl TaskState {
+    /// Finished or Cancelled: nothing changes a task any more.
+    pub fn is_final(self) -> bool {
+        matches!(self, TaskState::Finished | TaskState::Cancelled)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
@@ -130,7 +141,9 @@ impl TaskEvent {
     pub fn target(&self) -> TaskState {
         match self {
             TaskEvent::Claim { .. } | TaskEvent::Readopt { .. } => TaskState::Running,
-            TaskEvent::Finish(_) | TaskEvent::Cancel { .. } | TaskEvent::Abandon { .. } => TaskState::Finished,
+            TaskEvent::Finish(outcome) if outcome.is_cancellation() => TaskState::Cancelled,
+            TaskEvent::Cancel(_) => TaskState::Cancelled,
+            TaskEvent::Finish(_) | TaskEvent::Abandon(_) => TaskState::Finished,
         }
     }
 
@@ -215,10 +228,27 @@ mod tests {
     }
 
     #[test]
-    fn finished_is_terminal_for_tasks() {
+    fn finished_and_cancelled_are_final_for_tasks() {
         for event in task_events() {
-            assert!(!event.legal_from(TaskState::Finished), "{event:?}");
+            for state in [TaskState::Finished, TaskState::Cancelled] {
+                assert!(state.is_final());
+                assert!(!event.legal_from(state), "{event:?} from {state}");
+            }
         }
+    }
+
+    #[test]
+    fn a_task_ends_cancelled_only_by_a_cancel() {
+        let finish = |outcome| TaskEvent::Finish(outcome).target();
+        assert_eq!(finish(Outcome::NothingToStop { spec_name: "j".into() }), TaskState::Finished);
+        assert_eq!(finish(Outcome::Internal { runner: "r".into() }), TaskState::Finished, "a failure is not a cancel");
+        assert_eq!(finish(Outcome::CancelledBeforeStart { queued: false, workload: None }), TaskState::Cancelled);
+        let left = Outcome::LeftStop { workload: "w".into(), workload_name: "n".into() };
+        assert_eq!(finish(left), TaskState::Cancelled);
+        assert_eq!(
+            TaskEvent::Cancel(Outcome::CancelledBeforeStart { queued: true, workload: None }).target(),
+            TaskState::Cancelled
+        );
     }
 
     #[test]

@@ -18,7 +18,13 @@ async fn queued_task(db: &DatabaseConnection) -> entity::task::Model {
     let user = users::create(db, "alice", "x", entity::Role::PortalAdministrator).await.expect("user");
     tasks::insert(
         db,
-        tasks::NewTask { user_id: user.id, operation: Operation::StopJobSession, target_id: "s", route: None },
+        tasks::NewTask {
+            user_id: user.id,
+            operation: Operation::StopJobSession,
+            target_id: "s",
+            route: None,
+            params: Default::default(),
+        },
     )
     .await
     .expect("task")

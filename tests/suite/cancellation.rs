@@ -35,7 +35,7 @@ async fn a_lost_cancel_message_is_made_up_for_by_the_runners_heartbeat(mode: Mod
     let task_id = task["TaskId"].as_str().expect("id");
     session.wait_session_state(&id, "Stopping", Duration::from_secs(10)).await;
     let row = entity::store::tasks::get(&app.db, task_id[5..].parse().expect("n")).await.expect("db").expect("row");
-    assert!(entity::store::tasks::request_cancel(&app.db, &row).await.expect("flag"));
+    assert!(entity::store::tasks::request_cancel(&app.db, &row, row.user_id).await.expect("flag"));
     let done = session.wait_finished(task_id, Duration::from_secs(10)).await;
     assert_eq!(done["Result"]["Success"], false, "{done}");
     assert_eq!(session.session(&id).await["State"], "Working");

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 use tests::{Mode, Options, TestApp, in_both_modes};
+use worker::engine::Submission;
 
 fn row_id(task: &serde_json::Value) -> i32 {
     task["TaskId"].as_str().expect("TaskId")[5..].parse().expect("number")
@@ -55,6 +56,84 @@ async fn a_cancel_before_start_wakes_the_waiter() {
     );
     let started = Instant::now();
     let done = waiter.await.expect("join").expect("db").expect("task");
-    assert_eq!(done.state, entity::TaskState::Finished);
+    assert_eq!(done.state, entity::TaskState::Cancelled);
     assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
 }
+
+async fn admin_id(app: &TestApp) -> i32 {
+    entity::store::users::find_by_name(&app.db, tests::ADMIN.0).await.expect("db").expect("admin").id
+}
+
+/// Task parameters: a forced stop kills at once, and a forced stop that joins a graceful one
+/// in flight makes it kill at once too.
+async fn a_forced_stop_kills_at_once_and_hurries_a_graceful_one_in_flight(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options { grace_period_ms: 60_000, ..Options::default() }).await;
+    let session = app.logon().await;
+    let user_id = admin_id(&app).await;
+    let forced = |target: String| {
+        let engine = app.engine.clone();
+        async move {
+            let params = entity::outcome::TaskParams { force: true, grace_ms: None };
+            let submission =
+                Submission { user_id, operation: entity::Operation::StopJobSession, target_id: &target, params };
+            engine.submit(submission).await.expect("submit")
+        }
+    };
+    let killed_at_once = |task: entity::task::Model| match task.ended() {
+        Some(entity::outcome::Outcome::Stopped { how: entity::outcome::StopHow::Killed { grace_ms: 0 }, .. }) => {}
+        other => panic!("{other:?}"),
+    };
+
+    let id = session.start_job(&app.job_id("Stubborn").await).await;
+    let task = forced(id.clone()).await;
+    let done = app.engine.wait_finished(task.id, Duration::from_secs(20)).await.expect("db").expect("task");
+    killed_at_once(done);
+    assert!(tests::live_members(session.pid_of(&app.db, &id).await).is_empty());
+
+    let id = session.start_job(&app.job_id("Stubborn").await).await;
+    let graceful = row_id(&session.act(&format!("/api/backupSessions/{id}?action=stop")).await);
+    session.wait_session_state(&id, "Stopping", Duration::from_secs(20)).await;
+    let task = forced(id.clone()).await;
+    for task in [graceful, task.id] {
+        let done = app.engine.wait_finished(task, Duration::from_secs(20)).await.expect("db").expect("task");
+        killed_at_once(done);
+    }
+}
+
+/// Cancelled is a final state of its own, not a failure, and records who asked and when; the
+/// Veeam face still shows it as EM does (Finished, Success="false").
+async fn a_cancelled_task_is_cancelled_not_failed_and_says_who_cancelled_it(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options { grace_period_ms: 60_000, ..Options::default() }).await;
+    let session = app.logon().await;
+    let id = session.start_job(&app.job_id("Stubborn").await).await;
+    let stop = session.act(&format!("/api/backupSessions/{id}?action=stop")).await;
+    session.wait_session_state(&id, "Stopping", Duration::from_secs(20)).await;
+    let before = entity::store::now();
+    let task_id = stop["TaskId"].as_str().expect("id");
+    assert_eq!(session.call("DELETE", &format!("/api/tasks/{task_id}"), "").await.status, 204);
+    let row = app.engine.wait_finished(row_id(&stop), Duration::from_secs(20)).await.expect("db").expect("task");
+    assert_eq!(row.state, entity::TaskState::Cancelled);
+    assert_eq!(row.cancel_requested_by, Some(admin_id(&app).await));
+    assert!(row.cancel_requested_at.is_some_and(|at| at >= before), "{:?}", row.cancel_requested_at);
+    let view = session.task(task_id).await;
+    assert_eq!((view["State"].as_str(), view["Result"]["Success"].as_bool()), (Some("Finished"), Some(false)));
+
+    // A failure is Finished, not Cancelled.
+    let gone = app
+        .engine
+        .submit(Submission {
+            user_id: admin_id(&app).await,
+            operation: entity::Operation::StopJobSession,
+            target_id: "00000000-0000-0000-0000-000000000000",
+            params: Default::default(),
+        })
+        .await
+        .expect("submit");
+    let failed = app.engine.wait_finished(gone.id, Duration::from_secs(20)).await.expect("db").expect("task");
+    assert_eq!((failed.state, failed.success), (entity::TaskState::Finished, Some(false)));
+}
+
+in_both_modes!(
+    a_forced_stop_kills_at_once_and_hurries_a_graceful_one_in_flight,
+    a_cancelled_task_is_cancelled_not_failed_and_says_who_cancelled_it,
+);

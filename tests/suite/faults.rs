@@ -47,6 +47,7 @@ async fn queued_work_survives_a_restart_of_the_embedded_server() {
         operation: entity::Operation::StartJob,
         target_id: &job,
         route: None,
+        params: Default::default(),
     };
     let task = entity::store::tasks::insert(&db, new).await.expect("insert");
     let _api = server.start().await;

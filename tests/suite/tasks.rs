@@ -56,6 +56,7 @@ async fn a_task_committed_but_never_published_is_published_by_the_relay(mode: Mo
         operation: entity::Operation::StartJob,
         target_id: &job,
         route: None,
+        params: Default::default(),
     };
     let task = entity::store::tasks::insert(&app.db, new).await.expect("insert");
     let done = session.wait_finished(&task.public_id(), Duration::from_secs(20)).await;

@@ -16,6 +16,7 @@
 
 use crate::dispatch::Dispatcher;
 use crate::events::{TaskEvents, TaskSignal};
+use entity::outcome::TaskParams;
 use entity::state::{Outcome, TaskEvent, TransitionError};
 use entity::store::{sessions, tasks};
 use entity::{Operation, TaskState, task};
@@ -29,16 +30,17 @@ pub struct Submission<'a> {
     pub operation: Operation,
     /// The job (StartJob, StopJob) or the job session (StopJobSession).
     pub target_id: &'a str,
+    pub params: TaskParams,
 }
 
 /// What `cancel` did.
 #[derive(Debug)]
 pub enum Cancelled {
-    /// The task had not started: it is finished now and will never run.
+    /// The task had not started: it is Cancelled now and will never run.
     BeforeStart(task::Model),
     /// The task is running: its runner was told, and abandons it at its next safe point.
     RunnerTold(task::Model),
-    /// The task had finished already; nothing changed.
+    /// The task was final already (Finished or Cancelled); nothing changed.
     AlreadyFinished(task::Model),
 }
 
@@ -62,7 +64,7 @@ impl Engine {
         let mut signals = self.events.subscribe();
         loop {
             let task = tasks::get(&self.db, task_id).await?;
-            if task.as_ref().is_none_or(|t| t.state == TaskState::Finished) {
+            if task.as_ref().is_none_or(|t| t.state.is_final()) {
                 return Ok(task);
             }
             loop {
@@ -84,6 +86,7 @@ impl Engine {
             operation: submission.operation,
             target_id: submission.target_id,
             route,
+            params: submission.params,
         };
         let task = tasks::insert(&self.db, new).await?;
         let (dispatcher, queued) = (self.dispatcher.clone(), task.clone());
@@ -101,34 +104,34 @@ impl Engine {
         })
     }
 
-    pub async fn cancel(&self, task: &task::Model) -> Result<Cancelled, DbErr> {
+    /// Cancels `task` on behalf of user `by` (who is recorded).
+    pub async fn cancel(&self, task: &task::Model, by: i32) -> Result<Cancelled, DbErr> {
         let mut seen = task.clone();
-        // Each lost race means the task moved on (Queued → Running → Finished), so this ends.
+        // Each lost race means the task moved on (Queued → Running → final), so this ends.
         for _ in 0..8 {
-            match seen.state {
-                TaskState::Queued => {
-                    let cancelled = Outcome::CancelledBeforeStart { queued: true, workload: None };
-                    match tasks::transition(&self.db, &seen, TaskEvent::Cancel(cancelled)).await {
-                        Ok(done) => {
-                            self.events.changed(done.id);
-                            return Ok(Cancelled::BeforeStart(done));
-                        }
-                        Err(TransitionError::Db(err)) => return Err(err),
-                        Err(TransitionError::Stale { .. } | TransitionError::Illegal { .. }) => {}
-                    }
+            if seen.state.is_final() {
+                return Ok(Cancelled::AlreadyFinished(seen));
+            }
+            if tasks::request_cancel(&self.db, &seen, by).await? {
+                if seen.state == TaskState::Running {
+                    let (dispatcher, told) = (self.dispatcher.clone(), seen.clone());
+                    tokio::spawn(async move { dispatcher.publish_cancel(&told).await });
+                    return Ok(Cancelled::RunnerTold(seen));
                 }
-                TaskState::Running => {
-                    if tasks::request_cancel(&self.db, &seen).await? {
-                        let (dispatcher, told) = (self.dispatcher.clone(), seen.clone());
-                        tokio::spawn(async move { dispatcher.publish_cancel(&told).await });
-                        return Ok(Cancelled::RunnerTold(seen));
+                let cancelled = Outcome::CancelledBeforeStart { queued: true, workload: None };
+                match tasks::transition(&self.db, &seen, TaskEvent::Cancel(cancelled)).await {
+                    Ok(done) => {
+                        self.events.changed(done.id);
+                        return Ok(Cancelled::BeforeStart(done));
                     }
+                    Err(TransitionError::Db(err)) => return Err(err),
+                    // Claimed meanwhile: the flag is set; tell its runner on the next pass.
+                    Err(TransitionError::Stale { .. } | TransitionError::Illegal { .. }) => {}
                 }
-                TaskState::Finished => return Ok(Cancelled::AlreadyFinished(seen)),
             }
             match tasks::get(&self.db, seen.id).await? {
                 Some(now) => seen = now,
-                // Finished and removed meanwhile (by a concurrent DELETE).
+                // Final and removed meanwhile (by a concurrent DELETE).
                 None => return Ok(Cancelled::AlreadyFinished(seen)),
             }
         }

@@ -12,6 +12,7 @@ use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
+use entity::outcome::TaskParams;
 use entity::store::tasks;
 use entity::{Operation, Role, task};
 use worker::engine::{Cancelled, Submission};
@@ -29,7 +30,8 @@ pub async fn accept(
     if caller.user.role != Role::PortalAdministrator {
         return Err(VeeamError::Forbidden);
     }
-    let task = state.engine.submit(Submission { user_id: caller.user.id, operation, target_id }).await?;
+    let submission = Submission { user_id: caller.user.id, operation, target_id, params: TaskParams::default() };
+    let task = state.engine.submit(submission).await?;
     let hrefs = hrefs(req, state);
     let mut response = render(format(), StatusCode::ACCEPTED, &TaskView::new(&task, &hrefs));
     response.headers_mut().insert(LOCATION, hrefs.task(&task).parse().map_err(VeeamError::internal)?);
@@ -70,7 +72,7 @@ pub async fn delete_task(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, VeeamError> {
     let task = find(&state, &caller, &id).await?;
-    if let Cancelled::AlreadyFinished(task) = state.engine.cancel(&task).await? {
+    if let Cancelled::AlreadyFinished(task) = state.engine.cancel(&task, caller.user.id).await? {
         tasks::delete_finished(&state.db, task.id).await?;
     }
     Ok(HttpResponse::NoContent().finish())

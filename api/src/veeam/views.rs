@@ -122,7 +122,7 @@ impl TaskView {
     pub fn new(task: &task::Model, hrefs: &Hrefs) -> Self {
         let href = hrefs.task(task);
         let mut links = vec![Link::new("Delete", Some("Task"), href.clone())];
-        let finished = task.state == entity::TaskState::Finished;
+        let finished = task.state.is_final();
         let ended = task.ended();
         if let Some(session) = ended.as_ref().and_then(|outcome| outcome.workload()) {
             links.push(Link::new(

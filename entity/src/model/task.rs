@@ -19,6 +19,11 @@ pub struct Model {
     /// The runner that holds the current attempt.
     pub runner_id: Option<String>,
     pub cancel_requested: bool,
+    /// The user who asked to cancel, and when.
+    pub cancel_requested_by: Option<i32>,
+    pub cancel_requested_at: Option<DateTimeUtc>,
+    /// `TaskParams` as JSON (see `params`); `None` = the defaults.
+    pub params: Option<String>,
     /// Set when finished: `outcome.success()`, kept as a column to filter on.
     pub success: Option<bool>,
     /// Set when finished: the `Outcome` as JSON (see `ended`).
@@ -37,6 +42,10 @@ pub enum Relation {}
 impl ActiveModelBehavior for ActiveModel {}
 
 impl Model {
+    pub fn params(&self) -> crate::outcome::TaskParams {
+        crate::outcome::TaskParams::from_json(self.params.as_deref())
+    }
+
     /// How the task ended, once it has.
     pub fn ended(&self) -> Option<crate::outcome::Outcome> {
         self.outcome.as_deref().map(crate::outcome::Outcome::from_json)

@@ -2,8 +2,10 @@ use crate::state::{Operation, TaskEvent, TaskState, TransitionError};
 use crate::task::{self, Column};
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, sea_query::Expr,
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::{Expr, ExprTrait},
 };
 
 pub struct NewTask<'a> {
@@ -11,6 +13,7 @@ pub struct NewTask<'a> {
     pub operation: Operation,
     pub target_id: &'a str,
     pub route: Option<String>,
+    pub params: crate::outcome::TaskParams,
 }
 
 pub async fn insert(db: &impl ConnectionTrait, new: NewTask<'_>) -> Result<task::Model, DbErr> {
@@ -24,6 +27,9 @@ pub async fn insert(db: &impl ConnectionTrait, new: NewTask<'_>) -> Result<task:
         route: Set(new.route),
         runner_id: Set(None),
         cancel_requested: Set(false),
+        cancel_requested_by: Set(None),
+        cancel_requested_at: Set(None),
+        params: Set(new.params.to_json()),
         success: Set(None),
         outcome: Set(None),
         created_at: Set(now),
@@ -146,23 +152,28 @@ pub async fn due_for_publish(
         .await
 }
 
-/// Flags a running task for cancellation; false when it is not running any more.
-pub async fn request_cancel(db: &impl ConnectionTrait, seen: &task::Model) -> Result<bool, DbErr> {
+/// Records that `by` asked to cancel the task (kept if asked before); false when the task is
+/// final already. A queued task is then cancelled by a `Cancel` transition; a running one's
+/// runner reads the flag.
+pub async fn request_cancel(db: &impl ConnectionTrait, seen: &task::Model, by: i32) -> Result<bool, DbErr> {
+    let now = super::now();
     let updated = task::Entity::update_many()
         .col_expr(Column::CancelRequested, Expr::value(true))
-        .col_expr(Column::UpdatedAt, Expr::value(super::now()))
+        .col_expr(Column::CancelRequestedBy, Expr::col(Column::CancelRequestedBy).if_null(by))
+        .col_expr(Column::CancelRequestedAt, Expr::col(Column::CancelRequestedAt).if_null(now))
+        .col_expr(Column::UpdatedAt, Expr::value(now))
         .filter(Column::Id.eq(seen.id))
-        .filter(Column::State.eq(TaskState::Running))
+        .filter(Column::State.is_in([TaskState::Queued, TaskState::Running]))
         .exec(db)
         .await?;
     Ok(updated.rows_affected > 0)
 }
 
-/// Removes a finished task; false when it is not finished (or not there).
+/// Removes a final (Finished or Cancelled) task; false when it is not final (or not there).
 pub async fn delete_finished(db: &impl ConnectionTrait, id: i32) -> Result<bool, DbErr> {
     let deleted = task::Entity::delete_many()
         .filter(Column::Id.eq(id))
-        .filter(Column::State.eq(TaskState::Finished))
+        .filter(Column::State.is_in([TaskState::Finished, TaskState::Cancelled]))
         .exec(db)
         .await?;
     Ok(deleted.rows_affected > 0)

@@ -135,15 +135,18 @@ async fn drive(ctx: &Ctx, session_id: &str, flight: &Arc<Flight<StopReport>>) ->
     ctx.guard(&flight.members()).await?;
     let sent = process::signal_group(pgid, SIGTERM).unwrap_or(false);
     tracing::info!(session = %session.id, pgid = pgid.get(), sent, "SIGTERM sent");
-    let deadline = tokio::time::Instant::now() + ctx.grace;
+    let sent_at = tokio::time::Instant::now();
     let how = loop {
+        // The shortest grace any member asks for (a forced stop: none); it can shrink while the
+        // stop is under way, when a forced stop joins.
+        let grace_ms = grace_ms(ctx, flight);
         if !process::group_alive(pgid) {
             break if sent { StopHow::ExitedAfterSigterm } else { StopHow::AlreadyExited };
         }
         if abandon.is_cancelled() {
             return Ok(give_up(ctx, &session, pgid).await);
         }
-        if tokio::time::Instant::now() >= deadline {
+        if sent_at.elapsed() >= Duration::from_millis(grace_ms) {
             if let Err(err) = ctx.guard(&flight.members()).await {
                 give_up(ctx, &session, pgid).await;
                 return Err(err);
@@ -157,12 +160,17 @@ async fn drive(ctx: &Ctx, session_id: &str, flight: &Arc<Flight<StopReport>>) ->
             if process::group_alive(pgid) {
                 return Ok(StopReport::Survived(process::group_members(pgid)));
             }
-            break StopHow::Killed { grace_ms: u64::try_from(ctx.grace.as_millis()).unwrap_or(u64::MAX) };
+            break StopHow::Killed { grace_ms };
         }
         tokio::time::sleep(POLL).await;
     };
     record_end(ctx, &session.id, End::Stopped { how }).await;
     Ok(StopReport::Stopped(how))
+}
+
+fn grace_ms(ctx: &Ctx, flight: &Flight<StopReport>) -> u64 {
+    let default_ms = u64::try_from(ctx.grace.as_millis()).unwrap_or(u64::MAX);
+    flight.members().iter().map(|t| t.params().grace_ms(default_ms)).min().unwrap_or(default_ms)
 }
 
 /// Abandoning in the grace period: no SIGKILL, and the session reports its true state.

@@ -62,7 +62,7 @@ fn task_schema() -> Schema<task::Model> {
         fields: &[("TaskId", Kind::Text), ("State", Kind::Enum(TASK_STATES)), ("Operation", Kind::Text)],
         read: |t, field| match field {
             "TaskId" => Value::Text(t.public_id()),
-            "State" => Value::Enum(usize::from(t.state == entity::TaskState::Finished)),
+            "State" => Value::Enum(usize::from(t.state.is_final())),
             "Operation" => Value::Text(t.operation.to_string()),
             _ => Value::Null,
         },
