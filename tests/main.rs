@@ -34,3 +34,5 @@ mod shutdown;
 mod stop;
 #[path = "suite/tasks.rs"]
 mod tasks;
+#[path = "suite/tenants.rs"]
+mod tenants;

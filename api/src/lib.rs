@@ -1,6 +1,7 @@
 //! HTTP side of the task queue: the Veeam Enterprise Manager face (`veeam`), passwords and the
 //! user bootstrap, settings, and `Application`, which wires the embedded or distributed mode.
 
+pub mod admin;
 pub mod logon_gate;
 pub mod origin;
 pub mod passwords;

@@ -135,8 +135,9 @@ fn verify_user(memory: &mut Vec<Block>, password: &str, phc: Option<&str>) -> bo
     match phc {
         Some(phc) => verify(memory, password, phc),
         None => {
-            let dummy =
-                DUMMY.get_or_init(|| crate::passwords::hash(&crate::passwords::random_secret()).unwrap_or_default());
+            let dummy = DUMMY.get_or_init(|| {
+                crate::passwords::random_secret().and_then(|s| crate::passwords::hash(&s)).unwrap_or_default()
+            });
             let _ = verify(memory, password, dummy);
             false
         }

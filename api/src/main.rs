@@ -1,7 +1,7 @@
 //! `cargo run -p api`: serves the API (embedded mode unless AMQP_URL is set).
-//! `cargo run -p api -- add-user NAME`: adds a user.
+//! `cargo run -p api -- add-user NAME` and `-- token create|list|revoke`: administration.
 
-use api::settings::{Cli, Command};
+use api::settings::Cli;
 use api::startup::{Application, database};
 use clap::Parser;
 
@@ -10,15 +10,8 @@ async fn main() -> Result<(), String> {
     worker::startup::init_telemetry();
     let mut cli = Cli::parse();
     let settings = cli.settings()?;
-    if let Some(Command::AddUser { name, password, role }) = cli.command {
-        let password = match password {
-            Some(password) => password,
-            None => std::io::stdin().lines().next().transpose().map_err(|e| e.to_string())?.unwrap_or_default(),
-        };
-        api::passwords::add_user(&database(&settings).await?, &name, password.trim_end_matches(['\r', '\n']), role)
-            .await?;
-        println!("User {name:?} added as {role}.");
-        return Ok(());
+    if let Some(command) = cli.command {
+        return api::admin::run(&database(&settings).await?, command).await;
     }
     let app = Application::build(settings).await?;
     let stopper = app.stopper();

@@ -12,12 +12,21 @@ pub fn hash(password: &str) -> Result<String, String> {
     Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
 }
 
-/// A random secret: 32 bytes from two v4 UUIDs (the OS generator), base64.
-pub fn random_secret() -> String {
+/// 256 random bits from the operating system.
+fn random_bytes() -> Result<[u8; 32], String> {
     let mut bytes = [0u8; 32];
-    bytes[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-    bytes[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-    base64::engine::general_purpose::STANDARD.encode(bytes)
+    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness from the operating system: {e}"))?;
+    Ok(bytes)
+}
+
+/// A random secret (a logon token, a generated password): 256 bits, base64.
+pub fn random_secret() -> Result<String, String> {
+    Ok(base64::engine::general_purpose::STANDARD.encode(random_bytes()?))
+}
+
+/// A new API token: `tq_` and 256 random bits, base64url (safe in a header as it is).
+pub fn api_token() -> Result<String, String> {
+    Ok(format!("tq_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes()?)))
 }
 
 /// What the database keeps of a session token: its SHA-256, hex. Tokens are 256 random bits, so
@@ -37,21 +46,28 @@ pub async fn bootstrap_admin(db: &DatabaseConnection, name: &str, password: Opti
     let password = match password {
         Some(password) => password,
         None => {
-            generated = random_secret().chars().filter(char::is_ascii_alphanumeric).take(20).collect::<String>();
+            generated = random_secret()?.chars().filter(char::is_ascii_alphanumeric).take(20).collect::<String>();
             println!("Created user {name:?} with the generated password {generated:?}. It is not shown again.");
             &generated
         }
     };
-    add_user(db, name, password, Role::PortalAdministrator).await
+    add_user(db, entity::tenant::DEFAULT, name, password, Role::PortalAdministrator).await
 }
 
-pub async fn add_user(db: &DatabaseConnection, name: &str, password: &str, role: Role) -> Result<(), String> {
+/// Adds a user of `tenant_id` who can log on.
+pub async fn add_user(
+    db: &DatabaseConnection,
+    tenant_id: i32,
+    name: &str,
+    password: &str,
+    role: Role,
+) -> Result<(), String> {
     if name.trim().is_empty() || password.is_empty() {
         return Err("a user needs a name and a password".to_owned());
     }
     if users::find_by_name(db, name).await.map_err(|e| e.to_string())?.is_some() {
         return Err(format!("user {name:?} already exists"));
     }
-    users::create(db, name, &hash(password)?, role).await.map_err(|e| e.to_string())?;
+    users::create(db, tenant_id, name, &hash(password)?, role).await.map_err(|e| e.to_string())?;
     Ok(())
 }

@@ -73,7 +73,29 @@ pub enum Command {
         /// PortalAdministrator (may start and stop), PortalUser or RestoreOperator (may read).
         #[arg(long, default_value = "PortalAdministrator")]
         role: entity::Role,
+        /// The tenant the user belongs to (created if new).
+        #[arg(long, default_value = "default")]
+        tenant: String,
     },
+    /// API tokens for the bearer-token faces.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Creates a token for a tenant (created if new) and prints it, once.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        /// What the token is for, to recognise it in `token list`.
+        #[arg(long)]
+        name: String,
+    },
+    /// Lists tokens (never the tokens themselves).
+    List,
+    /// Revokes a token by its id.
+    Revoke { id: i32 },
 }
 
 #[derive(Debug, Default, Args)]

@@ -9,5 +9,5 @@ pub mod outcome;
 pub mod state;
 pub mod store;
 
-pub use model::{job, job_session, logon_session, runner, task, user};
+pub use model::{api_token, job, job_session, logon_session, runner, task, tenant, user};
 pub use state::{Operation, Role, SessionResult, SessionState, TaskState};

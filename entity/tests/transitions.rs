@@ -15,10 +15,13 @@ async fn db() -> DatabaseConnection {
 }
 
 async fn queued_task(db: &DatabaseConnection) -> entity::task::Model {
-    let user = users::create(db, "alice", "x", entity::Role::PortalAdministrator).await.expect("user");
+    let user = users::create(db, entity::tenant::DEFAULT, "alice", "x", entity::Role::PortalAdministrator)
+        .await
+        .expect("user");
     tasks::insert(
         db,
         tasks::NewTask {
+            tenant_id: user.tenant_id,
             user_id: user.id,
             operation: Operation::StopJobSession,
             target_id: "s",
@@ -96,6 +99,7 @@ fn new_session(job_id: &str, start_task_id: i32) -> entity::job_session::Model {
     let now = entity::store::now();
     entity::job_session::Model {
         id: format!("session-{start_task_id}"),
+        tenant_id: entity::tenant::DEFAULT,
         job_id: job_id.into(),
         job_name: "Job".into(),
         job_type: "Backup".into(),
@@ -183,4 +187,11 @@ async fn a_database_of_the_previous_release_upgrades_even_with_two_active_sessio
         })
     );
     assert_eq!(tasks::get(&db, 2).await.expect("db").expect("row").ended(), None);
+    // Everything written before tenants existed belongs to the default tenant.
+    assert_eq!(finished.tenant_id, entity::tenant::DEFAULT);
+    assert_eq!(read("newer").await.expect("db").expect("row").tenant_id, entity::tenant::DEFAULT);
+    assert_eq!(entity::store::jobs::list_of(&db, entity::tenant::DEFAULT).await.expect("db").len(), 1);
+    assert_eq!(users::find_by_name(&db, "admin").await.expect("db").expect("row").tenant_id, entity::tenant::DEFAULT);
+    let other = entity::store::tenants::find_or_create(&db, "other").await.expect("a second tenant");
+    assert_ne!(other.id, entity::tenant::DEFAULT);
 }

@@ -8,6 +8,7 @@ mod m20261201_000002_task_events;
 mod m20261201_000003_task_outcomes;
 mod m20261201_000004_workload_endings;
 mod m20261201_000005_task_cancel_and_params;
+mod m20261201_000006_tenants;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000003_task_outcomes::Migration),
             Box::new(m20261201_000004_workload_endings::Migration),
             Box::new(m20261201_000005_task_cancel_and_params::Migration),
+            Box::new(m20261201_000006_tenants::Migration),
         ]
     }
 }

@@ -74,8 +74,13 @@ async fn a_forced_stop_kills_at_once_and_hurries_a_graceful_one_in_flight(mode: 
         let engine = app.engine.clone();
         async move {
             let params = entity::outcome::TaskParams { force: true, grace_ms: None };
-            let submission =
-                Submission { user_id, operation: entity::Operation::StopJobSession, target_id: &target, params };
+            let submission = Submission {
+                tenant_id: entity::tenant::DEFAULT,
+                user_id,
+                operation: entity::Operation::StopJobSession,
+                target_id: &target,
+                params,
+            };
             engine.submit(submission).await.expect("submit")
         }
     };
@@ -122,6 +127,7 @@ async fn a_cancelled_task_is_cancelled_not_failed_and_says_who_cancelled_it(mode
     let gone = app
         .engine
         .submit(Submission {
+            tenant_id: entity::tenant::DEFAULT,
             user_id: admin_id(&app).await,
             operation: entity::Operation::StopJobSession,
             target_id: "00000000-0000-0000-0000-000000000000",

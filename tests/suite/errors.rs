@@ -68,9 +68,15 @@ async fn bad_actions_and_methods_get_400_and_405_and_create_nothing(mode: Mode) 
 
 async fn a_role_that_may_not_start_or_stop_gets_403_and_nothing_is_written(mode: Mode) {
     let app = TestApp::in_mode(mode, Options::default()).await;
-    api::passwords::add_user(&app.db, "operator", "operator-password", entity::Role::RestoreOperator)
-        .await
-        .expect("user");
+    api::passwords::add_user(
+        &app.db,
+        entity::tenant::DEFAULT,
+        "operator",
+        "operator-password",
+        entity::Role::RestoreOperator,
+    )
+    .await
+    .expect("user");
     let admin = app.logon().await;
     let id = admin.start_job(&app.job_id("Runs").await).await;
     let operator = tests::Session::logon(&app.base, "operator", "operator-password").await;

@@ -43,6 +43,7 @@ async fn queued_work_survives_a_restart_of_the_embedded_server() {
     let job =
         entity::store::jobs::list(&db).await.expect("jobs").into_iter().find(|j| j.name == "Quick").expect("job").id;
     let new = entity::store::tasks::NewTask {
+        tenant_id: entity::tenant::DEFAULT,
         user_id: admin.id,
         operation: entity::Operation::StartJob,
         target_id: &job,

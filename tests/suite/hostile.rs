@@ -138,7 +138,9 @@ async fn logon_tokens_are_stored_only_as_hashes(mode: Mode) {
 
 async fn repeated_failed_logons_are_throttled_per_user_and_per_address(mode: Mode) {
     let app = TestApp::in_mode(mode, Options::default()).await;
-    api::passwords::add_user(&app.db, "bob", "bob-password", entity::Role::PortalUser).await.expect("user");
+    api::passwords::add_user(&app.db, entity::tenant::DEFAULT, "bob", "bob-password", entity::Role::PortalUser)
+        .await
+        .expect("user");
     let url = format!("{}/api/sessionMngr/?v=latest", app.base);
     let logon = |user: &str, password: &str| {
         let (url, credentials) = (url.clone(), basic(user, password));

@@ -18,7 +18,15 @@ async fn the_task_row_exists_before_the_202_leaves(mode: Mode) {
 
 async fn tasks_belong_to_their_user_across_logon_sessions_and_others_get_404(mode: Mode) {
     let app = TestApp::in_mode(mode, Options::default()).await;
-    api::passwords::add_user(&app.db, "bob", "bob-password", entity::Role::PortalAdministrator).await.expect("user");
+    api::passwords::add_user(
+        &app.db,
+        entity::tenant::DEFAULT,
+        "bob",
+        "bob-password",
+        entity::Role::PortalAdministrator,
+    )
+    .await
+    .expect("user");
     let alice = app.logon().await;
     let task = alice.act(&format!("/api/jobs/{}?action=start", app.job_id("Quick").await)).await;
     let id = task["TaskId"].as_str().expect("id");
@@ -52,6 +60,7 @@ async fn a_task_committed_but_never_published_is_published_by_the_relay(mode: Mo
     let admin = entity::store::users::find_by_name(&app.db, tests::ADMIN.0).await.expect("db").expect("admin");
     let job = app.job_id("Quick").await;
     let new = entity::store::tasks::NewTask {
+        tenant_id: entity::tenant::DEFAULT,
         user_id: admin.id,
         operation: entity::Operation::StartJob,
         target_id: &job,

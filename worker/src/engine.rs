@@ -26,6 +26,8 @@ use tokio::sync::broadcast::error::RecvError;
 
 /// What a face asks for; the engine derives the rest.
 pub struct Submission<'a> {
+    /// The tenant it is for, whose target it must be (checked by the face).
+    pub tenant_id: i32,
     pub user_id: i32,
     pub operation: Operation,
     /// The job (StartJob, StopJob) or the job session (StopJobSession).
@@ -82,6 +84,7 @@ impl Engine {
     pub async fn submit(&self, submission: Submission<'_>) -> Result<task::Model, DbErr> {
         let route = self.route_of(submission.operation, submission.target_id).await?;
         let new = tasks::NewTask {
+            tenant_id: submission.tenant_id,
             user_id: submission.user_id,
             operation: submission.operation,
             target_id: submission.target_id,

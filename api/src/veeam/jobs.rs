@@ -10,20 +10,20 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use entity::store::{jobs, sessions};
 use entity::{Operation, job};
 
-async fn find(state: &AppState, id: &str) -> Result<job::Model, VeeamError> {
+async fn find(state: &AppState, caller: &Caller, id: &str) -> Result<job::Model, VeeamError> {
     let not_found = || VeeamError::NotFound(format!("There is no job with id [{id}]."));
     let id = super::canonical_uuid(id).ok_or_else(not_found)?;
-    jobs::find(&state.db, id).await?.ok_or_else(not_found)
+    jobs::find_of(&state.db, caller.user.tenant_id, id).await?.ok_or_else(not_found)
 }
 
 pub async fn list_jobs(
-    _caller: Caller,
+    caller: Caller,
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, VeeamError> {
     let params = Params::of(&req)?;
     let hrefs = hrefs(&req, &state);
-    let all = jobs::list(&state.db).await?;
+    let all = jobs::list_of(&state.db, caller.user.tenant_id).await?;
     Ok(if params.wants_entities() {
         ok(&List { root: "Jobs", key: "Jobs", items: all.iter().map(|job| JobView { job, hrefs: &hrefs }).collect() })
     } else {
@@ -32,13 +32,13 @@ pub async fn list_jobs(
 }
 
 pub async fn get_job(
-    _caller: Caller,
+    caller: Caller,
     id: web::Path<String>,
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, VeeamError> {
     let params = Params::of(&req)?;
-    let job = find(&state, &id).await?;
+    let job = find(&state, &caller, &id).await?;
     let hrefs = hrefs(&req, &state);
     Ok(if params.wants_entities() {
         ok(&JobView { job: &job, hrefs: &hrefs })
@@ -55,7 +55,7 @@ pub async fn act_on_job(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, VeeamError> {
     let action = Params::of(&req)?.action()?;
-    let job = find(&state, &id).await?;
+    let job = find(&state, &caller, &id).await?;
     match action.as_str() {
         "start" => tasks::accept(&req, &state, &caller, Operation::StartJob, &job.id).await,
         "stop" => tasks::accept(&req, &state, &caller, Operation::StopJob, &job.id).await,
@@ -64,13 +64,13 @@ pub async fn act_on_job(
 }
 
 pub async fn list_job_sessions(
-    _caller: Caller,
+    caller: Caller,
     id: web::Path<String>,
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, VeeamError> {
     let params = Params::of(&req)?;
-    let job = find(&state, &id).await?;
-    let all = sessions::list_for_job(&state.db, &job.id).await?;
+    let job = find(&state, &caller, &id).await?;
+    let all = sessions::list_for_job(&state.db, caller.user.tenant_id, &job.id).await?;
     Ok(super::sessions::session_list(params.wants_entities(), &all, &hrefs(&req, &state)))
 }

@@ -48,7 +48,7 @@ pub async fn create_logon_session(req: HttpRequest, state: web::Data<AppState>) 
         gate.record_failure(&name, address);
         return Err(VeeamError::BadCredentials("Invalid user name or password.".into()));
     };
-    let token = passwords::random_secret();
+    let token = passwords::random_secret().map_err(VeeamError::internal)?;
     let logon =
         logons::create(&state.db, &uuid::Uuid::new_v4().to_string(), &passwords::token_hash(&token), user.id).await?;
     let mut response = render(

@@ -10,19 +10,23 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use entity::store::sessions;
 use entity::{Operation, job_session};
 
-async fn find(state: &AppState, id: &str) -> Result<job_session::Model, VeeamError> {
+async fn find(state: &AppState, caller: &Caller, id: &str) -> Result<job_session::Model, VeeamError> {
     let not_found = || VeeamError::NotFound(format!("There is no backup job session with id [{id}]."));
     let id = super::canonical_uuid(id).ok_or_else(not_found)?;
-    sessions::find(&state.db, id).await?.ok_or_else(not_found)
+    sessions::find_of(&state.db, caller.user.tenant_id, id).await?.ok_or_else(not_found)
 }
 
 pub async fn list_sessions(
-    _caller: Caller,
+    caller: Caller,
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, VeeamError> {
     let params = Params::of(&req)?;
-    Ok(session_list(params.wants_entities(), &sessions::list(&state.db).await?, &hrefs(&req, &state)))
+    Ok(session_list(
+        params.wants_entities(),
+        &sessions::list_of(&state.db, caller.user.tenant_id).await?,
+        &hrefs(&req, &state),
+    ))
 }
 
 /// A list of sessions: `BackupJobSessions` entities with `?format=Entity`, else references.
@@ -36,13 +40,13 @@ pub fn session_list(entities: bool, all: &[job_session::Model], hrefs: &Hrefs) -
 }
 
 pub async fn get_session(
-    _caller: Caller,
+    caller: Caller,
     id: web::Path<String>,
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, VeeamError> {
     let params = Params::of(&req)?;
-    let session = find(&state, &id).await?;
+    let session = find(&state, &caller, &id).await?;
     let hrefs = hrefs(&req, &state);
     Ok(if params.wants_entities() {
         ok(&BackupJobSessionView { session: &session, hrefs: &hrefs })
@@ -60,7 +64,7 @@ pub async fn act_on_session(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, VeeamError> {
     let action = Params::of(&req)?.action()?;
-    let session = find(&state, &id).await?;
+    let session = find(&state, &caller, &id).await?;
     match action.as_str() {
         "stop" => tasks::accept(&req, &state, &caller, Operation::StopJobSession, &session.id).await,
         other => {

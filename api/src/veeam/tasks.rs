@@ -30,7 +30,13 @@ pub async fn accept(
     if caller.user.role != Role::PortalAdministrator {
         return Err(VeeamError::Forbidden);
     }
-    let submission = Submission { user_id: caller.user.id, operation, target_id, params: TaskParams::default() };
+    let submission = Submission {
+        tenant_id: caller.user.tenant_id,
+        user_id: caller.user.id,
+        operation,
+        target_id,
+        params: TaskParams::default(),
+    };
     let task = state.engine.submit(submission).await?;
     let hrefs = hrefs(req, state);
     let mut response = render(format(), StatusCode::ACCEPTED, &TaskView::new(&task, &hrefs));

@@ -7,6 +7,8 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: String,
+    /// The owner: another tenant's row does not exist for you.
+    pub tenant_id: i32,
     pub job_id: String,
     pub job_name: String,
     pub job_type: String,

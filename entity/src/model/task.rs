@@ -7,6 +7,8 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i32,
+    /// The owner: another tenant's row does not exist for you.
+    pub tenant_id: i32,
     pub user_id: i32,
     pub operation: Operation,
     /// The job id (StartJob, StopJob) or the job session id (StopJobSession).

@@ -5,6 +5,8 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i32,
+    /// The owner: another tenant's row does not exist for you.
+    pub tenant_id: i32,
     #[sea_orm(unique)]
     pub name: String,
     pub password_hash: String,

@@ -6,6 +6,7 @@ pub mod logons;
 pub mod runners;
 pub mod sessions;
 pub mod tasks;
+pub mod tenants;
 pub mod users;
 
 pub fn now() -> chrono::DateTime<chrono::Utc> {

@@ -19,6 +19,7 @@ pub fn is_job_taken(err: &DbErr) -> bool {
     matches!(err.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
 }
 
+/// The session, whoever owns it (for the engine, acting on a task whose tenant was checked).
 pub async fn find(db: &impl ConnectionTrait, id: &str) -> Result<Option<job_session::Model>, DbErr> {
     job_session::Entity::find_by_id(id.to_owned()).one(db).await
 }
@@ -27,12 +28,29 @@ pub async fn find_by_start_task(db: &impl ConnectionTrait, task_id: i32) -> Resu
     job_session::Entity::find().filter(Column::StartTaskId.eq(task_id)).one(db).await
 }
 
-pub async fn list(db: &impl ConnectionTrait) -> Result<Vec<job_session::Model>, DbErr> {
-    job_session::Entity::find().order_by_asc(Column::CreationTime).order_by_asc(Column::Id).all(db).await
+/// The session, if it is the tenant's.
+pub async fn find_of(db: &impl ConnectionTrait, tenant_id: i32, id: &str) -> Result<Option<job_session::Model>, DbErr> {
+    job_session::Entity::find_by_id(id.to_owned()).filter(Column::TenantId.eq(tenant_id)).one(db).await
 }
 
-pub async fn list_for_job(db: &impl ConnectionTrait, job_id: &str) -> Result<Vec<job_session::Model>, DbErr> {
+/// The tenant's sessions, oldest first.
+pub async fn list_of(db: &impl ConnectionTrait, tenant_id: i32) -> Result<Vec<job_session::Model>, DbErr> {
     job_session::Entity::find()
+        .filter(Column::TenantId.eq(tenant_id))
+        .order_by_asc(Column::CreationTime)
+        .order_by_asc(Column::Id)
+        .all(db)
+        .await
+}
+
+/// The sessions of one of the tenant's jobs, oldest first.
+pub async fn list_for_job(
+    db: &impl ConnectionTrait,
+    tenant_id: i32,
+    job_id: &str,
+) -> Result<Vec<job_session::Model>, DbErr> {
+    job_session::Entity::find()
+        .filter(Column::TenantId.eq(tenant_id))
         .filter(Column::JobId.eq(job_id))
         .order_by_asc(Column::CreationTime)
         .order_by_asc(Column::Id)

@@ -9,6 +9,7 @@ use sea_orm::{
 };
 
 pub struct NewTask<'a> {
+    pub tenant_id: i32,
     pub user_id: i32,
     pub operation: Operation,
     pub target_id: &'a str,
@@ -19,6 +20,7 @@ pub struct NewTask<'a> {
 pub async fn insert(db: &impl ConnectionTrait, new: NewTask<'_>) -> Result<task::Model, DbErr> {
     let now = super::now();
     task::ActiveModel {
+        tenant_id: Set(new.tenant_id),
         user_id: Set(new.user_id),
         operation: Set(new.operation),
         target_id: Set(new.target_id.to_owned()),

@@ -17,11 +17,13 @@ pub async fn find(db: &impl ConnectionTrait, id: i32) -> Result<Option<user::Mod
 
 pub async fn create(
     db: &impl ConnectionTrait,
+    tenant_id: i32,
     name: &str,
     password_hash: &str,
     role: crate::Role,
 ) -> Result<user::Model, DbErr> {
     user::ActiveModel {
+        tenant_id: Set(tenant_id),
         name: Set(name.to_owned()),
         password_hash: Set(password_hash.to_owned()),
         role: Set(role),

@@ -150,6 +150,7 @@ mod tests {
     fn task(id: i32) -> task::Model {
         task::Model {
             id,
+            tenant_id: 1,
             user_id: 1,
             operation: entity::Operation::StopJobSession,
             target_id: "s".into(),

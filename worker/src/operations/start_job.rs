@@ -83,6 +83,7 @@ async fn claim_job(
         let now = entity::store::now();
         let new = job_session::Model {
             id: uuid::Uuid::new_v4().to_string(),
+            tenant_id: job.tenant_id,
             job_id: job.id.clone(),
             job_name: job.name.clone(),
             job_type: job.job_type.clone(),

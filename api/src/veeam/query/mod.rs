@@ -225,7 +225,8 @@ pub async fn run_query(
     let kind =
         params.get("type").ok_or_else(|| VeeamError::BadRequest("The 'type' query parameter is required.".into()))?;
     let (body, pages) = if kind.eq_ignore_ascii_case("BackupJobSession") {
-        let (rows, pages) = select(&session_schema(), &params, sessions::list(&state.db).await?, &page)?;
+        let (rows, pages) =
+            select(&session_schema(), &params, sessions::list_of(&state.db, caller.user.tenant_id).await?, &page)?;
         let body = if params.wants_entities() {
             Body::Sessions(rows)
         } else {
