@@ -35,11 +35,7 @@ async fn database_restart_during_a_stop_loses_nothing_and_requests_meanwhile_get
     session.wait_session_state(&id, "Stopping", T).await;
 
     // While the runner waits out the grace period, and must then record the outcome.
-    let version = std::fs::read_dir("/etc/postgresql")
-        .expect("a Debian PostgreSQL cluster")
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .max()
-        .expect("a cluster version");
+    let version = cluster_version();
     run("pg_ctlcluster", &["--skip-systemctl-redirect", &version, "main", "stop"]);
     let url = format!("{}/api/tasks", app.base);
     let token = session.token.clone();
@@ -60,6 +56,50 @@ async fn database_restart_during_a_stop_loses_nothing_and_requests_meanwhile_get
     assert!(live_members(pid).is_empty());
     assert_eq!(session.session(&id).await["State"], "Stopped");
     session.start_job(&app.job_id("Quick").await).await;
+}
+
+/// A database outage longer than the runner deadline, during a stop's grace period: whichever
+/// wins afterwards — the sweeper failing the task, or the runner (its lease renewed, the task
+/// still its own) completing it — the task and the session tell the same story.
+#[actix_web::test]
+async fn a_database_outage_past_the_runner_deadline_leaves_task_and_session_agreeing() {
+    let options = Options { grace_period_ms: 2_500, runner_deadline_ms: 2_000, ..Options::default() };
+    let app = TestApp::in_mode(Mode::Distributed, options).await;
+    let session = app.logon().await;
+    let id = session.start_job(&app.job_id("Counter").await).await;
+    let pid = session.pid_of(&app.db, &id).await;
+    let task = session.act(&format!("/api/backupSessions/{id}?action=stop")).await;
+    session.wait_session_state(&id, "Stopping", T).await;
+
+    let version = cluster_version();
+    run("pg_ctlcluster", &["--skip-systemctl-redirect", &version, "main", "stop"]);
+    // Longer than the deadline and the grace period: the lease lapses before SIGKILL is due.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    run("pg_ctlcluster", &["--skip-systemctl-redirect", &version, "main", "start"]);
+
+    let done = session.wait_finished(task["TaskId"].as_str().expect("id"), T).await;
+    // A runner that stood down puts the session back; one that went on has stopped it.
+    tests::wait_until("the session to leave Stopping", T, || async {
+        session.session(&id).await["State"] != "Stopping"
+    })
+    .await;
+    let state = session.session(&id).await["State"].as_str().expect("state").to_owned();
+    if done["Result"]["Success"] == true {
+        assert_eq!(state, "Stopped", "{done}");
+        assert!(live_members(pid).is_empty());
+    } else {
+        assert!(done["Result"]["Message"].as_str().expect("message").contains("stopped responding"), "{done}");
+        assert_eq!(state, "Working", "the runner did not finish a stop the sweeper failed: {done}");
+        assert!(!live_members(pid).is_empty(), "no SIGKILL after the task was failed");
+    }
+}
+
+fn cluster_version() -> String {
+    std::fs::read_dir("/etc/postgresql")
+        .expect("a Debian PostgreSQL cluster")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .max()
+        .expect("a cluster version")
 }
 
 fn run(program: &str, args: &[&str]) {
