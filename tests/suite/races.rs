@@ -185,16 +185,7 @@ async fn crash_then_restart(
     // Its gate saw the pipe close and gave up: the command never ran.
     wait_until("no workload process", Duration::from_secs(5), || async { workload_processes(dir).is_empty() }).await;
     let _back = restart.await;
-    let done = session.wait_finished(&task_id(&task), T).await;
-    assert_eq!(done["Result"]["Success"], true, "{done}");
-    let id = tests::http::related_session(&done);
-    let pid = session.pid_of(db, &id).await;
-    wait_until("the group's three processes", T, || async { live_members(pid).len() == 3 }).await;
-    let mut all = workload_processes(dir);
-    let mut group = live_members(pid);
-    all.sort_unstable();
-    group.sort_unstable();
-    assert_eq!(all, group, "every workload process belongs to the recorded group");
+    let id = started_exactly_once(session, db, dir, &task).await;
     let stop = session.act(&format!("/api/backupSessions/{id}?action=stop")).await;
     assert_eq!(session.wait_finished(&task_id(&stop), T).await["Result"]["Success"], true);
     assert!(workload_processes(dir).is_empty(), "nothing survives the stop");
@@ -226,7 +217,18 @@ async fn a_start_whose_pid_cannot_be_recorded_is_retried_and_runs_nothing_untrac
 async fn start_exactly_once(session: &Session, db: &sea_orm::DatabaseConnection, dir: &std::path::Path) {
     let job = entity::store::jobs::list(db).await.expect("jobs").into_iter().find(|j| j.name == "Runs").expect("job");
     let task = session.act(&format!("/api/jobs/{}?action=start", job.id)).await;
-    let done = session.wait_finished(&task_id(&task), T).await;
+    started_exactly_once(session, db, dir, &task).await;
+}
+
+/// Waits for the start `task`; checks that its session is Working and that every workload
+/// process belongs to the one group it recorded. The session's id.
+async fn started_exactly_once(
+    session: &Session,
+    db: &sea_orm::DatabaseConnection,
+    dir: &std::path::Path,
+    task: &serde_json::Value,
+) -> String {
+    let done = session.wait_finished(&task_id(task), T).await;
     assert_eq!(done["Result"]["Success"], true, "{done}");
     let id = tests::http::related_session(&done);
     assert_eq!(session.session(&id).await["State"], "Working");
@@ -237,6 +239,7 @@ async fn start_exactly_once(session: &Session, db: &sea_orm::DatabaseConnection,
     all.sort_unstable();
     group.sort_unstable();
     assert_eq!(all, group, "every workload process belongs to the recorded group");
+    id
 }
 
 /// A runner paused past its deadline: the sweeper fails its stop, and the runner, waking up,
