@@ -8,7 +8,7 @@ use crate::state::AppState;
 use crate::{passwords, veeam};
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, HttpResponse, HttpServer, web};
 use sea_orm::DatabaseConnection;
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -62,10 +62,10 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
-                .wrap(from_fn(veeam::middleware))
+                .wrap(from_fn(veeam::normalize))
                 .wrap(from_fn(request_span))
-                .configure(veeam::configure)
-                .default_service(web::to(veeam::not_found))
+                .service(veeam::scope())
+                .default_service(web::to(no_face))
         })
         .on_connect(|connection, extensions| {
             if let Some(Ok(local)) =
@@ -119,6 +119,11 @@ impl Stopper {
     pub async fn stop(&self) {
         self.server.stop(true).await;
     }
+}
+
+/// A path that belongs to no face: a plain 404, in no face's dialect.
+async fn no_face() -> HttpResponse {
+    HttpResponse::NotFound().finish()
 }
 
 /// Runs each request inside a `request{method path}` span, so its log lines say which it was.

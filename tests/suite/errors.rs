@@ -163,7 +163,22 @@ async fn links_ignore_host_and_forwarded_headers_unless_from_a_trusted_proxy(mod
     assert!(task["Href"].as_str().expect("href").starts_with("https://em.example.com:9398/api/tasks/task-"), "{task}");
 }
 
+/// Each face answers its own paths in its own dialect; a path of no face gets a plain 404.
+async fn a_path_that_belongs_to_no_face_gets_a_plain_404(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options::default()).await;
+    for path in
+        ["/", "/nothing", "/v1/sandboxes", "/v2/sandboxes/x/stop", "/api/sandbox", "/api/sandbox/x/stop", "/apis"]
+    {
+        let resp = request("GET", &format!("{}{path}", app.base), &[("Accept", JSON)]).await;
+        assert_eq!(resp.status, 404, "{path}");
+        assert!(resp.body.is_empty(), "{path}: no face's error body: {}", resp.body);
+    }
+    let veeam = request("GET", &format!("{}/API/Nothing-Here/", app.base), &[("Accept", JSON)]).await;
+    assert_eq!((veeam.status, veeam.json()["StatusCode"].as_u64()), (404, Some(404)), "Veeam's own 404");
+}
+
 in_both_modes!(
+    a_path_that_belongs_to_no_face_gets_a_plain_404,
     a_role_that_may_not_start_or_stop_gets_403_and_nothing_is_written,
     unknown_ids_are_404_in_the_negotiated_error_format,
     an_accept_that_allows_neither_xml_nor_json_is_406,

@@ -1,8 +1,8 @@
 //! The Veeam face's errors: one variant per outcome, rendered as a Veeam `Error` resource in the
 //! request's negotiated format. Internal errors carry a fixed message; the cause goes to the log.
 
-use super::negotiate::Format;
-use super::render::{FORMAT, render};
+use super::negotiate::current;
+use super::render::render;
 use super::views::ErrorView;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
@@ -110,7 +110,7 @@ impl ResponseError for VeeamError {
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
-        let format = FORMAT.try_with(|f| *f).unwrap_or(Format::Xml);
+        let format = current();
         let mut response = render(format, status, &ErrorView { status: status.as_u16(), message: self.to_string() });
         match self {
             VeeamError::Unavailable => {

@@ -6,6 +6,7 @@ mod error;
 mod jobs;
 mod logon;
 mod messages;
+mod middleware;
 mod negotiate;
 mod query;
 mod render;
@@ -15,47 +16,55 @@ mod views;
 mod xml;
 
 pub use error::VeeamError;
-pub use render::middleware;
+pub use middleware::normalize;
 
 use crate::state::AppState;
+use actix_web::middleware::from_fn;
 use actix_web::{HttpRequest, HttpResponse, Route, web};
 use views::Hrefs;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// The face: its routes under `/api`, its format negotiation, and its own 404. Mount it with
+/// `normalize` wrapped around the whole app (paths are matched case-insensitively).
+pub fn scope() -> impl actix_web::dev::HttpServiceFactory {
     let resource = |path: &str, routes: Vec<Route>| {
         routes
             .into_iter()
             .fold(web::resource(path), |r, route| r.route(route))
             .default_service(web::to(method_not_allowed))
     };
-    cfg.service(resource("/api", vec![web::get().to(logon::get_entry_point)]))
-        .service(resource("/api/sessionmngr", vec![web::post().to(logon::create_logon_session)]))
-        .service(resource("/api/logonsessions", vec![web::get().to(logon::list_logon_sessions)]))
+    web::scope("/api")
+        .wrap(from_fn(middleware::negotiate_format))
+        .service(resource("", vec![web::get().to(logon::get_entry_point)]))
+        .service(resource("/sessionmngr", vec![web::post().to(logon::create_logon_session)]))
+        .service(resource("/logonsessions", vec![web::get().to(logon::list_logon_sessions)]))
         .service(resource(
-            "/api/logonsessions/{id}",
+            "/logonsessions/{id}",
             vec![web::get().to(logon::get_logon_session), web::delete().to(logon::delete_logon_session)],
         ))
-        .service(resource("/api/jobs", vec![web::get().to(jobs::list_jobs)]))
-        .service(resource("/api/jobs/{id}", vec![web::get().to(jobs::get_job), web::post().to(jobs::act_on_job)]))
-        .service(resource("/api/jobs/{id}/backupsessions", vec![web::get().to(jobs::list_job_sessions)]))
-        .service(resource("/api/backupsessions", vec![web::get().to(sessions::list_sessions)]))
+        .service(resource("/jobs", vec![web::get().to(jobs::list_jobs)]))
+        .service(resource("/jobs/{id}", vec![web::get().to(jobs::get_job), web::post().to(jobs::act_on_job)]))
+        .service(resource("/jobs/{id}/backupsessions", vec![web::get().to(jobs::list_job_sessions)]))
+        .service(resource("/backupsessions", vec![web::get().to(sessions::list_sessions)]))
         .service(resource(
-            "/api/backupsessions/{id}",
+            "/backupsessions/{id}",
             vec![web::get().to(sessions::get_session), web::post().to(sessions::act_on_session)],
         ))
-        .service(resource("/api/tasks", vec![web::get().to(tasks::list_tasks)]))
-        .service(resource(
-            "/api/tasks/{id}",
-            vec![web::get().to(tasks::get_task), web::delete().to(tasks::delete_task)],
-        ))
-        .service(resource("/api/query", vec![web::get().to(query::run_query)]));
+        .service(resource("/tasks", vec![web::get().to(tasks::list_tasks)]))
+        .service(resource("/tasks/{id}", vec![web::get().to(tasks::get_task), web::delete().to(tasks::delete_task)]))
+        .service(resource("/query", vec![web::get().to(query::run_query)]))
+        .default_service(web::to(not_found))
 }
 
 async fn method_not_allowed() -> Result<HttpResponse, VeeamError> {
     Err(VeeamError::MethodNotAllowed)
 }
 
-pub async fn not_found() -> Result<HttpResponse, VeeamError> {
+/// A path of the face that names nothing: Veeam's 404. (A path under `/api` that another face
+/// owns, with that face absent, gets the plain 404 of no face.)
+async fn not_found(req: HttpRequest) -> Result<HttpResponse, VeeamError> {
+    if middleware::veeam_path(req.path()).is_none() {
+        return Ok(HttpResponse::NotFound().finish());
+    }
     Err(VeeamError::NotFound("The requested resource does not exist.".into()))
 }
 

@@ -6,6 +6,16 @@
 
 use actix_web::http::header::{ACCEPT, HeaderMap};
 
+tokio::task_local! {
+    /// The format negotiated for the request being served (set by `middleware`).
+    pub static FORMAT: Format;
+}
+
+/// The current request's format; XML outside a request.
+pub fn current() -> Format {
+    FORMAT.try_with(|f| *f).unwrap_or(Format::Xml)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Xml,
