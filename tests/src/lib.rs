@@ -9,6 +9,7 @@
 
 pub mod http;
 pub mod proxy;
+pub mod veeam;
 pub mod xml;
 
 use api::settings::ApiSettings;
@@ -18,7 +19,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub use http::{Resp, Session};
+pub use http::Resp;
+pub use veeam::Session;
 
 pub const ADMIN: (&str, &str) = ("admin", "admin-password");
 

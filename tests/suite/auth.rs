@@ -1,7 +1,8 @@
 //! Logon sessions: Basic → token (header and cookie), expiry, logon session resources.
 
 use std::time::Duration;
-use tests::http::{JSON, basic, request};
+use tests::http::{JSON, request};
+use tests::veeam::basic;
 use tests::{ADMIN, Mode, Options, Session, TestApp, in_both_modes, xml};
 
 async fn the_entry_point_is_anonymous_and_lists_the_logon_links(mode: Mode) {

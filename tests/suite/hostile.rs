@@ -2,7 +2,8 @@
 //! crash or a forged link; the session cookie and its cross-site use; logon floods.
 
 use std::time::Duration;
-use tests::http::{JSON, XML, basic, request};
+use tests::http::{JSON, XML, request};
+use tests::veeam::basic;
 use tests::{ADMIN, EmbeddedServer, Mode, Options, Session, TestApp, in_both_modes, xml};
 
 async fn a_filter_nested_thousands_deep_is_a_400_and_the_server_lives_on(mode: Mode) {

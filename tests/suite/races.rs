@@ -52,10 +52,10 @@ async fn concurrent_starts_of_one_idle_job_start_it_once(mode: Mode) {
         }
         let won: Vec<_> = done.iter().filter(|t| t["Result"]["Success"] == true).collect();
         assert_eq!(won.len(), 1, "round {round}: one start wins: {done:?}");
-        let winner = tests::http::related_session(won[0]);
+        let winner = tests::veeam::related_session(won[0]);
         for lost in done.iter().filter(|t| t["Result"]["Success"] == false) {
             assert!(lost["Result"]["Message"].as_str().expect("message").contains("already running"), "{lost}");
-            assert_eq!(tests::http::related_session(lost), winner, "names the running session");
+            assert_eq!(tests::veeam::related_session(lost), winner, "names the running session");
         }
         let sessions = session.get_json(&format!("/api/jobs/{job}/backupSessions")).await;
         assert_eq!(sessions["Refs"].as_array().expect("refs").len(), round + 1, "one session a round: {sessions}");
@@ -230,7 +230,7 @@ async fn started_exactly_once(
 ) -> String {
     let done = session.wait_finished(&task_id(task), T).await;
     assert_eq!(done["Result"]["Success"], true, "{done}");
-    let id = tests::http::related_session(&done);
+    let id = tests::veeam::related_session(&done);
     assert_eq!(session.session(&id).await["State"], "Working");
     let pid = session.pid_of(db, &id).await;
     wait_until("the group's three processes", T, || async { live_members(pid).len() == 3 }).await;

@@ -1,7 +1,8 @@
 //! Start and stop on real processes: 202 + Task, polling, session states, the process group.
 
 use std::time::Duration;
-use tests::http::{JSON, related_session};
+use tests::http::JSON;
+use tests::veeam::related_session;
 use tests::{Mode, Options, Session, TestApp, in_both_modes, live_members, wait_until, xml};
 
 const T: Duration = Duration::from_secs(20);
