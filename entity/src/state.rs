@@ -42,12 +42,15 @@ impl TaskState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(32))")]
 pub enum Operation {
-    #[sea_orm(string_value = "StartJob")]
-    StartJob,
-    #[sea_orm(string_value = "StopJob")]
-    StopJob,
-    #[sea_orm(string_value = "StopJobSession")]
-    StopJobSession,
+    /// Start a workload of a spec (a job's new session).
+    #[sea_orm(string_value = "start_workload")]
+    StartWorkload,
+    /// Stop the active workload of a spec, if it has one.
+    #[sea_orm(string_value = "stop_spec")]
+    StopSpec,
+    /// Stop a workload.
+    #[sea_orm(string_value = "stop_workload")]
+    StopWorkload,
 }
 
 /// Veeam's session states, in Veeam's documented order (the query service compares by index).

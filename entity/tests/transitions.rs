@@ -23,7 +23,7 @@ async fn queued_task(db: &DatabaseConnection) -> entity::task::Model {
         tasks::NewTask {
             tenant_id: user.tenant_id,
             user_id: user.id,
-            operation: Operation::StopJobSession,
+            operation: Operation::StopWorkload,
             target_id: "s",
             route: None,
             params: Default::default(),
@@ -187,6 +187,7 @@ async fn a_database_of_the_previous_release_upgrades_even_with_two_active_sessio
         })
     );
     assert_eq!(tasks::get(&db, 2).await.expect("db").expect("row").ended(), None);
+    assert_eq!(finished.operation, Operation::StopWorkload, "operations are in the engine's words");
     // Everything written before tenants existed belongs to the default tenant.
     assert_eq!(finished.tenant_id, entity::tenant::DEFAULT);
     assert_eq!(read("newer").await.expect("db").expect("row").tenant_id, entity::tenant::DEFAULT);

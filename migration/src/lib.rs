@@ -9,6 +9,7 @@ mod m20261201_000003_task_outcomes;
 mod m20261201_000004_workload_endings;
 mod m20261201_000005_task_cancel_and_params;
 mod m20261201_000006_tenants;
+mod m20261201_000007_neutral_operations;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000004_workload_endings::Migration),
             Box::new(m20261201_000005_task_cancel_and_params::Migration),
             Box::new(m20261201_000006_tenants::Migration),
+            Box::new(m20261201_000007_neutral_operations::Migration),
         ]
     }
 }

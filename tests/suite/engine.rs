@@ -77,7 +77,7 @@ async fn a_forced_stop_kills_at_once_and_hurries_a_graceful_one_in_flight(mode: 
             let submission = Submission {
                 tenant_id: entity::tenant::DEFAULT,
                 user_id,
-                operation: entity::Operation::StopJobSession,
+                operation: entity::Operation::StopWorkload,
                 target_id: &target,
                 params,
             };
@@ -129,7 +129,7 @@ async fn a_cancelled_task_is_cancelled_not_failed_and_says_who_cancelled_it(mode
         .submit(Submission {
             tenant_id: entity::tenant::DEFAULT,
             user_id: admin_id(&app).await,
-            operation: entity::Operation::StopJobSession,
+            operation: entity::Operation::StopWorkload,
             target_id: "00000000-0000-0000-0000-000000000000",
             params: Default::default(),
         })

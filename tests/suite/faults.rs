@@ -45,7 +45,7 @@ async fn queued_work_survives_a_restart_of_the_embedded_server() {
     let new = entity::store::tasks::NewTask {
         tenant_id: entity::tenant::DEFAULT,
         user_id: admin.id,
-        operation: entity::Operation::StartJob,
+        operation: entity::Operation::StartWorkload,
         target_id: &job,
         route: None,
         params: Default::default(),

@@ -62,7 +62,7 @@ async fn a_task_committed_but_never_published_is_published_by_the_relay(mode: Mo
     let new = entity::store::tasks::NewTask {
         tenant_id: entity::tenant::DEFAULT,
         user_id: admin.id,
-        operation: entity::Operation::StartJob,
+        operation: entity::Operation::StartWorkload,
         target_id: &job,
         route: None,
         params: Default::default(),

@@ -101,9 +101,9 @@ impl Engine {
     /// stops; any runner for a start (or a stop of a job that is not running).
     async fn route_of(&self, operation: Operation, target_id: &str) -> Result<Option<String>, DbErr> {
         Ok(match operation {
-            Operation::StartJob => None,
-            Operation::StopJob => sessions::active_of_job(&self.db, target_id).await?.map(|s| s.runner_id),
-            Operation::StopJobSession => sessions::find(&self.db, target_id).await?.map(|s| s.runner_id),
+            Operation::StartWorkload => None,
+            Operation::StopSpec => sessions::active_of_job(&self.db, target_id).await?.map(|s| s.runner_id),
+            Operation::StopWorkload => sessions::find(&self.db, target_id).await?.map(|s| s.runner_id),
         })
     }
 

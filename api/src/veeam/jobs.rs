@@ -57,8 +57,8 @@ pub async fn act_on_job(
     let action = Params::of(&req)?.action()?;
     let job = find(&state, &caller, &id).await?;
     match action.as_str() {
-        "start" => tasks::accept(&req, &state, &caller, Operation::StartJob, &job.id).await,
-        "stop" => tasks::accept(&req, &state, &caller, Operation::StopJob, &job.id).await,
+        "start" => tasks::accept(&req, &state, &caller, Operation::StartWorkload, &job.id).await,
+        "stop" => tasks::accept(&req, &state, &caller, Operation::StopSpec, &job.id).await,
         other => Err(VeeamError::BadRequest(format!("Action '{other}' is not supported for jobs; use start or stop."))),
     }
 }

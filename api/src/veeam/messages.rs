@@ -1,6 +1,7 @@
 //! Enterprise Manager's words for the engine's facts: a finished task's `Result` message and
 //! success, and a stopped session's `FailureMessage`.
 
+use super::views::operation_name;
 use entity::outcome::{End, Outcome, StopHow, Unobserved};
 use entity::{job_session, task};
 
@@ -46,13 +47,13 @@ fn message(outcome: &Outcome, task: &task::Model) -> String {
             let doing = if *was_running { "was running it" } else { "was to run it" };
             format!(
                 "Runner \"{runner}\", which {doing}, stopped responding and did not come back within {deadline_ms} ms; the {} operation did not complete.",
-                task.operation
+                operation_name(task.operation)
             )
         }
         Outcome::Internal { runner } => {
             format!(
                 "The {} operation failed on an internal error; runner \"{runner}\" logged the cause.",
-                task.operation
+                operation_name(task.operation)
             )
         }
         Outcome::Legacy { message, .. } => message.clone(),

@@ -66,7 +66,7 @@ pub async fn act_on_session(
     let action = Params::of(&req)?.action()?;
     let session = find(&state, &caller, &id).await?;
     match action.as_str() {
-        "stop" => tasks::accept(&req, &state, &caller, Operation::StopJobSession, &session.id).await,
+        "stop" => tasks::accept(&req, &state, &caller, Operation::StopWorkload, &session.id).await,
         other => {
             Err(VeeamError::BadRequest(format!("Action '{other}' is not supported for backup sessions; use stop.")))
         }

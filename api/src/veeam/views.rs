@@ -108,6 +108,15 @@ impl Representation for ErrorView {
 // ---------------------------------------------------------------------------------------------
 // Task
 
+/// Enterprise Manager's name of an engine operation.
+pub fn operation_name(operation: entity::Operation) -> &'static str {
+    match operation {
+        entity::Operation::StartWorkload => "StartJob",
+        entity::Operation::StopSpec => "StopJob",
+        entity::Operation::StopWorkload => "StopJobSession",
+    }
+}
+
 pub struct TaskView {
     pub task_id: String,
     pub state: &'static str,
@@ -135,7 +144,7 @@ impl TaskView {
             task_id: task.public_id(),
             // Veeam has no queued state: a task is Running until it is Finished.
             state: if finished { "Finished" } else { "Running" },
-            operation: task.operation.to_string(),
+            operation: operation_name(task.operation).to_owned(),
             result: super::messages::result(task).map(|(success, message)| (success, Some(message))),
             links,
             href,

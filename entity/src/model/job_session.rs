@@ -25,7 +25,7 @@ pub struct Model {
     /// Process id of the group leader, which is also the process group id.
     pub pid: Option<i32>,
     pub exit_code: Option<i32>,
-    /// The StartJob task that created this session: makes a re-run of that task idempotent.
+    /// The StartWorkload task that created this session: makes a re-run of that task idempotent.
     #[sea_orm(unique)]
     pub start_task_id: i32,
     /// The job id while the session is not Stopped, else `None`. Unique: the database holds

@@ -11,7 +11,7 @@ pub struct Model {
     pub tenant_id: i32,
     pub user_id: i32,
     pub operation: Operation,
-    /// The job id (StartJob, StopJob) or the job session id (StopJobSession).
+    /// The spec (job) id (StartWorkload, StopSpec) or the workload (session) id (StopWorkload).
     pub target_id: String,
     pub state: TaskState,
     /// Lease epoch: raised by every claim, so a stale holder's writes match no row.

@@ -152,7 +152,7 @@ mod tests {
             id,
             tenant_id: 1,
             user_id: 1,
-            operation: entity::Operation::StopJobSession,
+            operation: entity::Operation::StopWorkload,
             target_id: "s".into(),
             state: entity::TaskState::Running,
             attempt: 1,

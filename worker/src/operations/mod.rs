@@ -112,9 +112,9 @@ impl Ctx {
 
 pub async fn perform(ctx: &Ctx, task: &task::Model, cancel: &CancellationToken) -> Result<Outcome, OpError> {
     match task.operation {
-        Operation::StartJob => start_job::run(ctx, task, cancel).await,
-        Operation::StopJob => stop_job::run(ctx, task, cancel).await,
-        Operation::StopJobSession => stop_session::run(ctx, task, cancel).await,
+        Operation::StartWorkload => start_job::run(ctx, task, cancel).await,
+        Operation::StopSpec => stop_job::run(ctx, task, cancel).await,
+        Operation::StopWorkload => stop_session::run(ctx, task, cancel).await,
     }
 }
 

@@ -63,7 +63,7 @@ fn task_schema() -> Schema<task::Model> {
         read: |t, field| match field {
             "TaskId" => Value::Text(t.public_id()),
             "State" => Value::Enum(usize::from(t.state.is_final())),
-            "Operation" => Value::Text(t.operation.to_string()),
+            "Operation" => Value::Text(super::views::operation_name(t.operation).to_owned()),
             _ => Value::Null,
         },
     }
