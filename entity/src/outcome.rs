@@ -30,7 +30,7 @@ pub enum Outcome {
     /// Processes of the workload outlived SIGKILL.
     Survived { workload: String, workload_name: String, pids: Vec<i32> },
     /// Cancelled during the grace period: no SIGKILL was sent.
-    StopAbandoned { workload: String, workload_name: String, alive: usize, state: String },
+    StopAbandoned { workload: String, workload_name: String, alive: usize, state: crate::state::WorkloadState },
     /// Cancelled while another task still wanted the same stop, which goes on.
     LeftStop { workload: String, workload_name: String },
     /// Cancelled before it did anything: while queued (by its owner), or by its runner at start.

@@ -11,9 +11,9 @@
 //!          Finished and Cancelled are final. A cancelled task is not a failed one: a running
 //!          task ends Cancelled when its operation stopped at a safe point because of the cancel.
 //!
-//! Session: Starting --Started--> Working --StopRequested--> Stopping --Ended--> Stopped
-//!          Stopping --StopAbandoned--> Working (a cancelled stop whose processes survived)
-//!          Starting | Working | Stopping --Ended--> Stopped
+//! Workload: Starting --Started--> Running --StopRequested--> Stopping --Ended--> Stopped
+//!           Stopping --StopAbandoned--> Running (a cancelled stop whose processes survived)
+//!           Starting | Running | Stopping --Ended--> Stopped
 
 pub use crate::outcome::Outcome;
 use sea_orm::entity::prelude::*;
@@ -53,16 +53,16 @@ pub enum Operation {
     StopWorkload,
 }
 
-/// Veeam's session states, in Veeam's documented order (the query service compares by index).
+/// A workload's state. (The Veeam face calls Running "Working".)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
-pub enum SessionState {
+pub enum WorkloadState {
     #[sea_orm(string_value = "Starting")]
     Starting,
     #[sea_orm(string_value = "Stopping")]
     Stopping,
-    #[sea_orm(string_value = "Working")]
-    Working,
+    #[sea_orm(string_value = "Running")]
+    Running,
     #[sea_orm(string_value = "Stopped")]
     Stopped,
 }
@@ -111,7 +111,7 @@ macro_rules! display_as_db_value {
         }
     )*};
 }
-display_as_db_value!(TaskState, Operation, SessionState, SessionResult, Role);
+display_as_db_value!(TaskState, Operation, WorkloadState, SessionResult, Role);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TaskEvent {
@@ -165,22 +165,22 @@ pub enum SessionEvent {
 }
 
 impl SessionEvent {
-    pub fn legal_from(&self, from: SessionState) -> bool {
-        use SessionState::*;
+    pub fn legal_from(&self, from: WorkloadState) -> bool {
+        use WorkloadState::*;
         matches!(
             (self, from),
             (SessionEvent::Started { .. }, Starting)
-                | (SessionEvent::StopRequested, Working)
+                | (SessionEvent::StopRequested, Running)
                 | (SessionEvent::StopAbandoned, Stopping)
-                | (SessionEvent::Ended(_), Starting | Working | Stopping)
+                | (SessionEvent::Ended(_), Starting | Running | Stopping)
         )
     }
 
-    pub fn target(&self) -> SessionState {
+    pub fn target(&self) -> WorkloadState {
         match self {
-            SessionEvent::Started { .. } | SessionEvent::StopAbandoned => SessionState::Working,
-            SessionEvent::StopRequested => SessionState::Stopping,
-            SessionEvent::Ended(_) => SessionState::Stopped,
+            SessionEvent::Started { .. } | SessionEvent::StopAbandoned => WorkloadState::Running,
+            SessionEvent::StopRequested => WorkloadState::Stopping,
+            SessionEvent::Ended(_) => WorkloadState::Stopped,
         }
     }
 }
@@ -256,19 +256,19 @@ mod tests {
 
     #[test]
     fn the_session_transition_table_is_exactly_the_documented_one() {
-        use SessionState::*;
+        use WorkloadState::*;
         let cases = [
-            (SessionEvent::Started { pid: 1 }, vec![Starting], Working),
-            (SessionEvent::StopRequested, vec![Working], Stopping),
-            (SessionEvent::StopAbandoned, vec![Stopping], Working),
+            (SessionEvent::Started { pid: 1 }, vec![Starting], Running),
+            (SessionEvent::StopRequested, vec![Running], Stopping),
+            (SessionEvent::StopAbandoned, vec![Stopping], Running),
             (
                 SessionEvent::Ended(crate::outcome::End::Exited { code: Some(0), signal: None, during_stop: false }),
-                vec![Starting, Working, Stopping],
+                vec![Starting, Running, Stopping],
                 Stopped,
             ),
         ];
         for (event, allowed, target) in cases {
-            for from in SessionState::iter() {
+            for from in WorkloadState::iter() {
                 assert_eq!(event.legal_from(from), allowed.contains(&from), "{event:?} from {from}");
             }
             assert_eq!(event.target(), target);

@@ -104,7 +104,7 @@ fn new_session(job_id: &str, start_task_id: i32) -> entity::job_session::Model {
         job_name: "Job".into(),
         job_type: "Backup".into(),
         name: "Job@now".into(),
-        state: entity::SessionState::Starting,
+        state: entity::WorkloadState::Starting,
         result: entity::SessionResult::None,
         progress: 0,
         ending: None,
@@ -174,6 +174,11 @@ async fn a_database_of_the_previous_release_upgrades_even_with_two_active_sessio
         "a stopped session's (absent) words are kept"
     );
     assert_eq!(read("newer").await.expect("db").expect("row").ended(), None);
+    assert_eq!(
+        read("newer").await.expect("db").expect("row").state,
+        entity::WorkloadState::Running,
+        "Working is Running"
+    );
     assert_eq!(entity::store::sessions::active_on(&db, "r1").await.expect("db").len(), 2, "both still stoppable");
     assert!(entity::store::logons::list_for_user(&db, 1).await.expect("db").is_empty());
     // A finished task keeps its words and its link as a legacy outcome; a queued one has none.

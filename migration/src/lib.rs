@@ -10,6 +10,7 @@ mod m20261201_000004_workload_endings;
 mod m20261201_000005_task_cancel_and_params;
 mod m20261201_000006_tenants;
 mod m20261201_000007_neutral_operations;
+mod m20261201_000008_neutral_workload_states;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000005_task_cancel_and_params::Migration),
             Box::new(m20261201_000006_tenants::Migration),
             Box::new(m20261201_000007_neutral_operations::Migration),
+            Box::new(m20261201_000008_neutral_workload_states::Migration),
         ]
     }
 }

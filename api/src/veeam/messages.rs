@@ -1,7 +1,7 @@
 //! Enterprise Manager's words for the engine's facts: a finished task's `Result` message and
 //! success, and a stopped session's `FailureMessage`.
 
-use super::views::operation_name;
+use super::views::{operation_name, state_name};
 use entity::outcome::{End, Outcome, StopHow, Unobserved};
 use entity::{job_session, task};
 
@@ -31,9 +31,12 @@ fn message(outcome: &Outcome, task: &task::Model) -> String {
         Outcome::Survived { workload_name, pids, .. } => {
             format!("Job Session \"{workload_name}\": processes {pids:?} survived SIGKILL.")
         }
-        Outcome::StopAbandoned { workload_name, alive, state, .. } => format!(
-            "Task cancelled: the stop of Job Session \"{workload_name}\" was abandoned after SIGTERM without SIGKILL; {alive} process(es) still running, session is {state}."
-        ),
+        Outcome::StopAbandoned { workload_name, alive, state, .. } => {
+            let state = state_name(*state);
+            format!(
+                "Task cancelled: the stop of Job Session \"{workload_name}\" was abandoned after SIGTERM without SIGKILL; {alive} process(es) still running, session is {state}."
+            )
+        }
         Outcome::LeftStop { workload_name, .. } => {
             format!("Task cancelled: the stop of Job Session \"{workload_name}\" goes on for another stop task.")
         }

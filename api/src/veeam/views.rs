@@ -108,6 +108,16 @@ impl Representation for ErrorView {
 // ---------------------------------------------------------------------------------------------
 // Task
 
+/// Enterprise Manager's name of a workload state: a running session is "Working".
+pub fn state_name(state: entity::WorkloadState) -> &'static str {
+    match state {
+        entity::WorkloadState::Starting => "Starting",
+        entity::WorkloadState::Running => "Working",
+        entity::WorkloadState::Stopping => "Stopping",
+        entity::WorkloadState::Stopped => "Stopped",
+    }
+}
+
 /// Enterprise Manager's name of an engine operation.
 pub fn operation_name(operation: entity::Operation) -> &'static str {
     match operation {
@@ -217,7 +227,7 @@ impl Representation for BackupJobSessionView<'_> {
             "IsRetry": false,
             "JobUid": format!("urn:veeam:Job:{}", s.job_id), "JobName": s.job_name, "JobType": s.job_type,
             "CreationTimeUTC": timestamp(&s.creation_time), "EndTimeUTC": s.end_time.as_ref().map(timestamp),
-            "State": s.state.to_string(), "Result": s.result.to_string(), "Progress": s.progress,
+            "State": state_name(s.state), "Result": s.result.to_string(), "Progress": s.progress,
             "FailureMessage": super::messages::failure_message(s),
             "Name": s.name, "UID": session_uid(&s.id),
             "Links": links_json(&self.links()), "Href": self.href(), "Type": "BackupJobSession",
@@ -239,7 +249,7 @@ impl Representation for BackupJobSessionView<'_> {
             x.text("JobType", Some(&s.job_type));
             x.text("CreationTimeUTC", Some(&timestamp(&s.creation_time)));
             x.text("EndTimeUTC", s.end_time.as_ref().map(timestamp).as_deref());
-            x.text("State", Some(&s.state.to_string()));
+            x.text("State", Some(state_name(s.state)));
             x.text("Result", Some(&s.result.to_string()));
             x.text("Progress", Some(&s.progress.to_string()));
             x.text("FailureMessage", super::messages::failure_message(s).as_deref());

@@ -1,5 +1,5 @@
 use crate::job_session::{self, Column};
-use crate::state::{SessionEvent, SessionResult, SessionState, TransitionError};
+use crate::state::{SessionEvent, SessionResult, TransitionError, WorkloadState};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, QueryFilter,
     QueryOrder, sea_query::Expr,
@@ -8,7 +8,7 @@ use sea_orm::{
 /// Inserts a new session, claiming its job: fails with a unique violation (`is_job_taken`) when
 /// the job already has an active session.
 pub async fn insert(db: &impl ConnectionTrait, mut session: job_session::Model) -> Result<job_session::Model, DbErr> {
-    session.active_job_id = (session.state != SessionState::Stopped).then(|| session.job_id.clone());
+    session.active_job_id = (session.state != WorkloadState::Stopped).then(|| session.job_id.clone());
     let mut active = session.into_active_model();
     active = active.reset_all();
     active.insert(db).await
@@ -62,7 +62,7 @@ pub async fn list_for_job(
 pub async fn active_of_job(db: &impl ConnectionTrait, job_id: &str) -> Result<Option<job_session::Model>, DbErr> {
     job_session::Entity::find()
         .filter(Column::JobId.eq(job_id))
-        .filter(Column::State.ne(SessionState::Stopped))
+        .filter(Column::State.ne(WorkloadState::Stopped))
         .order_by_desc(Column::CreationTime)
         .one(db)
         .await
@@ -72,7 +72,7 @@ pub async fn active_of_job(db: &impl ConnectionTrait, job_id: &str) -> Result<Op
 pub async fn active_on(db: &impl ConnectionTrait, runner: &str) -> Result<Vec<job_session::Model>, DbErr> {
     job_session::Entity::find()
         .filter(Column::RunnerId.eq(runner))
-        .filter(Column::State.ne(SessionState::Stopped))
+        .filter(Column::State.ne(WorkloadState::Stopped))
         .all(db)
         .await
 }

@@ -6,7 +6,7 @@
 //! flight's one outcome, so two stops signal a workload once and tell the same, true story.
 //!
 //! A member whose task is cancelled *leaves*. The flight is abandoned (its token is cancelled:
-//! no SIGKILL, the session back to Working) only when its last member leaves; while another
+//! no SIGKILL, the workload back to Running) only when its last member leaves; while another
 //! member still wants the stop, it goes on. Joining and leaving happen under one lock, so no task
 //! joins a flight that is being abandoned: a stop that arrives then starts a new flight, which
 //! first waits for the old one to land.

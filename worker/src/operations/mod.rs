@@ -13,7 +13,7 @@ use crate::process;
 use entity::outcome::{End, Unobserved};
 use entity::state::{Outcome, SessionEvent, TransitionError};
 use entity::store::{sessions, tasks};
-use entity::{Operation, SessionState, TaskState, task};
+use entity::{Operation, TaskState, WorkloadState, task};
 use sea_orm::{DatabaseConnection, DbErr};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -170,12 +170,12 @@ pub async fn record_end(ctx: &Ctx, session_id: &str, end: End) {
                 continue;
             }
         };
-        if session.state == SessionState::Stopped {
+        if session.state == WorkloadState::Stopped {
             return;
         }
         let end = match end.clone() {
             End::Exited { code, signal, .. } => {
-                End::Exited { code, signal, during_stop: session.state == SessionState::Stopping }
+                End::Exited { code, signal, during_stop: session.state == WorkloadState::Stopping }
             }
             other => other,
         };

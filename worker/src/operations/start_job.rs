@@ -15,7 +15,7 @@ use crate::process;
 use entity::outcome::{End, Unobserved};
 use entity::state::{Outcome, SessionEvent};
 use entity::store::{jobs, sessions};
-use entity::{SessionResult, SessionState, job, job_session, task};
+use entity::{SessionResult, WorkloadState, job, job_session, task};
 use std::path::Path;
 use tokio_util::sync::CancellationToken;
 
@@ -26,7 +26,7 @@ pub async fn run(ctx: &Ctx, task: &task::Model, cancel: &CancellationToken) -> R
     let started =
         |session: &job_session::Model| Outcome::Started { workload: session.id.clone(), spec_name: job.name.clone() };
     let session = match sessions::find_by_start_task(&ctx.db, task.id).await? {
-        Some(session) if session.state != SessionState::Starting => return Ok(started(&session)),
+        Some(session) if session.state != WorkloadState::Starting => return Ok(started(&session)),
         Some(session) => session,
         None if cancel.is_cancelled() => return Ok(cancelled_before_start(None)),
         None => match claim_job(ctx, task, &job).await? {
@@ -88,7 +88,7 @@ async fn claim_job(
             job_name: job.name.clone(),
             job_type: job.job_type.clone(),
             name: format!("{}@{}", job.name, now.format("%Y-%m-%d %H:%M:%S")),
-            state: SessionState::Starting,
+            state: WorkloadState::Starting,
             result: SessionResult::None,
             progress: 0,
             ending: None,

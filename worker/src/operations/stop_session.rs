@@ -6,7 +6,7 @@
 //!
 //! Safe points for abandoning (when the last task of the flight is cancelled): before SIGTERM
 //! (nothing is done), and while waiting out the grace period (SIGKILL is not sent; the session
-//! goes back to Working if its processes survived). Once SIGKILL is sent, the stop completes.
+//! goes back to Running if its processes survived). Once SIGKILL is sent, the stop completes.
 //! Before each signal the flight checks the runner's lease (`Ctx::guard`).
 
 use super::flights::{Flight, Landing};
@@ -16,7 +16,7 @@ use entity::job_session;
 use entity::outcome::{End, StopHow};
 use entity::state::{Outcome, SessionEvent, TransitionError};
 use entity::store::sessions;
-use entity::{SessionState, task};
+use entity::{WorkloadState, task};
 use sea_orm::DbErr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,7 +35,7 @@ pub enum StopReport {
     /// The session is Stopped now; how its processes ended.
     Stopped(StopHow),
     /// Abandoned in the grace period: no SIGKILL; processes still alive, and the session's state.
-    Abandoned { alive: usize, state: SessionState },
+    Abandoned { alive: usize, state: WorkloadState },
     /// Processes that outlived SIGKILL.
     Survived(Vec<i32>),
 }
@@ -62,7 +62,7 @@ pub async fn stop(
             owner: session.runner_id,
         });
     }
-    if cancel.is_cancelled() && session.state != SessionState::Stopped {
+    if cancel.is_cancelled() && session.state != WorkloadState::Stopped {
         return Ok(cancelled_before_start(None));
     }
     let driver = ctx.clone();
@@ -96,9 +96,7 @@ fn outcome(session: job_session::Model, report: StopReport) -> Outcome {
         StopReport::AlreadyStopped => Outcome::AlreadyStopped { workload, workload_name },
         StopReport::NotStarted => cancelled_before_start(Some(workload)),
         StopReport::Stopped(how) => Outcome::Stopped { workload, workload_name, how },
-        StopReport::Abandoned { alive, state } => {
-            Outcome::StopAbandoned { workload, workload_name, alive, state: state.to_string() }
-        }
+        StopReport::Abandoned { alive, state } => Outcome::StopAbandoned { workload, workload_name, alive, state },
         StopReport::Survived(pids) => Outcome::Survived { workload, workload_name, pids },
     }
 }
@@ -110,20 +108,22 @@ async fn drive(ctx: &Ctx, session_id: &str, flight: &Arc<Flight<StopReport>>) ->
         sessions::find(&ctx.db, session_id).await?.ok_or_else(|| DbErr::RecordNotFound(session_id.into()))?;
     loop {
         match session.state {
-            SessionState::Stopped => return Ok(StopReport::AlreadyStopped),
-            SessionState::Stopping => break,
-            SessionState::Starting | SessionState::Working if abandon.is_cancelled() => {
+            WorkloadState::Stopped => return Ok(StopReport::AlreadyStopped),
+            WorkloadState::Stopping => break,
+            WorkloadState::Starting | WorkloadState::Running if abandon.is_cancelled() => {
                 return Ok(StopReport::NotStarted);
             }
-            SessionState::Starting => tokio::time::sleep(POLL).await,
-            SessionState::Working => match sessions::transition(&ctx.db, &session, SessionEvent::StopRequested).await {
-                Ok(next) => {
-                    session = next;
-                    break;
+            WorkloadState::Starting => tokio::time::sleep(POLL).await,
+            WorkloadState::Running => {
+                match sessions::transition(&ctx.db, &session, SessionEvent::StopRequested).await {
+                    Ok(next) => {
+                        session = next;
+                        break;
+                    }
+                    Err(TransitionError::Stale { .. } | TransitionError::Illegal { .. }) => {}
+                    Err(TransitionError::Db(err)) => return Err(err.into()),
                 }
-                Err(TransitionError::Stale { .. } | TransitionError::Illegal { .. }) => {}
-                Err(TransitionError::Db(err)) => return Err(err.into()),
-            },
+            }
         }
         session = sessions::find(&ctx.db, session_id).await?.ok_or_else(|| DbErr::RecordNotFound(session_id.into()))?;
     }

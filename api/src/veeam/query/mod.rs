@@ -45,7 +45,7 @@ fn session_schema() -> Schema<job_session::Model> {
             "JobType" => Value::Text(s.job_type.clone()),
             "JobUid" => Value::Text(format!("urn:veeam:Job:{}", s.job_id)),
             "Uid" => Value::Text(format!("urn:veeam:BackupJobSession:{}", s.id)),
-            "State" => enum_value(SESSION_STATES, &s.state.to_string()),
+            "State" => enum_value(SESSION_STATES, super::views::state_name(s.state)),
             "Result" => enum_value(SESSION_RESULTS, &s.result.to_string()),
             "CreationTime" => Value::Time(s.creation_time),
             "EndTime" => s.end_time.map_or(Value::Null, Value::Time),
