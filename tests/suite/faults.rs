@@ -53,7 +53,7 @@ async fn queued_work_survives_a_restart_of_the_embedded_server() {
     let task = entity::store::tasks::insert(&db, new).await.expect("insert");
     let _api = server.start().await;
     let session = Session::logon(&server.base(), ADMIN.0, ADMIN.1).await;
-    let done = session.wait_finished(&task.public_id(), Duration::from_secs(20)).await;
+    let done = session.wait_finished(&api::veeam::ids::task_id(&task), Duration::from_secs(20)).await;
     assert_eq!(done["Result"]["Success"], true, "{done}");
 }
 

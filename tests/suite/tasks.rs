@@ -68,7 +68,7 @@ async fn a_task_committed_but_never_published_is_published_by_the_relay(mode: Mo
         params: Default::default(),
     };
     let task = entity::store::tasks::insert(&app.db, new).await.expect("insert");
-    let done = session.wait_finished(&task.public_id(), Duration::from_secs(20)).await;
+    let done = session.wait_finished(&api::veeam::ids::task_id(&task), Duration::from_secs(20)).await;
     assert_eq!(done["Result"]["Success"], true, "{done}");
     wait_until("the published mark", Duration::from_secs(5), || async {
         entity::store::tasks::get(&app.db, task.id).await.expect("db").is_some_and(|t| t.attempt == 1)

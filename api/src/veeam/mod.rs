@@ -3,6 +3,7 @@
 
 mod auth;
 mod error;
+pub mod ids;
 mod jobs;
 mod logon;
 mod messages;

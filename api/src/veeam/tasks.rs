@@ -56,7 +56,7 @@ pub async fn list_tasks(
 }
 
 async fn find(state: &AppState, caller: &Caller, id: &str) -> Result<task::Model, VeeamError> {
-    let row_id = task::Model::parse_public_id(id).ok_or_else(|| VeeamError::no_such_task(id))?;
+    let row_id = super::ids::parse_task_id(id).ok_or_else(|| VeeamError::no_such_task(id))?;
     tasks::find_for_user(&state.db, row_id, caller.user.id).await?.ok_or_else(|| VeeamError::no_such_task(id))
 }
 

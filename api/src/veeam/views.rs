@@ -23,7 +23,7 @@ impl Hrefs {
         format!("{}/api/{path}", self.base)
     }
     pub fn task(&self, task: &task::Model) -> String {
-        self.api(&format!("tasks/{}", task.public_id()))
+        self.api(&format!("tasks/{}", super::ids::task_id(task)))
     }
     pub fn session(&self, id: &str) -> String {
         self.api(&format!("backupSessions/{id}"))
@@ -151,7 +151,7 @@ impl TaskView {
             ));
         }
         Self {
-            task_id: task.public_id(),
+            task_id: super::ids::task_id(task),
             // Veeam has no queued state: a task is Running until it is Finished.
             state: if finished { "Finished" } else { "Running" },
             operation: operation_name(task.operation).to_owned(),

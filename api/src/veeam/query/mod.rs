@@ -61,7 +61,7 @@ fn task_schema() -> Schema<task::Model> {
         type_name: "Task",
         fields: &[("TaskId", Kind::Text), ("State", Kind::Enum(TASK_STATES)), ("Operation", Kind::Text)],
         read: |t, field| match field {
-            "TaskId" => Value::Text(t.public_id()),
+            "TaskId" => Value::Text(super::ids::task_id(t)),
             "State" => Value::Enum(usize::from(t.state.is_final())),
             "Operation" => Value::Text(super::views::operation_name(t.operation).to_owned()),
             _ => Value::Null,
