@@ -1,9 +1,9 @@
 //! Password hashing (argon2id, PHC strings) and the user bootstrap.
 
+use crate::veeam::Role;
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, SaltString};
 use base64::Engine;
-use entity::Role;
 use entity::store::users;
 use sea_orm::DatabaseConnection;
 
@@ -68,6 +68,6 @@ pub async fn add_user(
     if users::find_by_name(db, name).await.map_err(|e| e.to_string())?.is_some() {
         return Err(format!("user {name:?} already exists"));
     }
-    users::create(db, tenant_id, name, &hash(password)?, role).await.map_err(|e| e.to_string())?;
+    users::create(db, tenant_id, name, &hash(password)?, role.as_str()).await.map_err(|e| e.to_string())?;
     Ok(())
 }

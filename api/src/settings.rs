@@ -72,7 +72,7 @@ pub enum Command {
         password: Option<String>,
         /// PortalAdministrator (may start and stop), PortalUser or RestoreOperator (may read).
         #[arg(long, default_value = "PortalAdministrator")]
-        role: entity::Role,
+        role: crate::veeam::Role,
         /// The tenant the user belongs to (created if new).
         #[arg(long, default_value = "default")]
         tenant: String,

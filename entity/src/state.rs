@@ -80,28 +80,6 @@ pub enum SessionResult {
     Failed,
 }
 
-/// Enterprise Manager roles. Portal Administrators may start and stop jobs and sessions; the
-/// other roles may read (EM answers them 403 "Access denied" for those actions).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
-#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(32))")]
-pub enum Role {
-    #[sea_orm(string_value = "PortalAdministrator")]
-    PortalAdministrator,
-    #[sea_orm(string_value = "PortalUser")]
-    PortalUser,
-    #[sea_orm(string_value = "RestoreOperator")]
-    RestoreOperator,
-}
-
-impl std::str::FromStr for Role {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, String> {
-        <Role as sea_orm::Iterable>::iter()
-            .find(|role| role.to_string().eq_ignore_ascii_case(text))
-            .ok_or_else(|| format!("unknown role {text:?}: use PortalAdministrator, PortalUser or RestoreOperator"))
-    }
-}
-
 macro_rules! display_as_db_value {
     ($($ty:ty),*) => {$(
         impl std::fmt::Display for $ty {
@@ -111,7 +89,7 @@ macro_rules! display_as_db_value {
         }
     )*};
 }
-display_as_db_value!(TaskState, Operation, WorkloadState, SessionResult, Role);
+display_as_db_value!(TaskState, Operation, WorkloadState, SessionResult);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TaskEvent {

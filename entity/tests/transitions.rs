@@ -15,9 +15,7 @@ async fn db() -> DatabaseConnection {
 }
 
 async fn queued_task(db: &DatabaseConnection) -> entity::task::Model {
-    let user = users::create(db, entity::tenant::DEFAULT, "alice", "x", entity::Role::PortalAdministrator)
-        .await
-        .expect("user");
+    let user = users::create(db, entity::tenant::DEFAULT, "alice", "x", "PortalAdministrator").await.expect("user");
     tasks::insert(
         db,
         tasks::NewTask {

@@ -73,7 +73,7 @@ async fn a_role_that_may_not_start_or_stop_gets_403_and_nothing_is_written(mode:
         entity::tenant::DEFAULT,
         "operator",
         "operator-password",
-        entity::Role::RestoreOperator,
+        api::veeam::Role::RestoreOperator,
     )
     .await
     .expect("user");

@@ -139,7 +139,7 @@ async fn logon_tokens_are_stored_only_as_hashes(mode: Mode) {
 
 async fn repeated_failed_logons_are_throttled_per_user_and_per_address(mode: Mode) {
     let app = TestApp::in_mode(mode, Options::default()).await;
-    api::passwords::add_user(&app.db, entity::tenant::DEFAULT, "bob", "bob-password", entity::Role::PortalUser)
+    api::passwords::add_user(&app.db, entity::tenant::DEFAULT, "bob", "bob-password", api::veeam::Role::PortalUser)
         .await
         .expect("user");
     let url = format!("{}/api/sessionMngr/?v=latest", app.base);

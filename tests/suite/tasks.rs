@@ -23,7 +23,7 @@ async fn tasks_belong_to_their_user_across_logon_sessions_and_others_get_404(mod
         entity::tenant::DEFAULT,
         "bob",
         "bob-password",
-        entity::Role::PortalAdministrator,
+        api::veeam::Role::PortalAdministrator,
     )
     .await
     .expect("user");

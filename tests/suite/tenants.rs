@@ -50,7 +50,7 @@ async fn another_tenants_jobs_sessions_and_tasks_do_not_exist_for_you(mode: Mode
     let task = admin.get_json("/api/tasks").await["Tasks"][0]["TaskId"].as_str().expect("id").to_owned();
 
     let other = entity::store::tenants::find_or_create(&app.db, "other").await.expect("tenant");
-    api::passwords::add_user(&app.db, other.id, "mallory", "mallory-password", entity::Role::PortalAdministrator)
+    api::passwords::add_user(&app.db, other.id, "mallory", "mallory-password", api::veeam::Role::PortalAdministrator)
         .await
         .expect("user");
     let mallory = Session::logon(&app.base, "mallory", "mallory-password").await;

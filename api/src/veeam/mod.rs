@@ -11,6 +11,7 @@ mod middleware;
 mod negotiate;
 mod query;
 mod render;
+mod roles;
 mod sessions;
 mod tasks;
 mod views;
@@ -18,6 +19,7 @@ mod xml;
 
 pub use error::VeeamError;
 pub use middleware::normalize;
+pub use roles::Role;
 
 use crate::state::AppState;
 use actix_web::middleware::from_fn;

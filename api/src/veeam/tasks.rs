@@ -7,6 +7,7 @@ use super::auth::Caller;
 use super::error::VeeamError;
 use super::hrefs;
 use super::render::{format, ok, render};
+use super::roles::Role;
 use super::views::{List, TaskView};
 use crate::state::AppState;
 use actix_web::http::StatusCode;
@@ -14,7 +15,7 @@ use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 use entity::outcome::TaskParams;
 use entity::store::tasks;
-use entity::{Operation, Role, task};
+use entity::{Operation, task};
 use worker::engine::{Cancelled, Submission};
 
 /// Submits the task to the engine, then answers 202 with it (the task is committed before the
@@ -27,7 +28,7 @@ pub async fn accept(
     operation: Operation,
     target_id: &str,
 ) -> Result<HttpResponse, VeeamError> {
-    if caller.user.role != Role::PortalAdministrator {
+    if !Role::may_operate(&caller.user.role) {
         return Err(VeeamError::Forbidden);
     }
     let submission = Submission {

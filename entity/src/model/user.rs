@@ -10,7 +10,8 @@ pub struct Model {
     #[sea_orm(unique)]
     pub name: String,
     pub password_hash: String,
-    pub role: crate::Role,
+    /// What the user may do, in the words of the face that manages users (Veeam's EM roles).
+    pub role: String,
     pub created_at: DateTimeUtc,
 }
 

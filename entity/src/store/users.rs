@@ -20,13 +20,13 @@ pub async fn create(
     tenant_id: i32,
     name: &str,
     password_hash: &str,
-    role: crate::Role,
+    role: &str,
 ) -> Result<user::Model, DbErr> {
     user::ActiveModel {
         tenant_id: Set(tenant_id),
         name: Set(name.to_owned()),
         password_hash: Set(password_hash.to_owned()),
-        role: Set(role),
+        role: Set(role.to_owned()),
         created_at: Set(super::now()),
         ..Default::default()
     }
