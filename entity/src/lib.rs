@@ -10,4 +10,4 @@ pub mod state;
 pub mod store;
 
 pub use model::{api_token, job, job_session, logon_session, runner, task, tenant, user};
-pub use state::{Operation, SessionResult, TaskState, WorkloadState};
+pub use state::{Operation, TaskState, WorkloadState};

@@ -111,9 +111,10 @@ pub enum Unobserved {
 }
 
 impl End {
-    /// Whether the workload ran to a successful end by itself.
+    /// Whether the workload ran to a successful end by itself. (Earlier releases kept a message
+    /// exactly for the ends that were not a success.)
     pub fn succeeded(&self) -> bool {
-        matches!(self, End::Exited { code: Some(0), during_stop: false, .. })
+        matches!(self, End::Exited { code: Some(0), during_stop: false, .. } | End::Legacy { message: None })
     }
 
     pub fn exit_code(&self) -> Option<i32> {

@@ -67,19 +67,6 @@ pub enum WorkloadState {
     Stopped,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
-#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
-pub enum SessionResult {
-    #[sea_orm(string_value = "None")]
-    None,
-    #[sea_orm(string_value = "Success")]
-    Success,
-    #[sea_orm(string_value = "Warning")]
-    Warning,
-    #[sea_orm(string_value = "Failed")]
-    Failed,
-}
-
 macro_rules! display_as_db_value {
     ($($ty:ty),*) => {$(
         impl std::fmt::Display for $ty {
@@ -89,7 +76,7 @@ macro_rules! display_as_db_value {
         }
     )*};
 }
-display_as_db_value!(TaskState, Operation, WorkloadState, SessionResult);
+display_as_db_value!(TaskState, Operation, WorkloadState);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TaskEvent {

@@ -103,8 +103,6 @@ fn new_session(job_id: &str, start_task_id: i32) -> entity::job_session::Model {
         job_type: "Backup".into(),
         name: "Job@now".into(),
         state: entity::WorkloadState::Starting,
-        result: entity::SessionResult::None,
-        progress: 0,
         ending: None,
         creation_time: now,
         end_time: None,
@@ -170,6 +168,10 @@ async fn a_database_of_the_previous_release_upgrades_even_with_two_active_sessio
         read("done").await.expect("db").expect("row").ended(),
         Some(entity::outcome::End::Legacy { message: None }),
         "a stopped session's (absent) words are kept"
+    );
+    assert!(
+        read("done").await.expect("db").expect("row").ended().is_some_and(|end| end.succeeded()),
+        "and its success"
     );
     assert_eq!(read("newer").await.expect("db").expect("row").ended(), None);
     assert_eq!(

@@ -11,6 +11,7 @@ mod m20261201_000005_task_cancel_and_params;
 mod m20261201_000006_tenants;
 mod m20261201_000007_neutral_operations;
 mod m20261201_000008_neutral_workload_states;
+mod m20261201_000009_derived_session_facts;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000006_tenants::Migration),
             Box::new(m20261201_000007_neutral_operations::Migration),
             Box::new(m20261201_000008_neutral_workload_states::Migration),
+            Box::new(m20261201_000009_derived_session_facts::Migration),
         ]
     }
 }

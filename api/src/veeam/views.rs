@@ -118,6 +118,21 @@ pub fn state_name(state: entity::WorkloadState) -> &'static str {
     }
 }
 
+/// A session's `Result`: None until it has stopped, then Success when its command succeeded by
+/// itself, else Failed (EM's Warning is never produced).
+pub fn result_name(session: &entity::job_session::Model) -> &'static str {
+    match session.ended() {
+        None => "None",
+        Some(end) if end.succeeded() => "Success",
+        Some(_) => "Failed",
+    }
+}
+
+/// A session's `Progress`: it has no stages, so 0 until it has stopped, then 100.
+pub fn progress(session: &entity::job_session::Model) -> i32 {
+    if session.state == entity::WorkloadState::Stopped { 100 } else { 0 }
+}
+
 /// Enterprise Manager's name of an engine operation.
 pub fn operation_name(operation: entity::Operation) -> &'static str {
     match operation {
@@ -227,7 +242,7 @@ impl Representation for BackupJobSessionView<'_> {
             "IsRetry": false,
             "JobUid": format!("urn:veeam:Job:{}", s.job_id), "JobName": s.job_name, "JobType": s.job_type,
             "CreationTimeUTC": timestamp(&s.creation_time), "EndTimeUTC": s.end_time.as_ref().map(timestamp),
-            "State": state_name(s.state), "Result": s.result.to_string(), "Progress": s.progress,
+            "State": state_name(s.state), "Result": result_name(s), "Progress": progress(s),
             "FailureMessage": super::messages::failure_message(s),
             "Name": s.name, "UID": session_uid(&s.id),
             "Links": links_json(&self.links()), "Href": self.href(), "Type": "BackupJobSession",
@@ -250,8 +265,8 @@ impl Representation for BackupJobSessionView<'_> {
             x.text("CreationTimeUTC", Some(&timestamp(&s.creation_time)));
             x.text("EndTimeUTC", s.end_time.as_ref().map(timestamp).as_deref());
             x.text("State", Some(state_name(s.state)));
-            x.text("Result", Some(&s.result.to_string()));
-            x.text("Progress", Some(&s.progress.to_string()));
+            x.text("Result", Some(result_name(s)));
+            x.text("Progress", Some(&progress(s).to_string()));
             x.text("FailureMessage", super::messages::failure_message(s).as_deref());
             x.text("IsRetry", Some("false"));
         });

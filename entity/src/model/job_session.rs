@@ -1,4 +1,4 @@
-use crate::state::{SessionResult, WorkloadState};
+use crate::state::WorkloadState;
 use sea_orm::entity::prelude::*;
 
 /// A backup job session: one run of a job, a process group owned by one runner.
@@ -14,8 +14,6 @@ pub struct Model {
     pub job_type: String,
     pub name: String,
     pub state: WorkloadState,
-    pub result: SessionResult,
-    pub progress: i32,
     /// Once Stopped: how it ended, as a JSON `outcome::End` (see `ended`).
     pub ending: Option<String>,
     pub creation_time: DateTimeUtc,

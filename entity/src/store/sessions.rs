@@ -1,5 +1,5 @@
 use crate::job_session::{self, Column};
-use crate::state::{SessionEvent, SessionResult, TransitionError, WorkloadState};
+use crate::state::{SessionEvent, TransitionError, WorkloadState};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, QueryFilter,
     QueryOrder, sea_query::Expr,
@@ -92,10 +92,8 @@ pub async fn transition(
         SessionEvent::Started { pid } => next.pid = Some(pid),
         SessionEvent::StopRequested | SessionEvent::StopAbandoned => {}
         SessionEvent::Ended(end) => {
-            next.result = if end.succeeded() { SessionResult::Success } else { SessionResult::Failed };
             next.exit_code = end.exit_code();
             next.ending = Some(end.to_json());
-            next.progress = 100;
             next.end_time = Some(super::now());
             next.active_job_id = None;
         }
@@ -103,10 +101,8 @@ pub async fn transition(
     let updated = job_session::Entity::update_many()
         .col_expr(Column::State, Expr::value(next.state))
         .col_expr(Column::Pid, Expr::value(next.pid))
-        .col_expr(Column::Result, Expr::value(next.result))
         .col_expr(Column::Ending, Expr::value(next.ending.clone()))
         .col_expr(Column::ExitCode, Expr::value(next.exit_code))
-        .col_expr(Column::Progress, Expr::value(next.progress))
         .col_expr(Column::EndTime, Expr::value(next.end_time))
         .col_expr(Column::ActiveJobId, Expr::value(next.active_job_id.clone()))
         .filter(Condition::all().add(Column::Id.eq(&seen.id)).add(Column::State.eq(seen.state)))

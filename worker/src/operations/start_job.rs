@@ -15,7 +15,7 @@ use crate::process;
 use entity::outcome::{End, Unobserved};
 use entity::state::{Outcome, SessionEvent};
 use entity::store::{jobs, sessions};
-use entity::{SessionResult, WorkloadState, job, job_session, task};
+use entity::{WorkloadState, job, job_session, task};
 use std::path::Path;
 use tokio_util::sync::CancellationToken;
 
@@ -89,8 +89,6 @@ async fn claim_job(
             job_type: job.job_type.clone(),
             name: format!("{}@{}", job.name, now.format("%Y-%m-%d %H:%M:%S")),
             state: WorkloadState::Starting,
-            result: SessionResult::None,
-            progress: 0,
             ending: None,
             creation_time: now,
             end_time: None,
