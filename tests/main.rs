@@ -36,3 +36,5 @@ mod stop;
 mod tasks;
 #[path = "suite/tenants.rs"]
 mod tenants;
+#[path = "suite/upgrade.rs"]
+mod upgrade;
