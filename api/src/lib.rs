@@ -2,7 +2,6 @@
 //! user bootstrap, settings, and `Application`, which wires the embedded or distributed mode.
 
 pub mod admin;
-pub mod logon_gate;
 pub mod origin;
 pub mod passwords;
 pub mod settings;

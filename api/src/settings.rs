@@ -1,5 +1,6 @@
 //! `api` settings. Layering: defaults < config file (`--config`, TOML) < environment < flags.
 
+use crate::veeam::VeeamSettings;
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -20,15 +21,11 @@ pub struct ApiSettings {
     pub public_base_url: Option<String>,
     /// Proxies (addresses or networks) whose `Forwarded` / `X-Forwarded-*` headers are believed.
     pub trusted_proxies: Vec<String>,
-    /// Threads checking logon passwords at once; 0 = one per core.
-    pub logon_concurrency: usize,
     /// Jobs file, upserted at start; default: `config/jobs.toml` when it exists.
     pub jobs_file: Option<PathBuf>,
-    pub admin_user: String,
-    /// Password of the admin created on an empty database; generated (and printed once) if unset.
-    pub admin_password: Option<String>,
-    pub session_idle_timeout_secs: u64,
     pub runner: RunnerSettings,
+    /// The Veeam face's own settings (`[veeam]` in the file).
+    pub veeam: VeeamSettings,
 }
 
 impl Default for ApiSettings {
@@ -41,12 +38,9 @@ impl Default for ApiSettings {
             amqp_url: None,
             public_base_url: None,
             trusted_proxies: Vec::new(),
-            logon_concurrency: 0,
             jobs_file: None,
-            admin_user: "admin".to_owned(),
-            admin_password: None,
-            session_idle_timeout_secs: 15 * 60,
             runner: RunnerSettings::default(),
+            veeam: VeeamSettings::default(),
         }
     }
 }
@@ -54,7 +48,8 @@ impl Default for ApiSettings {
 #[derive(Debug, Parser)]
 #[command(about = "Asynchronous task-queue backend: the Veeam Enterprise Manager REST task API on real processes")]
 pub struct Cli {
-    /// TOML file with any of the settings (snake_case keys; runner keys under [runner]).
+    /// TOML file with any of the settings (snake_case keys; runner keys under [runner], the
+    /// Veeam face's under [veeam]).
     #[arg(long, env = "API_CONFIG", global = true)]
     pub config: Option<PathBuf>,
     #[command(flatten)]
@@ -128,16 +123,6 @@ pub struct Overrides {
     pub runner: RunnerArgs,
 }
 
-impl ApiSettings {
-    /// The number of password-check threads: the setting, or one per core.
-    pub fn logon_threads(&self) -> usize {
-        match self.logon_concurrency {
-            0 => std::thread::available_parallelism().map_or(1, usize::from),
-            n => n,
-        }
-    }
-}
-
 impl Cli {
     pub fn settings(&mut self) -> Result<ApiSettings, String> {
         let mut s: ApiSettings =
@@ -165,21 +150,39 @@ impl Cli {
             s.trusted_proxies = v;
         }
         if let Some(v) = o.logon_concurrency {
-            s.logon_concurrency = v;
+            s.veeam.logon_concurrency = v;
         }
         if o.jobs_file.is_some() {
             s.jobs_file = o.jobs_file;
         }
         if let Some(v) = o.admin_user {
-            s.admin_user = v;
+            s.veeam.admin_user = v;
         }
         if o.admin_password.is_some() {
-            s.admin_password = o.admin_password;
+            s.veeam.admin_password = o.admin_password;
         }
         if let Some(v) = o.session_idle_timeout_secs {
-            s.session_idle_timeout_secs = v;
+            s.veeam.session_idle_timeout_secs = v;
         }
         o.runner.apply(&mut s.runner);
         Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ApiSettings;
+
+    #[test]
+    fn each_face_keeps_its_settings_in_its_own_table() {
+        let file = std::env::temp_dir().join(format!("taskq-settings-{}.toml", std::process::id()));
+        std::fs::write(&file, "port = 8080\n[runner]\ngrace_period_ms = 5\n[veeam]\nsession_idle_timeout_secs = 60\nadmin_user = \"root\"\n")
+            .expect("write");
+        let settings: ApiSettings = worker::settings::read_toml(&file).expect("valid");
+        assert_eq!((settings.port, settings.runner.grace_period_ms), (8080, 5));
+        assert_eq!((settings.veeam.session_idle_timeout_secs, settings.veeam.admin_user.as_str()), (60, "root"));
+        std::fs::write(&file, "session_idle_timeout_secs = 60\n").expect("write");
+        assert!(worker::settings::read_toml::<ApiSettings>(&file).is_err(), "a face's key is not a top-level key");
+        let _ = std::fs::remove_file(&file);
     }
 }

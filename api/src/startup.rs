@@ -1,18 +1,16 @@
 //! `Application`: the database, the engine (dispatcher, plus the runner in embedded mode) and the
 //! HTTP server, bound to its own listener (port 0 in tests).
 
-use crate::logon_gate::LogonGate;
 use crate::origin::{LocalAddr, TrustedProxies};
 use crate::settings::ApiSettings;
 use crate::state::AppState;
-use crate::{passwords, veeam};
+use crate::veeam;
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use sea_orm::DatabaseConnection;
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use worker::broker::Broker;
 use worker::broker::amqp::AmqpBroker;
@@ -31,7 +29,6 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: ApiSettings) -> Result<Self, String> {
         let db = database(&settings).await?;
-        passwords::bootstrap_admin(&db, &settings.admin_user, settings.admin_password.as_deref()).await?;
         let default_jobs = std::path::Path::new("config/jobs.toml");
         let jobs_file = settings.jobs_file.clone().or_else(|| default_jobs.exists().then(|| default_jobs.to_owned()));
         if let Some(path) = jobs_file {
@@ -45,15 +42,12 @@ impl Application {
         };
         let shutdown = CancellationToken::new();
         let (engine, drained) = start_engine(db.clone(), broker, &settings.runner, embedded, &shutdown).await?;
-        let idle = Duration::from_secs(settings.session_idle_timeout_secs);
-        tokio::spawn(prune_logon_sessions(db.clone(), idle, shutdown.clone()));
+        let veeam = web::Data::new(veeam::start(&db, &settings.veeam, &shutdown).await?);
         let state = web::Data::new(AppState {
             db,
             engine: engine.clone(),
             public_base_url: settings.public_base_url.clone(),
             trusted_proxies: TrustedProxies::parse(&settings.trusted_proxies)?,
-            session_idle_timeout: idle,
-            logon_gate: LogonGate::new(settings.logon_threads()),
         });
 
         let listener = TcpListener::bind((settings.host.as_str(), settings.port))
@@ -64,7 +58,7 @@ impl Application {
                 .app_data(state.clone())
                 .wrap(from_fn(veeam::normalize))
                 .wrap(from_fn(request_span))
-                .service(veeam::scope())
+                .service(veeam::scope(veeam.clone()))
                 .default_service(web::to(no_face))
         })
         .on_connect(|connection, extensions| {
@@ -145,20 +139,4 @@ pub async fn database(settings: &ApiSettings) -> Result<DatabaseConnection, Stri
         }
     };
     connect_database(&url).await
-}
-
-/// Expired logon sessions are refused as soon as they expire; this removes their rows, once
-/// per idle-timeout period.
-async fn prune_logon_sessions(db: DatabaseConnection, idle: Duration, shutdown: CancellationToken) {
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(idle.max(Duration::from_secs(1))) => {}
-        }
-        match entity::store::logons::delete_idle_since(&db, entity::store::now() - idle).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!("{n} expired logon session(s) removed"),
-            Err(err) => tracing::warn!(%err, "cannot prune logon sessions"),
-        }
-    }
 }

@@ -1,9 +1,8 @@
-//! What every handler can reach: the database, the engine's front door, and settings.
+//! What every face's handlers can reach: the database, the engine's front door, and how links are
+//! made. Each face keeps its own state beside it (the Veeam face's: `veeam::VeeamState`).
 
-use crate::logon_gate::LogonGate;
 use crate::origin::TrustedProxies;
 use sea_orm::DatabaseConnection;
-use std::time::Duration;
 use worker::engine::Engine;
 
 pub struct AppState {
@@ -13,6 +12,4 @@ pub struct AppState {
     pub public_base_url: Option<String>,
     /// Peers whose forwarded headers are believed.
     pub trusted_proxies: TrustedProxies,
-    pub session_idle_timeout: Duration,
-    pub logon_gate: LogonGate,
 }

@@ -233,13 +233,13 @@ async fn settings_for(dir: &Path, options: &Options) -> ApiSettings {
         port: 0,
         data_dir: dir.join("data"),
         jobs_file: Some(jobs),
-        admin_user: ADMIN.0.to_owned(),
-        admin_password: Some(ADMIN.1.to_owned()),
-        session_idle_timeout_secs: options.session_idle_timeout_secs,
         public_base_url: options.public_base_url.clone(),
         trusted_proxies: options.trusted_proxies.clone(),
         ..ApiSettings::default()
     };
+    settings.veeam.admin_user = ADMIN.0.to_owned();
+    settings.veeam.admin_password = Some(ADMIN.1.to_owned());
+    settings.veeam.session_idle_timeout_secs = options.session_idle_timeout_secs;
     settings.runner.runner_id = format!("embedded-{}", short_id());
     settings.runner.grace_period_ms = options.grace_period_ms;
     settings.runner.runner_deadline_ms = options.runner_deadline_ms;

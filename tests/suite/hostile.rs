@@ -147,7 +147,7 @@ async fn repeated_failed_logons_are_throttled_per_user_and_per_address(mode: Mod
         let (url, credentials) = (url.clone(), basic(user, password));
         async move { request("POST", &url, &[("Authorization", &credentials), ("Accept", JSON)]).await }
     };
-    for _ in 0..api::logon_gate::FAILURES_PER_USER {
+    for _ in 0..api::veeam::logon_gate::FAILURES_PER_USER {
         assert_eq!(logon("bob", "guess").await.status, 401);
     }
     let throttled = logon("bob", "guess").await;
@@ -157,7 +157,7 @@ async fn repeated_failed_logons_are_throttled_per_user_and_per_address(mode: Mod
     assert_eq!(throttled.json()["StatusCode"], 429);
     assert_eq!(logon("bob", "bob-password").await.status, 429, "the name is throttled, whatever the password");
     assert_eq!(logon(ADMIN.0, ADMIN.1).await.status, 201, "other names are not");
-    for n in api::logon_gate::FAILURES_PER_USER..api::logon_gate::FAILURES_PER_ADDRESS {
+    for n in api::veeam::logon_gate::FAILURES_PER_USER..api::veeam::logon_gate::FAILURES_PER_ADDRESS {
         assert_eq!(logon(&format!("nobody{n}"), "guess").await.status, 401, "per-user counts are per name");
     }
     assert_eq!(logon(ADMIN.0, ADMIN.1).await.status, 429, "the address is throttled now");

@@ -39,17 +39,18 @@ impl FromRequest for Caller {
             && origin::is_cross_site(req.headers());
         let token = cookie.or(header);
         let state = req.app_data::<web::Data<AppState>>().cloned();
+        let veeam = req.app_data::<web::Data<super::VeeamState>>().cloned();
         Box::pin(async move {
             if forged {
                 return Err(VeeamError::CrossSite);
             }
-            let state = state.ok_or_else(|| VeeamError::internal("no application state"))?;
+            let (state, veeam) = state.zip(veeam).ok_or_else(|| VeeamError::internal("no application state"))?;
             let token = token.ok_or_else(|| {
                 VeeamError::Unauthorized(
                     "The authorization header has been expected but not found (or found but is expired).".into(),
                 )
             })?;
-            let idle_since = entity::store::now() - state.session_idle_timeout;
+            let idle_since = entity::store::now() - veeam.session_idle_timeout;
             let logon =
                 logons::authenticate(&state.db, &crate::passwords::token_hash(&token), idle_since).await?.ok_or_else(
                     || VeeamError::Unauthorized("The session has expired or does not exist. Log on again.".into()),

@@ -1,11 +1,12 @@
 //! `GET /api/`, `POST /api/sessionMngr/?v=…`, and `/api/logonSessions`.
 
+use super::VeeamState;
 use super::auth::{Caller, TOKEN};
 use super::error::VeeamError;
 use super::hrefs;
+use super::logon_gate::Refusal;
 use super::render::{format, ok, render};
 use super::views::{EnterpriseManagerView, List, LogonSessionView};
-use crate::logon_gate::Refusal;
 use crate::origin;
 use crate::passwords;
 use crate::state::AppState;
@@ -35,11 +36,15 @@ fn basic_credentials(req: &HttpRequest) -> Option<(String, String)> {
 
 /// Logon: Basic credentials through the logon gate (bounded password work, throttled failures;
 /// see `logon_gate`), then a new logon session whose token comes back as header and cookie.
-pub async fn create_logon_session(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, VeeamError> {
+pub async fn create_logon_session(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    veeam: web::Data<VeeamState>,
+) -> Result<HttpResponse, VeeamError> {
     let (name, password) = basic_credentials(&req)
         .ok_or_else(|| VeeamError::BadCredentials("HTTP Basic credentials are required to log on.".into()))?;
     let address = origin::client_ip(&req, &state.trusted_proxies);
-    let gate = &state.logon_gate;
+    let gate = &veeam.logon_gate;
     gate.admit(&name, address).map_err(refused)?;
     // A name the database cannot hold (a NUL) names nobody; it still costs the same work.
     let user = if name.contains('\0') { None } else { users::find_by_name(&state.db, &name).await? };

@@ -6,6 +6,7 @@ mod error;
 pub mod ids;
 mod jobs;
 mod logon;
+pub mod logon_gate;
 mod messages;
 mod middleware;
 mod negotiate;
@@ -13,6 +14,7 @@ mod query;
 mod render;
 mod roles;
 mod sessions;
+mod settings;
 mod tasks;
 mod views;
 mod xml;
@@ -20,6 +22,7 @@ mod xml;
 pub use error::VeeamError;
 pub use middleware::normalize;
 pub use roles::Role;
+pub use settings::{VeeamSettings, VeeamState, start};
 
 use crate::state::AppState;
 use actix_web::middleware::from_fn;
@@ -28,7 +31,7 @@ use views::Hrefs;
 
 /// The face: its routes under `/api`, its format negotiation, and its own 404. Mount it with
 /// `normalize` wrapped around the whole app (paths are matched case-insensitively).
-pub fn scope() -> impl actix_web::dev::HttpServiceFactory {
+pub fn scope(state: web::Data<VeeamState>) -> impl actix_web::dev::HttpServiceFactory {
     let resource = |path: &str, routes: Vec<Route>| {
         routes
             .into_iter()
@@ -36,6 +39,7 @@ pub fn scope() -> impl actix_web::dev::HttpServiceFactory {
             .default_service(web::to(method_not_allowed))
     };
     web::scope("/api")
+        .app_data(state)
         .wrap(from_fn(middleware::negotiate_format))
         .service(resource("", vec![web::get().to(logon::get_entry_point)]))
         .service(resource("/sessionmngr", vec![web::post().to(logon::create_logon_session)]))
