@@ -30,7 +30,7 @@ pub struct Submission<'a> {
     pub tenant_id: i32,
     pub user_id: i32,
     pub operation: Operation,
-    /// The job (StartJob, StopJob) or the job session (StopJobSession).
+    /// The spec (StartWorkload, StopSpec) or the workload (StopWorkload).
     pub target_id: &'a str,
     pub params: TaskParams,
 }

@@ -1,4 +1,5 @@
-//! StartJob: creates a backup job session and spawns the job's command as a new process group.
+//! StartWorkload: creates a job session (a workload of the job, its spec) and spawns the job's
+//! command as a new process group.
 //!
 //! - One active session per job: inserting the session claims the job (a unique column, see
 //!   `sessions::insert`), so racing starts of one idle job start it once; the others finish

@@ -1,4 +1,4 @@
-//! StopJob: stops the job's running session.
+//! StopSpec: stops the job's (the spec's) active session, if it has one.
 
 use super::{Ctx, OpError, stop_session};
 use entity::state::Outcome;

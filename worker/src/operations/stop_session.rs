@@ -1,4 +1,4 @@
-//! StopJobSession: SIGTERM to the session's process group, SIGKILL after the grace period,
+//! StopWorkload: SIGTERM to the session's process group, SIGKILL after the grace period,
 //! then the session is recorded Stopped.
 //!
 //! One stop per session at a time: every stop task of a session joins the session's stop flight
