@@ -1,5 +1,5 @@
 //! The Veeam Enterprise Manager face (`/api/...`): logon sessions, jobs, backup job sessions,
-//! tasks and the query service, in XML or JSON. See `../shared/reference/veeam-em.md`.
+//! tasks and the query service, in XML or JSON, as Enterprise Manager's legacy REST API (v1_4..v1_7) answers.
 
 mod auth;
 mod error;
