@@ -94,6 +94,40 @@ pub enum TaskEvent {
 }
 
 impl TaskEvent {
+    pub fn name(&self) -> &'static str {
+        match self {
+            TaskEvent::Claim { .. } => "Claim",
+            TaskEvent::Readopt { .. } => "Readopt",
+            TaskEvent::Finish(_) => "Finish",
+            TaskEvent::Cancel(_) => "Cancel",
+            TaskEvent::Abandon(_) => "Abandon",
+        }
+    }
+
+    /// The row after the event, from the row the caller saw: its effects, as a pure function
+    /// (`store::tasks::transition` writes them with a compare-and-set).
+    pub fn apply(self, seen: &crate::task::Model, now: chrono::DateTime<chrono::Utc>) -> crate::task::Model {
+        let mut next = seen.clone();
+        next.state = self.target();
+        next.updated_at = now;
+        if self.opens_attempt() {
+            next.attempt += 1;
+        }
+        match self {
+            TaskEvent::Claim { runner } => {
+                next.runner_id = Some(runner);
+                next.started_at = Some(now);
+            }
+            TaskEvent::Readopt { runner } => next.runner_id = Some(runner),
+            TaskEvent::Finish(outcome) | TaskEvent::Cancel(outcome) | TaskEvent::Abandon(outcome) => {
+                next.success = Some(outcome.success());
+                next.outcome = Some(outcome.to_json());
+                next.finished_at = Some(now);
+            }
+        }
+        next
+    }
+
     pub fn legal_from(&self, from: TaskState) -> bool {
         use TaskState::*;
         matches!(
@@ -130,6 +164,15 @@ pub enum SessionEvent {
 }
 
 impl SessionEvent {
+    pub fn name(&self) -> &'static str {
+        match self {
+            SessionEvent::Started { .. } => "Started",
+            SessionEvent::StopRequested => "StopRequested",
+            SessionEvent::StopAbandoned => "StopAbandoned",
+            SessionEvent::Ended(_) => "Ended",
+        }
+    }
+
     pub fn legal_from(&self, from: WorkloadState) -> bool {
         use WorkloadState::*;
         matches!(
@@ -193,6 +236,52 @@ mod tests {
             }
             assert_ne!(event.target(), Queued, "{name}: nothing goes back to Queued");
         }
+    }
+
+    fn queued() -> crate::task::Model {
+        let at = chrono::DateTime::UNIX_EPOCH;
+        crate::task::Model {
+            id: 7,
+            tenant_id: 1,
+            user_id: 1,
+            operation: Operation::StopWorkload,
+            target_id: "w".into(),
+            state: TaskState::Queued,
+            attempt: 0,
+            route: None,
+            runner_id: None,
+            cancel_requested: false,
+            cancel_requested_by: None,
+            cancel_requested_at: None,
+            params: None,
+            success: None,
+            outcome: None,
+            created_at: at,
+            updated_at: at,
+            started_at: None,
+            finished_at: None,
+            published_at: None,
+        }
+    }
+
+    #[test]
+    fn each_task_event_has_exactly_its_documented_effects() {
+        let now = chrono::Utc::now();
+        let claimed = TaskEvent::Claim { runner: "r".into() }.apply(&queued(), now);
+        assert_eq!((claimed.state, claimed.attempt, claimed.runner_id.as_deref()), (TaskState::Running, 1, Some("r")));
+        assert_eq!((claimed.started_at, claimed.updated_at, claimed.finished_at), (Some(now), now, None));
+        let readopted = TaskEvent::Readopt { runner: "r".into() }.apply(&claimed, now);
+        assert_eq!((readopted.attempt, readopted.started_at), (2, Some(now)), "a new attempt, the same start");
+        let outcome = Outcome::NothingToStop { spec_name: "j".into() };
+        let finished = TaskEvent::Finish(outcome.clone()).apply(&readopted, now);
+        assert_eq!((finished.state, finished.attempt, finished.success), (TaskState::Finished, 2, Some(true)));
+        assert_eq!((finished.ended(), finished.finished_at), (Some(outcome), Some(now)));
+        let cancelled =
+            TaskEvent::Cancel(Outcome::CancelledBeforeStart { queued: true, workload: None }).apply(&queued(), now);
+        assert_eq!((cancelled.state, cancelled.attempt, cancelled.success), (TaskState::Cancelled, 0, Some(false)));
+        assert_eq!(cancelled.started_at, None, "it never started");
+        let abandoned = TaskEvent::Abandon(Outcome::Internal { runner: "r".into() }).apply(&claimed, now);
+        assert_eq!((abandoned.state, abandoned.runner_id.as_deref()), (TaskState::Finished, Some("r")));
     }
 
     #[test]

@@ -84,7 +84,7 @@ pub async fn transition(
     event: SessionEvent,
 ) -> Result<job_session::Model, TransitionError> {
     if !event.legal_from(seen.state) {
-        return Err(TransitionError::Illegal { event: event_name(&event), from: seen.state.to_string() });
+        return Err(TransitionError::Illegal { event: event.name(), from: seen.state.to_string() });
     }
     let mut next = seen.clone();
     next.state = event.target();
@@ -112,13 +112,4 @@ pub async fn transition(
         return Err(TransitionError::Stale { expected: seen.state.to_string() });
     }
     Ok(next)
-}
-
-fn event_name(event: &SessionEvent) -> &'static str {
-    match event {
-        SessionEvent::Started { .. } => "Started",
-        SessionEvent::StopRequested => "StopRequested",
-        SessionEvent::StopAbandoned => "StopAbandoned",
-        SessionEvent::Ended(_) => "Ended",
-    }
 }

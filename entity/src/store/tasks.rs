@@ -67,34 +67,18 @@ pub async fn transition(
     event: TaskEvent,
 ) -> Result<task::Model, TransitionError> {
     if !event.legal_from(seen.state) {
-        return Err(TransitionError::Illegal { event: event_name(&event), from: seen.state.to_string() });
-    }
-    let now = super::now();
-    let mut next = seen.clone();
-    next.state = event.target();
-    next.updated_at = now;
-    if event.opens_attempt() {
-        next.attempt += 1;
+        return Err(TransitionError::Illegal { event: event.name(), from: seen.state.to_string() });
     }
     let mut guard = Condition::all()
         .add(Column::Id.eq(seen.id))
         .add(Column::State.eq(seen.state))
         .add(Column::Attempt.eq(seen.attempt));
-    match event {
-        TaskEvent::Claim { runner } => {
-            next.runner_id = Some(runner);
-            next.started_at = Some(now);
-        }
-        TaskEvent::Readopt { runner } => {
-            guard = guard.add(Column::RunnerId.eq(runner.clone()));
-            next.runner_id = Some(runner);
-        }
-        TaskEvent::Finish(outcome) | TaskEvent::Cancel(outcome) | TaskEvent::Abandon(outcome) => {
-            next.success = Some(outcome.success());
-            next.outcome = Some(outcome.to_json());
-            next.finished_at = Some(now);
-        }
+    if let TaskEvent::Readopt { runner } = &event {
+        // Only the runner that held the task may take it up again.
+        guard = guard.add(Column::RunnerId.eq(runner.clone()));
     }
+    let now = super::now();
+    let next = event.apply(seen, now);
     let updated = task::Entity::update_many()
         .col_expr(Column::State, Expr::value(next.state))
         .col_expr(Column::Attempt, Expr::value(next.attempt))
@@ -111,16 +95,6 @@ pub async fn transition(
         return Err(TransitionError::Stale { expected: format!("{} attempt {}", seen.state, seen.attempt) });
     }
     Ok(next)
-}
-
-fn event_name(event: &TaskEvent) -> &'static str {
-    match event {
-        TaskEvent::Claim { .. } => "Claim",
-        TaskEvent::Readopt { .. } => "Readopt",
-        TaskEvent::Finish(_) => "Finish",
-        TaskEvent::Cancel { .. } => "Cancel",
-        TaskEvent::Abandon { .. } => "Abandon",
-    }
 }
 
 /// Records that the broker confirmed the run message. Not a state change.
