@@ -25,7 +25,31 @@ pub enum Relation {}
 impl ActiveModelBehavior for ActiveModel {}
 
 impl Model {
-    pub fn argv(&self) -> Vec<String> {
-        serde_json::from_str(&self.command).unwrap_or_default()
+    /// The argument vector; an error (naming the problem) when the stored command is not a JSON
+    /// list of strings, instead of an empty command that would fail later for another reason.
+    pub fn argv(&self) -> Result<Vec<String>, String> {
+        serde_json::from_str(&self.command).map_err(|e| format!("its stored command is not a list of strings ({e})"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_stored_command_that_is_not_a_list_of_strings_is_an_error_not_an_empty_command() {
+        let job = |command: &str| super::Model {
+            id: "j".into(),
+            tenant_id: 1,
+            name: "j".into(),
+            job_type: "Backup".into(),
+            description: String::new(),
+            command: command.into(),
+            working_dir: ".".into(),
+            created_at: chrono::Utc::now(),
+            updated_at: chrono::Utc::now(),
+        };
+        assert_eq!(job(r#"["sh","-c","true"]"#).argv(), Ok(vec!["sh".into(), "-c".into(), "true".into()]));
+        for broken in ["", "sh -c true", r#"{"cmd":"sh"}"#, "[1,2]"] {
+            assert!(job(broken).argv().is_err(), "{broken:?}");
+        }
     }
 }

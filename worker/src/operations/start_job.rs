@@ -45,7 +45,9 @@ pub async fn run(ctx: &Ctx, task: &task::Model, cancel: &CancellationToken) -> R
     ctx.guard(std::slice::from_ref(task)).await?;
     let working_dir = Path::new(&job.working_dir);
     let log = working_dir.join(format!("{}.log", session.id));
-    let gated = match process::spawn_gated(&job.argv(), working_dir, &log) {
+    let spawned =
+        job.argv().map_err(std::io::Error::other).and_then(|argv| process::spawn_gated(&argv, working_dir, &log));
+    let gated = match spawned {
         Ok(gated) => gated,
         Err(err) => {
             let ended = SessionEvent::Ended(End::StartFailed { reason: err.to_string() });
