@@ -301,14 +301,28 @@ impl Drop for TestApp {
     }
 }
 
-pub fn kill_processes_under(dir: &Path) {
+/// Live (not zombie) processes whose working directory is under `dir/work`: the workloads a
+/// test started.
+pub fn workload_processes(dir: &Path) -> Vec<i32> {
+    let work = dir.join("work");
     let Ok(entries) = std::fs::read_dir("/proc") else {
-        return;
+        return Vec::new();
     };
-    for pid in entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok()) {
-        if std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(dir.join("work"))) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-        }
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(&work)))
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| stat.rsplit(')').next().map(|rest| !rest.trim_start().starts_with('Z')))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+pub fn kill_processes_under(dir: &Path) {
+    for pid in workload_processes(dir) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
     }
 }
 

@@ -4,7 +4,10 @@
 use std::time::{Duration, Instant};
 use tests::http::JSON;
 use tests::proxy::Proxy;
-use tests::{EmbeddedServer, Mode, Options, Session, TestApp, in_both_modes, live_members, short_id, wait_until};
+use tests::{
+    EmbeddedServer, Mode, Options, Session, TestApp, in_both_modes, live_members, short_id, wait_until,
+    workload_processes,
+};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -15,22 +18,6 @@ fn task_id(task: &serde_json::Value) -> String {
 /// Lines of `terms.log`, which the Counter job writes once per SIGTERM it receives.
 fn sigterms(app_dir: &std::path::Path) -> usize {
     std::fs::read_to_string(app_dir.join("work/terms.log")).map(|log| log.lines().count()).unwrap_or(0)
-}
-
-/// Live processes whose working directory is under `dir/work`, i.e. workloads of that test.
-fn workload_processes(dir: &std::path::Path) -> Vec<i32> {
-    let work = dir.join("work");
-    std::fs::read_dir("/proc")
-        .expect("proc")
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(&work)))
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|stat| stat.rsplit(')').next().map(|rest| !rest.trim_start().starts_with('Z')))
-                .unwrap_or(false)
-        })
-        .collect()
 }
 
 async fn concurrent_starts_of_one_idle_job_start_it_once(mode: Mode) {
