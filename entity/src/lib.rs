@@ -9,5 +9,5 @@ pub mod outcome;
 pub mod state;
 pub mod store;
 
-pub use model::{api_token, job, job_session, logon_session, runner, task, tenant, user};
+pub use model::{api_token, logon_session, runner, task, tenant, user, workload, workload_spec};
 pub use state::{Operation, TaskState, WorkloadState};

@@ -58,13 +58,16 @@ pub enum StopHow {
 }
 
 /// What a task asks for beyond its operation. Stored as JSON in `tasks.params`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct TaskParams {
     /// Stop: SIGKILL at once, without a grace period.
     pub force: bool,
     /// Stop: this grace period instead of the runner's.
     pub grace_ms: Option<u64>,
+    /// Start: the name of the workload it creates (else the spec's name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 impl TaskParams {

@@ -1,8 +1,8 @@
 //! The task and workload state machines.
 //!
-//! Legality lives here as pure functions (`TaskEvent::legal_from`, `SessionEvent::legal_from`);
+//! Legality lives here as pure functions (`TaskEvent::legal_from`, `WorkloadEvent::legal_from`);
 //! the compare-and-set that applies an event is `store::tasks::transition` and
-//! `store::sessions::transition`, the only code that changes a task's or a session's state.
+//! `store::workloads::transition`, the only code that changes a task's or a workload's state.
 //!
 //! Task:    Queued --Claim--> Running --Finish--> Finished | Cancelled (by its outcome)
 //!          Running --Readopt--> Running (the same runner, back after a crash: a new attempt)
@@ -42,7 +42,7 @@ impl TaskState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(32))")]
 pub enum Operation {
-    /// Start a workload of a spec (a job's new session).
+    /// Start a workload of a spec (Veeam: a job's new session).
     #[sea_orm(string_value = "start_workload")]
     StartWorkload,
     /// Stop the active workload of a spec, if it has one.
@@ -156,20 +156,20 @@ impl TaskEvent {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SessionEvent {
+pub enum WorkloadEvent {
     Started { pid: i32 },
     StopRequested,
     StopAbandoned,
     Ended(crate::outcome::End),
 }
 
-impl SessionEvent {
+impl WorkloadEvent {
     pub fn name(&self) -> &'static str {
         match self {
-            SessionEvent::Started { .. } => "Started",
-            SessionEvent::StopRequested => "StopRequested",
-            SessionEvent::StopAbandoned => "StopAbandoned",
-            SessionEvent::Ended(_) => "Ended",
+            WorkloadEvent::Started { .. } => "Started",
+            WorkloadEvent::StopRequested => "StopRequested",
+            WorkloadEvent::StopAbandoned => "StopAbandoned",
+            WorkloadEvent::Ended(_) => "Ended",
         }
     }
 
@@ -177,18 +177,18 @@ impl SessionEvent {
         use WorkloadState::*;
         matches!(
             (self, from),
-            (SessionEvent::Started { .. }, Starting)
-                | (SessionEvent::StopRequested, Running)
-                | (SessionEvent::StopAbandoned, Stopping)
-                | (SessionEvent::Ended(_), Starting | Running | Stopping)
+            (WorkloadEvent::Started { .. }, Starting)
+                | (WorkloadEvent::StopRequested, Running)
+                | (WorkloadEvent::StopAbandoned, Stopping)
+                | (WorkloadEvent::Ended(_), Starting | Running | Stopping)
         )
     }
 
     pub fn target(&self) -> WorkloadState {
         match self {
-            SessionEvent::Started { .. } | SessionEvent::StopAbandoned => WorkloadState::Running,
-            SessionEvent::StopRequested => WorkloadState::Stopping,
-            SessionEvent::Ended(_) => WorkloadState::Stopped,
+            WorkloadEvent::Started { .. } | WorkloadEvent::StopAbandoned => WorkloadState::Running,
+            WorkloadEvent::StopRequested => WorkloadState::Stopping,
+            WorkloadEvent::Ended(_) => WorkloadState::Stopped,
         }
     }
 }
@@ -309,14 +309,14 @@ mod tests {
     }
 
     #[test]
-    fn the_session_transition_table_is_exactly_the_documented_one() {
+    fn the_workload_transition_table_is_exactly_the_documented_one() {
         use WorkloadState::*;
         let cases = [
-            (SessionEvent::Started { pid: 1 }, vec![Starting], Running),
-            (SessionEvent::StopRequested, vec![Running], Stopping),
-            (SessionEvent::StopAbandoned, vec![Stopping], Running),
+            (WorkloadEvent::Started { pid: 1 }, vec![Starting], Running),
+            (WorkloadEvent::StopRequested, vec![Running], Stopping),
+            (WorkloadEvent::StopAbandoned, vec![Stopping], Running),
             (
-                SessionEvent::Ended(crate::outcome::End::Exited { code: Some(0), signal: None, during_stop: false }),
+                WorkloadEvent::Ended(crate::outcome::End::Exited { code: Some(0), signal: None, during_stop: false }),
                 vec![Starting, Running, Stopping],
                 Stopped,
             ),

@@ -93,49 +93,50 @@ async fn a_cancelled_queued_task_can_no_longer_be_claimed() {
     assert_eq!(tasks::get(&db, seen.id).await.expect("db").expect("row").success, Some(false));
 }
 
-fn new_session(job_id: &str, start_task_id: i32) -> entity::job_session::Model {
-    let now = entity::store::now();
-    entity::job_session::Model {
-        id: format!("session-{start_task_id}"),
+fn new_workload(spec_id: &str, start_task_id: i32) -> entity::workload::Model {
+    entity::workload::Model {
+        id: format!("workload-{start_task_id}"),
         tenant_id: entity::tenant::DEFAULT,
-        job_id: job_id.into(),
-        job_name: "Job".into(),
-        job_type: "Backup".into(),
+        spec_id: spec_id.into(),
+        spec_name: "Job".into(),
         name: "Job@now".into(),
         state: entity::WorkloadState::Starting,
         ending: None,
-        creation_time: now,
-        end_time: None,
+        succeeded: None,
+        created_at: entity::store::now(),
+        ended_at: None,
         runner_id: "r1".into(),
         pid: None,
         exit_code: None,
         start_task_id,
-        active_job_id: None,
+        active_spec_id: None,
+        labels: "{}".into(),
     }
 }
 
 #[tokio::test]
-async fn the_database_holds_at_most_one_active_session_per_job() {
-    use entity::state::SessionEvent;
-    use entity::store::sessions;
+async fn the_database_holds_at_most_one_active_workload_per_spec() {
+    use entity::state::WorkloadEvent;
+    use entity::store::workloads;
     let db = db().await;
-    let job = |name: &str| entity::store::jobs::JobSpec {
+    let spec = |name: &str| entity::store::specs::NewSpec {
         name: name.into(),
-        job_type: "Backup".into(),
-        description: String::new(),
         command: vec!["true".into()],
         working_dir: ".".into(),
+        meta: serde_json::json!({}),
     };
-    let one = entity::store::jobs::upsert_by_name(&db, &job("one")).await.expect("job").id;
-    let other = entity::store::jobs::upsert_by_name(&db, &job("other")).await.expect("job").id;
-    let first = sessions::insert(&db, new_session(&one, 1)).await.expect("the first claims the job");
-    let second = sessions::insert(&db, new_session(&one, 2)).await.expect_err("the job is taken");
-    assert!(sessions::is_job_taken(&second), "{second}");
-    sessions::insert(&db, new_session(&other, 3)).await.expect("another job is free");
-    let ended = SessionEvent::Ended(entity::outcome::End::Exited { code: Some(0), signal: None, during_stop: false });
-    let stopped = sessions::transition(&db, &first, ended).await.expect("ended");
-    assert_eq!(stopped.active_job_id, None, "a stopped session releases its job");
-    sessions::insert(&db, new_session(&one, 4)).await.expect("the job is free again");
+    let one = entity::store::specs::upsert_by_name(&db, &spec("one")).await.expect("spec").id;
+    let other = entity::store::specs::upsert_by_name(&db, &spec("other")).await.expect("spec").id;
+    let first = workloads::insert(&db, new_workload(&one, 1)).await.expect("the first claims the spec");
+    let second = workloads::insert(&db, new_workload(&one, 2)).await.expect_err("the spec is taken");
+    assert!(workloads::is_spec_taken(&second), "{second}");
+    workloads::insert(&db, new_workload(&other, 3)).await.expect("another spec is free");
+    let ended = WorkloadEvent::Ended(entity::outcome::End::Exited { code: Some(0), signal: None, during_stop: false });
+    let stopped = workloads::transition(&db, &first, ended).await.expect("ended");
+    assert_eq!(stopped.active_spec_id, None, "a stopped workload releases its spec");
+    assert_eq!(stopped.succeeded, Some(true), "and says it succeeded");
+    assert_eq!(workloads::find(&db, &first.id).await.expect("db").expect("row"), stopped, "as stored");
+    workloads::insert(&db, new_workload(&one, 4)).await.expect("the spec is free again");
 }
 
 /// A database written by the previous release, holding the defect this release closes (two
@@ -160,10 +161,10 @@ async fn a_database_of_the_previous_release_upgrades_even_with_two_active_sessio
         db.execute_unprepared(statement).await.expect(statement);
     }
     Migrator::up(&db, None).await.expect("the upgrade");
-    let read = |id: &'static str| entity::store::sessions::find(&db, id);
-    assert_eq!(read("newer").await.expect("db").expect("row").active_job_id.as_deref(), Some("j1"));
-    assert_eq!(read("older").await.expect("db").expect("row").active_job_id, None);
-    assert_eq!(read("done").await.expect("db").expect("row").active_job_id, None);
+    let read = |id: &'static str| entity::store::workloads::find(&db, id);
+    assert_eq!(read("newer").await.expect("db").expect("row").active_spec_id.as_deref(), Some("j1"));
+    assert_eq!(read("older").await.expect("db").expect("row").active_spec_id, None);
+    assert_eq!(read("done").await.expect("db").expect("row").active_spec_id, None);
     assert_eq!(
         read("done").await.expect("db").expect("row").ended(),
         Some(entity::outcome::End::Legacy { message: None }),
@@ -179,7 +180,7 @@ async fn a_database_of_the_previous_release_upgrades_even_with_two_active_sessio
         entity::WorkloadState::Running,
         "Working is Running"
     );
-    assert_eq!(entity::store::sessions::active_on(&db, "r1").await.expect("db").len(), 2, "both still stoppable");
+    assert_eq!(entity::store::workloads::active_on(&db, "r1").await.expect("db").len(), 2, "both still stoppable");
     assert!(entity::store::logons::list_for_user(&db, 1).await.expect("db").is_empty());
     // A finished task keeps its words and its link as a legacy outcome; a queued one has none.
     let finished = tasks::get(&db, 1).await.expect("db").expect("row");
@@ -196,7 +197,14 @@ async fn a_database_of_the_previous_release_upgrades_even_with_two_active_sessio
     // Everything written before tenants existed belongs to the default tenant.
     assert_eq!(finished.tenant_id, entity::tenant::DEFAULT);
     assert_eq!(read("newer").await.expect("db").expect("row").tenant_id, entity::tenant::DEFAULT);
-    assert_eq!(entity::store::jobs::list_of(&db, entity::tenant::DEFAULT).await.expect("db").len(), 1);
+    let specs = entity::store::specs::list_of(&db, entity::tenant::DEFAULT).await.expect("db");
+    assert_eq!(specs.len(), 1);
+    // Jobs became specs, their type in the faces' metadata; sessions became workloads.
+    assert_eq!((specs[0].meta_text("jobType"), specs[0].meta_text("description")), ("Backup".into(), String::new()));
+    let done = read("done").await.expect("db").expect("row");
+    assert_eq!((done.spec_id.as_str(), done.spec_name.as_str(), done.name.as_str()), ("j1", "Job", "Job@0"));
+    assert_eq!(done.succeeded, Some(true), "success is kept as a column to filter on");
+    assert_eq!(read("newer").await.expect("db").expect("row").succeeded, None);
     assert_eq!(users::find_by_name(&db, "admin").await.expect("db").expect("row").tenant_id, entity::tenant::DEFAULT);
     let other = entity::store::tenants::find_or_create(&db, "other").await.expect("a second tenant");
     assert_ne!(other.id, entity::tenant::DEFAULT);

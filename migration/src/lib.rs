@@ -12,6 +12,7 @@ mod m20261201_000006_tenants;
 mod m20261201_000007_neutral_operations;
 mod m20261201_000008_neutral_workload_states;
 mod m20261201_000009_derived_session_facts;
+mod m20261201_000010_workloads;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000007_neutral_operations::Migration),
             Box::new(m20261201_000008_neutral_workload_states::Migration),
             Box::new(m20261201_000009_derived_session_facts::Migration),
+            Box::new(m20261201_000010_workloads::Migration),
         ]
     }
 }

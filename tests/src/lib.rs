@@ -179,7 +179,7 @@ impl TestApp {
     }
 
     pub async fn job_id(&self, name: &str) -> String {
-        entity::store::jobs::list(&self.db)
+        entity::store::specs::list(&self.db)
             .await
             .expect("jobs")
             .into_iter()

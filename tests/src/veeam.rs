@@ -92,7 +92,7 @@ impl Session {
 
     /// The group leader's pid, read from the database through the store.
     pub async fn pid_of(&self, db: &sea_orm::DatabaseConnection, session_id: &str) -> i32 {
-        entity::store::sessions::find(db, session_id).await.expect("db").expect("session").pid.expect("pid")
+        entity::store::workloads::find(db, session_id).await.expect("db").expect("session").pid.expect("pid")
     }
 }
 

@@ -29,7 +29,7 @@ async fn a_stop_goes_through_rabbitmq_to_the_worker_that_owns_the_session() {
     let _w2 = app.start_worker(&second);
     let session = app.logon().await;
     let id = session.start_job(&app.job_id("Runs").await).await;
-    let row = entity::store::sessions::find(&app.db, &id).await.expect("db").expect("session");
+    let row = entity::store::workloads::find(&app.db, &id).await.expect("db").expect("session");
     assert!([&first, &second].contains(&&row.runner_id), "owned by one of the runners: {}", row.runner_id);
     let pid = row.pid.expect("pid");
     assert!(!live_members(pid).is_empty());

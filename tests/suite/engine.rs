@@ -73,7 +73,7 @@ async fn a_forced_stop_kills_at_once_and_hurries_a_graceful_one_in_flight(mode: 
     let forced = |target: String| {
         let engine = app.engine.clone();
         async move {
-            let params = entity::outcome::TaskParams { force: true, grace_ms: None };
+            let params = entity::outcome::TaskParams { force: true, ..Default::default() };
             let submission = Submission {
                 tenant_id: entity::tenant::DEFAULT,
                 user_id,

@@ -9,8 +9,13 @@ async fn an_embedded_server_killed_mid_stop_re_adopts_its_processes_and_finishes
     let mut api = server.start().await;
     let session = Session::logon(&server.base(), ADMIN.0, ADMIN.1).await;
     let db = server.db().await;
-    let job =
-        entity::store::jobs::list(&db).await.expect("jobs").into_iter().find(|j| j.name == "Stubborn").expect("job").id;
+    let job = entity::store::specs::list(&db)
+        .await
+        .expect("jobs")
+        .into_iter()
+        .find(|j| j.name == "Stubborn")
+        .expect("job")
+        .id;
     let id = session.start_job(&job).await;
     let pid = session.pid_of(&db, &id).await;
     let task = session.act(&format!("/api/backupSessions/{id}?action=stop")).await;
@@ -41,7 +46,7 @@ async fn queued_work_survives_a_restart_of_the_embedded_server() {
     // Work that was queued when the server went down: committed, never run.
     let admin = entity::store::users::find_by_name(&db, ADMIN.0).await.expect("db").expect("admin");
     let job =
-        entity::store::jobs::list(&db).await.expect("jobs").into_iter().find(|j| j.name == "Quick").expect("job").id;
+        entity::store::specs::list(&db).await.expect("jobs").into_iter().find(|j| j.name == "Quick").expect("job").id;
     let new = entity::store::tasks::NewTask {
         tenant_id: entity::tenant::DEFAULT,
         user_id: admin.id,
@@ -86,7 +91,7 @@ async fn the_first_start_creates_an_admin_with_a_password_printed_once_and_add_u
     let log = std::fs::read_to_string(server.dir.join("api.log")).expect("log");
     assert!(!log.contains("generated password"), "printed once only:\n{log}");
     let bob = Session::logon(&server.base(), "bob", "bob-password").await;
-    let job = entity::store::jobs::list(&server.db().await).await.expect("jobs")[0].id.clone();
+    let job = entity::store::specs::list(&server.db().await).await.expect("jobs")[0].id.clone();
     assert_eq!(
         bob.call("POST", &format!("/api/jobs/{job}?action=start"), "").await.status,
         403,

@@ -135,7 +135,7 @@ async fn cancelling_one_of_two_stops_leaves_the_other_to_finish_the_stop(mode: M
 /// A runner killed between spawning a workload and recording its pid: the command never ran
 /// untracked, and the re-run starts it exactly once.
 async fn a_runner_killed_between_spawn_and_record_starts_the_workload_exactly_once(mode: Mode) {
-    const CRASH: [(&str, &str); 1] = [("TASKQ_CRASH_AT", "start_job.spawned")];
+    const CRASH: [(&str, &str); 1] = [("TASKQ_CRASH_AT", "start_workload.spawned")];
     match mode {
         Mode::Distributed => {
             let app = TestApp::spawn(Options { distributed: true, ..Options::default() }).await;
@@ -162,7 +162,7 @@ async fn crash_then_restart(
     mut crashing: tests::Proc,
     restart: impl std::future::Future<Output = tests::Proc>,
 ) {
-    let job = entity::store::jobs::list(db).await.expect("jobs").into_iter().find(|j| j.name == "Runs").expect("job");
+    let job = entity::store::specs::list(db).await.expect("jobs").into_iter().find(|j| j.name == "Runs").expect("job");
     let task = session.act(&format!("/api/jobs/{}?action=start", job.id)).await;
     wait_until("the runner to crash after the spawn", T, || {
         let exited = crashing.exited();
@@ -182,7 +182,7 @@ async fn crash_then_restart(
 /// ended without running the command, the operation runs again, and the start succeeds with
 /// exactly one tracked process group (never a Success over an untracked process).
 async fn a_start_whose_pid_cannot_be_recorded_is_retried_and_runs_nothing_untracked(mode: Mode) {
-    const FAIL: [(&str, &str); 1] = [("TASKQ_FAIL_ONCE_AT", "start_job.spawned")];
+    const FAIL: [(&str, &str); 1] = [("TASKQ_FAIL_ONCE_AT", "start_workload.spawned")];
     match mode {
         Mode::Distributed => {
             let app = TestApp::spawn(Options { distributed: true, ..Options::default() }).await;
@@ -202,7 +202,7 @@ async fn a_start_whose_pid_cannot_be_recorded_is_retried_and_runs_nothing_untrac
 }
 
 async fn start_exactly_once(session: &Session, db: &sea_orm::DatabaseConnection, dir: &std::path::Path) {
-    let job = entity::store::jobs::list(db).await.expect("jobs").into_iter().find(|j| j.name == "Runs").expect("job");
+    let job = entity::store::specs::list(db).await.expect("jobs").into_iter().find(|j| j.name == "Runs").expect("job");
     let task = session.act(&format!("/api/jobs/{}?action=start", job.id)).await;
     started_exactly_once(session, db, dir, &task).await;
 }

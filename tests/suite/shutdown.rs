@@ -42,7 +42,7 @@ async fn an_embedded_server_given_sigterm_exits_cleanly_and_re_adopts_its_worklo
     let mut api = server.start().await;
     let session = Session::logon(&server.base(), ADMIN.0, ADMIN.1).await;
     let db = server.db().await;
-    let job = entity::store::jobs::list(&db).await.expect("jobs").into_iter().find(|j| j.name == "Runs").expect("job");
+    let job = entity::store::specs::list(&db).await.expect("jobs").into_iter().find(|j| j.name == "Runs").expect("job");
     let id = session.start_job(&job.id).await;
     let pid = session.pid_of(&db, &id).await;
 

@@ -18,7 +18,7 @@ use crate::dispatch::Dispatcher;
 use crate::events::{TaskEvents, TaskSignal};
 use entity::outcome::TaskParams;
 use entity::state::{Outcome, TaskEvent, TransitionError};
-use entity::store::{sessions, tasks};
+use entity::store::{tasks, workloads};
 use entity::{Operation, TaskState, task};
 use sea_orm::{DatabaseConnection, DbErr};
 use std::time::Duration;
@@ -97,13 +97,13 @@ impl Engine {
         Ok(task)
     }
 
-    /// The runner that must perform `operation` on `target_id`: the owner of the session it
-    /// stops; any runner for a start (or a stop of a job that is not running).
+    /// The runner that must perform `operation` on `target_id`: the owner of the workload it
+    /// stops; any runner for a start (or a stop of a spec that is not running).
     async fn route_of(&self, operation: Operation, target_id: &str) -> Result<Option<String>, DbErr> {
         Ok(match operation {
             Operation::StartWorkload => None,
-            Operation::StopSpec => sessions::active_of_job(&self.db, target_id).await?.map(|s| s.runner_id),
-            Operation::StopWorkload => sessions::find(&self.db, target_id).await?.map(|s| s.runner_id),
+            Operation::StopSpec => workloads::active_of_spec(&self.db, target_id).await?.map(|s| s.runner_id),
+            Operation::StopWorkload => workloads::find(&self.db, target_id).await?.map(|s| s.runner_id),
         })
     }
 

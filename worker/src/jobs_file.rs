@@ -8,7 +8,7 @@
 //! working_dir = "data/work/fileserver"  # default: data/work/<name>
 //! ```
 
-use entity::store::jobs::{self, JobSpec};
+use entity::store::specs::{self, NewSpec};
 use sea_orm::DatabaseConnection;
 use serde::Deserialize;
 use std::path::Path;
@@ -36,7 +36,9 @@ fn default_type() -> String {
     "Backup".to_owned()
 }
 
-pub fn parse(text: &str) -> Result<Vec<JobSpec>, String> {
+/// The specs the file declares. Veeam's job type and description go into `meta` as `jobType`
+/// and `description`, where the Veeam face reads them.
+pub fn parse(text: &str) -> Result<Vec<NewSpec>, String> {
     let file: JobsFile = toml::from_str(text).map_err(|e| e.to_string())?;
     file.job
         .into_iter()
@@ -48,12 +50,11 @@ pub fn parse(text: &str) -> Result<Vec<JobSpec>, String> {
                 return Err(format!("job {:?} has an empty command", entry.name));
             }
             let working_dir = entry.working_dir.unwrap_or_else(|| format!("data/work/{}", slug(&entry.name)));
-            Ok(JobSpec {
+            Ok(NewSpec {
                 name: entry.name,
-                job_type: entry.job_type,
-                description: entry.description,
                 command: entry.command,
                 working_dir,
+                meta: serde_json::json!({"jobType": entry.job_type, "description": entry.description}),
             })
         })
         .collect()
@@ -66,11 +67,11 @@ fn slug(name: &str) -> String {
 /// Reads `path` and upserts every job in it.
 pub async fn load(db: &DatabaseConnection, path: &Path) -> Result<usize, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read jobs file {}: {e}", path.display()))?;
-    let specs = parse(&text).map_err(|e| format!("jobs file {}: {e}", path.display()))?;
-    for spec in &specs {
-        jobs::upsert_by_name(db, spec).await.map_err(|e| e.to_string())?;
+    let declared = parse(&text).map_err(|e| format!("jobs file {}: {e}", path.display()))?;
+    for spec in &declared {
+        specs::upsert_by_name(db, spec).await.map_err(|e| e.to_string())?;
     }
-    Ok(specs.len())
+    Ok(declared.len())
 }
 
 #[cfg(test)]
@@ -80,7 +81,7 @@ mod tests {
     #[test]
     fn jobs_are_read_with_defaults_and_bad_entries_are_named() {
         let specs = parse("[[job]]\nname = \"Nightly DB\"\ncommand = [\"sleep\", \"1\"]\n").expect("valid");
-        assert_eq!(specs[0].job_type, "Backup");
+        assert_eq!(specs[0].meta["jobType"], "Backup");
         assert_eq!(specs[0].working_dir, "data/work/nightly-db");
         let err = parse("[[job]]\nname = \"x\"\ncommand = []\n").expect_err("empty command");
         assert!(err.contains("\"x\""), "{err}");

@@ -75,9 +75,8 @@ impl Gated {
 /// Spawns `argv` in `working_dir` as the leader of a new process group, behind its gate; output
 /// goes to `log`. A command that cannot be found is an error here, not an exit status later.
 pub fn spawn_gated(argv: &[String], working_dir: &Path, log: &Path) -> std::io::Result<Gated> {
-    let program = argv
-        .first()
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "the job has an empty command"))?;
+    let program =
+        argv.first().ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "the command is empty"))?;
     std::fs::create_dir_all(working_dir)?;
     find_program(program, working_dir)?;
     let out = std::fs::OpenOptions::new().create(true).append(true).open(log)?;

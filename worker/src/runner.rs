@@ -11,7 +11,7 @@
 //! heartbeat loop also reads the `cancel_requested` flags of this runner's tasks, so a lost cancel
 //! message is still honoured within one heartbeat.
 //!
-//! On start, the runner re-adopts what it owned before a crash: it watches its sessions' process
+//! On start, the runner re-adopts what it owned before a crash: it watches its workloads' process
 //! groups again, and re-runs its Running tasks under a new attempt, fencing out the old one.
 //!
 //! Shutdown (SIGTERM, SIGINT): the runner stops taking deliveries (those it held go back to the
@@ -26,7 +26,7 @@ use crate::operations::{self, Ctx, OpError};
 use crate::settings::RunnerSettings;
 use entity::message::QueueMessage;
 use entity::state::{Outcome, TaskEvent, TransitionError};
-use entity::store::{runners, sessions, tasks};
+use entity::store::{runners, tasks, workloads};
 use entity::{TaskState, task};
 use sea_orm::{DatabaseConnection, DbErr};
 use std::collections::HashMap;
@@ -83,10 +83,10 @@ impl Runner {
     pub async fn register(&self) -> Result<(), DbErr> {
         runners::heartbeat(&self.ctx.db, self.id()).await?;
         self.ctx.lease.renew();
-        for session in sessions::active_on(&self.ctx.db, self.id()).await? {
-            if let Some(pgid) = session.pid.and_then(crate::process::Pgid::new) {
-                tracing::info!(session = %session.id, pgid = pgid.get(), "re-adopting a workload");
-                operations::watch(self.ctx.clone(), session.id.clone(), operations::Exit::Adopted(pgid));
+        for workload in workloads::active_on(&self.ctx.db, self.id()).await? {
+            if let Some(pgid) = workload.pid.and_then(crate::process::Pgid::new) {
+                tracing::info!(workload = %workload.id, pgid = pgid.get(), "re-adopting a workload");
+                operations::watch(self.ctx.clone(), workload.id.clone(), operations::Exit::Adopted(pgid));
             }
         }
         for task in tasks::running_on(&self.ctx.db, self.id()).await? {

@@ -3,17 +3,18 @@
 use super::auth::Caller;
 use super::error::VeeamError;
 use super::render::ok;
-use super::views::{EntityRefView, JobView, List, references};
+use super::views::{EntityRefView, JobTypes, JobView, List, references};
 use super::{Params, hrefs, tasks};
 use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
-use entity::store::{jobs, sessions};
-use entity::{Operation, job};
+use entity::outcome::TaskParams;
+use entity::store::{specs, workloads};
+use entity::{Operation, workload_spec};
 
-async fn find(state: &AppState, caller: &Caller, id: &str) -> Result<job::Model, VeeamError> {
+async fn find(state: &AppState, caller: &Caller, id: &str) -> Result<workload_spec::Model, VeeamError> {
     let not_found = || VeeamError::NotFound(format!("There is no job with id [{id}]."));
     let id = super::canonical_uuid(id).ok_or_else(not_found)?;
-    jobs::find_of(&state.db, caller.user.tenant_id, id).await?.ok_or_else(not_found)
+    specs::find_of(&state.db, caller.user.tenant_id, id).await?.ok_or_else(not_found)
 }
 
 pub async fn list_jobs(
@@ -23,7 +24,7 @@ pub async fn list_jobs(
 ) -> Result<HttpResponse, VeeamError> {
     let params = Params::of(&req)?;
     let hrefs = hrefs(&req, &state);
-    let all = jobs::list_of(&state.db, caller.user.tenant_id).await?;
+    let all = specs::list_of(&state.db, caller.user.tenant_id).await?;
     Ok(if params.wants_entities() {
         ok(&List { root: "Jobs", key: "Jobs", items: all.iter().map(|job| JobView { job, hrefs: &hrefs }).collect() })
     } else {
@@ -57,8 +58,13 @@ pub async fn act_on_job(
     let action = Params::of(&req)?.action()?;
     let job = find(&state, &caller, &id).await?;
     match action.as_str() {
-        "start" => tasks::accept(&req, &state, &caller, Operation::StartWorkload, &job.id).await,
-        "stop" => tasks::accept(&req, &state, &caller, Operation::StopSpec, &job.id).await,
+        "start" => {
+            // Enterprise Manager names a session after its job and the time it was asked for.
+            let name = format!("{}@{}", job.name, entity::store::now().format("%Y-%m-%d %H:%M:%S"));
+            let params = TaskParams { name: Some(name), ..TaskParams::default() };
+            tasks::accept(&req, &state, &caller, Operation::StartWorkload, &job.id, params).await
+        }
+        "stop" => tasks::accept(&req, &state, &caller, Operation::StopSpec, &job.id, TaskParams::default()).await,
         other => Err(VeeamError::BadRequest(format!("Action '{other}' is not supported for jobs; use start or stop."))),
     }
 }
@@ -71,6 +77,7 @@ pub async fn list_job_sessions(
 ) -> Result<HttpResponse, VeeamError> {
     let params = Params::of(&req)?;
     let job = find(&state, &caller, &id).await?;
-    let all = sessions::list_for_job(&state.db, caller.user.tenant_id, &job.id).await?;
-    Ok(super::sessions::session_list(params.wants_entities(), &all, &hrefs(&req, &state)))
+    let all = workloads::list_for_spec(&state.db, caller.user.tenant_id, &job.id).await?;
+    let job_types = JobTypes::of(&state.db, caller.user.tenant_id).await?;
+    Ok(super::sessions::session_list(params.wants_entities(), &all, &job_types, &hrefs(&req, &state)))
 }

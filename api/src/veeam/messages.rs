@@ -3,7 +3,7 @@
 
 use super::views::{operation_name, state_name};
 use entity::outcome::{End, Outcome, StopHow, Unobserved};
-use entity::{job_session, task};
+use entity::{task, workload};
 
 /// `(Success, Message)` of a finished task, in EM's words.
 pub fn result(task: &task::Model) -> Option<(bool, String)> {
@@ -75,7 +75,7 @@ fn stop_how(how: StopHow) -> String {
 }
 
 /// A stopped session's `FailureMessage`: none when its command succeeded by itself.
-pub fn failure_message(session: &job_session::Model) -> Option<String> {
+pub fn failure_message(session: &workload::Model) -> Option<String> {
     let exited = |code: Option<i32>, signal: &Option<String>| match (code, signal) {
         (Some(code), _) => format!("exited with code {code}"),
         (None, Some(signal)) => format!("terminated by {signal}"),
@@ -88,7 +88,7 @@ pub fn failure_message(session: &job_session::Model) -> Option<String> {
             format!("Stopped by user request: the command {}.", exited(code, &signal))
         }
         End::Exited { code, signal, during_stop: false } => format!("The job's command {}.", exited(code, &signal)),
-        End::StartFailed { reason } => format!("Job \"{}\" could not start: {reason}.", session.job_name),
+        End::StartFailed { reason } => format!("Job \"{}\" could not start: {reason}.", session.spec_name),
         End::Unobserved { why } => {
             let why = match why {
                 Unobserved::RunnerRestarted { runner } => {

@@ -3,17 +3,18 @@
 use super::auth::Caller;
 use super::error::VeeamError;
 use super::render::ok;
-use super::views::{BackupJobSessionView, EntityRefView, Hrefs, List, references};
+use super::views::{BackupJobSessionView, EntityRefView, Hrefs, JobTypes, List, references};
 use super::{Params, hrefs, tasks};
 use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
-use entity::store::sessions;
-use entity::{Operation, job_session};
+use entity::outcome::TaskParams;
+use entity::store::{specs, workloads};
+use entity::{Operation, workload};
 
-async fn find(state: &AppState, caller: &Caller, id: &str) -> Result<job_session::Model, VeeamError> {
+async fn find(state: &AppState, caller: &Caller, id: &str) -> Result<workload::Model, VeeamError> {
     let not_found = || VeeamError::NotFound(format!("There is no backup job session with id [{id}]."));
     let id = super::canonical_uuid(id).ok_or_else(not_found)?;
-    sessions::find_of(&state.db, caller.user.tenant_id, id).await?.ok_or_else(not_found)
+    workloads::find_of(&state.db, caller.user.tenant_id, id).await?.ok_or_else(not_found)
 }
 
 pub async fn list_sessions(
@@ -22,17 +23,18 @@ pub async fn list_sessions(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, VeeamError> {
     let params = Params::of(&req)?;
-    Ok(session_list(
-        params.wants_entities(),
-        &sessions::list_of(&state.db, caller.user.tenant_id).await?,
-        &hrefs(&req, &state),
-    ))
+    let all = workloads::list_of(&state.db, caller.user.tenant_id).await?;
+    let job_types = JobTypes::of(&state.db, caller.user.tenant_id).await?;
+    Ok(session_list(params.wants_entities(), &all, &job_types, &hrefs(&req, &state)))
 }
 
 /// A list of sessions: `BackupJobSessions` entities with `?format=Entity`, else references.
-pub fn session_list(entities: bool, all: &[job_session::Model], hrefs: &Hrefs) -> HttpResponse {
+pub fn session_list(entities: bool, all: &[workload::Model], job_types: &JobTypes, hrefs: &Hrefs) -> HttpResponse {
     if entities {
-        let items = all.iter().map(|session| BackupJobSessionView { session, hrefs }).collect();
+        let items = all
+            .iter()
+            .map(|session| BackupJobSessionView { session, job_type: job_types.of_session(session), hrefs })
+            .collect();
         ok(&List { root: "BackupJobSessions", key: "BackupJobSessions", items })
     } else {
         ok(&references(all.iter().map(|s| EntityRefView::session(s, hrefs)).collect()))
@@ -49,7 +51,9 @@ pub async fn get_session(
     let session = find(&state, &caller, &id).await?;
     let hrefs = hrefs(&req, &state);
     Ok(if params.wants_entities() {
-        ok(&BackupJobSessionView { session: &session, hrefs: &hrefs })
+        let spec = specs::find(&state.db, &session.spec_id).await?;
+        let job_type = spec.as_ref().map_or_else(|| "Backup".to_owned(), super::views::job_type);
+        ok(&BackupJobSessionView { session: &session, job_type: &job_type, hrefs: &hrefs })
     } else {
         ok(&EntityRefView::session(&session, &hrefs))
     })
@@ -66,7 +70,9 @@ pub async fn act_on_session(
     let action = Params::of(&req)?.action()?;
     let session = find(&state, &caller, &id).await?;
     match action.as_str() {
-        "stop" => tasks::accept(&req, &state, &caller, Operation::StopWorkload, &session.id).await,
+        "stop" => {
+            tasks::accept(&req, &state, &caller, Operation::StopWorkload, &session.id, TaskParams::default()).await
+        }
         other => {
             Err(VeeamError::BadRequest(format!("Action '{other}' is not supported for backup sessions; use stop.")))
         }

@@ -27,17 +27,13 @@ pub async fn accept(
     caller: &Caller,
     operation: Operation,
     target_id: &str,
+    params: TaskParams,
 ) -> Result<HttpResponse, VeeamError> {
     if !Role::may_operate(&caller.user.role) {
         return Err(VeeamError::Forbidden);
     }
-    let submission = Submission {
-        tenant_id: caller.user.tenant_id,
-        user_id: caller.user.id,
-        operation,
-        target_id,
-        params: TaskParams::default(),
-    };
+    let submission =
+        Submission { tenant_id: caller.user.tenant_id, user_id: caller.user.id, operation, target_id, params };
     let task = state.engine.submit(submission).await?;
     let hrefs = hrefs(req, state);
     let mut response = render(format(), StatusCode::ACCEPTED, &TaskView::new(&task, &hrefs));

@@ -4,7 +4,7 @@
 
 use super::xml::Xml;
 use chrono::{DateTime, Utc};
-use entity::{job, job_session, logon_session, task};
+use entity::{logon_session, task, workload, workload_spec};
 use serde_json::{Value, json};
 
 pub trait Representation {
@@ -120,16 +120,16 @@ pub fn state_name(state: entity::WorkloadState) -> &'static str {
 
 /// A session's `Result`: None until it has stopped, then Success when its command succeeded by
 /// itself, else Failed (EM's Warning is never produced).
-pub fn result_name(session: &entity::job_session::Model) -> &'static str {
-    match session.ended() {
+pub fn result_name(session: &workload::Model) -> &'static str {
+    match session.succeeded {
         None => "None",
-        Some(end) if end.succeeded() => "Success",
-        Some(_) => "Failed",
+        Some(true) => "Success",
+        Some(false) => "Failed",
     }
 }
 
 /// A session's `Progress`: it has no stages, so 0 until it has stopped, then 100.
-pub fn progress(session: &entity::job_session::Model) -> i32 {
+pub fn progress(session: &workload::Model) -> i32 {
     if session.state == entity::WorkloadState::Stopped { 100 } else { 0 }
 }
 
@@ -208,10 +208,10 @@ fn session_uid(id: &str) -> String {
     format!("urn:veeam:BackupJobSession:{id}")
 }
 
-fn session_links(s: &job_session::Model, hrefs: &Hrefs, alternate: Link) -> Vec<Link> {
+fn session_links(s: &workload::Model, hrefs: &Hrefs, alternate: Link) -> Vec<Link> {
     let href = hrefs.session(&s.id);
     vec![
-        Link::new("Up", Some("JobReference"), hrefs.job(&s.job_id)).named(&s.job_name),
+        Link::new("Up", Some("JobReference"), hrefs.job(&s.spec_id)).named(&s.spec_name),
         alternate,
         Link::new("Down", Some("BackupTaskSessionReferenceList"), format!("{href}/taskSessions")),
         Link::new("Stop", None, format!("{href}?action=stop")),
@@ -219,7 +219,9 @@ fn session_links(s: &job_session::Model, hrefs: &Hrefs, alternate: Link) -> Vec<
 }
 
 pub struct BackupJobSessionView<'a> {
-    pub session: &'a job_session::Model,
+    pub session: &'a workload::Model,
+    /// Its job's `JobType` (see `JobTypes`).
+    pub job_type: &'a str,
     pub hrefs: &'a Hrefs,
 }
 
@@ -240,8 +242,8 @@ impl Representation for BackupJobSessionView<'_> {
         let s = self.session;
         json!({
             "IsRetry": false,
-            "JobUid": format!("urn:veeam:Job:{}", s.job_id), "JobName": s.job_name, "JobType": s.job_type,
-            "CreationTimeUTC": timestamp(&s.creation_time), "EndTimeUTC": s.end_time.as_ref().map(timestamp),
+            "JobUid": job_uid(&s.spec_id), "JobName": s.spec_name, "JobType": self.job_type,
+            "CreationTimeUTC": timestamp(&s.created_at), "EndTimeUTC": s.ended_at.as_ref().map(timestamp),
             "State": state_name(s.state), "Result": result_name(s), "Progress": progress(s),
             "FailureMessage": super::messages::failure_message(s),
             "Name": s.name, "UID": session_uid(&s.id),
@@ -259,11 +261,11 @@ impl Representation for BackupJobSessionView<'_> {
         ];
         x.element("BackupJobSession", &attrs, |x| {
             links_xml(x, &self.links());
-            x.text("JobUid", Some(&format!("urn:veeam:Job:{}", s.job_id)));
-            x.text("JobName", Some(&s.job_name));
-            x.text("JobType", Some(&s.job_type));
-            x.text("CreationTimeUTC", Some(&timestamp(&s.creation_time)));
-            x.text("EndTimeUTC", s.end_time.as_ref().map(timestamp).as_deref());
+            x.text("JobUid", Some(&job_uid(&s.spec_id)));
+            x.text("JobName", Some(&s.spec_name));
+            x.text("JobType", Some(self.job_type));
+            x.text("CreationTimeUTC", Some(&timestamp(&s.created_at)));
+            x.text("EndTimeUTC", s.ended_at.as_ref().map(timestamp).as_deref());
             x.text("State", Some(state_name(s.state)));
             x.text("Result", Some(result_name(s)));
             x.text("Progress", Some(&progress(s).to_string()));
@@ -284,7 +286,7 @@ pub struct EntityRefView {
 }
 
 impl EntityRefView {
-    pub fn session(s: &job_session::Model, hrefs: &Hrefs) -> Self {
+    pub fn session(s: &workload::Model, hrefs: &Hrefs) -> Self {
         let alternate =
             Link::new("Alternate", Some("BackupJobSession"), format!("{}?format=Entity", hrefs.session(&s.id)))
                 .named(&s.name);
@@ -298,7 +300,7 @@ impl EntityRefView {
         }
     }
 
-    pub fn job(j: &job::Model, hrefs: &Hrefs) -> Self {
+    pub fn job(j: &workload_spec::Model, hrefs: &Hrefs) -> Self {
         let mut links = job_links(j, hrefs);
         links.insert(
             0,
@@ -342,11 +344,35 @@ pub fn references(items: Vec<EntityRefView>) -> List<EntityRefView> {
 // ---------------------------------------------------------------------------------------------
 // Jobs
 
-fn job_uid(id: &str) -> String {
+/// A job's `JobType`: the spec's `meta.jobType` (the jobs file's `type`), else "Backup".
+pub fn job_type(spec: &workload_spec::Model) -> String {
+    Some(spec.meta_text("jobType")).filter(|t| !t.is_empty()).unwrap_or_else(|| "Backup".to_owned())
+}
+
+/// The `JobType` of each of a tenant's jobs, for rendering their sessions.
+pub struct JobTypes(std::collections::HashMap<String, String>);
+
+impl JobTypes {
+    pub async fn of(db: &impl sea_orm::ConnectionTrait, tenant_id: i32) -> Result<Self, sea_orm::DbErr> {
+        let specs = entity::store::specs::list_of(db, tenant_id).await?;
+        Ok(Self(specs.iter().map(|spec| (spec.id.clone(), job_type(spec))).collect()))
+    }
+
+    pub fn of_session(&self, session: &workload::Model) -> &str {
+        self.0.get(&session.spec_id).map_or("Backup", String::as_str)
+    }
+
+    /// (job id, JobType) of every job, as the query service compares them.
+    pub fn all_text(&self) -> Vec<(String, super::query::Value)> {
+        self.0.iter().map(|(id, t)| (id.clone(), super::query::Value::Text(t.clone()))).collect()
+    }
+}
+
+pub fn job_uid(id: &str) -> String {
     format!("urn:veeam:Job:{id}")
 }
 
-fn job_links(j: &job::Model, hrefs: &Hrefs) -> Vec<Link> {
+fn job_links(j: &workload_spec::Model, hrefs: &Hrefs) -> Vec<Link> {
     let href = hrefs.job(&j.id);
     vec![
         Link::new("Down", Some("BackupJobSessionReferenceList"), format!("{href}/backupSessions")),
@@ -356,7 +382,7 @@ fn job_links(j: &job::Model, hrefs: &Hrefs) -> Vec<Link> {
 }
 
 pub struct JobView<'a> {
-    pub job: &'a job::Model,
+    pub job: &'a workload_spec::Model,
     pub hrefs: &'a Hrefs,
 }
 
@@ -375,7 +401,7 @@ impl Representation for JobView<'_> {
     fn json(&self) -> Value {
         let j = self.job;
         json!({
-            "JobType": j.job_type, "Platform": "Linux", "Description": j.description,
+            "JobType": job_type(j), "Platform": "Linux", "Description": j.meta_text("description"),
             "ScheduleConfigured": false, "ScheduleEnabled": false,
             "Name": j.name, "UID": job_uid(&j.id),
             "Links": links_json(&self.links()), "Href": format!("{}?format=Entity", self.hrefs.job(&j.id)), "Type": "Job",
@@ -392,9 +418,9 @@ impl Representation for JobView<'_> {
         ];
         x.element("Job", &attrs, |x| {
             links_xml(x, &self.links());
-            x.text("JobType", Some(&j.job_type));
+            x.text("JobType", Some(&job_type(j)));
             x.text("Platform", Some("Linux"));
-            x.text("Description", Some(&j.description));
+            x.text("Description", Some(&j.meta_text("description")));
             x.text("ScheduleConfigured", Some("false"));
             x.text("ScheduleEnabled", Some("false"));
         });

@@ -11,7 +11,7 @@ pub struct Model {
     pub tenant_id: i32,
     pub user_id: i32,
     pub operation: Operation,
-    /// The spec (job) id (StartWorkload, StopSpec) or the workload (session) id (StopWorkload).
+    /// The spec id (StartWorkload, StopSpec) or the workload id (StopWorkload).
     pub target_id: String,
     pub state: TaskState,
     /// Lease epoch: raised by every claim, so a stale holder's writes match no row.

@@ -1,13 +1,13 @@
 //! Store functions: every SQL statement of the project. Each takes `&impl ConnectionTrait`, so the
 //! same code runs on a pool or inside a transaction.
 
-pub mod jobs;
 pub mod logons;
 pub mod runners;
-pub mod sessions;
+pub mod specs;
 pub mod tasks;
 pub mod tenants;
 pub mod users;
+pub mod workloads;
 
 pub fn now() -> chrono::DateTime<chrono::Utc> {
     chrono::Utc::now()

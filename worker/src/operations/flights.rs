@@ -1,7 +1,7 @@
-//! Stop flights: one stop operation per session at a time, shared by every task that asks for it.
+//! Stop flights: one stop operation per workload at a time, shared by every task that asks for it.
 //!
-//! The runner keeps at most one *flight* per session. The first stop task of a session starts
-//! it: a tokio task that performs the stop once (`stop_session::drive`). Stop tasks that arrive
+//! The runner keeps at most one *flight* per workload. The first stop task of a workload starts
+//! it: a tokio task that performs the stop once (`stop_workload::drive`). Stop tasks that arrive
 //! while it is in the air *join* it instead of signalling again, and every member reports the
 //! flight's one outcome, so two stops signal a workload once and tell the same, true story.
 //!
@@ -11,9 +11,9 @@
 //! joins a flight that is being abandoned: a stop that arrives then starts a new flight, which
 //! first waits for the old one to land.
 //!
-//! Flights live in the runner's memory: every stop of a session runs on the runner that owns the
-//! session (stops are routed there). After a restart the re-adopted stop tasks start a new
-//! flight, which resumes from the session's recorded Stopping state.
+//! Flights live in the runner's memory: every stop of a workload runs on the runner that owns the
+//! workload (stops are routed there). After a restart the re-adopted stop tasks start a new
+//! flight, which resumes from the workload's recorded Stopping state.
 
 use entity::task;
 use std::collections::HashMap;
@@ -58,27 +58,27 @@ impl<T: Clone> Flight<T> {
 }
 
 pub struct Flights<T> {
-    by_session: Mutex<HashMap<String, Arc<Flight<T>>>>,
+    by_workload: Mutex<HashMap<String, Arc<Flight<T>>>>,
 }
 
 impl<T> Default for Flights<T> {
     fn default() -> Self {
-        Self { by_session: Mutex::default() }
+        Self { by_workload: Mutex::default() }
     }
 }
 
 impl<T: Clone + Send + Sync + 'static> Flights<T> {
-    /// Joins the session's flight, or starts one that runs `drive(flight)`.
-    pub fn join<F, Fut>(self: &Arc<Self>, session_id: &str, task: &task::Model, drive: F) -> Arc<Flight<T>>
+    /// Joins the workload's flight, or starts one that runs `drive(flight)`.
+    pub fn join<F, Fut>(self: &Arc<Self>, workload_id: &str, task: &task::Model, drive: F) -> Arc<Flight<T>>
     where
         F: FnOnce(Arc<Flight<T>>) -> Fut + Send + 'static,
         Fut: Future<Output = Landing<T>> + Send + 'static,
     {
-        let Ok(mut flights) = self.by_session.lock() else {
+        let Ok(mut flights) = self.by_workload.lock() else {
             // A poisoned lock: fly alone rather than not at all.
-            return self.launch(session_id, task, None, drive);
+            return self.launch(workload_id, task, None, drive);
         };
-        let previous = flights.get(session_id).cloned();
+        let previous = flights.get(workload_id).cloned();
         if let Some(flight) = &previous
             && !flight.abandon.is_cancelled()
             && flight.landed.borrow().is_none()
@@ -87,14 +87,14 @@ impl<T: Clone + Send + Sync + 'static> Flights<T> {
             members.push(task.clone());
             return flight.clone();
         }
-        let flight = self.launch(session_id, task, previous, drive);
-        flights.insert(session_id.to_owned(), flight.clone());
+        let flight = self.launch(workload_id, task, previous, drive);
+        flights.insert(workload_id.to_owned(), flight.clone());
         flight
     }
 
     fn launch<F, Fut>(
         self: &Arc<Self>,
-        session_id: &str,
+        workload_id: &str,
         task: &task::Model,
         previous: Option<Arc<Flight<T>>>,
         drive: F,
@@ -106,8 +106,8 @@ impl<T: Clone + Send + Sync + 'static> Flights<T> {
         let (land, landed) = watch::channel(None);
         let flight =
             Arc::new(Flight { members: Mutex::new(vec![task.clone()]), abandon: CancellationToken::new(), landed });
-        let (flights, session_id, flying) = (self.clone(), session_id.to_owned(), flight.clone());
-        let span = tracing::info_span!("stop_flight", workload = %session_id, first_task = task.id);
+        let (flights, workload_id, flying) = (self.clone(), workload_id.to_owned(), flight.clone());
+        let span = tracing::info_span!("stop_flight", workload = %workload_id, first_task = task.id);
         tokio::spawn(tracing::Instrument::instrument(
             async move {
                 if let Some(previous) = previous {
@@ -115,10 +115,10 @@ impl<T: Clone + Send + Sync + 'static> Flights<T> {
                 }
                 let landing = drive(flying.clone()).await;
                 let _ = land.send(Some(landing));
-                if let Ok(mut by_session) = flights.by_session.lock()
-                    && by_session.get(&session_id).is_some_and(|f| Arc::ptr_eq(f, &flying))
+                if let Ok(mut by_workload) = flights.by_workload.lock()
+                    && by_workload.get(&workload_id).is_some_and(|f| Arc::ptr_eq(f, &flying))
                 {
-                    by_session.remove(&session_id);
+                    by_workload.remove(&workload_id);
                 }
             },
             span,
@@ -129,7 +129,7 @@ impl<T: Clone + Send + Sync + 'static> Flights<T> {
     /// `task` no longer waits for the flight. True when it was the last member: the flight is
     /// then abandoned.
     pub fn leave(&self, flight: &Flight<T>, task_id: i32) -> bool {
-        let _flights = self.by_session.lock();
+        let _flights = self.by_workload.lock();
         let Ok(mut members) = flight.members.lock() else { return false };
         members.retain(|t| t.id != task_id);
         if members.is_empty() {

@@ -1,18 +1,18 @@
 //! One module per operation. Each is idempotent: a re-adopted task runs it again from the top,
 //! and it reads the database to find out how far the previous attempt got.
 //!
-//! `watch` follows a session's process group until it ends and records how it ended.
+//! `watch` follows a workload's process group until it ends and records how it ended.
 
 mod flights;
-mod start_job;
-mod stop_job;
-mod stop_session;
+mod start_workload;
+mod stop_spec;
+mod stop_workload;
 
 use crate::lease::Lease;
 use crate::process;
 use entity::outcome::{End, Unobserved};
-use entity::state::{Outcome, SessionEvent, TransitionError};
-use entity::store::{sessions, tasks};
+use entity::state::{Outcome, TransitionError, WorkloadEvent};
+use entity::store::{tasks, workloads};
 use entity::{Operation, TaskState, WorkloadState, task};
 use sea_orm::{DatabaseConnection, DbErr};
 use std::collections::HashMap;
@@ -29,8 +29,8 @@ pub struct Ctx {
     pub runner_id: String,
     pub grace: Duration,
     pub lease: Arc<Lease>,
-    /// The stop in flight for each session being stopped (see `flights`).
-    pub stops: Arc<flights::Flights<stop_session::StopReport>>,
+    /// The stop in flight for each workload being stopped (see `flights`).
+    pub stops: Arc<flights::Flights<stop_workload::StopReport>>,
     /// The lease epoch in which each task this runner holds was claimed or last verified.
     pub claims: Arc<Mutex<HashMap<i32, u64>>>,
 }
@@ -112,9 +112,9 @@ impl Ctx {
 
 pub async fn perform(ctx: &Ctx, task: &task::Model, cancel: &CancellationToken) -> Result<Outcome, OpError> {
     match task.operation {
-        Operation::StartWorkload => start_job::run(ctx, task, cancel).await,
-        Operation::StopSpec => stop_job::run(ctx, task, cancel).await,
-        Operation::StopWorkload => stop_session::run(ctx, task, cancel).await,
+        Operation::StartWorkload => start_workload::run(ctx, task, cancel).await,
+        Operation::StopSpec => stop_spec::run(ctx, task, cancel).await,
+        Operation::StopWorkload => stop_workload::run(ctx, task, cancel).await,
     }
 }
 
@@ -130,9 +130,9 @@ pub enum Exit {
     Adopted(process::Pgid),
 }
 
-/// Waits for the session's process to end, then records the end.
-pub fn watch(ctx: Ctx, session_id: String, exit: Exit) {
-    let span = tracing::info_span!("watch", workload = %session_id, runner = %ctx.runner_id);
+/// Waits for the workload's process to end, then records the end.
+pub fn watch(ctx: Ctx, workload_id: String, exit: Exit) {
+    let span = tracing::info_span!("watch", workload = %workload_id, runner = %ctx.runner_id);
     tokio::spawn(tracing::Instrument::instrument(
         async move {
             let ended = match exit {
@@ -150,40 +150,40 @@ pub fn watch(ctx: Ctx, session_id: String, exit: Exit) {
                     End::Unobserved { why: Unobserved::RunnerRestarted { runner: ctx.runner_id.clone() } }
                 }
             };
-            record_end(&ctx, &session_id, ended).await;
+            record_end(&ctx, &workload_id, ended).await;
         },
         span,
     ));
 }
 
-/// Moves the session to Stopped with how it ended. Whoever records first wins (the watcher or
-/// the stop operation); a session already Stopped is left as it is. A command that exits while
+/// Moves the workload to Stopped with how it ended. Whoever records first wins (the watcher or
+/// the stop operation); a workload already Stopped is left as it is. A command that exits while
 /// a stop is under way is recorded as ended during the stop.
-pub async fn record_end(ctx: &Ctx, session_id: &str, end: End) {
+pub async fn record_end(ctx: &Ctx, workload_id: &str, end: End) {
     loop {
-        let session = match sessions::find(&ctx.db, session_id).await {
-            Ok(Some(session)) => session,
+        let workload = match workloads::find(&ctx.db, workload_id).await {
+            Ok(Some(workload)) => workload,
             Ok(None) => return,
             Err(err) => {
-                tracing::warn!(%err, session_id, "cannot read the session; retrying");
+                tracing::warn!(%err, workload_id, "cannot read the workload; retrying");
                 tokio::time::sleep(POLL * 5).await;
                 continue;
             }
         };
-        if session.state == WorkloadState::Stopped {
+        if workload.state == WorkloadState::Stopped {
             return;
         }
         let end = match end.clone() {
             End::Exited { code, signal, .. } => {
-                End::Exited { code, signal, during_stop: session.state == WorkloadState::Stopping }
+                End::Exited { code, signal, during_stop: workload.state == WorkloadState::Stopping }
             }
             other => other,
         };
-        match sessions::transition(&ctx.db, &session, SessionEvent::Ended(end)).await {
+        match workloads::transition(&ctx.db, &workload, WorkloadEvent::Ended(end)).await {
             Ok(_) | Err(TransitionError::Illegal { .. }) => return,
             Err(TransitionError::Stale { .. }) => continue,
             Err(TransitionError::Db(err)) => {
-                tracing::warn!(%err, session_id, "cannot record the session's end; retrying");
+                tracing::warn!(%err, workload_id, "cannot record the workload's end; retrying");
                 tokio::time::sleep(POLL * 5).await;
             }
         }

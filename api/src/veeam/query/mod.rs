@@ -1,21 +1,30 @@
 //! `GET /api/query?type=BackupJobSession|Task`: filter, sort, page, references or entities.
 //!
-//! Rows are read from the store and filtered here, in the grammar of `filter`.
+//! The filter (grammar in `filter`) and the sort run in the database (`sql`), which counts the
+//! matches for `PagesCount` and returns only the requested page.
 
 mod filter;
+mod sql;
 
 use super::auth::Caller;
 use super::error::VeeamError;
 use super::render::ok;
-use super::views::{BackupJobSessionView, EntityRefView, Hrefs, Link, Representation, TaskView, links_json, links_xml};
+use super::views::{
+    BackupJobSessionView, EntityRefView, Hrefs, JobTypes, Link, Representation, TaskView, links_json, links_xml,
+};
 use super::xml::Xml;
 use super::{Params, hrefs};
 use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
-use entity::store::{sessions, tasks};
-use entity::{job_session, task};
-use filter::{Filter, Kind, Schema, Value};
+use entity::{TaskState, WorkloadState, task, workload};
+pub use filter::Value;
+use filter::{Kind, Schema};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, EntityTrait, Iterable, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    Select,
+};
 use serde_json::json;
+use sql::{Source, Sql};
 
 const DEFAULT_PAGE_SIZE: usize = 100;
 const SESSION_STATES: &[&str] = &["Starting", "Stopping", "Working", "Pausing", "Resuming", "Stopped"];
@@ -23,48 +32,65 @@ const SESSION_STATES: &[&str] = &["Starting", "Stopping", "Working", "Pausing", 
 const SESSION_RESULTS: &[&str] = &["None", "Success", "Warning", "Failed"];
 const TASK_STATES: &[&str] = &["Running", "Finished"];
 
-fn session_schema() -> Schema<job_session::Model> {
-    Schema {
-        type_name: "BackupJobSession",
-        fields: &[
-            ("Name", Kind::Text),
-            ("JobName", Kind::Text),
-            ("JobType", Kind::Text),
-            ("JobUid", Kind::Text),
-            ("Uid", Kind::Text),
-            ("State", Kind::Enum(SESSION_STATES)),
-            ("Result", Kind::Enum(SESSION_RESULTS)),
-            ("CreationTime", Kind::Time),
-            ("EndTime", Kind::Time),
-            ("Progress", Kind::Int),
-            ("IsRetry", Kind::Bool),
-        ],
-        read: |s, field| match field {
-            "Name" => Value::Text(s.name.clone()),
-            "JobName" => Value::Text(s.job_name.clone()),
-            "JobType" => Value::Text(s.job_type.clone()),
-            "JobUid" => Value::Text(format!("urn:veeam:Job:{}", s.job_id)),
-            "Uid" => Value::Text(format!("urn:veeam:BackupJobSession:{}", s.id)),
-            "State" => enum_value(SESSION_STATES, super::views::state_name(s.state)),
-            "Result" => enum_value(SESSION_RESULTS, super::views::result_name(s)),
-            "CreationTime" => Value::Time(s.creation_time),
-            "EndTime" => s.end_time.map_or(Value::Null, Value::Time),
-            "Progress" => Value::Int(super::views::progress(s).into()),
-            "IsRetry" => Value::Bool(false),
-            _ => Value::Null,
-        },
+const SESSIONS: Schema = Schema {
+    type_name: "BackupJobSession",
+    fields: &[
+        ("Name", Kind::Text),
+        ("JobName", Kind::Text),
+        ("JobType", Kind::Text),
+        ("JobUid", Kind::Text),
+        ("Uid", Kind::Text),
+        ("State", Kind::Enum(SESSION_STATES)),
+        ("Result", Kind::Enum(SESSION_RESULTS)),
+        ("CreationTime", Kind::Time),
+        ("EndTime", Kind::Time),
+        ("Progress", Kind::Int),
+        ("IsRetry", Kind::Bool),
+    ],
+};
+
+/// Where each session field lives in `workloads` (the view in `views` shows the same values).
+fn session_source(field: &str, job_types: &JobTypes) -> Source {
+    let by_state = |value: fn(WorkloadState) -> Value| Source::Mapped {
+        column: "state",
+        values: WorkloadState::iter().map(|s| (s.to_string(), value(s))).collect(),
+    };
+    match field {
+        "Name" => Source::Sql("name"),
+        "JobName" => Source::Sql("spec_name"),
+        "JobType" => Source::Mapped { column: "spec_id", values: job_types.all_text() },
+        "JobUid" => Source::Sql("'urn:veeam:Job:' || spec_id"),
+        "Uid" => Source::Sql("'urn:veeam:BackupJobSession:' || id"),
+        "State" => by_state(|s| enum_value(SESSION_STATES, super::views::state_name(s))),
+        // As `views::result_name`: no result until stopped, then Success or Failed.
+        "Result" => Source::Sql("CASE WHEN succeeded IS NULL THEN 0 WHEN succeeded THEN 1 ELSE 3 END"),
+        "CreationTime" => Source::Sql("created_at"),
+        "EndTime" => Source::Sql("ended_at"),
+        // As `views::progress`.
+        "Progress" => by_state(|s| Value::Int(if s == WorkloadState::Stopped { 100 } else { 0 })),
+        _ => Source::Const(Value::Bool(false)),
     }
 }
 
-fn task_schema() -> Schema<task::Model> {
-    Schema {
-        type_name: "Task",
-        fields: &[("TaskId", Kind::Text), ("State", Kind::Enum(TASK_STATES)), ("Operation", Kind::Text)],
-        read: |t, field| match field {
-            "TaskId" => Value::Text(super::ids::task_id(t)),
-            "State" => Value::Enum(usize::from(t.state.is_final())),
-            "Operation" => Value::Text(super::views::operation_name(t.operation).to_owned()),
-            _ => Value::Null,
+const TASKS: Schema = Schema {
+    type_name: "Task",
+    fields: &[("TaskId", Kind::Text), ("State", Kind::Enum(TASK_STATES)), ("Operation", Kind::Text)],
+};
+
+/// Where each task field lives in `tasks`.
+fn task_source(field: &str) -> Source {
+    match field {
+        // As `ids::task_id`.
+        "TaskId" => Source::Sql("'task-' || id"),
+        "State" => Source::Mapped {
+            column: "state",
+            values: TaskState::iter().map(|s| (s.to_string(), Value::Enum(usize::from(s.is_final())))).collect(),
+        },
+        _ => Source::Mapped {
+            column: "operation",
+            values: entity::Operation::iter()
+                .map(|o| (o.to_string(), Value::Text(super::views::operation_name(o).to_owned())))
+                .collect(),
         },
     }
 }
@@ -90,42 +116,56 @@ fn page(params: &Params) -> Result<Page, VeeamError> {
     Ok(Page { num: number("page", 1)?, size: number("pageSize", DEFAULT_PAGE_SIZE)? })
 }
 
-/// Filters, sorts and pages `rows` as the parameters say.
-fn select<T>(
-    schema: &Schema<T>,
+/// Filters, sorts and pages `base` in the database as the parameters say: the page's rows and
+/// the number of pages. Rows that sort equal keep `tie_break` order.
+async fn select<E: EntityTrait>(
+    db: &DatabaseConnection,
+    base: Select<E>,
+    schema: &Schema,
+    source: impl Fn(&str) -> Source,
     params: &Params,
-    mut rows: Vec<T>,
     page: &Page,
-) -> Result<(Vec<T>, usize), VeeamError> {
+    tie_break: &[E::Column],
+) -> Result<(Vec<E::Model>, usize), VeeamError>
+where
+    E::Model: Send + Sync,
+{
+    let sql = Sql { backend: db.get_database_backend() };
+    let mut query = base;
     if let Some(text) = params.get("filter").filter(|f| !f.trim().is_empty()) {
-        let filter: Filter = filter::parse(text, schema).map_err(VeeamError::BadRequest)?;
-        rows.retain(|row| schema.matches(&filter, row));
+        let filter = filter::parse(text, schema).map_err(VeeamError::BadRequest)?;
+        query = query.filter(sql.condition(&filter, &source));
     }
     let sort = match (params.get("sortAsc"), params.get("sortDesc")) {
         (Some(_), Some(_)) => {
             return Err(VeeamError::BadRequest("Use either sortAsc or sortDesc, not both.".into()));
         }
-        (Some(field), None) => Some((schema.field(field).map_err(VeeamError::BadRequest)?.0, false)),
-        (None, Some(field)) => Some((schema.field(field).map_err(VeeamError::BadRequest)?.0, true)),
+        (Some(field), None) => Some((schema.field(field).map_err(VeeamError::BadRequest)?, false)),
+        (None, Some(field)) => Some((schema.field(field).map_err(VeeamError::BadRequest)?, true)),
         (None, None) => None,
     };
-    if let Some((field, descending)) = sort {
-        rows.sort_by(|a, b| {
-            let (a, b) = ((schema.read)(a, field), (schema.read)(b, field));
-            // A field's values share one type, so only a null compares to nothing: nulls first.
-            let ordering = filter::compare(&a, &b).unwrap_or_else(|| (a != Value::Null).cmp(&(b != Value::Null)));
-            if descending { ordering.reverse() } else { ordering }
-        });
-    }
-    let total = rows.len();
+    let total = usize::try_from(query.clone().count(db).await?).unwrap_or(usize::MAX);
     let pages = total.div_ceil(page.size).max(1);
-    let rows = rows.into_iter().skip((page.num - 1).saturating_mul(page.size)).take(page.size).collect();
+    let skip = (page.num - 1).saturating_mul(page.size);
+    if skip >= total {
+        return Ok((Vec::new(), pages));
+    }
+    if let Some(((field, kind), descending)) = sort {
+        for (term, order) in sql.order(source(field), kind, descending) {
+            query = query.order_by(term, order);
+        }
+    }
+    for column in tie_break {
+        query = query.order_by_asc(*column);
+    }
+    let take = page.size.min(total - skip);
+    let rows = query.offset(skip as u64).limit(take as u64).all(db).await?;
     Ok((rows, pages))
 }
 
 enum Body {
     SessionRefs(Vec<EntityRefView>),
-    Sessions(Vec<job_session::Model>),
+    Sessions(Vec<workload::Model>, JobTypes),
     Tasks(Vec<task::Model>),
 }
 
@@ -144,9 +184,13 @@ impl Representation for QueryResult {
             Body::SessionRefs(items) => {
                 (json!({"Refs": items.iter().map(Representation::json).collect::<Vec<_>>()}), json!(null), json!(null))
             }
-            Body::Sessions(items) => {
-                let list: Vec<_> =
-                    items.iter().map(|session| BackupJobSessionView { session, hrefs: h }.json()).collect();
+            Body::Sessions(items, job_types) => {
+                let list: Vec<_> = items
+                    .iter()
+                    .map(|session| {
+                        BackupJobSessionView { session, job_type: job_types.of_session(session), hrefs: h }.json()
+                    })
+                    .collect();
                 (json!(null), json!({"BackupJobSessions": {"BackupJobSessions": list}}), json!(null))
             }
             Body::Tasks(items) => {
@@ -166,9 +210,11 @@ impl Representation for QueryResult {
         x.element("QueryResult", &[], |x| {
             match &self.body {
                 Body::SessionRefs(items) => x.element("Refs", &[], |x| items.iter().for_each(|r| r.xml(x))),
-                Body::Sessions(items) => x.element("Entities", &[], |x| {
+                Body::Sessions(items, job_types) => x.element("Entities", &[], |x| {
                     x.element("BackupJobSessions", &[], |x| {
-                        items.iter().for_each(|session| BackupJobSessionView { session, hrefs: h }.xml(x))
+                        items.iter().for_each(|session| {
+                            BackupJobSessionView { session, job_type: job_types.of_session(session), hrefs: h }.xml(x)
+                        })
                     })
                 }),
                 Body::Tasks(items) => x.element("Resources", &[], |x| {
@@ -224,18 +270,36 @@ pub async fn run_query(
     let page = page(&params)?;
     let kind =
         params.get("type").ok_or_else(|| VeeamError::BadRequest("The 'type' query parameter is required.".into()))?;
+    let tenant = caller.user.tenant_id;
     let (body, pages) = if kind.eq_ignore_ascii_case("BackupJobSession") {
-        let (rows, pages) =
-            select(&session_schema(), &params, sessions::list_of(&state.db, caller.user.tenant_id).await?, &page)?;
+        let job_types = JobTypes::of(&state.db, tenant).await?;
+        let (rows, pages) = select(
+            &state.db,
+            workload::Entity::find().filter(workload::Column::TenantId.eq(tenant)),
+            &SESSIONS,
+            |field| session_source(field, &job_types),
+            &params,
+            &page,
+            &[workload::Column::CreatedAt, workload::Column::Id],
+        )
+        .await?;
         let body = if params.wants_entities() {
-            Body::Sessions(rows)
+            Body::Sessions(rows, job_types)
         } else {
             Body::SessionRefs(rows.iter().map(|s| EntityRefView::session(s, &hrefs).in_list()).collect())
         };
         (body, pages)
     } else if kind.eq_ignore_ascii_case("Task") {
-        let (rows, pages) =
-            select(&task_schema(), &params, tasks::list_for_user(&state.db, caller.user.id).await?, &page)?;
+        let (rows, pages) = select(
+            &state.db,
+            task::Entity::find().filter(task::Column::UserId.eq(caller.user.id)),
+            &TASKS,
+            task_source,
+            &params,
+            &page,
+            &[task::Column::Id],
+        )
+        .await?;
         (Body::Tasks(rows), pages)
     } else {
         return Err(VeeamError::BadRequest(format!(

@@ -1,21 +1,21 @@
-//! StopWorkload: SIGTERM to the session's process group, SIGKILL after the grace period,
-//! then the session is recorded Stopped.
+//! StopWorkload: SIGTERM to the workload's process group, SIGKILL after the grace period,
+//! then the workload is recorded Stopped.
 //!
-//! One stop per session at a time: every stop task of a session joins the session's stop flight
+//! One stop per workload at a time: every stop task of a workload joins the workload's stop flight
 //! (`flights`), which performs the stop once, and all of them report its one outcome.
 //!
 //! Safe points for abandoning (when the last task of the flight is cancelled): before SIGTERM
-//! (nothing is done), and while waiting out the grace period (SIGKILL is not sent; the session
+//! (nothing is done), and while waiting out the grace period (SIGKILL is not sent; the workload
 //! goes back to Running if its processes survived). Once SIGKILL is sent, the stop completes.
 //! Before each signal the flight checks the runner's lease (`Ctx::guard`).
 
 use super::flights::{Flight, Landing};
 use super::{Ctx, OpError, POLL, cancelled_before_start, record_end};
 use crate::process::{self, Pgid, SIGKILL, SIGTERM};
-use entity::job_session;
 use entity::outcome::{End, StopHow};
-use entity::state::{Outcome, SessionEvent, TransitionError};
-use entity::store::sessions;
+use entity::state::{Outcome, TransitionError, WorkloadEvent};
+use entity::store::workloads;
+use entity::workload;
 use entity::{WorkloadState, task};
 use sea_orm::DbErr;
 use std::sync::Arc;
@@ -28,47 +28,47 @@ const KILL_WAIT: Duration = Duration::from_secs(10);
 /// What a stop flight did.
 #[derive(Clone, Debug)]
 pub enum StopReport {
-    /// The session was Stopped before the flight began.
+    /// The workload was Stopped before the flight began.
     AlreadyStopped,
     /// Abandoned before anything was sent.
     NotStarted,
-    /// The session is Stopped now; how its processes ended.
+    /// The workload is Stopped now; how its processes ended.
     Stopped(StopHow),
-    /// Abandoned in the grace period: no SIGKILL; processes still alive, and the session's state.
+    /// Abandoned in the grace period: no SIGKILL; processes still alive, and the workload's state.
     Abandoned { alive: usize, state: WorkloadState },
     /// Processes that outlived SIGKILL.
     Survived(Vec<i32>),
 }
 
 pub async fn run(ctx: &Ctx, task: &task::Model, cancel: &CancellationToken) -> Result<Outcome, OpError> {
-    match sessions::find(&ctx.db, &task.target_id).await? {
-        Some(session) => stop(ctx, task, session, cancel).await,
+    match workloads::find(&ctx.db, &task.target_id).await? {
+        Some(workload) => stop(ctx, task, workload, cancel).await,
         None => Ok(Outcome::WorkloadGone { workload: task.target_id.clone() }),
     }
 }
 
-/// Joins (or starts) the session's stop flight and reports its outcome. A cancelled task leaves
+/// Joins (or starts) the workload's stop flight and reports its outcome. A cancelled task leaves
 /// the flight; if it was the last one there, it waits for the flight to abandon and reports that.
 pub async fn stop(
     ctx: &Ctx,
     task: &task::Model,
-    session: job_session::Model,
+    workload: workload::Model,
     cancel: &CancellationToken,
 ) -> Result<Outcome, OpError> {
-    if session.runner_id != ctx.runner_id {
+    if workload.runner_id != ctx.runner_id {
         return Ok(Outcome::WrongRunner {
-            workload: session.id,
-            workload_name: session.name,
-            owner: session.runner_id,
+            workload: workload.id,
+            workload_name: workload.name,
+            owner: workload.runner_id,
         });
     }
-    if cancel.is_cancelled() && session.state != WorkloadState::Stopped {
+    if cancel.is_cancelled() && workload.state != WorkloadState::Stopped {
         return Ok(cancelled_before_start(None));
     }
     let driver = ctx.clone();
-    let session_id = session.id.clone();
-    let flight = ctx.stops.join(&session.id, task, move |flight| async move {
-        match drive(&driver, &session_id, &flight).await {
+    let workload_id = workload.id.clone();
+    let flight = ctx.stops.join(&workload.id, task, move |flight| async move {
+        match drive(&driver, &workload_id, &flight).await {
             Ok(report) => Landing::Done(report),
             Err(OpError::Db(err)) => Landing::Failed(err.to_string()),
             Err(OpError::StandDown) => Landing::StandDown,
@@ -78,20 +78,20 @@ pub async fn stop(
         landing = flight.landing() => landing,
         _ = cancel.cancelled() => {
             if !ctx.stops.leave(&flight, task.id) {
-                return Ok(Outcome::LeftStop { workload: session.id, workload_name: session.name });
+                return Ok(Outcome::LeftStop { workload: workload.id, workload_name: workload.name });
             }
             flight.landing().await
         }
     };
     match landing {
-        Landing::Done(report) => Ok(outcome(session, report)),
+        Landing::Done(report) => Ok(outcome(workload, report)),
         Landing::Failed(err) => Err(DbErr::Custom(err).into()),
         Landing::StandDown => Err(OpError::StandDown),
     }
 }
 
-fn outcome(session: job_session::Model, report: StopReport) -> Outcome {
-    let (workload, workload_name) = (session.id, session.name);
+fn outcome(workload: workload::Model, report: StopReport) -> Outcome {
+    let (workload, workload_name) = (workload.id, workload.name);
     match report {
         StopReport::AlreadyStopped => Outcome::AlreadyStopped { workload, workload_name },
         StopReport::NotStarted => cancelled_before_start(Some(workload)),
@@ -102,12 +102,12 @@ fn outcome(session: job_session::Model, report: StopReport) -> Outcome {
 }
 
 /// The stop itself, run once per flight.
-async fn drive(ctx: &Ctx, session_id: &str, flight: &Arc<Flight<StopReport>>) -> Result<StopReport, OpError> {
+async fn drive(ctx: &Ctx, workload_id: &str, flight: &Arc<Flight<StopReport>>) -> Result<StopReport, OpError> {
     let abandon = flight.abandon_token();
-    let mut session =
-        sessions::find(&ctx.db, session_id).await?.ok_or_else(|| DbErr::RecordNotFound(session_id.into()))?;
+    let mut workload =
+        workloads::find(&ctx.db, workload_id).await?.ok_or_else(|| DbErr::RecordNotFound(workload_id.into()))?;
     loop {
-        match session.state {
+        match workload.state {
             WorkloadState::Stopped => return Ok(StopReport::AlreadyStopped),
             WorkloadState::Stopping => break,
             WorkloadState::Starting | WorkloadState::Running if abandon.is_cancelled() => {
@@ -115,9 +115,9 @@ async fn drive(ctx: &Ctx, session_id: &str, flight: &Arc<Flight<StopReport>>) ->
             }
             WorkloadState::Starting => tokio::time::sleep(POLL).await,
             WorkloadState::Running => {
-                match sessions::transition(&ctx.db, &session, SessionEvent::StopRequested).await {
+                match workloads::transition(&ctx.db, &workload, WorkloadEvent::StopRequested).await {
                     Ok(next) => {
-                        session = next;
+                        workload = next;
                         break;
                     }
                     Err(TransitionError::Stale { .. } | TransitionError::Illegal { .. }) => {}
@@ -125,16 +125,17 @@ async fn drive(ctx: &Ctx, session_id: &str, flight: &Arc<Flight<StopReport>>) ->
                 }
             }
         }
-        session = sessions::find(&ctx.db, session_id).await?.ok_or_else(|| DbErr::RecordNotFound(session_id.into()))?;
+        workload =
+            workloads::find(&ctx.db, workload_id).await?.ok_or_else(|| DbErr::RecordNotFound(workload_id.into()))?;
     }
-    let Some(pgid) = session.pid.and_then(Pgid::new) else {
-        record_end(ctx, &session.id, End::Stopped { how: StopHow::NoProcess }).await;
+    let Some(pgid) = workload.pid.and_then(Pgid::new) else {
+        record_end(ctx, &workload.id, End::Stopped { how: StopHow::NoProcess }).await;
         return Ok(StopReport::Stopped(StopHow::NoProcess));
     };
 
     ctx.guard(&flight.members()).await?;
     let sent = process::signal_group(pgid, SIGTERM).unwrap_or(false);
-    tracing::info!(session = %session.id, pgid = pgid.get(), sent, "SIGTERM sent");
+    tracing::info!(workload = %workload.id, pgid = pgid.get(), sent, "SIGTERM sent");
     let sent_at = tokio::time::Instant::now();
     let how = loop {
         // The shortest grace any member asks for (a forced stop: none); it can shrink while the
@@ -144,15 +145,15 @@ async fn drive(ctx: &Ctx, session_id: &str, flight: &Arc<Flight<StopReport>>) ->
             break if sent { StopHow::ExitedAfterSigterm } else { StopHow::AlreadyExited };
         }
         if abandon.is_cancelled() {
-            return Ok(give_up(ctx, &session, pgid).await);
+            return Ok(give_up(ctx, &workload, pgid).await);
         }
         if sent_at.elapsed() >= Duration::from_millis(grace_ms) {
             if let Err(err) = ctx.guard(&flight.members()).await {
-                give_up(ctx, &session, pgid).await;
+                give_up(ctx, &workload, pgid).await;
                 return Err(err);
             }
             let _ = process::signal_group(pgid, SIGKILL);
-            tracing::info!(session = %session.id, pgid = pgid.get(), "SIGKILL sent after the grace period");
+            tracing::info!(workload = %workload.id, pgid = pgid.get(), "SIGKILL sent after the grace period");
             let kill_deadline = tokio::time::Instant::now() + KILL_WAIT;
             while process::group_alive(pgid) && tokio::time::Instant::now() < kill_deadline {
                 tokio::time::sleep(POLL).await;
@@ -164,7 +165,7 @@ async fn drive(ctx: &Ctx, session_id: &str, flight: &Arc<Flight<StopReport>>) ->
         }
         tokio::time::sleep(POLL).await;
     };
-    record_end(ctx, &session.id, End::Stopped { how }).await;
+    record_end(ctx, &workload.id, End::Stopped { how }).await;
     Ok(StopReport::Stopped(how))
 }
 
@@ -173,11 +174,11 @@ fn grace_ms(ctx: &Ctx, flight: &Flight<StopReport>) -> u64 {
     flight.members().iter().map(|t| t.params().grace_ms(default_ms)).min().unwrap_or(default_ms)
 }
 
-/// Abandoning in the grace period: no SIGKILL, and the session reports its true state.
-async fn give_up(ctx: &Ctx, session: &job_session::Model, pgid: Pgid) -> StopReport {
-    let state = match sessions::transition(&ctx.db, session, SessionEvent::StopAbandoned).await {
+/// Abandoning in the grace period: no SIGKILL, and the workload reports its true state.
+async fn give_up(ctx: &Ctx, workload: &workload::Model, pgid: Pgid) -> StopReport {
+    let state = match workloads::transition(&ctx.db, workload, WorkloadEvent::StopAbandoned).await {
         Ok(next) => next.state,
-        Err(_) => sessions::find(&ctx.db, &session.id).await.ok().flatten().map_or(session.state, |s| s.state),
+        Err(_) => workloads::find(&ctx.db, &workload.id).await.ok().flatten().map_or(workload.state, |s| s.state),
     };
     StopReport::Abandoned { alive: process::group_members(pgid).len(), state }
 }

@@ -1,34 +1,39 @@
 use crate::state::WorkloadState;
 use sea_orm::entity::prelude::*;
 
-/// A backup job session: one run of a job, a process group owned by one runner.
+/// One run of a spec: a process group owned by one runner. Veeam calls it a backup job session.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-#[sea_orm(table_name = "job_sessions")]
+#[sea_orm(table_name = "workloads")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: String,
     /// The owner: another tenant's row does not exist for you.
     pub tenant_id: i32,
-    pub job_id: String,
-    pub job_name: String,
-    pub job_type: String,
+    pub spec_id: String,
+    /// The spec's name when the workload started.
+    pub spec_name: String,
+    /// The name its start task gave it (see `TaskParams::name`), else the spec's name.
     pub name: String,
     pub state: WorkloadState,
     /// Once Stopped: how it ended, as a JSON `outcome::End` (see `ended`).
     pub ending: Option<String>,
-    pub creation_time: DateTimeUtc,
-    pub end_time: Option<DateTimeUtc>,
+    /// Once Stopped: `End::succeeded` of the ending, kept as a column to filter on.
+    pub succeeded: Option<bool>,
+    pub created_at: DateTimeUtc,
+    pub ended_at: Option<DateTimeUtc>,
     /// The runner that started the process group and alone may signal it.
     pub runner_id: String,
     /// Process id of the group leader, which is also the process group id.
     pub pid: Option<i32>,
     pub exit_code: Option<i32>,
-    /// The StartWorkload task that created this session: makes a re-run of that task idempotent.
+    /// The start task that created this workload: makes a re-run of that task idempotent.
     #[sea_orm(unique)]
     pub start_task_id: i32,
-    /// The job id while the session is not Stopped, else `None`. Unique: the database holds
-    /// at most one active session per job, however many starts race.
-    pub active_job_id: Option<String>,
+    /// The spec id while the workload is not Stopped, else `None`. Unique: the database holds
+    /// at most one active workload per spec, however many starts race.
+    pub active_spec_id: Option<String>,
+    /// A JSON object of strings, set by whoever created the workload.
+    pub labels: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

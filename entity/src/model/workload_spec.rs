@@ -1,8 +1,8 @@
 use sea_orm::entity::prelude::*;
 
-/// A named command that a runner can start as a backup job session.
+/// What a workload runs: a named command in a working directory. Veeam calls it a job.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-#[sea_orm(table_name = "jobs")]
+#[sea_orm(table_name = "workload_specs")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: String,
@@ -10,11 +10,11 @@ pub struct Model {
     pub tenant_id: i32,
     #[sea_orm(unique)]
     pub name: String,
-    pub job_type: String,
-    pub description: String,
     /// The argument vector, as a JSON array of strings.
     pub command: String,
     pub working_dir: String,
+    /// What only the faces show (Veeam's `jobType` and `description`), as a JSON object.
+    pub meta: String,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }
@@ -30,26 +30,45 @@ impl Model {
     pub fn argv(&self) -> Result<Vec<String>, String> {
         serde_json::from_str(&self.command).map_err(|e| format!("its stored command is not a list of strings ({e})"))
     }
+
+    /// One text entry of `meta`; empty when absent.
+    pub fn meta_text(&self, key: &str) -> String {
+        serde_json::from_str::<serde_json::Value>(&self.meta)
+            .ok()
+            .and_then(|meta| meta.get(key).and_then(serde_json::Value::as_str).map(str::to_owned))
+            .unwrap_or_default()
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn a_stored_command_that_is_not_a_list_of_strings_is_an_error_not_an_empty_command() {
-        let job = |command: &str| super::Model {
+    fn spec(command: &str, meta: &str) -> super::Model {
+        super::Model {
             id: "j".into(),
             tenant_id: 1,
             name: "j".into(),
-            job_type: "Backup".into(),
-            description: String::new(),
             command: command.into(),
             working_dir: ".".into(),
+            meta: meta.into(),
             created_at: chrono::Utc::now(),
             updated_at: chrono::Utc::now(),
-        };
-        assert_eq!(job(r#"["sh","-c","true"]"#).argv(), Ok(vec!["sh".into(), "-c".into(), "true".into()]));
-        for broken in ["", "sh -c true", r#"{"cmd":"sh"}"#, "[1,2]"] {
-            assert!(job(broken).argv().is_err(), "{broken:?}");
         }
+    }
+
+    #[test]
+    fn a_stored_command_that_is_not_a_list_of_strings_is_an_error_not_an_empty_command() {
+        assert_eq!(spec(r#"["sh","-c","true"]"#, "{}").argv(), Ok(vec!["sh".into(), "-c".into(), "true".into()]));
+        for broken in ["", "sh -c true", r#"{"cmd":"sh"}"#, "[1,2]"] {
+            assert!(spec(broken, "{}").argv().is_err(), "{broken:?}");
+        }
+    }
+
+    #[test]
+    fn meta_entries_are_read_as_text_and_absent_ones_are_empty() {
+        let s = spec("[]", r#"{"jobType":"Backup","n":3}"#);
+        assert_eq!(s.meta_text("jobType"), "Backup");
+        assert_eq!(s.meta_text("n"), "");
+        assert_eq!(s.meta_text("description"), "");
+        assert_eq!(spec("[]", "not json").meta_text("jobType"), "");
     }
 }

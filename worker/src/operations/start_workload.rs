@@ -1,0 +1,121 @@
+//! StartWorkload: creates a workload of the spec (Veeam: a job's new session) and spawns the
+//! spec's command as a new process group.
+//!
+//! - One active workload per spec: inserting the workload claims the spec (a unique column, see
+//!   `workloads::insert`), so racing starts of one idle spec start it once; the others finish
+//!   with "already running".
+//! - Idempotent through `workloads.start_task_id`: a re-run of the same task finds the workload
+//!   the first attempt created instead of starting a second one.
+//! - The handle is durable before the command runs: the process is spawned behind its gate
+//!   (`process::spawn_gated`), its pid is recorded with the workload's `Started` transition, and
+//!   only then is the gate released. A runner that dies in between leaves a gate that exits
+//!   without running the command, so the re-run spawns it exactly once.
+
+use super::{Ctx, Exit, OpError, cancelled_before_start, record_end, watch};
+use crate::process;
+use entity::outcome::{End, Unobserved};
+use entity::state::{Outcome, WorkloadEvent};
+use entity::store::{specs, workloads};
+use entity::{WorkloadState, task, workload, workload_spec};
+use std::path::Path;
+use tokio_util::sync::CancellationToken;
+
+pub async fn run(ctx: &Ctx, task: &task::Model, cancel: &CancellationToken) -> Result<Outcome, OpError> {
+    let Some(spec) = specs::find(&ctx.db, &task.target_id).await? else {
+        return Ok(Outcome::SpecGone { spec: task.target_id.clone() });
+    };
+    let started =
+        |workload: &workload::Model| Outcome::Started { workload: workload.id.clone(), spec_name: spec.name.clone() };
+    let workload = match workloads::find_by_start_task(&ctx.db, task.id).await? {
+        Some(workload) if workload.state != WorkloadState::Starting => return Ok(started(&workload)),
+        Some(workload) => workload,
+        None if cancel.is_cancelled() => return Ok(cancelled_before_start(None)),
+        None => match claim_spec(ctx, task, &spec).await? {
+            Ok(workload) => workload,
+            Err(running) => {
+                return Ok(Outcome::AlreadyRunning {
+                    workload: running.id,
+                    workload_name: running.name,
+                    spec_name: spec.name.clone(),
+                });
+            }
+        },
+    };
+
+    ctx.guard(std::slice::from_ref(task)).await?;
+    let working_dir = Path::new(&spec.working_dir);
+    let log = working_dir.join(format!("{}.log", workload.id));
+    let spawned =
+        spec.argv().map_err(std::io::Error::other).and_then(|argv| process::spawn_gated(&argv, working_dir, &log));
+    let gated = match spawned {
+        Ok(gated) => gated,
+        Err(err) => {
+            let ended = WorkloadEvent::Ended(End::StartFailed { reason: err.to_string() });
+            workloads::transition(&ctx.db, &workload, ended).await?;
+            return Ok(Outcome::StartFailed { workload: workload.id, spec_name: spec.name, reason: err.to_string() });
+        }
+    };
+    let pid = gated.pgid().get();
+    let recorded = match crate::fault_point("start_workload.spawned") {
+        Ok(()) => {
+            workloads::transition(&ctx.db, &workload, WorkloadEvent::Started { pid }).await.map_err(OpError::from)
+        }
+        Err(err) => Err(err.into()),
+    };
+    if let Err(err) = recorded {
+        // The command has not run, and nothing records its process: end it; the re-run spawns anew.
+        gated.abort().await;
+        return Err(err);
+    }
+    if let Err(err) = ctx.guard(std::slice::from_ref(task)).await {
+        gated.abort().await;
+        record_end(ctx, &workload.id, End::Unobserved { why: Unobserved::LeaseLost }).await;
+        return Err(err);
+    }
+    watch(ctx.clone(), workload.id.clone(), Exit::Child(gated.release().await));
+    tracing::info!(workload = %workload.id, pid, spec = %spec.name, "workload started");
+    Ok(started(&workload))
+}
+
+/// Inserts this task's workload, which claims the spec. `Err(workload)`: the spec's active workload,
+/// inserted by another start.
+async fn claim_spec(
+    ctx: &Ctx,
+    task: &task::Model,
+    spec: &workload_spec::Model,
+) -> Result<Result<workload::Model, workload::Model>, OpError> {
+    loop {
+        let new = workload::Model {
+            id: uuid::Uuid::new_v4().to_string(),
+            tenant_id: spec.tenant_id,
+            spec_id: spec.id.clone(),
+            spec_name: spec.name.clone(),
+            name: task.params().name.unwrap_or_else(|| spec.name.clone()),
+            state: WorkloadState::Starting,
+            ending: None,
+            succeeded: None,
+            created_at: entity::store::now(),
+            ended_at: None,
+            runner_id: ctx.runner_id.clone(),
+            pid: None,
+            exit_code: None,
+            start_task_id: task.id,
+            active_spec_id: None,
+            labels: "{}".to_owned(),
+        };
+        match workloads::insert(&ctx.db, new).await {
+            Ok(workload) => return Ok(Ok(workload)),
+            Err(err) if workloads::is_spec_taken(&err) => {
+                // Another start holds the spec, or an earlier attempt of this task inserted first.
+                if let Some(mine) = workloads::find_by_start_task(&ctx.db, task.id).await? {
+                    return Ok(Ok(mine));
+                }
+                if let Some(running) = workloads::active_of_spec(&ctx.db, &spec.id).await? {
+                    return Ok(Err(running));
+                }
+                // The other workload ended in between: the spec is free again.
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+}
