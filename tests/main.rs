@@ -20,6 +20,8 @@ mod faults;
 mod fuzz;
 #[path = "suite/hostile.rs"]
 mod hostile;
+#[path = "suite/paging.rs"]
+mod paging;
 #[path = "suite/query.rs"]
 mod query;
 #[path = "suite/races.rs"]

@@ -44,6 +44,7 @@ enum JobSessions {
 enum Workloads {
     Table,
     Id,
+    Name,
     TenantId,
     JobId,
     SpecId,
@@ -68,7 +69,8 @@ enum Tasks {
     UserId,
 }
 
-const LISTING_INDEXES: [&str; 3] = ["ix_workloads_tenant_created", "ix_tasks_tenant_id", "ix_tasks_user_id"];
+const LISTING_INDEXES: [&str; 4] =
+    ["ix_workloads_tenant_created", "ix_workloads_tenant_name", "ix_tasks_tenant_id", "ix_tasks_user_id"];
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
@@ -107,17 +109,19 @@ impl MigrationTrait for Migration {
         .await?;
         record_succeeded(db).await?;
 
-        m.create_index(
-            Index::create()
-                .name(LISTING_INDEXES[0])
-                .table(Workloads::Table)
-                .col(Workloads::TenantId)
-                .col(Workloads::CreatedAt)
-                .col(Workloads::Id)
-                .to_owned(),
-        )
-        .await?;
-        for (name, owner) in [(LISTING_INDEXES[1], Tasks::TenantId), (LISTING_INDEXES[2], Tasks::UserId)] {
+        for (name, sort) in [(LISTING_INDEXES[0], Workloads::CreatedAt), (LISTING_INDEXES[1], Workloads::Name)] {
+            m.create_index(
+                Index::create()
+                    .name(name)
+                    .table(Workloads::Table)
+                    .col(Workloads::TenantId)
+                    .col(sort)
+                    .col(Workloads::Id)
+                    .to_owned(),
+            )
+            .await?;
+        }
+        for (name, owner) in [(LISTING_INDEXES[2], Tasks::TenantId), (LISTING_INDEXES[3], Tasks::UserId)] {
             m.create_index(Index::create().name(name).table(Tasks::Table).col(owner).col(Tasks::Id).to_owned()).await?;
         }
         Ok(())
@@ -127,8 +131,9 @@ impl MigrationTrait for Migration {
         let db = m.get_connection();
         for (name, table) in [
             (LISTING_INDEXES[0], Workloads::Table.into_iden()),
-            (LISTING_INDEXES[1], Tasks::Table.into_iden()),
+            (LISTING_INDEXES[1], Workloads::Table.into_iden()),
             (LISTING_INDEXES[2], Tasks::Table.into_iden()),
+            (LISTING_INDEXES[3], Tasks::Table.into_iden()),
         ] {
             m.drop_index(Index::drop().name(name).table(table).to_owned()).await?;
         }

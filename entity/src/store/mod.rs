@@ -2,6 +2,7 @@
 //! same code runs on a pool or inside a transaction.
 
 pub mod logons;
+pub mod page;
 pub mod runners;
 pub mod specs;
 pub mod tasks;

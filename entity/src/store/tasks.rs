@@ -1,3 +1,4 @@
+use super::page::{BadCursor, Cursor, Page};
 use crate::state::{Operation, TaskEvent, TaskState, TransitionError};
 use crate::task::{self, Column};
 use chrono::{DateTime, Utc};
@@ -181,4 +182,64 @@ pub async fn stranded_on(db: &impl ConnectionTrait, runners: &[String]) -> Resul
         )
         .all(db)
         .await
+}
+
+/// What a listing of a tenant's tasks shows; tasks are listed in the order they were created
+/// (by id), newest first when `descending`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskQuery {
+    /// Only this user's tasks.
+    pub user_id: Option<i32>,
+    /// Only tasks in one of these states; empty: any.
+    pub states: Vec<TaskState>,
+    pub operation: Option<Operation>,
+    pub target_id: Option<String>,
+    pub descending: bool,
+}
+
+const BY_ID: &str = "id";
+
+impl TaskQuery {
+    /// The cursor `text`, if it was made by a listing in this order.
+    pub fn cursor(&self, text: &str) -> Result<Cursor, BadCursor> {
+        let cursor = Cursor::decode(text, BY_ID, self.descending)?;
+        cursor.id.parse::<i32>().map(|_| cursor).map_err(|_| BadCursor)
+    }
+}
+
+/// One page of the tenant's tasks: at most `limit` (capped at `page::MAX_LIMIT`), after `after`
+/// (a cursor from `TaskQuery::cursor`), read along the tenant's task index.
+pub async fn page(
+    db: &impl ConnectionTrait,
+    tenant_id: i32,
+    query: &TaskQuery,
+    after: Option<&Cursor>,
+    limit: u64,
+) -> Result<Page<task::Model>, DbErr> {
+    let limit = limit.clamp(1, super::page::MAX_LIMIT);
+    let mut select = task::Entity::find().filter(Column::TenantId.eq(tenant_id));
+    if let Some(user) = query.user_id {
+        select = select.filter(Column::UserId.eq(user));
+    }
+    if !query.states.is_empty() {
+        select = select.filter(Column::State.is_in(query.states.iter().copied()));
+    }
+    if let Some(operation) = query.operation {
+        select = select.filter(Column::Operation.eq(operation));
+    }
+    if let Some(target) = &query.target_id {
+        select = select.filter(Column::TargetId.eq(target));
+    }
+    if let Some(cursor) = after {
+        let last: i32 = cursor.id.parse().map_err(|_| DbErr::Custom("bad cursor".into()))?;
+        select = select.filter(if query.descending { Column::Id.lt(last) } else { Column::Id.gt(last) });
+    }
+    let order = if query.descending { sea_orm::Order::Desc } else { sea_orm::Order::Asc };
+    let rows = select.order_by(Column::Id, order).limit(limit + 1).all(db).await?;
+    Ok(super::page::finish(rows, limit, |t| Cursor {
+        sort: BY_ID.to_owned(),
+        descending: query.descending,
+        value: t.id.to_string(),
+        id: t.id.to_string(),
+    }))
 }

@@ -1,8 +1,9 @@
+use super::page::{BadCursor, Cursor, Page};
 use crate::state::{TransitionError, WorkloadEvent, WorkloadState};
 use crate::workload::{self, Column};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, sea_query::Expr,
+    QueryOrder, QuerySelect, Select, sea_query::Expr,
 };
 
 /// Inserts a new workload, claiming its spec: fails with a unique violation (`is_spec_taken`)
@@ -114,4 +115,112 @@ pub async fn transition(
         return Err(TransitionError::Stale { expected: seen.state.to_string() });
     }
     Ok(next)
+}
+
+/// What a listing of a tenant's workloads shows, and in which order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkloadQuery {
+    /// Only workloads in one of these states; empty: any.
+    pub states: Vec<WorkloadState>,
+    pub spec_id: Option<String>,
+    pub name_prefix: Option<String>,
+    pub id_prefix: Option<String>,
+    pub sort: WorkloadSort,
+    pub descending: bool,
+}
+
+/// The sort key of a workload listing; ties are broken by id.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WorkloadSort {
+    #[default]
+    CreatedAt,
+    Name,
+}
+
+impl WorkloadSort {
+    fn key(self) -> &'static str {
+        match self {
+            WorkloadSort::CreatedAt => "created_at",
+            WorkloadSort::Name => "name",
+        }
+    }
+
+    fn column(self) -> Column {
+        match self {
+            WorkloadSort::CreatedAt => Column::CreatedAt,
+            WorkloadSort::Name => Column::Name,
+        }
+    }
+
+    fn value_of(self, w: &workload::Model) -> String {
+        match self {
+            WorkloadSort::CreatedAt => w.created_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+            WorkloadSort::Name => w.name.clone(),
+        }
+    }
+
+    fn sea_value(self, text: &str) -> Option<sea_orm::Value> {
+        match self {
+            WorkloadSort::CreatedAt => chrono::DateTime::parse_from_rfc3339(text)
+                .ok()
+                .map(|t| sea_orm::Value::from(t.with_timezone(&chrono::Utc))),
+            WorkloadSort::Name => Some(sea_orm::Value::from(text.to_owned())),
+        }
+    }
+}
+
+impl WorkloadQuery {
+    /// The cursor `text`, if it was made by a listing with this sort and order.
+    pub fn cursor(&self, text: &str) -> Result<Cursor, BadCursor> {
+        let cursor = Cursor::decode(text, self.sort.key(), self.descending)?;
+        self.sort.sea_value(&cursor.value).map(|_| cursor).ok_or(BadCursor)
+    }
+}
+
+/// One page of the tenant's workloads: at most `limit` (capped at `page::MAX_LIMIT`), after
+/// `after` (a cursor from `WorkloadQuery::cursor`), read along the tenant's listing index.
+pub async fn page(
+    db: &impl ConnectionTrait,
+    tenant_id: i32,
+    query: &WorkloadQuery,
+    after: Option<&Cursor>,
+    limit: u64,
+) -> Result<Page<workload::Model>, DbErr> {
+    let limit = limit.clamp(1, super::page::MAX_LIMIT);
+    let rows = page_query(tenant_id, query, after, limit)?.all(db).await?;
+    Ok(super::page::finish(rows, limit, |w| Cursor {
+        sort: query.sort.key().to_owned(),
+        descending: query.descending,
+        value: query.sort.value_of(w),
+        id: w.id.clone(),
+    }))
+}
+
+/// The query `page` runs: `limit + 1` rows, to know whether a next page exists.
+pub fn page_query(
+    tenant_id: i32,
+    query: &WorkloadQuery,
+    after: Option<&Cursor>,
+    limit: u64,
+) -> Result<Select<workload::Entity>, DbErr> {
+    let mut select = workload::Entity::find().filter(Column::TenantId.eq(tenant_id));
+    if !query.states.is_empty() {
+        select = select.filter(Column::State.is_in(query.states.iter().copied()));
+    }
+    if let Some(spec) = &query.spec_id {
+        select = select.filter(Column::SpecId.eq(spec));
+    }
+    if let Some(prefix) = &query.name_prefix {
+        select = select.filter(Column::Name.like(super::page::starts_with(prefix)));
+    }
+    if let Some(prefix) = &query.id_prefix {
+        select = select.filter(Column::Id.like(super::page::starts_with(prefix)));
+    }
+    let (sort, id) = (query.sort.column(), Column::Id);
+    if let Some(cursor) = after {
+        let value = query.sort.sea_value(&cursor.value).ok_or_else(|| DbErr::Custom("bad cursor".into()))?;
+        select = select.filter(super::page::after(sort, id, value, cursor.id.clone().into(), query.descending));
+    }
+    let order = if query.descending { sea_orm::Order::Desc } else { sea_orm::Order::Asc };
+    Ok(select.order_by(sort, order.clone()).order_by(id, order).limit(limit + 1))
 }
