@@ -116,7 +116,86 @@ async fn malformed_queries_get_400_errors_that_say_why(mode: Mode) {
     }
 }
 
+/// Quotes a filter value (a quote doubled).
+fn quoted(value: &str) -> String {
+    format!("\"{}\"", value.replace('"', "\"\""))
+}
+
+/// The database filters every field as the representation shows it: each session is found by
+/// `Field==` its own value (in another letter case for text) and not by `Field!=` it; times
+/// (shown to the millisecond) bracket it; nulls equal nothing; constant fields hold for all.
+async fn every_field_filters_in_the_database_as_the_representation_shows_it(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options::default()).await;
+    let session = app.logon().await;
+    three_sessions(&app, &session).await;
+    let uids = |filter: &str| {
+        let path = format!("/api/query?type=BackupJobSession&format=Entities&filter={}", enc(filter));
+        let session = &session;
+        async move {
+            let result = session.get_json(&path).await;
+            entities(&result).iter().map(|e| e["UID"].as_str().expect("uid").to_owned()).collect::<Vec<_>>()
+        }
+    };
+    let all = entities(&session.get_json("/api/query?type=BackupJobSession&format=Entities").await);
+    assert_eq!(all.len(), 3);
+    for entity in &all {
+        let uid = entity["UID"].as_str().expect("uid").to_owned();
+        for (field, key) in [
+            ("Name", "Name"),
+            ("JobName", "JobName"),
+            ("JobType", "JobType"),
+            ("JobUid", "JobUid"),
+            ("Uid", "UID"),
+            ("State", "State"),
+            ("Result", "Result"),
+            ("Progress", "Progress"),
+            ("IsRetry", "IsRetry"),
+        ] {
+            let value = match &entity[key] {
+                serde_json::Value::String(text) => text.to_uppercase(),
+                other => other.to_string(),
+            };
+            let equal = uids(&format!("{field}=={}", quoted(&value))).await;
+            assert!(equal.contains(&uid), "{field}=={value} finds {uid}: {equal:?}");
+            let unequal = uids(&format!("{field}!={}", quoted(&value))).await;
+            assert!(!unequal.contains(&uid), "{field}!={value} does not: {unequal:?}");
+            assert_eq!(equal.len() + unequal.len(), 3, "{field}: == and != split the sessions");
+        }
+        let created = entity["CreationTimeUTC"].as_str().expect("time");
+        assert!(uids(&format!("CreationTime>={created}")).await.contains(&uid));
+        assert!(!uids(&format!("CreationTime<{created}")).await.contains(&uid));
+        match entity["EndTimeUTC"].as_str() {
+            Some(ended) => assert!(uids(&format!("EndTime>={ended}")).await.contains(&uid)),
+            None => {
+                // A running session has no end: it matches != anything and nothing else.
+                assert!(uids("EndTime!=2000-01-01").await.contains(&uid));
+                assert!(!uids("EndTime>2000-01-01").await.contains(&uid));
+                assert!(!uids("EndTime<2999-01-01").await.contains(&uid));
+            }
+        }
+    }
+    assert!(uids("IsRetry==true").await.is_empty());
+    assert_eq!(uids("Progress<100").await.len(), 1, "the running one");
+    assert_eq!(uids("JobType==backup;JobName>quick").await.len(), 1, "Runs");
+    let by_type = session.get_json("/api/query?type=BackupJobSession&format=Entities&sortDesc=JobType").await;
+    assert_eq!(entities(&by_type).len(), 3, "sorting on a field of the job");
+    let ended_last = session.get_json("/api/query?type=BackupJobSession&format=Entities&sortDesc=EndTime").await;
+    assert_eq!(entities(&ended_last)[2]["EndTimeUTC"], serde_json::Value::Null, "nulls last when descending");
+    let ended_first = session.get_json("/api/query?type=BackupJobSession&format=Entities&sortAsc=EndTime").await;
+    assert_eq!(entities(&ended_first)[0]["EndTimeUTC"], serde_json::Value::Null, "and first when ascending");
+    // Pages far past the end, and page sizes past any integer the database holds.
+    for query in ["page=1000000000000&pageSize=1000000000000", "pageSize=18446744073709551615", "page=18446744073709551615"] {
+        let result = session.get_json(&format!("/api/query?type=BackupJobSession&format=Entities&{query}")).await;
+        assert!(result["PagingInfo"]["PagesCount"].as_i64().is_some(), "{query}: {result}");
+    }
+    let tasks = session.get_json("/api/query?type=Task&filter=Operation==startjob;TaskId==TASK-1").await;
+    let tasks = tasks["Resources"]["Tasks"]["Tasks"].as_array().expect("tasks").clone();
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(tasks[0]["TaskId"], "task-1");
+}
+
 in_both_modes!(
+    every_field_filters_in_the_database_as_the_representation_shows_it,
     filters_combine_and_or_groups_quoted_values_and_times_as_real_clients_send_them,
     results_are_sorted_and_paged_with_paging_links,
     task_queries_and_the_xml_query_result,
