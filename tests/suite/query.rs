@@ -184,7 +184,9 @@ async fn every_field_filters_in_the_database_as_the_representation_shows_it(mode
     let ended_first = session.get_json("/api/query?type=BackupJobSession&format=Entities&sortAsc=EndTime").await;
     assert_eq!(entities(&ended_first)[0]["EndTimeUTC"], serde_json::Value::Null, "and first when ascending");
     // Pages far past the end, and page sizes past any integer the database holds.
-    for query in ["page=1000000000000&pageSize=1000000000000", "pageSize=18446744073709551615", "page=18446744073709551615"] {
+    for query in
+        ["page=1000000000000&pageSize=1000000000000", "pageSize=18446744073709551615", "page=18446744073709551615"]
+    {
         let result = session.get_json(&format!("/api/query?type=BackupJobSession&format=Entities&{query}")).await;
         assert!(result["PagingInfo"]["PagesCount"].as_i64().is_some(), "{query}: {result}");
     }

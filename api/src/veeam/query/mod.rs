@@ -59,8 +59,18 @@ fn session_source(field: &str, job_types: &JobTypes) -> Source {
         "Name" => Source::Sql("name"),
         "JobName" => Source::Sql("spec_name"),
         "JobType" => Source::Mapped { column: "spec_id", values: job_types.all_text() },
-        "JobUid" => Source::Sql("'urn:veeam:Job:' || spec_id"),
-        "Uid" => Source::Sql("'urn:veeam:BackupJobSession:' || id"),
+        "JobUid" => Source::Id {
+            prefix: "urn:veeam:job:",
+            column: "spec_id",
+            text: "'urn:veeam:Job:' || spec_id",
+            parse: uuid_id,
+        },
+        "Uid" => Source::Id {
+            prefix: "urn:veeam:backupjobsession:",
+            column: "id",
+            text: "'urn:veeam:BackupJobSession:' || id",
+            parse: uuid_id,
+        },
         "State" => by_state(|s| enum_value(SESSION_STATES, super::views::state_name(s))),
         // As `views::result_name`: no result until stopped, then Success or Failed.
         "Result" => Source::Sql("CASE WHEN succeeded IS NULL THEN 0 WHEN succeeded THEN 1 ELSE 3 END"),
@@ -81,7 +91,12 @@ const TASKS: Schema = Schema {
 fn task_source(field: &str) -> Source {
     match field {
         // As `ids::task_id`.
-        "TaskId" => Source::Sql("'task-' || id"),
+        "TaskId" => Source::Id {
+            prefix: "task-",
+            column: "id",
+            text: "'task-' || id",
+            parse: |n| super::ids::parse_task_id(&format!("task-{n}")).map(sea_orm::Value::from),
+        },
         "State" => Source::Mapped {
             column: "state",
             values: TaskState::iter().map(|s| (s.to_string(), Value::Enum(usize::from(s.is_final())))).collect(),
@@ -93,6 +108,11 @@ fn task_source(field: &str) -> Source {
                 .collect(),
         },
     }
+}
+
+/// A canonical (lower-case) UUID, as ids of jobs and sessions are stored.
+fn uuid_id(text: &str) -> Option<sea_orm::Value> {
+    super::canonical_uuid(text).map(|id| sea_orm::Value::from(id.to_owned()))
 }
 
 fn enum_value(names: &[&str], name: &str) -> Value {

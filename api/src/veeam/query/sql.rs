@@ -15,6 +15,11 @@ pub enum Source {
     Sql(&'static str),
     /// A value every row has.
     Const(Value),
+    /// `prefix` followed by an id column (`text` is the whole as SQL): every row holds `prefix`
+    /// and its canonical id, which `parse` recognises (lower-case) and types. Equality becomes a
+    /// comparison of the id column itself, which its index answers; other comparisons compare
+    /// the text.
+    Id { prefix: &'static str, column: &'static str, text: &'static str, parse: fn(&str) -> Option<sea_orm::Value> },
     /// The value of a column mapped through a table known in Rust: (stored value, field value)
     /// for every stored value. (State names, operation names, a job's type from its spec.)
     Mapped { column: &'static str, values: Vec<(String, Value)> },
@@ -43,6 +48,20 @@ impl Sql {
                 let stored: Vec<String> = values.into_iter().filter(|(_, v)| passes(v)).map(|(s, _)| s).collect();
                 if stored.is_empty() { truth(false) } else { Condition::all().add(Expr::cust(column).is_in(stored)) }
             }
+            Source::Id { prefix, column, text, parse } => {
+                let id = match value {
+                    Value::Text(v) if matches!(op, Op::Eq | Op::Ne) => {
+                        v.to_ascii_lowercase().strip_prefix(prefix).and_then(parse)
+                    }
+                    _ => return self.comparison(Source::Sql(text), op, value),
+                };
+                match id {
+                    Some(id) if op == Op::Eq => Condition::all().add(Expr::cust(column).eq(id)),
+                    Some(id) => Condition::all().add(Expr::cust(column).ne(id)),
+                    // No row holds a value that is not canonical.
+                    None => truth(op == Op::Ne),
+                }
+            }
             Source::Sql(expr) => {
                 let (lhs, rhs) = match value {
                     Value::Text(text) => (self.text(expr), Expr::from(Func::lower(Expr::val(text.clone())))),
@@ -68,6 +87,7 @@ impl Sql {
         let order = if descending { Order::Desc } else { Order::Asc };
         match source {
             Source::Const(_) => Vec::new(),
+            Source::Id { text, .. } => self.order(Source::Sql(text), kind, descending),
             Source::Mapped { column, values } => {
                 // Rank the field values in Rust, then sort by the rank of each stored value.
                 let mut ranked: Vec<&Value> = values.iter().map(|(_, v)| v).collect();
