@@ -8,6 +8,8 @@ mod auth;
 mod cancellation;
 #[path = "suite/compat.rs"]
 mod compat;
+#[path = "suite/containment.rs"]
+mod containment;
 #[path = "suite/distributed.rs"]
 mod distributed;
 #[path = "suite/engine.rs"]

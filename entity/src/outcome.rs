@@ -85,6 +85,15 @@ impl TaskParams {
     }
 }
 
+/// What the kernel measured of a workload over its life, where its containment provides it:
+/// CPU time (user + system, microseconds), peak memory, peak number of processes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub cpu_usec: Option<i64>,
+    pub memory_peak_bytes: Option<i64>,
+    pub processes_peak: Option<i64>,
+}
+
 /// How a workload ended, as facts. Stored as JSON in the workload's `ending`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

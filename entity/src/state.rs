@@ -157,10 +157,15 @@ impl TaskEvent {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WorkloadEvent {
-    Started { pid: i32 },
+    /// Its process runs, with this pid (the process group id) and containment handle (JSON).
+    Started {
+        pid: i32,
+        containment: Option<String>,
+    },
     StopRequested,
     StopAbandoned,
-    Ended(crate::outcome::End),
+    /// How it ended, and what was measured of it.
+    Ended(crate::outcome::End, crate::outcome::Usage),
 }
 
 impl WorkloadEvent {
@@ -169,7 +174,7 @@ impl WorkloadEvent {
             WorkloadEvent::Started { .. } => "Started",
             WorkloadEvent::StopRequested => "StopRequested",
             WorkloadEvent::StopAbandoned => "StopAbandoned",
-            WorkloadEvent::Ended(_) => "Ended",
+            WorkloadEvent::Ended(..) => "Ended",
         }
     }
 
@@ -180,7 +185,7 @@ impl WorkloadEvent {
             (WorkloadEvent::Started { .. }, Starting)
                 | (WorkloadEvent::StopRequested, Running)
                 | (WorkloadEvent::StopAbandoned, Stopping)
-                | (WorkloadEvent::Ended(_), Starting | Running | Stopping)
+                | (WorkloadEvent::Ended(..), Starting | Running | Stopping)
         )
     }
 
@@ -188,7 +193,7 @@ impl WorkloadEvent {
         match self {
             WorkloadEvent::Started { .. } | WorkloadEvent::StopAbandoned => WorkloadState::Running,
             WorkloadEvent::StopRequested => WorkloadState::Stopping,
-            WorkloadEvent::Ended(_) => WorkloadState::Stopped,
+            WorkloadEvent::Ended(..) => WorkloadState::Stopped,
         }
     }
 }
@@ -312,11 +317,14 @@ mod tests {
     fn the_workload_transition_table_is_exactly_the_documented_one() {
         use WorkloadState::*;
         let cases = [
-            (WorkloadEvent::Started { pid: 1 }, vec![Starting], Running),
+            (WorkloadEvent::Started { pid: 1, containment: None }, vec![Starting], Running),
             (WorkloadEvent::StopRequested, vec![Running], Stopping),
             (WorkloadEvent::StopAbandoned, vec![Stopping], Running),
             (
-                WorkloadEvent::Ended(crate::outcome::End::Exited { code: Some(0), signal: None, during_stop: false }),
+                WorkloadEvent::Ended(
+                    crate::outcome::End::Exited { code: Some(0), signal: None, during_stop: false },
+                    Default::default(),
+                ),
                 vec![Starting, Running, Stopping],
                 Stopped,
             ),

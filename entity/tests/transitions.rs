@@ -111,6 +111,10 @@ fn new_workload(spec_id: &str, start_task_id: i32) -> entity::workload::Model {
         start_task_id,
         active_spec_id: None,
         labels: "{}".into(),
+        containment: None,
+        cpu_usec: None,
+        memory_peak_bytes: None,
+        processes_peak: None,
     }
 }
 
@@ -131,10 +135,13 @@ async fn the_database_holds_at_most_one_active_workload_per_spec() {
     let second = workloads::insert(&db, new_workload(&one, 2)).await.expect_err("the spec is taken");
     assert!(workloads::is_spec_taken(&second), "{second}");
     workloads::insert(&db, new_workload(&other, 3)).await.expect("another spec is free");
-    let ended = WorkloadEvent::Ended(entity::outcome::End::Exited { code: Some(0), signal: None, during_stop: false });
+    let usage = entity::outcome::Usage { cpu_usec: Some(1500), memory_peak_bytes: None, processes_peak: Some(3) };
+    let ended =
+        WorkloadEvent::Ended(entity::outcome::End::Exited { code: Some(0), signal: None, during_stop: false }, usage);
     let stopped = workloads::transition(&db, &first, ended).await.expect("ended");
     assert_eq!(stopped.active_spec_id, None, "a stopped workload releases its spec");
     assert_eq!(stopped.succeeded, Some(true), "and says it succeeded");
+    assert_eq!(stopped.usage(), usage, "with what was measured");
     assert_eq!(workloads::find(&db, &first.id).await.expect("db").expect("row"), stopped, "as stored");
     workloads::insert(&db, new_workload(&one, 4)).await.expect("the spec is free again");
 }

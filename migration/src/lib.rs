@@ -13,6 +13,7 @@ mod m20261201_000007_neutral_operations;
 mod m20261201_000008_neutral_workload_states;
 mod m20261201_000009_derived_session_facts;
 mod m20261201_000010_workloads;
+mod m20261201_000011_containment;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000008_neutral_workload_states::Migration),
             Box::new(m20261201_000009_derived_session_facts::Migration),
             Box::new(m20261201_000010_workloads::Migration),
+            Box::new(m20261201_000011_containment::Migration),
         ]
     }
 }

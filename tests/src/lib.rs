@@ -84,6 +84,31 @@ command = ["sh", "-c", "trap 'echo term >> terms.log' TERM; while true; do sleep
 name = "Stubborn"
 type = "BackupCopy"
 command = ["sh", "-c", "trap '' TERM; sleep 300"]
+
+[[job]]
+name = "DoubleFork"
+description = "a grandchild whose parent exits at once (reparented), beside the leader"
+command = ["sh", "-c", "sh -c 'sleep 300 &'; sleep 300"]
+
+[[job]]
+name = "SetsidEscape"
+description = "a child in a session and process group of its own"
+command = ["sh", "-c", "setsid sleep 300 & sleep 300"]
+
+[[job]]
+name = "NohupDaemon"
+description = "setsid + nohup, ignoring SIGTERM and SIGHUP"
+command = ["sh", "-c", "setsid nohup sh -c 'trap \"\" TERM HUP; sleep 300' >/dev/null 2>&1 & sleep 300"]
+
+[[job]]
+name = "ForkStorm"
+description = "200 children, every other one in a session of its own"
+command = ["sh", "-c", "i=0; while [ $i -lt 200 ]; do if [ $((i % 2)) = 0 ]; then setsid sleep 300 & else sleep 300 & fi; i=$((i+1)); done; wait"]
+
+[[job]]
+name = "Burner"
+description = "burns CPU in the shell for a while, then sleeps (exec: the same process)"
+command = ["sh", "-c", "i=0; while [ $i -lt 1500000 ]; do i=$((i+1)); done; exec sleep 300"]
 "#;
 
 #[derive(Clone)]
@@ -99,6 +124,8 @@ pub struct Options {
     /// The AMQP URL of the api (e.g. through a proxy); runners always use the real broker.
     pub api_amqp_url: Option<String>,
     pub amqp_heartbeat_secs: u16,
+    /// The runners' `CONTAINMENT`.
+    pub containment: &'static str,
 }
 
 impl Default for Options {
@@ -114,6 +141,7 @@ impl Default for Options {
             heartbeat_interval_ms: 200,
             api_amqp_url: None,
             amqp_heartbeat_secs: 10,
+            containment: "auto",
         }
     }
 }
@@ -208,6 +236,8 @@ impl TestApp {
             .env("RUNNER_DEADLINE_MS", self.settings.runner.runner_deadline_ms.to_string())
             .env("RELAY_INTERVAL_MS", self.settings.runner.relay_interval_ms.to_string())
             .env("QUEUE_EXPIRES_MS", QUEUE_EXPIRES_MS.to_string())
+            .env("CONTAINMENT", &self.settings.runner.containment)
+            .env("CGROUP_PREFIX", &self.settings.runner.cgroup_prefix)
             .envs(env.iter().copied())
             .current_dir(&self.dir);
         Proc::spawn(command, &self.dir.join(format!("worker-{runner_id}.log")))
@@ -247,6 +277,9 @@ async fn settings_for(dir: &Path, options: &Options) -> ApiSettings {
     settings.runner.heartbeat_interval_ms = options.heartbeat_interval_ms;
     settings.runner.amqp_heartbeat_secs = options.amqp_heartbeat_secs;
     settings.runner.queue_prefix = format!("test-{}", short_id());
+    settings.runner.containment = options.containment.to_owned();
+    // Each test's workloads in cgroups of their own, which its clean-up kills and removes.
+    settings.runner.cgroup_prefix = format!("taskq-test/{}", short_id());
     // A safety net for tests that die before their clean-up: RabbitMQ drops idle queues.
     settings.runner.queue_expires_ms = Some(QUEUE_EXPIRES_MS);
     if options.distributed {
@@ -263,6 +296,7 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         self.workers.clear();
         kill_processes_under(&self.dir);
+        remove_test_cgroups(&self.settings.runner.cgroup_prefix);
         let Some(database_url) = self.settings.database_url.clone() else { return };
         let prefix = self.settings.runner.queue_prefix.clone();
         let mut queues = vec![format!("{prefix}.tasks"), format!("{prefix}.dead")];
@@ -320,6 +354,67 @@ pub fn workload_processes(dir: &Path) -> Vec<i32> {
         .collect()
 }
 
+/// Kills whatever is left in a test's cgroups (`<cgroup2 mount>/<prefix>`) and removes them.
+pub fn remove_test_cgroups(prefix: &str) {
+    fn remove(dir: &Path) {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for entry in entries.flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    remove(&entry.path());
+                }
+            }
+        }
+        for _ in 0..100 {
+            if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    for mount in cgroup2_mounts() {
+        let dir = mount.join(prefix);
+        if dir.is_dir() {
+            let _ = std::fs::write(dir.join("cgroup.kill"), "1");
+            remove(&dir);
+        }
+    }
+}
+
+/// Mount points of cgroup2 hierarchies.
+pub fn cgroup2_mounts() -> Vec<PathBuf> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    info.lines()
+        .filter_map(|line| {
+            let (fields, fs) = line.split_once(" - ")?;
+            let mount_point = fields.split_whitespace().nth(4)?;
+            (fs.split_whitespace().next()? == "cgroup2").then(|| PathBuf::from(mount_point))
+        })
+        .collect()
+}
+
+/// Live (not zombie) processes whose environment carries the workload's marker
+/// (`TASKQ_WORKLOAD=<id>`, which every process of a workload inherits): seen from `/proc`,
+/// whatever contains them.
+pub fn marked_processes(workload_id: &str) -> Vec<i32> {
+    let tag = format!("{}={workload_id}", worker::contain::MARKER);
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|e| e == tag.as_bytes()))
+        })
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| stat.rsplit(')').next().map(|rest| !rest.trim_start().starts_with('Z')))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
 pub fn kill_processes_under(dir: &Path) {
     for pid in workload_processes(dir) {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
@@ -330,6 +425,8 @@ pub fn kill_processes_under(dir: &Path) {
 pub struct EmbeddedServer {
     pub dir: PathBuf,
     pub port: u16,
+    /// Its `CGROUP_PREFIX`: its workloads' cgroups, removed with it.
+    pub cgroup_prefix: String,
 }
 
 impl Default for EmbeddedServer {
@@ -343,7 +440,7 @@ impl EmbeddedServer {
         let dir = std::env::temp_dir().join(format!("taskq-embedded-{}", short_id()));
         std::fs::create_dir_all(&dir).expect("dir");
         write_jobs_file(&dir);
-        Self { dir, port: free_port() }
+        Self { dir, port: free_port(), cgroup_prefix: format!("taskq-test/{}", short_id()) }
     }
 
     pub fn base(&self) -> String {
@@ -366,6 +463,7 @@ impl EmbeddedServer {
             .env("RUNNER_ID", "embedded-fault-test")
             .env("GRACE_PERIOD_MS", "3000")
             .env("HEARTBEAT_INTERVAL_MS", "200")
+            .env("CGROUP_PREFIX", &self.cgroup_prefix)
             .env_remove("DATABASE_URL")
             .env_remove("AMQP_URL")
             .env_remove("ADMIN_PASSWORD")
@@ -398,6 +496,7 @@ impl EmbeddedServer {
 impl Drop for EmbeddedServer {
     fn drop(&mut self) {
         kill_processes_under(&self.dir);
+        remove_test_cgroups(&self.cgroup_prefix);
     }
 }
 

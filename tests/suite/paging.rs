@@ -56,6 +56,10 @@ fn workload(n: usize, tenant_id: i32, spec_id: &str) -> workload::Model {
         start_task_id: i32::try_from(n).expect("n"),
         active_spec_id: None,
         labels: "{}".into(),
+        containment: None,
+        cpu_usec: None,
+        memory_peak_bytes: None,
+        processes_peak: None,
     }
 }
 

@@ -1,12 +1,13 @@
 //! The engine of the task queue: its front door for every face (`engine`: submit, cancel), the
 //! broker transports (`broker`), the relay and sweeper that keep the database and the queue in
 //! step (`dispatch`), the runner that claims tasks and performs them (`runner`, `operations`),
-//! and the process supervisor (`process`).
+//! the process supervisor (`process`) and the containment of workloads (`contain`).
 //!
 //! `cargo run -p worker` runs one distributed runner; the `api` crate embeds the same runner
 //! in-process for the single-machine mode.
 
 pub mod broker;
+pub mod contain;
 pub mod dispatch;
 pub mod engine;
 pub mod events;

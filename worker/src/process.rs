@@ -72,9 +72,10 @@ impl Gated {
     }
 }
 
-/// Spawns `argv` in `working_dir` as the leader of a new process group, behind its gate; output
-/// goes to `log`. A command that cannot be found is an error here, not an exit status later.
-pub fn spawn_gated(argv: &[String], working_dir: &Path, log: &Path) -> std::io::Result<Gated> {
+/// Spawns `argv` in `working_dir` as the leader of a new process group, behind its gate, with
+/// the environment variable `marker` (`NAME=value`, inherited by all it starts); output goes to
+/// `log`. A command that cannot be found is an error here, not an exit status later.
+pub fn spawn_gated(argv: &[String], working_dir: &Path, log: &Path, marker: (&str, &str)) -> std::io::Result<Gated> {
     let program =
         argv.first().ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "the command is empty"))?;
     std::fs::create_dir_all(working_dir)?;
@@ -85,6 +86,7 @@ pub fn spawn_gated(argv: &[String], working_dir: &Path, log: &Path) -> std::io::
         .args(["-c", GATE, "taskq-gate"])
         .args(argv)
         .current_dir(working_dir)
+        .env(marker.0, marker.1)
         .stdin(Stdio::piped())
         .stdout(out)
         .stderr(err)
@@ -92,7 +94,12 @@ pub fn spawn_gated(argv: &[String], working_dir: &Path, log: &Path) -> std::io::
         .spawn()?;
     let pgid = child.id().and_then(|pid| i32::try_from(pid).ok()).and_then(Pgid::new);
     match (child.stdin.take(), pgid) {
-        (Some(gate), Some(pgid)) => Ok(Gated { child, gate, pgid }),
+        (Some(gate), Some(pgid)) => {
+            if let Ok(mut spawned) = SPAWNED.lock() {
+                spawned.insert(pgid.get());
+            }
+            Ok(Gated { child, gate, pgid })
+        }
         _ => {
             let _ = child.start_kill();
             Err(std::io::Error::other("the spawned process has no pid or no stdin"))
@@ -141,6 +148,113 @@ pub fn group_alive(pgid: Pgid) -> bool {
     !group_members(pgid).is_empty()
 }
 
+/// Every live (not zombie) process: `(pid, process group)`.
+pub fn live_processes() -> Vec<(i32, i32)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| match stat_of(pid) {
+            Some((state, pgrp)) if state != 'Z' && state != 'X' => Some((pid, pgrp)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A live process as a snapshot saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub pid: i32,
+    pub pgrp: i32,
+    /// The value of `marker_name` in its environment (as it was at its `exec`).
+    pub marker: Option<String>,
+}
+
+/// Every live process with its group and its workload marker: one scan of `/proc`, shared by
+/// every caller within `FRESH` (scans read each process's environment; many workloads are
+/// watched at once).
+pub fn snapshot(marker_name: &str) -> std::sync::Arc<Vec<Seen>> {
+    const FRESH: std::time::Duration = std::time::Duration::from_millis(50);
+    type Cache = Option<(std::time::Instant, std::sync::Arc<Vec<Seen>>)>;
+    static CACHE: std::sync::Mutex<Cache> = std::sync::Mutex::new(None);
+    if let Ok(cache) = CACHE.lock()
+        && let Some((at, seen)) = cache.as_ref()
+        && at.elapsed() < FRESH
+    {
+        return seen.clone();
+    }
+    let prefix = format!("{marker_name}=");
+    let seen: Vec<Seen> = live_processes()
+        .into_iter()
+        .map(|(pid, pgrp)| {
+            let marker = std::fs::read(format!("/proc/{pid}/environ")).ok().and_then(|env| {
+                env.split(|b| *b == 0)
+                    .find_map(|e| e.strip_prefix(prefix.as_bytes()).map(|v| String::from_utf8_lossy(v).into_owned()))
+            });
+            Seen { pid, pgrp, marker }
+        })
+        .collect();
+    let seen = std::sync::Arc::new(seen);
+    if let Ok(mut cache) = CACHE.lock() {
+        *cache = Some((std::time::Instant::now(), seen.clone()));
+    }
+    seen
+}
+
+/// `(start time, user + system ticks)` of a process, from `/proc/<pid>/stat`.
+pub fn cpu_ticks(pid: i32) -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command: state is field 3; utime 14, stime 15, starttime 22.
+    let fields: Vec<&str> = stat.get(stat.rfind(')')? + 1..)?.split_whitespace().collect();
+    let field = |n: usize| fields.get(n - 3)?.parse::<u64>().ok();
+    Some((field(22)?, field(14)? + field(15)?))
+}
+
+/// Pids of the workload leaders this process spawned: `tokio` reaps those, `reap_orphans` never.
+static SPAWNED: std::sync::LazyLock<std::sync::Mutex<std::collections::HashSet<i32>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// The leader `pid` was reaped by its watcher.
+pub fn forget_spawned(pid: i32) {
+    if let Ok(mut spawned) = SPAWNED.lock() {
+        spawned.remove(&pid);
+    }
+}
+
+/// Reaps exited children that are not workload leaders: orphans of workloads that a subreaper
+/// inherits. Returns how many it reaped.
+pub fn reap_orphans() -> usize {
+    use nix::sys::wait::{WaitPidFlag, waitpid};
+    let me = std::process::id();
+    let mut reaped = 0;
+    for pid in zombie_children(me) {
+        if SPAWNED.lock().is_ok_and(|spawned| spawned.contains(&pid)) {
+            continue;
+        }
+        if waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)).is_ok() {
+            reaped += 1;
+        }
+    }
+    reaped
+}
+
+/// Zombie processes whose parent is `parent`.
+fn zombie_children(parent: u32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().is_some_and(|stat| {
+                let mut fields = stat.get(stat.rfind(')').unwrap_or(0) + 1..).unwrap_or("").split_whitespace();
+                fields.next() == Some("Z") && fields.next().and_then(|p| p.parse::<u32>().ok()) == Some(parent)
+            })
+        })
+        .collect()
+}
+
 /// `(state, process group)` from `/proc/<pid>/stat`. The command name may hold spaces and
 /// parentheses, so fields are counted from the last `)`.
 fn stat_of(pid: i32) -> Option<(char, i32)> {
@@ -168,7 +282,7 @@ mod tests {
     async fn a_spawned_command_leads_its_own_group_and_a_group_signal_ends_it() {
         let dir = std::env::temp_dir().join(format!("taskq-process-{}", std::process::id()));
         let argv = ["sh", "-c", "sleep 30 & sleep 30"].map(String::from);
-        let gated = spawn_gated(&argv, &dir, &dir.join("log")).expect("spawn");
+        let gated = spawn_gated(&argv, &dir, &dir.join("log"), ("TASKQ_TEST", "1")).expect("spawn");
         let pid = gated.pgid();
         let mut child = gated.release().await;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
@@ -190,7 +304,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("taskq-gate-{}", std::process::id()));
         let marker = dir.join("ran");
         let argv = ["sh", "-c", &format!("touch {}", marker.display())].map(String::from);
-        let Gated { mut child, gate, .. } = spawn_gated(&argv, &dir, &dir.join("log")).expect("spawn");
+        let Gated { mut child, gate, .. } =
+            spawn_gated(&argv, &dir, &dir.join("log"), ("TASKQ_TEST", "1")).expect("spawn");
         // What the runner's death does to the gate: its write end closes.
         drop(gate);
         let status = child.wait().await.expect("wait");

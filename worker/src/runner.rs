@@ -54,10 +54,18 @@ pub struct Runner {
 }
 
 impl Runner {
-    pub fn new(db: DatabaseConnection, broker: Arc<dyn Broker>, settings: &RunnerSettings, events: TaskEvents) -> Self {
+    pub fn new(
+        db: DatabaseConnection,
+        broker: Arc<dyn Broker>,
+        settings: &RunnerSettings,
+        events: TaskEvents,
+        mechanism: crate::contain::Mechanism,
+    ) -> Self {
         let lease = Arc::new(Lease::new(settings.runner_deadline() / 2));
         let ctx = Ctx {
             db,
+            mechanism: Arc::new(mechanism),
+            samplers: Arc::default(),
             runner_id: settings.runner_id.clone(),
             grace: settings.grace_period(),
             lease,
@@ -82,11 +90,12 @@ impl Runner {
     /// Announces the runner (first heartbeat) and re-adopts what it owned before a restart.
     pub async fn register(&self) -> Result<(), DbErr> {
         runners::heartbeat(&self.ctx.db, self.id()).await?;
+        runners::describe(&self.ctx.db, self.id(), &self.ctx.mechanism.describe()).await?;
         self.ctx.lease.renew();
         for workload in workloads::active_on(&self.ctx.db, self.id()).await? {
-            if let Some(pgid) = workload.pid.and_then(crate::process::Pgid::new) {
-                tracing::info!(workload = %workload.id, pgid = pgid.get(), "re-adopting a workload");
-                operations::watch(self.ctx.clone(), workload.id.clone(), operations::Exit::Adopted(pgid));
+            if let Some(handle) = crate::contain::Handle::of(&workload) {
+                tracing::info!(workload = %workload.id, containment = %handle.to_json(), "re-adopting a workload");
+                operations::watch(self.ctx.clone(), workload.id.clone(), operations::Exit::Adopted(handle));
             }
         }
         for task in tasks::running_on(&self.ctx.db, self.id()).await? {

@@ -38,6 +38,13 @@ pub struct RunnerSettings {
     /// for the queues of retired runners, and for tests. Unset: queues live forever. A queue
     /// keeps the arguments it was declared with, so change this only together with the prefix.
     pub queue_expires_ms: Option<u64>,
+    /// How workloads are contained: `auto` (cgroup v2 when usable, else the process tree),
+    /// `cgroup` (refuse to start without it) or `process-tree`. See `contain`.
+    pub containment: String,
+    /// A directory of a cgroup2 hierarchy to contain workloads under, instead of the mounts found.
+    pub cgroup_root: Option<String>,
+    /// The directory made under the cgroup root for workloads: `<root>/<prefix>/<workload id>`.
+    pub cgroup_prefix: String,
 }
 
 impl Default for RunnerSettings {
@@ -55,11 +62,24 @@ impl Default for RunnerSettings {
             amqp_heartbeat_secs: 10,
             queue_prefix: "taskq".to_owned(),
             queue_expires_ms: None,
+            containment: "auto".to_owned(),
+            cgroup_root: None,
+            cgroup_prefix: "taskq".to_owned(),
         }
     }
 }
 
 impl RunnerSettings {
+    /// The containment mechanism these settings choose (an error when `cgroup` is demanded and
+    /// not usable, or the choice is unknown).
+    pub fn mechanism(&self) -> Result<crate::contain::Mechanism, String> {
+        crate::contain::Mechanism::detect(
+            &self.containment,
+            self.cgroup_root.as_deref().map(std::path::Path::new),
+            &self.cgroup_prefix,
+        )
+    }
+
     pub fn grace_period(&self) -> Duration {
         Duration::from_millis(self.grace_period_ms)
     }
@@ -116,6 +136,12 @@ pub struct RunnerArgs {
     pub queue_prefix: Option<String>,
     #[arg(long, env = "QUEUE_EXPIRES_MS")]
     pub queue_expires_ms: Option<u64>,
+    #[arg(long, env = "CONTAINMENT")]
+    pub containment: Option<String>,
+    #[arg(long, env = "CGROUP_ROOT")]
+    pub cgroup_root: Option<String>,
+    #[arg(long, env = "CGROUP_PREFIX")]
+    pub cgroup_prefix: Option<String>,
 }
 
 impl RunnerArgs {
@@ -155,6 +181,15 @@ impl RunnerArgs {
         }
         if self.queue_expires_ms.is_some() {
             settings.queue_expires_ms = self.queue_expires_ms;
+        }
+        if let Some(v) = self.containment {
+            settings.containment = v;
+        }
+        if self.cgroup_root.is_some() {
+            settings.cgroup_root = self.cgroup_root;
+        }
+        if let Some(v) = self.cgroup_prefix {
+            settings.cgroup_prefix = v;
         }
     }
 }

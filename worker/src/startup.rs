@@ -80,7 +80,20 @@ pub async fn start_engine(
     let events = TaskEvents::default();
     events.listen(&db, shutdown.clone());
     let runner = if with_runner {
-        let runner = Runner::new(db.clone(), broker.clone(), settings, events.clone());
+        let mechanism = settings.mechanism()?;
+        tracing::info!(containment = %mechanism.describe(), "workloads are contained by {}", mechanism.describe());
+        mechanism.prepare();
+        if mechanism == crate::contain::Mechanism::ProcessTree {
+            // A subreaper inherits the orphans of its workloads: reap them as they exit.
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                while !shutdown.is_cancelled() {
+                    let _ = tokio::task::spawn_blocking(crate::process::reap_orphans).await;
+                    tokio::time::sleep(crate::operations::POLL * 5).await;
+                }
+            });
+        }
+        let runner = Runner::new(db.clone(), broker.clone(), settings, events.clone(), mechanism);
         runner.register().await.map_err(|e| format!("cannot register runner: {e}"))?;
         Some(tokio::spawn(runner.run(shutdown.clone())))
     } else {

@@ -8,6 +8,8 @@ pub struct Model {
     pub id: String,
     pub started_at: DateTimeUtc,
     pub heartbeat_at: DateTimeUtc,
+    /// How it contains workloads (e.g. "cgroup2 /sys/fs/cgroup/taskq"), as it said at start.
+    pub containment: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -34,6 +34,13 @@ pub struct Model {
     pub active_spec_id: Option<String>,
     /// A JSON object of strings, set by whoever created the workload.
     pub labels: String,
+    /// What contains its processes, as JSON (the runner's `contain::Handle`); `None` for a
+    /// workload of an earlier release: its process group (`pid`).
+    pub containment: Option<String>,
+    /// Measured once it ended, where the containment provides it (see `outcome::Usage`).
+    pub cpu_usec: Option<i64>,
+    pub memory_peak_bytes: Option<i64>,
+    pub processes_peak: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -45,5 +52,14 @@ impl Model {
     /// How the workload ended, once it has.
     pub fn ended(&self) -> Option<crate::outcome::End> {
         self.ending.as_deref().map(crate::outcome::End::from_json)
+    }
+
+    /// What was measured of it, once it ended.
+    pub fn usage(&self) -> crate::outcome::Usage {
+        crate::outcome::Usage {
+            cpu_usec: self.cpu_usec,
+            memory_peak_bytes: self.memory_peak_bytes,
+            processes_peak: self.processes_peak,
+        }
     }
 }

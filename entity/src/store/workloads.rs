@@ -90,19 +90,29 @@ pub async fn transition(
     let mut next = seen.clone();
     next.state = event.target();
     match event {
-        WorkloadEvent::Started { pid } => next.pid = Some(pid),
+        WorkloadEvent::Started { pid, containment } => {
+            next.pid = Some(pid);
+            next.containment = containment;
+        }
         WorkloadEvent::StopRequested | WorkloadEvent::StopAbandoned => {}
-        WorkloadEvent::Ended(end) => {
+        WorkloadEvent::Ended(end, usage) => {
             next.exit_code = end.exit_code();
             next.ending = Some(end.to_json());
             next.succeeded = Some(end.succeeded());
             next.ended_at = Some(super::now());
             next.active_spec_id = None;
+            next.cpu_usec = usage.cpu_usec;
+            next.memory_peak_bytes = usage.memory_peak_bytes;
+            next.processes_peak = usage.processes_peak;
         }
     }
     let updated = workload::Entity::update_many()
         .col_expr(Column::State, Expr::value(next.state))
         .col_expr(Column::Pid, Expr::value(next.pid))
+        .col_expr(Column::Containment, Expr::value(next.containment.clone()))
+        .col_expr(Column::CpuUsec, Expr::value(next.cpu_usec))
+        .col_expr(Column::MemoryPeakBytes, Expr::value(next.memory_peak_bytes))
+        .col_expr(Column::ProcessesPeak, Expr::value(next.processes_peak))
         .col_expr(Column::Ending, Expr::value(next.ending.clone()))
         .col_expr(Column::ExitCode, Expr::value(next.exit_code))
         .col_expr(Column::Succeeded, Expr::value(next.succeeded))

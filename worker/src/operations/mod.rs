@@ -8,6 +8,7 @@ mod start_workload;
 mod stop_spec;
 mod stop_workload;
 
+use crate::contain::{Handle, Sampler};
 use crate::lease::Lease;
 use crate::process;
 use entity::outcome::{End, Unobserved};
@@ -26,6 +27,10 @@ pub const POLL: Duration = Duration::from_millis(100);
 #[derive(Clone)]
 pub struct Ctx {
     pub db: DatabaseConnection,
+    /// How this runner contains the workloads it starts.
+    pub mechanism: Arc<crate::contain::Mechanism>,
+    /// CPU time samplers of the process-tree workloads being watched (see `contain::Sampler`).
+    pub samplers: Arc<Mutex<HashMap<String, Arc<crate::contain::Sampler>>>>,
     pub runner_id: String,
     pub grace: Duration,
     pub lease: Arc<Lease>,
@@ -124,32 +129,52 @@ pub fn cancelled_before_start(workload: Option<String>) -> Outcome {
 }
 
 pub enum Exit {
-    /// A process this runner spawned: its exit status is known.
-    Child(tokio::process::Child),
-    /// A process group re-adopted after a restart: it is polled, and its exit status is lost.
-    Adopted(process::Pgid),
+    /// A process this runner spawned (the leader), and what contains it: the exit status is known.
+    Child(tokio::process::Child, Handle),
+    /// A workload re-adopted after a restart: it is polled, and its exit status is lost.
+    Adopted(Handle),
 }
 
-/// Waits for the workload's process to end, then records the end.
+/// Waits until the workload has ended — its leader exited and no process of it is left (what
+/// it started in the background keeps it running) — then records the end.
 pub fn watch(ctx: Ctx, workload_id: String, exit: Exit) {
     let span = tracing::info_span!("watch", workload = %workload_id, runner = %ctx.runner_id);
+    let sampler = Arc::new(Sampler::default());
+    if let Ok(mut samplers) = ctx.samplers.lock() {
+        samplers.insert(workload_id.clone(), sampler.clone());
+    }
     tokio::spawn(tracing::Instrument::instrument(
         async move {
-            let ended = match exit {
-                Exit::Child(mut child) => match child.wait().await {
-                    Ok(status) => {
-                        let (code, signal) = process::exit_facts(&status);
-                        End::Exited { code, signal, during_stop: false }
+            let (handle, ended) = match exit {
+                Exit::Child(mut child, handle) => {
+                    let leader = child.id();
+                    let status = loop {
+                        sampler.sample_async(&handle).await;
+                        tokio::select! {
+                            status = child.wait() => break status,
+                            () = tokio::time::sleep(POLL) => {}
+                        }
+                    };
+                    if let Some(pid) = leader.and_then(|pid| i32::try_from(pid).ok()) {
+                        process::forget_spawned(pid);
                     }
-                    Err(err) => End::Unobserved { why: Unobserved::WaitFailed { error: err.to_string() } },
-                },
-                Exit::Adopted(pgid) => {
-                    while process::group_alive(pgid) {
-                        tokio::time::sleep(POLL).await;
-                    }
-                    End::Unobserved { why: Unobserved::RunnerRestarted { runner: ctx.runner_id.clone() } }
+                    let ended = match status {
+                        Ok(status) => {
+                            let (code, signal) = process::exit_facts(&status);
+                            End::Exited { code, signal, during_stop: false }
+                        }
+                        Err(err) => End::Unobserved { why: Unobserved::WaitFailed { error: err.to_string() } },
+                    };
+                    (handle, ended)
+                }
+                Exit::Adopted(handle) => {
+                    (handle, End::Unobserved { why: Unobserved::RunnerRestarted { runner: ctx.runner_id.clone() } })
                 }
             };
+            while handle.alive_async().await {
+                sampler.sample_async(&handle).await;
+                tokio::time::sleep(POLL).await;
+            }
             record_end(&ctx, &workload_id, ended).await;
         },
         span,
@@ -170,22 +195,39 @@ pub async fn record_end(ctx: &Ctx, workload_id: &str, end: End) {
                 continue;
             }
         };
+        let handle = Handle::of(&workload);
         if workload.state == WorkloadState::Stopped {
+            release(ctx, workload_id, handle.as_ref()).await;
             return;
         }
+        let sampled = ctx.samplers.lock().ok().and_then(|s| s.get(workload_id).and_then(|s| s.total_usec()));
+        let usage = handle.as_ref().map(|h| h.usage(sampled)).unwrap_or_default();
         let end = match end.clone() {
             End::Exited { code, signal, .. } => {
                 End::Exited { code, signal, during_stop: workload.state == WorkloadState::Stopping }
             }
             other => other,
         };
-        match workloads::transition(&ctx.db, &workload, WorkloadEvent::Ended(end)).await {
-            Ok(_) | Err(TransitionError::Illegal { .. }) => return,
+        match workloads::transition(&ctx.db, &workload, WorkloadEvent::Ended(end, usage)).await {
+            Ok(_) | Err(TransitionError::Illegal { .. }) => {
+                release(ctx, workload_id, handle.as_ref()).await;
+                return;
+            }
             Err(TransitionError::Stale { .. }) => continue,
             Err(TransitionError::Db(err)) => {
                 tracing::warn!(%err, workload_id, "cannot record the workload's end; retrying");
                 tokio::time::sleep(POLL * 5).await;
             }
         }
+    }
+}
+
+/// Once the workload is recorded Stopped: its cgroup goes, and its sampler.
+async fn release(ctx: &Ctx, workload_id: &str, handle: Option<&Handle>) {
+    if let Some(handle) = handle {
+        handle.release_async().await;
+    }
+    if let Ok(mut samplers) = ctx.samplers.lock() {
+        samplers.remove(workload_id);
     }
 }

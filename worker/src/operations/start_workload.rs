@@ -45,26 +45,31 @@ pub async fn run(ctx: &Ctx, task: &task::Model, cancel: &CancellationToken) -> R
     ctx.guard(std::slice::from_ref(task)).await?;
     let working_dir = Path::new(&spec.working_dir);
     let log = working_dir.join(format!("{}.log", workload.id));
-    let spawned =
-        spec.argv().map_err(std::io::Error::other).and_then(|argv| process::spawn_gated(&argv, working_dir, &log));
+    let marker = (crate::contain::MARKER, workload.id.as_str());
+    let spawned = spec
+        .argv()
+        .map_err(std::io::Error::other)
+        .and_then(|argv| process::spawn_gated(&argv, working_dir, &log, marker));
     let gated = match spawned {
         Ok(gated) => gated,
         Err(err) => {
-            let ended = WorkloadEvent::Ended(End::StartFailed { reason: err.to_string() });
+            let ended = WorkloadEvent::Ended(End::StartFailed { reason: err.to_string() }, Default::default());
             workloads::transition(&ctx.db, &workload, ended).await?;
             return Ok(Outcome::StartFailed { workload: workload.id, spec_name: spec.name, reason: err.to_string() });
         }
     };
     let pid = gated.pgid().get();
+    // Contained before its command runs: everything it will start is inside.
+    let handle = ctx.mechanism.contain(&workload.id, gated.pgid());
+    let event = WorkloadEvent::Started { pid, containment: Some(handle.to_json()) };
     let recorded = match crate::fault_point("start_workload.spawned") {
-        Ok(()) => {
-            workloads::transition(&ctx.db, &workload, WorkloadEvent::Started { pid }).await.map_err(OpError::from)
-        }
+        Ok(()) => workloads::transition(&ctx.db, &workload, event).await.map_err(OpError::from),
         Err(err) => Err(err.into()),
     };
     if let Err(err) = recorded {
         // The command has not run, and nothing records its process: end it; the re-run spawns anew.
         gated.abort().await;
+        handle.discard();
         return Err(err);
     }
     if let Err(err) = ctx.guard(std::slice::from_ref(task)).await {
@@ -72,7 +77,7 @@ pub async fn run(ctx: &Ctx, task: &task::Model, cancel: &CancellationToken) -> R
         record_end(ctx, &workload.id, End::Unobserved { why: Unobserved::LeaseLost }).await;
         return Err(err);
     }
-    watch(ctx.clone(), workload.id.clone(), Exit::Child(gated.release().await));
+    watch(ctx.clone(), workload.id.clone(), Exit::Child(gated.release().await, handle));
     tracing::info!(workload = %workload.id, pid, spec = %spec.name, "workload started");
     Ok(started(&workload))
 }
@@ -102,6 +107,10 @@ async fn claim_spec(
             start_task_id: task.id,
             active_spec_id: None,
             labels: "{}".to_owned(),
+            containment: None,
+            cpu_usec: None,
+            memory_peak_bytes: None,
+            processes_peak: None,
         };
         match workloads::insert(&ctx.db, new).await {
             Ok(workload) => return Ok(Ok(workload)),

@@ -1,5 +1,5 @@
-//! StopWorkload: SIGTERM to the workload's process group, SIGKILL after the grace period,
-//! then the workload is recorded Stopped.
+//! StopWorkload: SIGTERM to every process of the workload, SIGKILL to all of them after the
+//! grace period (`contain`), then the workload is recorded Stopped once none is left.
 //!
 //! One stop per workload at a time: every stop task of a workload joins the workload's stop flight
 //! (`flights`), which performs the stop once, and all of them report its one outcome.
@@ -11,7 +11,7 @@
 
 use super::flights::{Flight, Landing};
 use super::{Ctx, OpError, POLL, cancelled_before_start, record_end};
-use crate::process::{self, Pgid, SIGKILL, SIGTERM};
+use crate::contain::Handle;
 use entity::outcome::{End, StopHow};
 use entity::state::{Outcome, TransitionError, WorkloadEvent};
 use entity::store::workloads;
@@ -128,38 +128,40 @@ async fn drive(ctx: &Ctx, workload_id: &str, flight: &Arc<Flight<StopReport>>) -
         workload =
             workloads::find(&ctx.db, workload_id).await?.ok_or_else(|| DbErr::RecordNotFound(workload_id.into()))?;
     }
-    let Some(pgid) = workload.pid.and_then(Pgid::new) else {
+    let Some(handle) = Handle::of(&workload) else {
         record_end(ctx, &workload.id, End::Stopped { how: StopHow::NoProcess }).await;
         return Ok(StopReport::Stopped(StopHow::NoProcess));
     };
 
     ctx.guard(&flight.members()).await?;
-    let sent = process::signal_group(pgid, SIGTERM).unwrap_or(false);
-    tracing::info!(workload = %workload.id, pgid = pgid.get(), sent, "SIGTERM sent");
+    let sent = handle.terminate_async().await;
+    tracing::info!(workload = %workload.id, sent, "SIGTERM sent");
     let sent_at = tokio::time::Instant::now();
     let how = loop {
         // The shortest grace any member asks for (a forced stop: none); it can shrink while the
         // stop is under way, when a forced stop joins.
         let grace_ms = grace_ms(ctx, flight);
-        if !process::group_alive(pgid) {
+        if !handle.alive_async().await {
             break if sent { StopHow::ExitedAfterSigterm } else { StopHow::AlreadyExited };
         }
         if abandon.is_cancelled() {
-            return Ok(give_up(ctx, &workload, pgid).await);
+            return Ok(give_up(ctx, &workload, &handle).await);
         }
         if sent_at.elapsed() >= Duration::from_millis(grace_ms) {
             if let Err(err) = ctx.guard(&flight.members()).await {
-                give_up(ctx, &workload, pgid).await;
+                give_up(ctx, &workload, &handle).await;
                 return Err(err);
             }
-            let _ = process::signal_group(pgid, SIGKILL);
-            tracing::info!(workload = %workload.id, pgid = pgid.get(), "SIGKILL sent after the grace period");
+            handle.kill_async().await;
+            tracing::info!(workload = %workload.id, "SIGKILL sent after the grace period");
             let kill_deadline = tokio::time::Instant::now() + KILL_WAIT;
-            while process::group_alive(pgid) && tokio::time::Instant::now() < kill_deadline {
+            while handle.alive_async().await && tokio::time::Instant::now() < kill_deadline {
+                // Without cgroup.kill, processes forked since the last round get theirs now.
+                handle.kill_async().await;
                 tokio::time::sleep(POLL).await;
             }
-            if process::group_alive(pgid) {
-                return Ok(StopReport::Survived(process::group_members(pgid)));
+            if handle.alive_async().await {
+                return Ok(StopReport::Survived(handle.members_async().await));
             }
             break StopHow::Killed { grace_ms };
         }
@@ -175,10 +177,10 @@ fn grace_ms(ctx: &Ctx, flight: &Flight<StopReport>) -> u64 {
 }
 
 /// Abandoning in the grace period: no SIGKILL, and the workload reports its true state.
-async fn give_up(ctx: &Ctx, workload: &workload::Model, pgid: Pgid) -> StopReport {
+async fn give_up(ctx: &Ctx, workload: &workload::Model, handle: &Handle) -> StopReport {
     let state = match workloads::transition(&ctx.db, workload, WorkloadEvent::StopAbandoned).await {
         Ok(next) => next.state,
         Err(_) => workloads::find(&ctx.db, &workload.id).await.ok().flatten().map_or(workload.state, |s| s.state),
     };
-    StopReport::Abandoned { alive: process::group_members(pgid).len(), state }
+    StopReport::Abandoned { alive: handle.members_async().await.len(), state }
 }

@@ -1,0 +1,169 @@
+//! Containment: a stop leaves no process of its workload alive, whatever the workload did to
+//! get away (a double fork, `setsid`, `setsid` + `nohup` ignoring SIGTERM and SIGHUP, a storm of
+//! 200 children), and the CPU time it reports is the kernel's. Under cgroup v2 (what `auto`
+//! finds here) and under the process-tree fallback; in both modes; and with the runner killed
+//! with SIGKILL and restarted between the start and the stop. Survivors are looked for in
+//! `/proc`, by the marker every process of a workload inherits.
+
+use sea_orm::DatabaseConnection;
+use std::collections::HashMap;
+use std::time::Duration;
+use tests::{ADMIN, EmbeddedServer, Mode, Options, Session, TestApp, marked_processes, wait_until};
+
+/// The torture set: each job, and how many processes it has once everything is started.
+const TORTURE: [(&str, usize); 6] =
+    [("Stubborn", 2), ("DoubleFork", 3), ("SetsidEscape", 3), ("NohupDaemon", 3), ("ForkStorm", 201), ("Burner", 1)];
+
+/// User + system CPU time of a process, from `/proc/<pid>/stat` (USER_HZ ticks = 10 ms).
+fn cpu_usec(pid: i32) -> i64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let fields: Vec<&str> = stat[stat.rfind(')').expect(")") + 1..].split_whitespace().collect();
+    let ticks: i64 = fields[11].parse::<i64>().expect("utime") + fields[12].parse::<i64>().expect("stime");
+    ticks * 10_000
+}
+
+fn comm(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim().to_owned()
+}
+
+/// Starts the torture set; once each workload has all its processes: workload id per job, and
+/// the Burner's CPU time as the kernel counts it, once it has stopped burning.
+async fn start_all(session: &Session, db: &DatabaseConnection) -> (HashMap<&'static str, String>, i64) {
+    let specs = entity::store::specs::list(db).await.expect("specs");
+    let mut ids = HashMap::new();
+    for (job, _) in TORTURE {
+        let spec = specs.iter().find(|s| s.name == job).expect("job");
+        ids.insert(job, session.start_job(&spec.id).await);
+    }
+    for (job, count) in TORTURE {
+        let id = ids[job].clone();
+        wait_until(&format!("{job} to have {count} processes"), Duration::from_secs(30), || {
+            let id = id.clone();
+            async move { marked_processes(&id).len() >= count }
+        })
+        .await;
+    }
+    let burner = session.pid_of(db, &ids["Burner"]).await;
+    wait_until("the burner to stop burning", Duration::from_secs(60), || async move { comm(burner) == "sleep" }).await;
+    (ids, cpu_usec(burner))
+}
+
+/// Stops every workload through the API: each stop succeeds, and afterwards no process of any
+/// of them is alive; the Burner reports the kernel's CPU time (within 5%).
+async fn stop_all(session: &Session, db: &DatabaseConnection, ids: &HashMap<&'static str, String>, burned: i64) {
+    let before: HashMap<&str, Vec<i32>> = ids.iter().map(|(job, id)| (*job, marked_processes(id))).collect();
+    let mut tasks = Vec::new();
+    for id in ids.values() {
+        tasks.push(session.act(&format!("/api/backupSessions/{id}?action=stop")).await);
+    }
+    for task in tasks {
+        let done = session.wait_finished(task["TaskId"].as_str().expect("id"), Duration::from_secs(60)).await;
+        assert_eq!(done["Result"]["Success"], true, "{done}");
+    }
+    for (job, id) in ids {
+        assert_eq!(session.session(id).await["State"], "Stopped", "{job}");
+        assert_eq!(marked_processes(id), Vec::<i32>::new(), "{job}: nothing of it is alive");
+        for pid in &before[job] {
+            let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let alive =
+                state.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z') && !rest.is_empty());
+            assert!(!alive, "{job}: process {pid} survived the stop");
+        }
+        let row = entity::store::workloads::find(db, id).await.expect("db").expect("row");
+        if let Some(path) = row
+            .containment
+            .as_deref()
+            .and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok())
+            .and_then(|c| c["path"].as_str().map(str::to_owned))
+        {
+            assert!(!std::path::Path::new(&path).exists(), "{job}: its cgroup is removed");
+        }
+    }
+    let reported = entity::store::workloads::find(db, &ids["Burner"]).await.expect("db").expect("row").cpu_usec;
+    let reported = reported.expect("the burner's CPU time is reported");
+    assert!(burned >= 500_000, "the burner burned a measurable while: {burned} µs");
+    assert!((reported - burned).abs() * 20 <= burned, "reported {reported} µs, the kernel counted {burned} µs");
+}
+
+async fn runner_says(db: &DatabaseConnection, containment: &str) {
+    let runners = entity::runner::Entity::find().all(db).await.expect("runners");
+    assert!(!runners.is_empty());
+    for runner in runners {
+        let said = runner.containment.unwrap_or_default();
+        let expected = if containment == "process-tree" { "process-tree" } else { "cgroup2 " };
+        assert!(said.starts_with(expected), "{said}");
+    }
+}
+
+use sea_orm::EntityTrait;
+
+async fn torture(mode: Mode, containment: &'static str) {
+    let app = TestApp::in_mode(mode, Options { containment, ..Options::default() }).await;
+    let session = app.logon().await;
+    let (ids, burned) = start_all(&session, &app.db).await;
+    runner_says(&app.db, containment).await;
+    stop_all(&session, &app.db, &ids, burned).await;
+}
+
+async fn a_stop_leaves_nothing_of_the_workload_alive_under_cgroups(mode: Mode) {
+    torture(mode, "auto").await;
+}
+
+async fn a_stop_leaves_nothing_of_the_workload_alive_under_the_process_tree_fallback(mode: Mode) {
+    torture(mode, "process-tree").await;
+}
+
+tests::in_both_modes!(
+    a_stop_leaves_nothing_of_the_workload_alive_under_cgroups,
+    a_stop_leaves_nothing_of_the_workload_alive_under_the_process_tree_fallback,
+);
+
+/// Distributed: the runner is killed with SIGKILL after the starts, and comes back with the
+/// same identity; it finds its workloads by their stored handles and stops them completely.
+async fn distributed_restart(containment: &'static str) {
+    let app = TestApp::spawn(Options { distributed: true, containment, ..Options::default() }).await;
+    let env = [("CONTAINMENT", containment)];
+    let mut first = app.start_worker_with("restarted", &env);
+    let session = app.logon().await;
+    let (ids, burned) = start_all(&session, &app.db).await;
+    first.kill9();
+    let _second = app.start_worker_with("restarted", &env);
+    stop_all(&session, &app.db, &ids, burned).await;
+}
+
+#[actix_web::test]
+async fn a_runner_killed_and_restarted_between_start_and_stop_still_stops_everything_distributed_cgroups() {
+    distributed_restart("auto").await;
+}
+
+#[actix_web::test]
+async fn a_runner_killed_and_restarted_between_start_and_stop_still_stops_everything_distributed_process_tree() {
+    distributed_restart("process-tree").await;
+}
+
+/// Embedded: the real `api` binary, killed with SIGKILL and started again.
+async fn embedded_restart(containment: &'static str) {
+    let server = EmbeddedServer::new();
+    let with = |server: &EmbeddedServer| {
+        let mut command = server.command();
+        command.env("ADMIN_PASSWORD", ADMIN.1).env("CONTAINMENT", containment);
+        command
+    };
+    let mut api = server.start_with(with(&server)).await;
+    let session = Session::logon(&server.base(), ADMIN.0, ADMIN.1).await;
+    let db = server.db().await;
+    let (ids, burned) = start_all(&session, &db).await;
+    api.kill9();
+    let _api = server.start_with(with(&server)).await;
+    stop_all(&session, &db, &ids, burned).await;
+}
+
+#[actix_web::test]
+async fn a_runner_killed_and_restarted_between_start_and_stop_still_stops_everything_embedded_cgroups() {
+    embedded_restart("auto").await;
+}
+
+#[actix_web::test]
+async fn a_runner_killed_and_restarted_between_start_and_stop_still_stops_everything_embedded_process_tree() {
+    embedded_restart("process-tree").await;
+}
