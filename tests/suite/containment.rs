@@ -119,26 +119,42 @@ tests::in_both_modes!(
 );
 
 /// Distributed: the runner is killed with SIGKILL after the starts, and comes back with the
-/// same identity; it finds its workloads by their stored handles and stops them completely.
-async fn distributed_restart(containment: &'static str) {
+/// same identity (and `then` as its containment); it finds its workloads by their stored
+/// handles and stops them completely, by the mechanism they were started under.
+async fn distributed_restart(containment: &'static str, then: &'static str) {
     let app = TestApp::spawn(Options { distributed: true, containment, ..Options::default() }).await;
-    let env = [("CONTAINMENT", containment)];
-    let mut first = app.start_worker_with("restarted", &env);
+    let mut first = app.start_worker_with("restarted", &[("CONTAINMENT", containment)]);
     let session = app.logon().await;
     let (ids, burned) = start_all(&session, &app.db).await;
+    let kinds: Vec<String> = {
+        let mut kinds = Vec::new();
+        for id in ids.values() {
+            let row = entity::store::workloads::find(&app.db, id).await.expect("db").expect("row");
+            let handle: serde_json::Value = serde_json::from_str(&row.containment.expect("a handle")).expect("json");
+            kinds.push(handle["kind"].as_str().expect("kind").to_owned());
+        }
+        kinds
+    };
+    let expected = if containment == "process-tree" { "process_tree" } else { "cgroup" };
+    assert!(kinds.iter().all(|k| k == expected), "{kinds:?}");
     first.kill9();
-    let _second = app.start_worker_with("restarted", &env);
+    let _second = app.start_worker_with("restarted", &[("CONTAINMENT", then)]);
     stop_all(&session, &app.db, &ids, burned).await;
 }
 
 #[actix_web::test]
+async fn workloads_started_in_cgroups_are_stopped_by_their_cgroups_after_a_restart_under_the_fallback() {
+    distributed_restart("auto", "process-tree").await;
+}
+
+#[actix_web::test]
 async fn a_runner_killed_and_restarted_between_start_and_stop_still_stops_everything_distributed_cgroups() {
-    distributed_restart("auto").await;
+    distributed_restart("auto", "auto").await;
 }
 
 #[actix_web::test]
 async fn a_runner_killed_and_restarted_between_start_and_stop_still_stops_everything_distributed_process_tree() {
-    distributed_restart("process-tree").await;
+    distributed_restart("process-tree", "process-tree").await;
 }
 
 /// Embedded: the real `api` binary, killed with SIGKILL and started again.
