@@ -85,6 +85,21 @@ impl TaskParams {
     }
 }
 
+/// The resources a workload may use, where the host's cgroup controllers can hold it to them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// CPU time per wall time, in thousandths of a CPU (1000 = one CPU).
+    pub cpu_millis: Option<u32>,
+    pub memory_bytes: Option<u64>,
+    pub max_processes: Option<u32>,
+}
+
+impl Limits {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
 /// What the kernel measured of a workload over its life, where its containment provides it:
 /// CPU time (user + system, microseconds), peak memory, peak number of processes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

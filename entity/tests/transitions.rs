@@ -128,6 +128,7 @@ async fn the_database_holds_at_most_one_active_workload_per_spec() {
         command: vec!["true".into()],
         working_dir: ".".into(),
         meta: serde_json::json!({}),
+        limits: Default::default(),
     };
     let one = entity::store::specs::upsert_by_name(&db, &spec("one")).await.expect("spec").id;
     let other = entity::store::specs::upsert_by_name(&db, &spec("other")).await.expect("spec").id;

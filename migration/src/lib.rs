@@ -14,6 +14,7 @@ mod m20261201_000008_neutral_workload_states;
 mod m20261201_000009_derived_session_facts;
 mod m20261201_000010_workloads;
 mod m20261201_000011_containment;
+mod m20261201_000012_limits;
 
 pub struct Migrator;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000009_derived_session_facts::Migration),
             Box::new(m20261201_000010_workloads::Migration),
             Box::new(m20261201_000011_containment::Migration),
+            Box::new(m20261201_000012_limits::Migration),
         ]
     }
 }

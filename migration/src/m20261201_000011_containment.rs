@@ -32,13 +32,12 @@ enum Runners {
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        for column in [
+        for mut column in [
             text_null(Workloads::Containment),
             big_integer_null(Workloads::CpuUsec),
             big_integer_null(Workloads::MemoryPeakBytes),
             big_integer_null(Workloads::ProcessesPeak),
         ] {
-            let mut column = column;
             m.alter_table(Table::alter().table(Workloads::Table).add_column(&mut column).to_owned()).await?;
         }
         m.alter_table(Table::alter().table(Runners::Table).add_column(text_null(Runners::Containment)).to_owned()).await

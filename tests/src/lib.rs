@@ -106,6 +106,24 @@ description = "200 children, every other one in a session of its own"
 command = ["sh", "-c", "i=0; while [ $i -lt 200 ]; do if [ $((i % 2)) = 0 ]; then setsid sleep 300 & else sleep 300 & fi; i=$((i+1)); done; wait"]
 
 [[job]]
+name = "MemoryHog"
+description = "holds 200 MB in one line, under a 32 MB limit"
+memory_mb = 32
+command = ["sh", "-c", "head -c 200000000 /dev/zero | tail > /dev/null"]
+
+[[job]]
+name = "PidCapped"
+description = "asks for 50 children, under a limit of 10 processes"
+max_processes = 10
+command = ["sh", "-c", "i=0; while [ $i -lt 50 ]; do sleep 300 & i=$((i+1)); done; wait"]
+
+[[job]]
+name = "CpuCapped"
+description = "burns CPU without end, under a tenth of a CPU"
+cpus = 0.1
+command = ["sh", "-c", "while :; do :; done"]
+
+[[job]]
 name = "Burner"
 description = "burns CPU in the shell for a while, then sleeps (exec: the same process)"
 command = ["sh", "-c", "i=0; while [ $i -lt 1500000 ]; do i=$((i+1)); done; exec sleep 300"]
@@ -375,6 +393,12 @@ pub fn remove_test_cgroups(prefix: &str) {
         let dir = mount.join(prefix);
         if dir.is_dir() {
             let _ = std::fs::write(dir.join("cgroup.kill"), "1");
+            remove(&dir);
+        }
+    }
+    // The cgroup v1 directories made for limits (emptied by the kill above).
+    for dir in worker::contain::limits::v1_prefix_dirs(prefix) {
+        if dir.is_dir() {
             remove(&dir);
         }
     }

@@ -183,3 +183,49 @@ async fn a_runner_killed_and_restarted_between_start_and_stop_still_stops_everyt
 async fn a_runner_killed_and_restarted_between_start_and_stop_still_stops_everything_embedded_process_tree() {
     embedded_restart("process-tree").await;
 }
+
+/// Limits from the spec (the jobs file's `memory_mb`, `max_processes`, `cpus`) hold: in cgroup
+/// v2 where its controllers are enabled, else in cgroup v1 (as on these hybrid machines).
+async fn limits_hold_memory_processes_and_cpu(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options::default()).await;
+    let session = app.logon().await;
+    let job = |name: &'static str| {
+        let app = &app;
+        async move { app.job_id(name).await }
+    };
+
+    // Memory: the hog is killed by the kernel at its limit; its peak stays under it.
+    let hog = session.start_job(&job("MemoryHog").await).await;
+    let ended = session.wait_session_state(&hog, "Stopped", Duration::from_secs(30)).await;
+    assert_eq!(ended["Result"], "Failed", "{ended}");
+    let row = entity::store::workloads::find(&app.db, &hog).await.expect("db").expect("row");
+    assert_eq!(row.exit_code, Some(137), "killed (SIGKILL) by the out-of-memory killer: {ended}");
+    let peak = row.memory_peak_bytes.expect("peak memory is measured under a memory limit");
+    assert!(peak <= 33 << 20, "peak {peak} bytes");
+
+    // Processes: at most 10 at any time.
+    let capped = session.start_job(&job("PidCapped").await).await;
+    let mut most = 0;
+    for _ in 0..20 {
+        most = most.max(marked_processes(&capped).len());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!((1..=10).contains(&most), "{most} processes");
+
+    // CPU: a tenth of a CPU, however much it would burn.
+    let burner = session.start_job(&job("CpuCapped").await).await;
+    let pid = session.pid_of(&app.db, &burner).await;
+    let (start, at) = (cpu_usec(pid), std::time::Instant::now());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (burned, wall) = (cpu_usec(pid) - start, at.elapsed().as_micros() as i64);
+    assert!(burned * 100 <= wall * 15, "{burned} µs of CPU in {wall} µs: more than 0.15 CPU");
+
+    for id in [&capped, &burner] {
+        let task = session.act(&format!("/api/backupSessions/{id}?action=stop")).await;
+        let done = session.wait_finished(task["TaskId"].as_str().expect("id"), Duration::from_secs(30)).await;
+        assert_eq!(done["Result"]["Success"], true, "{done}");
+        assert_eq!(marked_processes(id), Vec::<i32>::new());
+    }
+}
+
+tests::in_both_modes!(limits_hold_memory_processes_and_cpu);

@@ -30,6 +30,7 @@ async fn spec(db: &DatabaseConnection) -> String {
         command: vec!["true".into()],
         working_dir: ".".into(),
         meta: serde_json::json!({}),
+        limits: Default::default(),
     };
     entity::store::specs::upsert_by_name(db, &new).await.expect("spec").id
 }

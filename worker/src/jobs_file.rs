@@ -6,6 +6,9 @@
 //! type = "Backup"                       # Veeam JobType; default "Backup"
 //! command = ["sleep", "3600"]
 //! working_dir = "data/work/fileserver"  # default: data/work/<name>
+//! cpus = 0.5                            # optional limits (see contain::limits)
+//! memory_mb = 512
+//! max_processes = 100
 //! ```
 
 use entity::store::specs::{self, NewSpec};
@@ -30,6 +33,9 @@ struct JobEntry {
     description: String,
     command: Vec<String>,
     working_dir: Option<String>,
+    cpus: Option<f64>,
+    memory_mb: Option<u64>,
+    max_processes: Option<u32>,
 }
 
 fn default_type() -> String {
@@ -50,11 +56,22 @@ pub fn parse(text: &str) -> Result<Vec<NewSpec>, String> {
                 return Err(format!("job {:?} has an empty command", entry.name));
             }
             let working_dir = entry.working_dir.unwrap_or_else(|| format!("data/work/{}", slug(&entry.name)));
+            let cpu_millis = match entry.cpus {
+                Some(cpus) if cpus.is_finite() && cpus > 0.0 && cpus <= 4096.0 => Some((cpus * 1000.0).round() as u32),
+                Some(cpus) => return Err(format!("job {:?}: cpus must be a positive number, not {cpus}", entry.name)),
+                None => None,
+            };
+            let limits = entity::outcome::Limits {
+                cpu_millis,
+                memory_bytes: entry.memory_mb.map(|mb| mb.saturating_mul(1 << 20)),
+                max_processes: entry.max_processes,
+            };
             Ok(NewSpec {
                 name: entry.name,
                 command: entry.command,
                 working_dir,
                 meta: serde_json::json!({"jobType": entry.job_type, "description": entry.description}),
+                limits,
             })
         })
         .collect()
@@ -86,5 +103,13 @@ mod tests {
         let err = parse("[[job]]\nname = \"x\"\ncommand = []\n").expect_err("empty command");
         assert!(err.contains("\"x\""), "{err}");
         assert!(parse("[[job]]\nname = \"x\"\ncommand = [\"a\"]\ncolour = 1\n").is_err());
+        let limited =
+            parse("[[job]]\nname = \"x\"\ncommand = [\"a\"]\ncpus = 0.25\nmemory_mb = 64\nmax_processes = 9\n");
+        let limits = limited.expect("valid")[0].limits;
+        assert_eq!(
+            limits,
+            entity::outcome::Limits { cpu_millis: Some(250), memory_bytes: Some(64 << 20), max_processes: Some(9) }
+        );
+        assert!(parse("[[job]]\nname = \"x\"\ncommand = [\"a\"]\ncpus = -1\n").is_err());
     }
 }

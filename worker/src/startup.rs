@@ -83,7 +83,7 @@ pub async fn start_engine(
         let mechanism = settings.mechanism()?;
         tracing::info!(containment = %mechanism.describe(), "workloads are contained by {}", mechanism.describe());
         mechanism.prepare();
-        if mechanism == crate::contain::Mechanism::ProcessTree {
+        if mechanism.is_process_tree() {
             // A subreaper inherits the orphans of its workloads: reap them as they exit.
             let shutdown = shutdown.clone();
             tokio::spawn(async move {

@@ -15,6 +15,10 @@ pub struct Model {
     pub working_dir: String,
     /// What only the faces show (Veeam's `jobType` and `description`), as a JSON object.
     pub meta: String,
+    /// Resource sizes (see `limits`).
+    pub cpu_millis: Option<i32>,
+    pub memory_bytes: Option<i64>,
+    pub max_processes: Option<i32>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }
@@ -29,6 +33,15 @@ impl Model {
     /// list of strings, instead of an empty command that would fail later for another reason.
     pub fn argv(&self) -> Result<Vec<String>, String> {
         serde_json::from_str(&self.command).map_err(|e| format!("its stored command is not a list of strings ({e})"))
+    }
+
+    /// What its workloads are limited to.
+    pub fn limits(&self) -> crate::outcome::Limits {
+        crate::outcome::Limits {
+            cpu_millis: self.cpu_millis.and_then(|n| u32::try_from(n).ok()),
+            memory_bytes: self.memory_bytes.and_then(|n| u64::try_from(n).ok()),
+            max_processes: self.max_processes.and_then(|n| u32::try_from(n).ok()),
+        }
     }
 
     /// One text entry of `meta`; empty when absent.
@@ -50,6 +63,9 @@ mod tests {
             command: command.into(),
             working_dir: ".".into(),
             meta: meta.into(),
+            cpu_millis: None,
+            memory_bytes: None,
+            max_processes: None,
             created_at: chrono::Utc::now(),
             updated_at: chrono::Utc::now(),
         }

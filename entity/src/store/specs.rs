@@ -12,6 +12,7 @@ pub struct NewSpec {
     pub working_dir: String,
     /// A JSON object for the faces.
     pub meta: serde_json::Value,
+    pub limits: crate::outcome::Limits,
 }
 
 /// Inserts the spec (of the default tenant: jobs files belong to it), or updates the one with the
@@ -20,12 +21,19 @@ pub async fn upsert_by_name(db: &impl ConnectionTrait, spec: &NewSpec) -> Result
     let now = super::now();
     let command = serde_json::to_string(&spec.command).map_err(|e| DbErr::Custom(e.to_string()))?;
     let meta = spec.meta.to_string();
+    let limits = spec.limits;
+    let cpu_millis = limits.cpu_millis.and_then(|n| i32::try_from(n).ok());
+    let memory_bytes = limits.memory_bytes.and_then(|n| i64::try_from(n).ok());
+    let max_processes = limits.max_processes.and_then(|n| i32::try_from(n).ok());
     match workload_spec::Entity::find().filter(workload_spec::Column::Name.eq(&spec.name)).one(db).await? {
         Some(existing) => {
             let mut active = existing.into_active_model();
             active.command = Set(command);
             active.working_dir = Set(spec.working_dir.clone());
             active.meta = Set(meta);
+            active.cpu_millis = Set(cpu_millis);
+            active.memory_bytes = Set(memory_bytes);
+            active.max_processes = Set(max_processes);
             active.updated_at = Set(now);
             active.update(db).await
         }
@@ -37,6 +45,9 @@ pub async fn upsert_by_name(db: &impl ConnectionTrait, spec: &NewSpec) -> Result
                 command: Set(command),
                 working_dir: Set(spec.working_dir.clone()),
                 meta: Set(meta),
+                cpu_millis: Set(cpu_millis),
+                memory_bytes: Set(memory_bytes),
+                max_processes: Set(max_processes),
                 created_at: Set(now),
                 updated_at: Set(now),
             }

@@ -60,7 +60,7 @@ pub async fn run(ctx: &Ctx, task: &task::Model, cancel: &CancellationToken) -> R
     };
     let pid = gated.pgid().get();
     // Contained before its command runs: everything it will start is inside.
-    let handle = ctx.mechanism.contain(&workload.id, gated.pgid());
+    let handle = ctx.mechanism.contain(&workload.id, gated.pgid(), &spec.limits());
     let event = WorkloadEvent::Started { pid, containment: Some(handle.to_json()) };
     let recorded = match crate::fault_point("start_workload.spawned") {
         Ok(()) => workloads::transition(&ctx.db, &workload, event).await.map_err(OpError::from),

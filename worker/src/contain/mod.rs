@@ -20,8 +20,10 @@
 //! The handle (`Handle`) is stored with the workload, so a restarted runner stops it by the
 //! mechanism it was started under. Workloads of earlier releases have only their process group.
 
+pub mod limits;
+
 use crate::process::{self, Pgid};
-use entity::outcome::Usage;
+use entity::outcome::{Limits, Usage};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
@@ -37,9 +39,9 @@ pub const MARKER: &str = "TASKQ_WORKLOAD";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mechanism {
     /// cgroup v2: workloads go under this directory of a cgroup2 hierarchy.
-    Cgroup { dir: PathBuf },
+    Cgroup { dir: PathBuf, prefix: String },
     /// The fallback: process group plus environment marker, with the runner as subreaper.
-    ProcessTree,
+    ProcessTree { prefix: String },
 }
 
 impl Mechanism {
@@ -55,22 +57,26 @@ impl Mechanism {
             let mut why = Vec::new();
             for candidate in candidates {
                 match usable(&candidate.join(prefix)) {
-                    Ok(dir) => return Ok(dir),
+                    Ok(dir) => {
+                        limits::enable_v2_controllers(&candidate, &dir);
+                        return Ok(dir);
+                    }
                     Err(err) => why.push(format!("{}: {err}", candidate.display())),
                 }
             }
             Err(if why.is_empty() { "no cgroup2 hierarchy is mounted".to_owned() } else { why.join("; ") })
         };
+        let prefix = prefix.to_owned();
         match choice {
-            "cgroup" => cgroup().map(|dir| Mechanism::Cgroup { dir }),
-            "process-tree" => Ok(Mechanism::ProcessTree),
-            "auto" => Ok(cgroup().map_or_else(
-                |why| {
+            "cgroup" => cgroup().map(|dir| Mechanism::Cgroup { dir, prefix }),
+            "process-tree" => Ok(Mechanism::ProcessTree { prefix }),
+            "auto" => Ok(match cgroup() {
+                Ok(dir) => Mechanism::Cgroup { dir, prefix },
+                Err(why) => {
                     tracing::warn!(why, "cgroup v2 is not usable: containing workloads by process tree");
-                    Mechanism::ProcessTree
-                },
-                |dir| Mechanism::Cgroup { dir },
-            )),
+                    Mechanism::ProcessTree { prefix }
+                }
+            }),
             other => Err(format!("CONTAINMENT must be auto, cgroup or process-tree, not {other:?}")),
         }
     }
@@ -78,35 +84,50 @@ impl Mechanism {
     /// What the runner reports: `cgroup2 <dir>` or `process-tree`.
     pub fn describe(&self) -> String {
         match self {
-            Mechanism::Cgroup { dir } => format!("cgroup2 {}", dir.display()),
-            Mechanism::ProcessTree => "process-tree".to_owned(),
+            Mechanism::Cgroup { dir, .. } => format!("cgroup2 {}", dir.display()),
+            Mechanism::ProcessTree { .. } => "process-tree".to_owned(),
         }
     }
 
     /// Prepares the runner process: under the process tree, it becomes a child subreaper.
     pub fn prepare(&self) {
-        if *self == Mechanism::ProcessTree
+        if self.is_process_tree()
             && let Err(err) = nix::sys::prctl::set_child_subreaper(true)
         {
             tracing::warn!(%err, "cannot become a child subreaper: orphans of workloads go to init");
         }
     }
 
-    /// Contains the gated process `pgid` (which has not run its command yet) of workload `id`.
-    /// Under cgroups, when its cgroup cannot be made, the process tree contains it instead.
-    pub fn contain(&self, id: &str, pgid: Pgid) -> Handle {
-        let tree = Handle::ProcessTree { pgid: pgid.get(), marker: id.to_owned() };
-        let Mechanism::Cgroup { dir } = self else { return tree };
-        let path = dir.join(id);
-        let placed = std::fs::create_dir_all(&path)
-            .and_then(|()| std::fs::write(path.join("cgroup.procs"), pgid.get().to_string()));
-        match placed {
-            Ok(()) => Handle::Cgroup { path, pgid: pgid.get() },
-            Err(err) => {
-                tracing::warn!(%err, cgroup = %path.display(), "cannot place the workload in its cgroup: tracking its process tree");
-                let _ = std::fs::remove_dir(&path);
-                tree
+    pub fn is_process_tree(&self) -> bool {
+        matches!(self, Mechanism::ProcessTree { .. })
+    }
+
+    /// Contains the gated process `pgid` (which has not run its command yet) of workload `id`,
+    /// within `limits` where the host allows (see `limits`). Under cgroups, when its cgroup
+    /// cannot be made, the process tree contains it instead.
+    pub fn contain(&self, id: &str, pgid: Pgid, wanted: &Limits) -> Handle {
+        let pid = pgid.get();
+        let (dir, prefix) = match self {
+            Mechanism::Cgroup { dir, prefix } => (Some(dir), prefix),
+            Mechanism::ProcessTree { prefix } => (None, prefix),
+        };
+        let placed = dir.and_then(|dir| {
+            let path = dir.join(id);
+            let placed =
+                std::fs::create_dir_all(&path).and_then(|()| std::fs::write(path.join("cgroup.procs"), pid.to_string()));
+            match placed {
+                Ok(()) => Some(path),
+                Err(err) => {
+                    tracing::warn!(%err, cgroup = %path.display(), "cannot place the workload in its cgroup: tracking its process tree");
+                    let _ = std::fs::remove_dir(&path);
+                    None
+                }
             }
+        });
+        let v1 = if wanted.is_empty() { Vec::new() } else { limits::apply(wanted, placed.as_deref(), id, pid, prefix) };
+        match placed {
+            Some(path) => Handle::Cgroup { path, pgid: pid, v1 },
+            None => Handle::ProcessTree { pgid: pid, marker: id.to_owned(), v1 },
         }
     }
 }
@@ -142,10 +163,21 @@ fn usable(dir: &Path) -> std::io::Result<PathBuf> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Handle {
-    /// Every process in the cgroup at `path` (and below it).
-    Cgroup { path: PathBuf, pgid: i32 },
+    /// Every process in the cgroup at `path` (and below it). `v1`: its cgroups in v1
+    /// hierarchies, made for limits (see `limits`).
+    Cgroup {
+        path: PathBuf,
+        pgid: i32,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        v1: Vec<PathBuf>,
+    },
     /// The process group, and every process whose environment carries the marker.
-    ProcessTree { pgid: i32, marker: String },
+    ProcessTree {
+        pgid: i32,
+        marker: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        v1: Vec<PathBuf>,
+    },
     /// The process group only (workloads of earlier releases).
     Group { pgid: i32 },
 }
@@ -178,7 +210,7 @@ impl Handle {
                 cgroup_procs(path, &mut pids);
                 pids
             }
-            Handle::ProcessTree { pgid, marker } => process::snapshot(MARKER)
+            Handle::ProcessTree { pgid, marker, .. } => process::snapshot(MARKER)
                 .iter()
                 .filter(|p| p.pgrp == *pgid || p.marker.as_deref() == Some(marker))
                 .map(|p| p.pid)
@@ -236,28 +268,32 @@ impl Handle {
     /// tree's CPU time is what `Sampler` saw.)
     pub fn usage(&self, sampled: Option<i64>) -> Usage {
         match self {
-            Handle::Cgroup { path, .. } => Usage {
+            Handle::Cgroup { path, v1, .. } => Usage {
                 cpu_usec: read_key(&path.join("cpu.stat"), "usage_usec"),
-                memory_peak_bytes: read_number(&path.join("memory.peak")),
+                memory_peak_bytes: read_number(&path.join("memory.peak")).or_else(|| limits::v1_memory_peak(v1)),
                 processes_peak: read_number(&path.join("pids.peak")),
             },
-            _ => Usage { cpu_usec: sampled, ..Usage::default() },
+            Handle::ProcessTree { v1, .. } => {
+                Usage { cpu_usec: sampled, memory_peak_bytes: limits::v1_memory_peak(v1), processes_peak: None }
+            }
+            Handle::Group { .. } => Usage { cpu_usec: sampled, ..Usage::default() },
         }
     }
 
-    /// Removes the workload's cgroup, once it is recorded Stopped (idempotent).
+    /// Removes the workload's cgroups, once it is recorded Stopped (idempotent).
     pub fn release(&self) {
-        if let Handle::Cgroup { path, .. } = self {
-            remove_cgroup(path);
-        }
+        let (path, v1) = match self {
+            Handle::Cgroup { path, v1, .. } => (Some(path), v1.as_slice()),
+            Handle::ProcessTree { v1, .. } => (None, v1.as_slice()),
+            Handle::Group { .. } => (None, &[][..]),
+        };
+        path.into_iter().chain(v1).for_each(|dir| remove_cgroup(dir));
     }
 
     /// Removes what `contain` made, for a workload whose command never ran.
     pub fn discard(&self) {
-        if let Handle::Cgroup { path, .. } = self {
-            self.kill();
-            remove_cgroup(path);
-        }
+        self.kill();
+        self.release();
     }
 }
 
@@ -398,7 +434,7 @@ mod tests {
 
     #[test]
     fn a_handle_round_trips_through_its_stored_form_and_old_rows_are_their_process_group() {
-        let handle = Handle::Cgroup { path: "/sys/fs/cgroup/taskq/w".into(), pgid: 42 };
+        let handle = Handle::Cgroup { path: "/sys/fs/cgroup/taskq/w".into(), pgid: 42, v1: Vec::new() };
         assert_eq!(handle.to_json(), r#"{"kind":"cgroup","path":"/sys/fs/cgroup/taskq/w","pgid":42}"#);
         assert_eq!(serde_json::from_str::<Handle>(&handle.to_json()).ok(), Some(handle));
     }
@@ -416,9 +452,10 @@ mod tests {
     #[test]
     fn an_unknown_choice_is_refused_and_process_tree_is_always_available() {
         assert!(Mechanism::detect("containers", None, "taskq").is_err());
-        assert_eq!(Mechanism::detect("process-tree", None, "taskq"), Ok(Mechanism::ProcessTree));
+        let tree = Mechanism::ProcessTree { prefix: "taskq".into() };
+        assert_eq!(Mechanism::detect("process-tree", None, "taskq").as_ref(), Ok(&tree));
         let nowhere = std::env::temp_dir().join("not-a-cgroup");
         assert!(Mechanism::detect("cgroup", Some(&nowhere), "taskq").is_err(), "a plain directory is not a cgroup");
-        assert_eq!(Mechanism::detect("auto", Some(&nowhere), "taskq"), Ok(Mechanism::ProcessTree));
+        assert_eq!(Mechanism::detect("auto", Some(&nowhere), "taskq"), Ok(tree));
     }
 }
