@@ -372,48 +372,22 @@ pub fn workload_processes(dir: &Path) -> Vec<i32> {
         .collect()
 }
 
-/// Kills whatever is left in a test's cgroups (`<cgroup2 mount>/<prefix>`) and removes them.
+/// Kills whatever is left in a test's cgroups (`<cgroup2 mount>/<prefix>`) and removes them,
+/// with the cgroup v1 directories made for limits.
 pub fn remove_test_cgroups(prefix: &str) {
-    fn remove(dir: &Path) {
-        if let Ok(entries) = std::fs::read_dir(dir) {
-            for entry in entries.flatten() {
-                if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                    remove(&entry.path());
-                }
-            }
-        }
-        for _ in 0..100 {
-            if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
+    use worker::contain::{cgroup2_mounts, limits, remove_cgroup};
     for mount in cgroup2_mounts() {
         let dir = mount.join(prefix);
         if dir.is_dir() {
             let _ = std::fs::write(dir.join("cgroup.kill"), "1");
-            remove(&dir);
+            remove_cgroup(&dir);
         }
     }
-    // The cgroup v1 directories made for limits (emptied by the kill above).
-    for dir in worker::contain::limits::v1_prefix_dirs(prefix) {
+    for dir in limits::v1_prefix_dirs(prefix) {
         if dir.is_dir() {
-            remove(&dir);
+            remove_cgroup(&dir);
         }
     }
-}
-
-/// Mount points of cgroup2 hierarchies.
-pub fn cgroup2_mounts() -> Vec<PathBuf> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    info.lines()
-        .filter_map(|line| {
-            let (fields, fs) = line.split_once(" - ")?;
-            let mount_point = fields.split_whitespace().nth(4)?;
-            (fs.split_whitespace().next()? == "cgroup2").then(|| PathBuf::from(mount_point))
-        })
-        .collect()
 }
 
 /// Live (not zombie) processes whose environment carries the workload's marker

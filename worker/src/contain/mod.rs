@@ -133,7 +133,7 @@ impl Mechanism {
 }
 
 /// Mount points of cgroup2 hierarchies, from `/proc/self/mountinfo`.
-fn cgroup2_mounts() -> Vec<PathBuf> {
+pub fn cgroup2_mounts() -> Vec<PathBuf> {
     let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return Vec::new() };
     info.lines()
         .filter_map(|line| {
@@ -396,7 +396,7 @@ fn freeze(path: &Path, frozen: bool) -> bool {
 }
 
 /// Removes the cgroup and the cgroups below it, deepest first (they are empty by now).
-fn remove_cgroup(path: &Path) {
+pub fn remove_cgroup(path: &Path) {
     if let Ok(entries) = std::fs::read_dir(path) {
         for entry in entries.flatten() {
             if entry.file_type().is_ok_and(|t| t.is_dir()) {
