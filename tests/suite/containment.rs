@@ -79,6 +79,11 @@ async fn stop_all(session: &Session, db: &DatabaseConnection, ids: &HashMap<&'st
             assert!(!std::path::Path::new(&path).exists(), "{job}: its cgroup is removed");
         }
     }
+    // Peaks, where the kernel keeps them (cgroup v2 controllers, or v1 on these hybrid hosts).
+    let storm = entity::store::workloads::find(db, &ids["ForkStorm"]).await.expect("db").expect("row");
+    let peak = storm.processes_peak.expect("the peak process count is measured");
+    assert!(peak >= 201, "the storm's peak process count: {peak}");
+    assert!(storm.memory_peak_bytes.expect("the peak memory is measured") > 0);
     let reported = entity::store::workloads::find(db, &ids["Burner"]).await.expect("db").expect("row").cpu_usec;
     let reported = reported.expect("the burner's CPU time is reported");
     assert!(burned >= 500_000, "the burner burned a measurable while: {burned} µs");

@@ -34,7 +34,16 @@ impl Controller {
         }
     }
 
-    /// (v2 file, v1 file, value) of this controller's limit, if `limits` sets it.
+    /// The cgroup v2 file that exists when the controller is enabled there.
+    fn v2_file(self) -> &'static str {
+        match self {
+            Controller::Memory => "memory.max",
+            Controller::Pids => "pids.max",
+            Controller::Cpu => "cpu.max",
+        }
+    }
+
+    /// (v2 file, v1 file, v2 value, v1 value) of this controller's limit, if `limits` sets it.
     fn setting(self, limits: &Limits) -> Option<(&'static str, &'static str, String, String)> {
         match self {
             Controller::Memory => {
@@ -71,37 +80,48 @@ pub fn enable_v2_controllers(mount: &Path, dir: &Path) {
 }
 
 /// Sets `limits` for the process `pid` of workload `id`, whose cgroup v2 is `v2` (if it has one).
-/// Returns the cgroup v1 directories made for it (removed with it).
+/// Where v2 lacks the memory or pids controller, the process also joins a cgroup v1 of that
+/// controller without a limit, for its peak figures. Returns the cgroup v1 directories made
+/// for it (removed with it).
 pub fn apply(limits: &Limits, v2: Option<&Path>, id: &str, pid: i32, prefix: &str) -> Vec<PathBuf> {
     let mut made = Vec::new();
     for controller in Controller::ALL {
-        let Some((v2_file, v1_file, v2_value, v1_value)) = controller.setting(limits) else { continue };
-        if let Some(dir) = v2
-            && dir.join(v2_file).exists()
-        {
-            match std::fs::write(dir.join(v2_file), &v2_value) {
-                Ok(()) => continue,
-                Err(err) => tracing::warn!(%err, file = v2_file, "cannot set a cgroup v2 limit"),
+        let setting = controller.setting(limits);
+        let v2_file = controller.v2_file();
+        if let Some(dir) = v2.filter(|dir| dir.join(v2_file).exists()) {
+            if let Some((_, _, value, _)) = &setting
+                && let Err(err) = std::fs::write(dir.join(v2_file), value)
+            {
+                tracing::warn!(%err, file = v2_file, workload = id, "limit not enforced");
             }
+            continue;
         }
-        match v1_cgroup(controller, prefix, id) {
-            Some(dir) => {
-                let placed = std::fs::create_dir_all(&dir)
-                    .and_then(|()| std::fs::write(dir.join(v1_file), &v1_value))
-                    .and_then(|()| std::fs::write(dir.join("cgroup.procs"), pid.to_string()));
-                match placed {
-                    Ok(()) => made.push(dir),
-                    Err(err) => {
-                        tracing::warn!(%err, controller = controller.name(), workload = id, "limit not enforced");
-                        let _ = std::fs::remove_dir(&dir);
-                    }
-                }
+        let measures = matches!(controller, Controller::Memory | Controller::Pids);
+        if setting.is_none() && !measures {
+            continue;
+        }
+        let Some(dir) = v1_cgroup(controller, prefix, id) else {
+            if setting.is_some() {
+                tracing::warn!(
+                    controller = controller.name(),
+                    workload = id,
+                    "no such cgroup controller: limit not enforced"
+                );
             }
-            None => tracing::warn!(
-                controller = controller.name(),
-                workload = id,
-                "no such cgroup controller: limit not enforced"
-            ),
+            continue;
+        };
+        let placed = std::fs::create_dir_all(&dir)
+            .and_then(|()| match &setting {
+                Some((_, v1_file, _, value)) => std::fs::write(dir.join(v1_file), value),
+                None => Ok(()),
+            })
+            .and_then(|()| std::fs::write(dir.join("cgroup.procs"), pid.to_string()));
+        match placed {
+            Ok(()) => made.push(dir),
+            Err(err) => {
+                tracing::warn!(%err, controller = controller.name(), workload = id, "cgroup v1 not usable: limit not enforced");
+                let _ = std::fs::remove_dir(&dir);
+            }
         }
     }
     made
@@ -139,9 +159,11 @@ pub fn v1_prefix_dirs(prefix: &str) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Peak memory from a workload's cgroup v1 memory directory, if it has one.
-pub fn v1_memory_peak(dirs: &[PathBuf]) -> Option<i64> {
-    dirs.iter().find_map(|dir| std::fs::read_to_string(dir.join("memory.max_usage_in_bytes")).ok()?.trim().parse().ok())
+/// Peak memory and peak process count from a workload's cgroup v1 directories, if it has them.
+pub fn v1_peaks(dirs: &[PathBuf]) -> (Option<i64>, Option<i64>) {
+    let read =
+        |file: &str| dirs.iter().find_map(|dir| std::fs::read_to_string(dir.join(file)).ok()?.trim().parse().ok());
+    (read("memory.max_usage_in_bytes"), read("pids.peak"))
 }
 
 #[cfg(test)]

@@ -124,7 +124,7 @@ impl Mechanism {
                 }
             }
         });
-        let v1 = if wanted.is_empty() { Vec::new() } else { limits::apply(wanted, placed.as_deref(), id, pid, prefix) };
+        let v1 = limits::apply(wanted, placed.as_deref(), id, pid, prefix);
         match placed {
             Some(path) => Handle::Cgroup { path, pgid: pid, v1 },
             None => Handle::ProcessTree { pgid: pid, marker: id.to_owned(), v1 },
@@ -268,13 +268,17 @@ impl Handle {
     /// tree's CPU time is what `Sampler` saw.)
     pub fn usage(&self, sampled: Option<i64>) -> Usage {
         match self {
-            Handle::Cgroup { path, v1, .. } => Usage {
-                cpu_usec: read_key(&path.join("cpu.stat"), "usage_usec"),
-                memory_peak_bytes: read_number(&path.join("memory.peak")).or_else(|| limits::v1_memory_peak(v1)),
-                processes_peak: read_number(&path.join("pids.peak")),
-            },
+            Handle::Cgroup { path, v1, .. } => {
+                let (memory, processes) = limits::v1_peaks(v1);
+                Usage {
+                    cpu_usec: read_key(&path.join("cpu.stat"), "usage_usec"),
+                    memory_peak_bytes: read_number(&path.join("memory.peak")).or(memory),
+                    processes_peak: read_number(&path.join("pids.peak")).or(processes),
+                }
+            }
             Handle::ProcessTree { v1, .. } => {
-                Usage { cpu_usec: sampled, memory_peak_bytes: limits::v1_memory_peak(v1), processes_peak: None }
+                let (memory_peak_bytes, processes_peak) = limits::v1_peaks(v1);
+                Usage { cpu_usec: sampled, memory_peak_bytes, processes_peak }
             }
             Handle::Group { .. } => Usage { cpu_usec: sampled, ..Usage::default() },
         }
