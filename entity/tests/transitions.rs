@@ -214,6 +214,21 @@ async fn a_database_of_the_previous_release_upgrades_even_with_two_active_sessio
     assert_eq!(done.succeeded, Some(true), "success is kept as a column to filter on");
     assert_eq!(read("newer").await.expect("db").expect("row").succeeded, None);
     assert_eq!(users::find_by_name(&db, "admin").await.expect("db").expect("row").tenant_id, entity::tenant::DEFAULT);
+    // The rebuilt spec table (SQLite cannot drop a column's UNIQUE) kept its indexes and the
+    // workloads that refer to it.
+    let sqlite = sea_orm::DbBackend::Sqlite;
+    let dangling = db.query_all_raw(sea_orm::Statement::from_string(sqlite, "PRAGMA foreign_key_check")).await;
+    assert_eq!(dangling.expect("check").len(), 0, "no workload refers to a missing spec");
+    let indexes = db
+        .query_all_raw(sea_orm::Statement::from_string(
+            sqlite,
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'workload_specs' AND sql IS NOT NULL",
+        ))
+        .await
+        .expect("indexes");
+    let names: Vec<String> = indexes.iter().map(|r| r.try_get("", "name").expect("name")).collect();
+    assert!(names.contains(&"ix_workload_specs_tenant_name".to_owned()), "{names:?}");
+    assert!(names.contains(&"ix_jobs_tenant".to_owned()), "{names:?}");
     let other = entity::store::tenants::find_or_create(&db, "other").await.expect("a second tenant");
     assert_ne!(other.id, entity::tenant::DEFAULT);
 }

@@ -15,6 +15,7 @@ mod m20261201_000009_derived_session_facts;
 mod m20261201_000010_workloads;
 mod m20261201_000011_containment;
 mod m20261201_000012_limits;
+mod m20261201_000013_tenant_spec_names;
 
 pub struct Migrator;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000010_workloads::Migration),
             Box::new(m20261201_000011_containment::Migration),
             Box::new(m20261201_000012_limits::Migration),
+            Box::new(m20261201_000013_tenant_spec_names::Migration),
         ]
     }
 }

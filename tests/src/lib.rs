@@ -52,6 +52,20 @@ pub async fn fresh_pg_database() -> String {
     format!("{base}/{name}")
 }
 
+/// A migrated database of each kind (SQLite in memory, a fresh PostgreSQL one), for tests of the
+/// store; the PostgreSQL one's URL, to drop with `drop_pg_database`.
+pub async fn migrated_databases() -> Vec<(DatabaseConnection, Option<String>)> {
+    use migration::MigratorTrait;
+    let sqlite = Database::connect("sqlite::memory:").await.expect("sqlite");
+    let url = fresh_pg_database().await;
+    let pg = Database::connect(&url).await.expect("postgres");
+    let all = vec![(sqlite, None), (pg, Some(url))];
+    for (db, _) in &all {
+        migration::Migrator::up(db, None).await.expect("migrate");
+    }
+    all
+}
+
 /// Drops a database made by `fresh_pg_database` (tests that do not use `TestApp`).
 pub async fn drop_pg_database(url: &str) {
     let name = url.rsplit('/').next().expect("name");

@@ -12,18 +12,6 @@ use migration::MigratorTrait;
 use sea_orm::{ColumnTrait, ConnectionTrait, Database, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter};
 use std::collections::HashSet;
 
-/// A migrated database of each kind; the PostgreSQL one's URL, to drop it.
-async fn databases() -> Vec<(DatabaseConnection, Option<String>)> {
-    let sqlite = Database::connect("sqlite::memory:").await.expect("sqlite");
-    let url = tests::fresh_pg_database().await;
-    let pg = Database::connect(&url).await.expect("postgres");
-    let all = vec![(sqlite, None), (pg, Some(url))];
-    for (db, _) in &all {
-        migration::Migrator::up(db, None).await.expect("migrate");
-    }
-    all
-}
-
 async fn spec(db: &DatabaseConnection) -> String {
     let new = entity::store::specs::NewSpec {
         name: "Spec".into(),
@@ -92,7 +80,7 @@ async fn all_pages(db: &DatabaseConnection, tenant: i32, query: &WorkloadQuery, 
 
 #[actix_web::test]
 async fn keyset_pages_list_every_row_of_the_tenant_once_in_order_whatever_the_sort_and_filter() {
-    for (db, url) in databases().await {
+    for (db, url) in tests::migrated_databases().await {
         let other = entity::store::tenants::find_or_create(&db, "other").await.expect("tenant").id;
         let mine = seed(&db, entity::tenant::DEFAULT, other, 400).await;
         let expect = |query: &WorkloadQuery| -> Vec<String> {
@@ -165,7 +153,7 @@ async fn cursors_that_are_not_ours_or_not_for_this_listing_are_refused() {
 
 #[actix_web::test]
 async fn rows_inserted_while_a_client_pages_are_not_repeated_and_skip_nothing() {
-    for (db, url) in databases().await {
+    for (db, url) in tests::migrated_databases().await {
         let other = entity::store::tenants::find_or_create(&db, "other").await.expect("tenant").id;
         let before = seed(&db, entity::tenant::DEFAULT, other, 300).await;
         let spec = spec(&db).await;
@@ -202,7 +190,7 @@ async fn rows_inserted_while_a_client_pages_are_not_repeated_and_skip_nothing() 
 
 #[actix_web::test]
 async fn task_pages_follow_creation_order_per_tenant_and_user_with_filters() {
-    for (db, url) in databases().await {
+    for (db, url) in tests::migrated_databases().await {
         let other = entity::store::tenants::find_or_create(&db, "other").await.expect("tenant").id;
         let admin = entity::store::users::create(&db, entity::tenant::DEFAULT, "admin", "x", "PortalAdministrator")
             .await

@@ -80,3 +80,28 @@ async fn another_tenants_jobs_sessions_and_tasks_do_not_exist_for_you(mode: Mode
 }
 
 in_both_modes!(another_tenants_jobs_sessions_and_tasks_do_not_exist_for_you);
+
+#[actix_web::test]
+async fn spec_names_are_unique_within_a_tenant_not_across_tenants() {
+    for (db, url) in tests::migrated_databases().await {
+        let other = entity::store::tenants::find_or_create(&db, "other").await.expect("tenant").id;
+        let spec = entity::store::specs::NewSpec {
+            name: "shared name".into(),
+            command: vec!["true".into()],
+            working_dir: ".".into(),
+            meta: serde_json::json!({}),
+            limits: Default::default(),
+        };
+        let mine = entity::store::specs::upsert_by_name(&db, &spec).await.expect("the default tenant's");
+        let theirs = entity::store::specs::create(&db, other, &spec).await.expect("another tenant may use the name");
+        assert_ne!(mine.id, theirs.id);
+        let again = entity::store::specs::create(&db, other, &spec).await.expect_err("but not twice");
+        assert!(entity::store::specs::is_name_taken(&again), "{again}");
+        // The jobs file updates the default tenant's spec of that name, not the other's.
+        let updated = entity::store::specs::upsert_by_name(&db, &spec).await.expect("upsert");
+        assert_eq!(updated.id, mine.id);
+        if let Some(url) = url {
+            tests::drop_pg_database(&url).await;
+        }
+    }
+}

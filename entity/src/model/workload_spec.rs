@@ -8,7 +8,7 @@ pub struct Model {
     pub id: String,
     /// The owner: another tenant's row does not exist for you.
     pub tenant_id: i32,
-    #[sea_orm(unique)]
+    /// Unique within its tenant.
     pub name: String,
     /// The argument vector, as a JSON array of strings.
     pub command: String,

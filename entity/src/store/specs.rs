@@ -18,43 +18,51 @@ pub struct NewSpec {
 /// Inserts the spec (of the default tenant: jobs files belong to it), or updates the one with the
 /// same name (its id is kept).
 pub async fn upsert_by_name(db: &impl ConnectionTrait, spec: &NewSpec) -> Result<workload_spec::Model, DbErr> {
-    let now = super::now();
-    let command = serde_json::to_string(&spec.command).map_err(|e| DbErr::Custom(e.to_string()))?;
-    let meta = spec.meta.to_string();
-    let limits = spec.limits;
-    let cpu_millis = limits.cpu_millis.and_then(|n| i32::try_from(n).ok());
-    let memory_bytes = limits.memory_bytes.and_then(|n| i64::try_from(n).ok());
-    let max_processes = limits.max_processes.and_then(|n| i32::try_from(n).ok());
-    match workload_spec::Entity::find().filter(workload_spec::Column::Name.eq(&spec.name)).one(db).await? {
+    let existing = workload_spec::Entity::find()
+        .filter(workload_spec::Column::TenantId.eq(crate::tenant::DEFAULT))
+        .filter(workload_spec::Column::Name.eq(&spec.name))
+        .one(db)
+        .await?;
+    match existing {
         Some(existing) => {
             let mut active = existing.into_active_model();
-            active.command = Set(command);
-            active.working_dir = Set(spec.working_dir.clone());
-            active.meta = Set(meta);
-            active.cpu_millis = Set(cpu_millis);
-            active.memory_bytes = Set(memory_bytes);
-            active.max_processes = Set(max_processes);
-            active.updated_at = Set(now);
+            fill(&mut active, spec)?;
             active.update(db).await
         }
-        None => {
-            workload_spec::ActiveModel {
-                id: Set(uuid::Uuid::new_v4().to_string()),
-                tenant_id: Set(crate::tenant::DEFAULT),
-                name: Set(spec.name.clone()),
-                command: Set(command),
-                working_dir: Set(spec.working_dir.clone()),
-                meta: Set(meta),
-                cpu_millis: Set(cpu_millis),
-                memory_bytes: Set(memory_bytes),
-                max_processes: Set(max_processes),
-                created_at: Set(now),
-                updated_at: Set(now),
-            }
-            .insert(db)
-            .await
-        }
+        None => create(db, crate::tenant::DEFAULT, spec).await,
     }
+}
+
+/// Inserts a new spec of the tenant. Fails with a unique violation (`is_name_taken`) when the
+/// tenant has a spec of that name already.
+pub async fn create(db: &impl ConnectionTrait, tenant_id: i32, spec: &NewSpec) -> Result<workload_spec::Model, DbErr> {
+    let mut active = workload_spec::ActiveModel {
+        id: Set(uuid::Uuid::new_v4().to_string()),
+        tenant_id: Set(tenant_id),
+        name: Set(spec.name.clone()),
+        created_at: Set(super::now()),
+        ..Default::default()
+    };
+    fill(&mut active, spec)?;
+    active.insert(db).await
+}
+
+/// Sets everything `spec` declares, and the update time.
+fn fill(active: &mut workload_spec::ActiveModel, spec: &NewSpec) -> Result<(), DbErr> {
+    let limits = spec.limits;
+    active.command = Set(serde_json::to_string(&spec.command).map_err(|e| DbErr::Custom(e.to_string()))?);
+    active.working_dir = Set(spec.working_dir.clone());
+    active.meta = Set(spec.meta.to_string());
+    active.cpu_millis = Set(limits.cpu_millis.and_then(|n| i32::try_from(n).ok()));
+    active.memory_bytes = Set(limits.memory_bytes.and_then(|n| i64::try_from(n).ok()));
+    active.max_processes = Set(limits.max_processes.and_then(|n| i32::try_from(n).ok()));
+    active.updated_at = Set(super::now());
+    Ok(())
+}
+
+/// The insert failed because the tenant has a spec of that name.
+pub fn is_name_taken(err: &DbErr) -> bool {
+    matches!(err.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
 }
 
 /// Every spec, of every tenant (for the engine and operators).
