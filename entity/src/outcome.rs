@@ -19,6 +19,8 @@ pub enum Outcome {
     SpecGone { spec: String },
     /// The spec had no active workload to stop.
     NothingToStop { spec_name: String },
+    /// The spec was deleted (its active workload, if any, stopped first).
+    SpecDeleted { spec_name: String },
     /// The workload does not exist.
     WorkloadGone { workload: String },
     /// The workload belongs to another runner, which alone may signal it.
@@ -167,6 +169,7 @@ impl Outcome {
         match self {
             Outcome::Started { .. }
             | Outcome::NothingToStop { .. }
+            | Outcome::SpecDeleted { .. }
             | Outcome::Stopped { .. }
             | Outcome::AlreadyStopped { .. } => true,
             Outcome::Legacy { success, .. } => *success,

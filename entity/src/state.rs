@@ -51,6 +51,9 @@ pub enum Operation {
     /// Stop a workload.
     #[sea_orm(string_value = "stop_workload")]
     StopWorkload,
+    /// Stop the spec's active workload, if any, then delete the spec.
+    #[sea_orm(string_value = "delete_spec")]
+    DeleteSpec,
 }
 
 /// A workload's state. (The Veeam face calls Running "Working".)

@@ -16,6 +16,7 @@ mod m20261201_000010_workloads;
 mod m20261201_000011_containment;
 mod m20261201_000012_limits;
 mod m20261201_000013_tenant_spec_names;
+mod m20261201_000014_spec_deletion;
 
 pub struct Migrator;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000011_containment::Migration),
             Box::new(m20261201_000012_limits::Migration),
             Box::new(m20261201_000013_tenant_spec_names::Migration),
+            Box::new(m20261201_000014_spec_deletion::Migration),
         ]
     }
 }

@@ -139,7 +139,78 @@ async fn a_cancelled_task_is_cancelled_not_failed_and_says_who_cancelled_it(mode
     assert_eq!((failed.state, failed.success), (entity::TaskState::Finished, Some(false)));
 }
 
+/// Deleting a spec stops its running workload first, then deletes it: it is gone for its
+/// tenant, its name is free again, its workload ended, and a second delete finds nothing. Starts
+/// and deletes raced against each other leave no workload of a deleted spec running.
+async fn deleting_a_spec_stops_its_workload_then_frees_its_name(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options::default()).await;
+    let user_id = admin_id(&app).await;
+    let tenant = entity::tenant::DEFAULT;
+    let submit = |operation: entity::Operation, target: String| {
+        let engine = app.engine.clone();
+        async move {
+            let submission =
+                Submission { tenant_id: tenant, user_id, operation, target_id: &target, params: Default::default() };
+            let task = engine.submit(submission).await.expect("submit");
+            engine.wait_finished(task.id, Duration::from_secs(30)).await.expect("db").expect("task")
+        }
+    };
+    let new_spec = |name: &str| entity::store::specs::NewSpec {
+        name: name.into(),
+        command: vec!["sh".into(), "-c".into(), "setsid sleep 300 & sleep 300".into()],
+        working_dir: app.dir.join("work").join(name).display().to_string(),
+        meta: serde_json::json!({}),
+        limits: Default::default(),
+    };
+    let spec = entity::store::specs::create(&app.db, tenant, &new_spec("doomed")).await.expect("spec");
+    let started = submit(entity::Operation::StartWorkload, spec.id.clone()).await;
+    let workload = started.ended().and_then(|o| o.workload().map(str::to_owned)).expect("started");
+    assert!(!tests::marked_processes(&workload).is_empty());
+
+    let deleted = submit(entity::Operation::DeleteSpec, spec.id.clone()).await;
+    assert!(matches!(deleted.ended(), Some(entity::outcome::Outcome::SpecDeleted { .. })), "{deleted:?}");
+    assert_eq!(tests::marked_processes(&workload), Vec::<i32>::new(), "its workload is stopped, all of it");
+    assert_eq!(entity::store::specs::find_of(&app.db, tenant, &spec.id).await.expect("db"), None);
+    assert_eq!(entity::store::specs::find_named(&app.db, tenant, "doomed").await.expect("db"), None);
+    let again = submit(entity::Operation::DeleteSpec, spec.id.clone()).await;
+    assert!(matches!(again.ended(), Some(entity::outcome::Outcome::SpecGone { .. })), "{again:?}");
+    let restart = submit(entity::Operation::StartWorkload, spec.id.clone()).await;
+    assert!(matches!(restart.ended(), Some(entity::outcome::Outcome::SpecGone { .. })), "{restart:?}");
+    entity::store::specs::create(&app.db, tenant, &new_spec("doomed")).await.expect("the name is free again");
+
+    // Starts and deletes at once, several rounds: whatever wins, nothing of a deleted spec runs.
+    for round in 0..4 {
+        let spec =
+            entity::store::specs::create(&app.db, tenant, &new_spec(&format!("raced-{round}"))).await.expect("spec");
+        let (a, b, c) = tokio::join!(
+            submit(entity::Operation::StartWorkload, spec.id.clone()),
+            submit(entity::Operation::DeleteSpec, spec.id.clone()),
+            submit(entity::Operation::StartWorkload, spec.id.clone()),
+        );
+        let deleted = entity::store::specs::find(&app.db, &spec.id).await.expect("db").is_none();
+        if deleted {
+            // Workloads that ended as "its spec was deleted" may be recorded a moment later.
+            tests::wait_until("no active workload of the deleted spec", Duration::from_secs(10), || {
+                let (db, id) = (app.db.clone(), spec.id.clone());
+                async move { entity::store::workloads::active_of_spec(&db, &id).await.expect("db").is_none() }
+            })
+            .await;
+        }
+        for task in [&a, &b, &c] {
+            if let Some(workload) = task.ended().and_then(|o| o.workload().map(str::to_owned)) {
+                let row = entity::store::workloads::find(&app.db, &workload).await.expect("db").expect("row");
+                if deleted {
+                    assert_eq!(row.state, entity::WorkloadState::Stopped, "round {round}: {task:?}");
+                    assert_eq!(tests::marked_processes(&workload), Vec::<i32>::new(), "round {round}");
+                }
+            }
+        }
+        assert!(deleted || !matches!(b.ended(), Some(entity::outcome::Outcome::SpecDeleted { .. })), "round {round}");
+    }
+}
+
 in_both_modes!(
+    deleting_a_spec_stops_its_workload_then_frees_its_name,
     a_forced_stop_kills_at_once_and_hurries_a_graceful_one_in_flight,
     a_cancelled_task_is_cancelled_not_failed_and_says_who_cancelled_it,
 );

@@ -30,7 +30,7 @@ pub struct Submission<'a> {
     pub tenant_id: i32,
     pub user_id: i32,
     pub operation: Operation,
-    /// The spec (StartWorkload, StopSpec) or the workload (StopWorkload).
+    /// The spec (StartWorkload, StopSpec, DeleteSpec) or the workload (StopWorkload).
     pub target_id: &'a str,
     pub params: TaskParams,
 }
@@ -102,7 +102,9 @@ impl Engine {
     async fn route_of(&self, operation: Operation, target_id: &str) -> Result<Option<String>, DbErr> {
         Ok(match operation {
             Operation::StartWorkload => None,
-            Operation::StopSpec => workloads::active_of_spec(&self.db, target_id).await?.map(|s| s.runner_id),
+            Operation::StopSpec | Operation::DeleteSpec => {
+                workloads::active_of_spec(&self.db, target_id).await?.map(|s| s.runner_id)
+            }
             Operation::StopWorkload => workloads::find(&self.db, target_id).await?.map(|s| s.runner_id),
         })
     }

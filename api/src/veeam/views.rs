@@ -139,6 +139,7 @@ pub fn operation_name(operation: entity::Operation) -> &'static str {
         entity::Operation::StartWorkload => "StartJob",
         entity::Operation::StopSpec => "StopJob",
         entity::Operation::StopWorkload => "StopJobSession",
+        entity::Operation::DeleteSpec => "DeleteJob",
     }
 }
 

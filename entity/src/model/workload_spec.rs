@@ -21,6 +21,8 @@ pub struct Model {
     pub max_processes: Option<i32>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// Set once deleted: the row stays for its history, its name is freed.
+    pub deleted_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -68,6 +70,7 @@ mod tests {
             max_processes: None,
             created_at: chrono::Utc::now(),
             updated_at: chrono::Utc::now(),
+            deleted_at: None,
         }
     }
 

@@ -18,7 +18,7 @@ pub struct NewSpec {
 /// Inserts the spec (of the default tenant: jobs files belong to it), or updates the one with the
 /// same name (its id is kept).
 pub async fn upsert_by_name(db: &impl ConnectionTrait, spec: &NewSpec) -> Result<workload_spec::Model, DbErr> {
-    let existing = workload_spec::Entity::find()
+    let existing = live()
         .filter(workload_spec::Column::TenantId.eq(crate::tenant::DEFAULT))
         .filter(workload_spec::Column::Name.eq(&spec.name))
         .one(db)
@@ -65,30 +65,68 @@ pub fn is_name_taken(err: &DbErr) -> bool {
     matches!(err.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
 }
 
+/// Specs that are not deleted.
+fn live() -> sea_orm::Select<workload_spec::Entity> {
+    workload_spec::Entity::find().filter(workload_spec::Column::DeletedAt.is_null())
+}
+
 /// Every spec, of every tenant (for the engine and operators).
 pub async fn list(db: &impl ConnectionTrait) -> Result<Vec<workload_spec::Model>, DbErr> {
-    workload_spec::Entity::find().order_by_asc(workload_spec::Column::Name).all(db).await
+    live().order_by_asc(workload_spec::Column::Name).all(db).await
 }
 
 /// The tenant's specs.
 pub async fn list_of(db: &impl ConnectionTrait, tenant_id: i32) -> Result<Vec<workload_spec::Model>, DbErr> {
-    workload_spec::Entity::find()
-        .filter(workload_spec::Column::TenantId.eq(tenant_id))
-        .order_by_asc(workload_spec::Column::Name)
-        .all(db)
-        .await
+    live().filter(workload_spec::Column::TenantId.eq(tenant_id)).order_by_asc(workload_spec::Column::Name).all(db).await
 }
 
-/// The spec, if it is the tenant's.
+/// The spec, if it is the tenant's (and not deleted).
 pub async fn find_of(
     db: &impl ConnectionTrait,
     tenant_id: i32,
     id: &str,
 ) -> Result<Option<workload_spec::Model>, DbErr> {
-    workload_spec::Entity::find_by_id(id.to_owned()).filter(workload_spec::Column::TenantId.eq(tenant_id)).one(db).await
+    live().filter(workload_spec::Column::Id.eq(id)).filter(workload_spec::Column::TenantId.eq(tenant_id)).one(db).await
 }
 
-/// The spec, whoever owns it (for the engine, acting on a task whose tenant was checked).
+/// The tenant's spec called `name` (not deleted).
+pub async fn find_named(
+    db: &impl ConnectionTrait,
+    tenant_id: i32,
+    name: &str,
+) -> Result<Option<workload_spec::Model>, DbErr> {
+    live()
+        .filter(workload_spec::Column::Name.eq(name))
+        .filter(workload_spec::Column::TenantId.eq(tenant_id))
+        .one(db)
+        .await
+}
+
+/// The spec, whoever owns it, unless deleted (for the engine, acting on a task whose tenant was
+/// checked).
 pub async fn find(db: &impl ConnectionTrait, id: &str) -> Result<Option<workload_spec::Model>, DbErr> {
-    workload_spec::Entity::find_by_id(id.to_owned()).one(db).await
+    live().filter(workload_spec::Column::Id.eq(id)).one(db).await
+}
+
+/// Deletes the spec, if it has no active workload (else false: stop it first). Its name is
+/// freed: it becomes `DESTROYED_<name>_<unix ms>`.
+pub async fn mark_deleted(db: &impl ConnectionTrait, spec: &workload_spec::Model) -> Result<bool, DbErr> {
+    use sea_orm::sea_query::{Expr, ExprTrait, Query};
+    let now = super::now();
+    let active = Query::select()
+        .expr(Expr::val(1))
+        .from(crate::workload::Entity)
+        .and_where(Expr::col(crate::workload::Column::ActiveSpecId).eq(spec.id.clone()))
+        .to_owned();
+    let freed = format!("DESTROYED_{}_{}", spec.name, now.timestamp_millis());
+    let updated = workload_spec::Entity::update_many()
+        .col_expr(workload_spec::Column::DeletedAt, Expr::value(now))
+        .col_expr(workload_spec::Column::Name, Expr::value(freed))
+        .col_expr(workload_spec::Column::UpdatedAt, Expr::value(now))
+        .filter(workload_spec::Column::Id.eq(spec.id.clone()))
+        .filter(workload_spec::Column::DeletedAt.is_null())
+        .filter(Expr::exists(active).not())
+        .exec(db)
+        .await?;
+    Ok(updated.rows_affected > 0)
 }

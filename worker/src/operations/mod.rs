@@ -3,6 +3,7 @@
 //!
 //! `watch` follows a workload's process group until it ends and records how it ended.
 
+mod delete_spec;
 mod flights;
 mod start_workload;
 mod stop_spec;
@@ -120,6 +121,7 @@ pub async fn perform(ctx: &Ctx, task: &task::Model, cancel: &CancellationToken) 
         Operation::StartWorkload => start_workload::run(ctx, task, cancel).await,
         Operation::StopSpec => stop_spec::run(ctx, task, cancel).await,
         Operation::StopWorkload => stop_workload::run(ctx, task, cancel).await,
+        Operation::DeleteSpec => delete_spec::run(ctx, task, cancel).await,
     }
 }
 

@@ -42,6 +42,13 @@ pub async fn run(ctx: &Ctx, task: &task::Model, cancel: &CancellationToken) -> R
         },
     };
 
+    if specs::find(&ctx.db, &spec.id).await?.is_none() {
+        // Deleted while this start claimed it (see `delete_spec`): run nothing.
+        let ended =
+            WorkloadEvent::Ended(End::StartFailed { reason: "its spec was deleted".into() }, Default::default());
+        workloads::transition(&ctx.db, &workload, ended).await?;
+        return Ok(Outcome::SpecGone { spec: spec.id.clone() });
+    }
     ctx.guard(std::slice::from_ref(task)).await?;
     let working_dir = Path::new(&spec.working_dir);
     let log = working_dir.join(format!("{}.log", workload.id));
