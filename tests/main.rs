@@ -10,6 +10,8 @@ mod cancellation;
 mod compat;
 #[path = "suite/containment.rs"]
 mod containment;
+#[path = "suite/daytona.rs"]
+mod daytona;
 #[path = "suite/distributed.rs"]
 mod distributed;
 #[path = "suite/engine.rs"]

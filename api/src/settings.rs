@@ -1,5 +1,6 @@
 //! `api` settings. Layering: defaults < config file (`--config`, TOML) < environment < flags.
 
+use crate::daytona::DaytonaSettings;
 use crate::veeam::VeeamSettings;
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
@@ -26,6 +27,8 @@ pub struct ApiSettings {
     pub runner: RunnerSettings,
     /// The Veeam face's own settings (`[veeam]` in the file).
     pub veeam: VeeamSettings,
+    /// The Daytona face's own settings (`[daytona]` in the file).
+    pub daytona: DaytonaSettings,
 }
 
 impl Default for ApiSettings {
@@ -41,6 +44,7 @@ impl Default for ApiSettings {
             jobs_file: None,
             runner: RunnerSettings::default(),
             veeam: VeeamSettings::default(),
+            daytona: DaytonaSettings::default(),
         }
     }
 }

@@ -4,7 +4,7 @@
 use crate::origin::{LocalAddr, TrustedProxies};
 use crate::settings::ApiSettings;
 use crate::state::AppState;
-use crate::veeam;
+use crate::{daytona, veeam};
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpResponse, HttpServer, web};
@@ -43,6 +43,11 @@ impl Application {
         let shutdown = CancellationToken::new();
         let (engine, drained) = start_engine(db.clone(), broker, &settings.runner, embedded, &shutdown).await?;
         let veeam = web::Data::new(veeam::start(&db, &settings.veeam, &shutdown).await?);
+        let sandbox_dir = settings.daytona.sandbox_dir.clone().unwrap_or_else(|| settings.data_dir.join("sandboxes"));
+        let sandboxes = web::Data::new(daytona::DaytonaState {
+            sandbox_command: settings.daytona.sandbox_command.clone(),
+            sandbox_dir: std::path::absolute(&sandbox_dir).map_err(|e| format!("{}: {e}", sandbox_dir.display()))?,
+        });
         let state = web::Data::new(AppState {
             db,
             engine: engine.clone(),
@@ -58,6 +63,7 @@ impl Application {
                 .app_data(state.clone())
                 .wrap(from_fn(veeam::normalize))
                 .wrap(from_fn(request_span))
+                .service(daytona::scope(sandboxes.clone()))
                 .service(veeam::scope(veeam.clone()))
                 .default_service(web::to(no_face))
         })

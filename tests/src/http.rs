@@ -28,13 +28,22 @@ impl Resp {
 }
 
 pub async fn request(method: &str, url: &str, headers: &[(&str, &str)]) -> Resp {
-    let client = awc::Client::builder().timeout(Duration::from_secs(30)).finish();
+    request_with_body(method, url, headers, None).await
+}
+
+/// `request` with a body (sent as it is; set its Content-Type in `headers`).
+pub async fn request_with_body(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&str>) -> Resp {
+    let client = awc::Client::builder().timeout(Duration::from_secs(60)).finish();
     let method = actix_web::http::Method::from_bytes(method.as_bytes()).expect("method");
     let mut req = client.request(method, url);
     for (k, v) in headers {
         req = req.insert_header((*k, *v));
     }
-    let mut res = req.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
+    let sent = match body {
+        Some(body) => req.send_body(body.to_owned()).await,
+        None => req.send().await,
+    };
+    let mut res = sent.unwrap_or_else(|e| panic!("{url}: {e}"));
     let body = res.body().limit(16 * 1024 * 1024).await.expect("body");
     Resp {
         status: res.status().as_u16(),

@@ -7,6 +7,7 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+pub mod daytona;
 pub mod http;
 pub mod proxy;
 pub mod veeam;

@@ -243,3 +243,13 @@ pub async fn page(
         id: t.id.to_string(),
     }))
 }
+
+/// The newest unfinished task aimed at `target_id` (a spec or a workload), if any.
+pub async fn pending_for(db: &impl ConnectionTrait, target_id: &str) -> Result<Option<task::Model>, DbErr> {
+    task::Entity::find()
+        .filter(Column::TargetId.eq(target_id))
+        .filter(Column::State.is_in([TaskState::Queued, TaskState::Running]))
+        .order_by_desc(Column::Id)
+        .one(db)
+        .await
+}

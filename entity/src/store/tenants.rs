@@ -68,3 +68,7 @@ pub async fn authenticate(db: &impl ConnectionTrait, token_hash: &str) -> Result
         .one(db)
         .await
 }
+
+pub async fn find(db: &impl ConnectionTrait, id: i32) -> Result<Option<tenant::Model>, DbErr> {
+    tenant::Entity::find_by_id(id).one(db).await
+}

@@ -1,0 +1,47 @@
+//! `Authorization: Bearer <API token>`: the token's tenant is the organisation. An
+//! `X-Daytona-Organization-ID` that names another organisation is refused.
+
+use super::error::DaytonaError;
+use crate::state::AppState;
+use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use entity::store::tenants;
+use std::future::Future;
+use std::pin::Pin;
+
+/// The caller's organisation: a tenant.
+pub struct Org {
+    pub tenant: entity::tenant::Model,
+    /// The user tasks are recorded for: the tenant's, for a token has no user of its own.
+    pub user_id: i32,
+}
+
+impl FromRequest for Org {
+    type Error = DaytonaError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = req.app_data::<web::Data<AppState>>().ok_or(DaytonaError::Internal)?;
+            let header = req.headers().get("Authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+            let token = header
+                .split_once(' ')
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, token)| token.trim())
+                .filter(|token| !token.is_empty())
+                .ok_or(DaytonaError::Unauthorized)?;
+            let api_token = tenants::authenticate(&state.db, &crate::passwords::token_hash(token))
+                .await?
+                .ok_or(DaytonaError::Unauthorized)?;
+            let tenant = tenants::find(&state.db, api_token.tenant_id).await?.ok_or(DaytonaError::Unauthorized)?;
+            if let Some(org) = req.headers().get("X-Daytona-Organization-ID") {
+                let org = org.to_str().unwrap_or("");
+                if org != tenant.name && org != tenant.id.to_string() {
+                    return Err(DaytonaError::Forbidden("Invalid authentication context".into()));
+                }
+            }
+            let user_id = entity::store::users::token_user(&state.db, &tenant).await?.id;
+            Ok(Org { tenant, user_id })
+        })
+    }
+}

@@ -1,0 +1,44 @@
+//! The Daytona face (`/api/sandbox...`): sandboxes as Daytona's API serves them, so that its own
+//! generated clients work unmodified. A sandbox is a workload spec of the caller's tenant (the
+//! organisation), with Daytona's attributes in its `meta`; its state is its active workload's,
+//! and its desired state is that of its pending engine task. Start, stop and delete are engine
+//! tasks. Authentication is by API token (`Authorization: Bearer`).
+//!
+//! Not yet here (see the issue): listing, the schedules (auto-stop, auto-delete) and the
+//! `Operation-Location` of every answer.
+
+mod auth;
+mod error;
+mod sandboxes;
+mod settings;
+mod view;
+
+pub use error::DaytonaError;
+pub use settings::{DaytonaSettings, DaytonaState};
+
+use actix_web::middleware::from_fn;
+use actix_web::{HttpRequest, HttpResponse, web};
+
+/// The face's routes, its error body and its own 404.
+pub fn scope(state: web::Data<DaytonaState>) -> impl actix_web::dev::HttpServiceFactory {
+    let json = web::JsonConfig::default()
+        .limit(64 * 1024)
+        .error_handler(|err, _| DaytonaError::BadRequest(err.to_string()).into());
+    web::scope("/api/sandbox")
+        .app_data(state)
+        .app_data(json)
+        .wrap(from_fn(error::remember_path))
+        .service(web::resource("").route(web::post().to(sandboxes::create)))
+        .service(
+            web::resource("/{id_or_name}")
+                .route(web::get().to(sandboxes::get))
+                .route(web::delete().to(sandboxes::delete)),
+        )
+        .service(web::resource("/{id_or_name}/stop").route(web::post().to(sandboxes::stop)))
+        .service(web::resource("/{id_or_name}/start").route(web::post().to(sandboxes::start)))
+        .default_service(web::to(not_found))
+}
+
+async fn not_found(req: HttpRequest) -> Result<HttpResponse, DaytonaError> {
+    Err(DaytonaError::NotFound(format!("Cannot {} {}", req.method(), req.path())))
+}

@@ -1,0 +1,139 @@
+//! The Daytona face over HTTP, as Daytona's generated clients call it: create, get (by id and by
+//! name), stop (graceful and forced), start, delete, with the exact `Sandbox` JSON and Daytona's
+//! errors and states; every stop leaves no process of the sandbox alive. (The official clients
+//! themselves come next; see the issue.)
+
+use serde_json::json;
+use std::time::Duration;
+use tests::daytona::{Daytona, assert_error, assert_strict_sandbox};
+use tests::{Mode, Options, TestApp, in_both_modes, marked_processes};
+
+/// The processes of the sandbox's active workload, if it has one.
+async fn processes(app: &TestApp, id: &str) -> Vec<i32> {
+    match entity::store::workloads::active_of_spec(&app.db, id).await.expect("db") {
+        Some(workload) => marked_processes(&workload.id),
+        None => Vec::new(),
+    }
+}
+
+async fn a_sandbox_is_created_stopped_started_and_deleted_as_daytonas_clients_expect(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options::default()).await;
+    let acme = Daytona::for_tenant(&app.base, &app.db, "acme").await;
+
+    let body = json!({"name": "dev-1", "labels": {"team": "a"}, "env": {"A": "1"}, "cpu": 1, "memory": 1});
+    let created = acme.ok("POST", "/api/sandbox", Some(&body)).await;
+    assert_strict_sandbox(&created);
+    assert_eq!((created["state"].as_str(), created["desiredState"].as_str()), (Some("started"), Some("started")));
+    assert_eq!((created["name"].as_str(), created["organizationId"].as_str()), (Some("dev-1"), Some("acme")));
+    assert_eq!(created["labels"], json!({"team": "a"}));
+    let id = created["id"].as_str().expect("id").to_owned();
+    assert_eq!(acme.ok("GET", &format!("/api/sandbox/{id}"), None).await["name"], "dev-1");
+    assert_eq!(acme.ok("GET", "/api/sandbox/dev-1", None).await["id"], id.as_str(), "found by name too");
+    assert!(!processes(&app, &id).await.is_empty(), "it runs");
+    let taken = acme.call("POST", "/api/sandbox", Some(&json!({"name": "dev-1"}))).await;
+    assert_error(&taken, 409, "already exists");
+
+    // Stop: 200 at once, already stopping; then stopped, and nothing of it left.
+    let workload = entity::store::workloads::active_of_spec(&app.db, &id).await.expect("db").expect("active").id;
+    let stopping = acme.ok("POST", &format!("/api/sandbox/{id}/stop"), None).await;
+    assert_strict_sandbox(&stopping);
+    assert_eq!((stopping["state"].as_str(), stopping["desiredState"].as_str()), (Some("stopping"), Some("stopped")));
+    let stopped = acme.wait_state(&id, "stopped", Duration::from_secs(30)).await;
+    assert_eq!(stopped["desiredState"], "stopped");
+    assert_eq!(marked_processes(&workload), Vec::<i32>::new(), "no process of the sandbox is alive");
+    assert_error(&acme.call("POST", &format!("/api/sandbox/{id}/stop"), None).await, 400, "not in a stoppable state");
+    assert_error(&acme.call("POST", &format!("/api/sandbox/{id}/stop?force=yes"), None).await, 400, "boolean");
+
+    // Start again (in the same working directory), then a forced stop.
+    let started = acme.ok("POST", &format!("/api/sandbox/{id}/start"), None).await;
+    assert_eq!(started["state"], "started", "{started}");
+    let again = acme.ok("POST", &format!("/api/sandbox/{id}/start"), None).await;
+    assert_eq!(again["state"], "started", "starting a started sandbox changes nothing");
+    let forced = acme.ok("POST", &format!("/api/sandbox/{id}/stop?force=true"), None).await;
+    assert_eq!(forced["state"], "stopping");
+    acme.wait_state(&id, "stopped", Duration::from_secs(30)).await;
+
+    // Delete: 200 destroying, then a 404 in Daytona's body; the name is free again.
+    acme.ok("POST", &format!("/api/sandbox/{id}/start"), None).await;
+    let destroying = acme.ok("DELETE", &format!("/api/sandbox/{id}"), None).await;
+    assert_eq!(
+        (destroying["state"].as_str(), destroying["desiredState"].as_str()),
+        (Some("destroying"), Some("destroyed"))
+    );
+    tests::wait_until("the sandbox to be gone", Duration::from_secs(30), || {
+        let acme = &acme;
+        let path = format!("/api/sandbox/{id}");
+        async move { acme.call("GET", &path, None).await.status == 404 }
+    })
+    .await;
+    assert_error(
+        &acme.call("GET", &format!("/api/sandbox/{id}"), None).await,
+        404,
+        &format!("Sandbox with ID or name {id} not found"),
+    );
+    assert!(processes(&app, &id).await.is_empty());
+    acme.ok("POST", "/api/sandbox", Some(&json!({"name": "dev-1"}))).await;
+}
+
+async fn daytona_errors_tokens_and_organisations(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options::default()).await;
+    let acme = Daytona::for_tenant(&app.base, &app.db, "acme").await;
+    let other = Daytona::for_tenant(&app.base, &app.db, "globex").await;
+    let id =
+        acme.ok("POST", "/api/sandbox", Some(&json!({"name": "mine"}))).await["id"].as_str().expect("id").to_owned();
+
+    let url = format!("{}/api/sandbox/{id}", app.base);
+    assert_error(&tests::http::request("GET", &url, &[]).await, 401, "Unauthorized");
+    assert_error(&tests::http::request("GET", &url, &[("Authorization", "Bearer tq_nope")]).await, 401, "Unauthorized");
+    assert_error(&tests::http::request("GET", &url, &[("Authorization", "Basic YTpi")]).await, 401, "Unauthorized");
+    let wrong_org =
+        [("Authorization", format!("Bearer {}", acme.token)), ("X-Daytona-Organization-ID", "globex".into())];
+    let wrong_org: Vec<(&str, &str)> = wrong_org.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_error(&tests::http::request("GET", &url, &wrong_org).await, 403, "Invalid authentication context");
+
+    // Another organisation's sandbox does not exist for it, whatever it tries.
+    for (method, path) in [
+        ("GET", format!("/api/sandbox/{id}")),
+        ("GET", "/api/sandbox/mine".into()),
+        ("POST", format!("/api/sandbox/{id}/stop")),
+        ("POST", format!("/api/sandbox/{id}/start")),
+        ("DELETE", format!("/api/sandbox/{id}")),
+    ] {
+        assert_error(&other.call(method, &path, None).await, 404, "not found");
+    }
+    assert_eq!(
+        acme.ok("GET", &format!("/api/sandbox/{id}"), None).await["state"],
+        "started",
+        "and nothing was touched"
+    );
+    // The same name in another organisation is another sandbox.
+    let theirs = other.ok("POST", "/api/sandbox", Some(&json!({"name": "mine"}))).await;
+    assert_ne!(theirs["id"].as_str(), Some(id.as_str()));
+
+    // A revoked token is refused.
+    let row = entity::store::tenants::list_tokens(&app.db).await.expect("db");
+    let (token, _) = row.iter().find(|(_, tenant)| tenant == "globex").expect("token");
+    entity::store::tenants::revoke_token(&app.db, token.id).await.expect("revoke");
+    assert_error(&other.call("GET", "/api/sandbox/mine", None).await, 401, "Unauthorized");
+
+    // Bad input: Daytona's error body, never a 5xx.
+    assert_error(&acme.call("GET", "/api/sandbox/x/y/z", None).await, 404, "Cannot GET");
+    let garbage = tests::http::request_with_body(
+        "POST",
+        &format!("{}/api/sandbox", app.base),
+        &[("Authorization", &format!("Bearer {}", acme.token)), ("Content-Type", "application/json")],
+        Some("{not json"),
+    )
+    .await;
+    assert_error(&garbage, 400, "");
+    assert_error(&acme.call("POST", "/api/sandbox", Some(&json!({"cpu": 0}))).await, 400, "cpu");
+    assert_error(&acme.call("POST", "/api/sandbox", Some(&json!({"name": "a/b"}))).await, 400, "name");
+    assert_error(&acme.call("POST", "/api/sandbox", Some(&json!({"name": "x".repeat(300)}))).await, 400, "name");
+    let huge = json!({"name": "big", "labels": {"k": "v".repeat(200_000)}});
+    assert_error(&acme.call("POST", "/api/sandbox", Some(&huge)).await, 400, "");
+}
+
+in_both_modes!(
+    a_sandbox_is_created_stopped_started_and_deleted_as_daytonas_clients_expect,
+    daytona_errors_tokens_and_organisations,
+);
