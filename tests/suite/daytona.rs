@@ -133,7 +133,72 @@ async fn daytona_errors_tokens_and_organisations(mode: Mode) {
     assert_error(&acme.call("POST", "/api/sandbox", Some(&huge)).await, 400, "");
 }
 
+/// `GET /api/sandbox`: `{items, nextCursor}` keyset pages that list each of the organisation's
+/// sandboxes once, in order, filtered by name prefix, state and labels.
+async fn sandboxes_are_listed_in_keyset_pages_with_filters(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options::default()).await;
+    let acme = Daytona::for_tenant(&app.base, &app.db, "acme").await;
+    let other = Daytona::for_tenant(&app.base, &app.db, "globex").await;
+    other.ok("POST", "/api/sandbox", Some(&json!({"name": "theirs"}))).await;
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let body = json!({"name": format!("sb-{n}"), "labels": {"parity": (n % 2).to_string()}});
+        ids.push(acme.ok("POST", "/api/sandbox", Some(&body)).await["id"].as_str().expect("id").to_owned());
+    }
+    for id in &ids[..2] {
+        acme.ok("POST", &format!("/api/sandbox/{id}/stop"), None).await;
+        acme.wait_state(id, "stopped", Duration::from_secs(30)).await;
+    }
+    let names = |page: &serde_json::Value| -> Vec<String> {
+        page["items"].as_array().expect("items").iter().map(|i| i["name"].as_str().expect("name").to_owned()).collect()
+    };
+    // Pages of two, by name, following the cursors.
+    let (mut seen, mut cursor) = (Vec::new(), None::<String>);
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/sandbox?limit=2&sort=name&order=asc&cursor={c}"),
+            None => "/api/sandbox?limit=2&sort=name&order=asc".to_owned(),
+        };
+        let page = acme.ok("GET", &path, None).await;
+        assert!(page["items"].as_array().expect("items").len() <= 2);
+        for item in page["items"].as_array().expect("items") {
+            assert!(item["networkBlockAll"].is_boolean() && item["cpu"].is_i64(), "{item}");
+        }
+        seen.extend(names(&page));
+        match page["nextCursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["sb-0", "sb-1", "sb-2", "sb-3", "sb-4"]);
+    let all = acme.ok("GET", "/api/sandbox", None).await;
+    assert_eq!(all["nextCursor"], serde_json::Value::Null);
+    assert_eq!(names(&all).len(), 5, "the default page; no other organisation's");
+    let stopped = acme.ok("GET", "/api/sandbox?states=stopped&sort=name&order=asc", None).await;
+    assert_eq!(names(&stopped), ["sb-0", "sb-1"]);
+    let started = acme.ok("GET", "/api/sandbox?states=started&states=stopping&sort=name&order=asc", None).await;
+    assert_eq!(names(&started), ["sb-2", "sb-3", "sb-4"]);
+    let labelled = acme.ok("GET", "/api/sandbox?labels=%7B%22parity%22%3A%220%22%7D&sort=name&order=asc", None).await;
+    assert_eq!(names(&labelled), ["sb-0", "sb-2", "sb-4"]);
+    let prefixed = acme.ok("GET", "/api/sandbox?name=SB-&sort=name&order=desc", None).await;
+    assert_eq!(names(&prefixed), ["sb-4", "sb-3", "sb-2", "sb-1", "sb-0"], "a case-insensitive prefix");
+    assert_eq!(names(&acme.ok("GET", "/api/sandbox?states=archived", None).await).len(), 0);
+    for (query, says) in [
+        ("limit=0", "limit"),
+        ("limit=201", "limit"),
+        ("cursor=bm9wZQ", "cursor"),
+        ("labels=%7Bnope", "labels"),
+        ("states=destroyed", "destroyed"),
+        ("states=flying", "flying"),
+        ("sort=colour", "sort"),
+        ("order=sideways", "order"),
+    ] {
+        assert_error(&acme.call("GET", &format!("/api/sandbox?{query}"), None).await, 400, says);
+    }
+}
+
 in_both_modes!(
+    sandboxes_are_listed_in_keyset_pages_with_filters,
     a_sandbox_is_created_stopped_started_and_deleted_as_daytonas_clients_expect,
     daytona_errors_tokens_and_organisations,
 );

@@ -4,8 +4,8 @@
 //! and its desired state is that of its pending engine task. Start, stop and delete are engine
 //! tasks. Authentication is by API token (`Authorization: Bearer`).
 //!
-//! Not yet here (see the issue): listing, the schedules (auto-stop, auto-delete) and the
-//! `Operation-Location` of every answer.
+//! Not yet here (see the issue): the schedules (auto-stop, auto-delete), the deprecated paged
+//! listing, and the `Operation-Location` of every answer.
 
 mod auth;
 mod error;
@@ -28,7 +28,7 @@ pub fn scope(state: web::Data<DaytonaState>) -> impl actix_web::dev::HttpService
         .app_data(state)
         .app_data(json)
         .wrap(from_fn(error::remember_path))
-        .service(web::resource("").route(web::post().to(sandboxes::create)))
+        .service(web::resource("").route(web::post().to(sandboxes::create)).route(web::get().to(sandboxes::list)))
         .service(
             web::resource("/{id_or_name}")
                 .route(web::get().to(sandboxes::get))

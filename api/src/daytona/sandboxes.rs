@@ -32,9 +32,90 @@ async fn find(state: &AppState, org: &Org, id_or_name: &str) -> Result<workload_
 }
 
 async fn render(state: &AppState, org: &Org, spec: &workload_spec::Model) -> Result<HttpResponse, DaytonaError> {
+    Ok(HttpResponse::Ok().json(json_of(state, org, spec).await?))
+}
+
+/// The sandbox's JSON as it is now (its spec read again: a submit touched it).
+async fn json_of(state: &AppState, org: &Org, spec: &workload_spec::Model) -> Result<serde_json::Value, DaytonaError> {
+    let spec = specs::find(&state.db, &spec.id).await?.unwrap_or_else(|| spec.clone());
     let active = workloads::active_of_spec(&state.db, &spec.id).await?;
     let pending = tasks::pending_for(&state.db, &spec.id).await?;
-    Ok(HttpResponse::Ok().json(view::sandbox(spec, active.as_ref(), pending.as_ref(), &org.tenant.name)))
+    Ok(view::sandbox(&spec, active.as_ref(), pending.as_ref(), &org.tenant.name))
+}
+
+/// `GET /api/sandbox`: `{items, nextCursor}`, a keyset page (`cursor`, `limit` 1..200 default
+/// 100, `id`/`name` prefixes, `states`, `labels`, `sort` name|createdAt|lastActivityAt, `order`).
+pub async fn list(org: Org, req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, DaytonaError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string())
+        .map_err(|_| DaytonaError::BadRequest("The query string is malformed".into()))?;
+    let one = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let limit = match one("limit") {
+        None => 100,
+        Some(text) => text.parse::<u64>().ok().filter(|n| (1..=200).contains(n)).ok_or_else(|| {
+            DaytonaError::BadRequest("limit must not be greater than 200, limit must not be less than 1".into())
+        })?,
+    };
+    let mut states = Vec::new();
+    let mut asked_states = false;
+    for (_, name) in pairs.iter().filter(|(k, _)| k == "states" || k == "states[]") {
+        asked_states = true;
+        match view::workload_state_of(name)? {
+            Some(state) => states.push(state),
+            None => {} // A Daytona state this engine never reports: it matches nothing.
+        }
+    }
+    if asked_states && states.is_empty() {
+        return Ok(HttpResponse::Ok().json(serde_json::json!({"items": [], "nextCursor": null})));
+    }
+    let labels = match one("labels") {
+        None => Vec::new(),
+        Some(text) => serde_json::from_str::<BTreeMap<String, String>>(text)
+            .map_err(|_| DaytonaError::BadRequest("Invalid labels JSON format".into()))?
+            .into_iter()
+            .collect(),
+    };
+    if labels.iter().any(|(key, _): &(String, String)| !label_key_ok(key)) {
+        return Err(DaytonaError::BadRequest("Invalid labels JSON format".into()));
+    }
+    let sort = match one("sort").unwrap_or("lastActivityAt") {
+        "lastActivityAt" => specs::SpecSort::UpdatedAt,
+        "createdAt" => specs::SpecSort::CreatedAt,
+        "name" => specs::SpecSort::Name,
+        other => {
+            return Err(DaytonaError::BadRequest(format!(
+                "sort by {other} is not supported: use name, createdAt or lastActivityAt"
+            )));
+        }
+    };
+    let descending = match one("order").unwrap_or("desc") {
+        "desc" => true,
+        "asc" => false,
+        other => return Err(DaytonaError::BadRequest(format!("order must be asc or desc, not {other}"))),
+    };
+    let query = specs::SpecQuery {
+        face: Some("daytona"),
+        id_prefix: one("id").map(str::to_owned),
+        name_prefix: one("name").map(str::to_owned),
+        states,
+        labels,
+        sort,
+        descending,
+    };
+    let after = match one("cursor") {
+        Some(text) if !text.is_empty() => {
+            Some(query.cursor(text).map_err(|_| DaytonaError::BadRequest("Invalid cursor".into()))?)
+        }
+        _ => None,
+    };
+    let page = specs::page(&state.db, org.tenant.id, &query, after.as_ref(), limit).await?;
+    let mut items = Vec::with_capacity(page.items.len());
+    for spec in &page.items {
+        let active = workloads::active_of_spec(&state.db, &spec.id).await?;
+        let pending = tasks::pending_for(&state.db, &spec.id).await?;
+        items.push(view::sandbox(spec, active.as_ref(), pending.as_ref(), &org.tenant.name));
+    }
+    let next = page.next.map(|c| c.encode());
+    Ok(HttpResponse::Ok().json(serde_json::json!({"items": items, "nextCursor": next})))
 }
 
 /// Submits `operation` on the sandbox for the organisation; the task.
@@ -47,7 +128,9 @@ async fn submit(
 ) -> Result<entity::task::Model, DaytonaError> {
     let submission =
         Submission { tenant_id: org.tenant.id, user_id: org.user_id, operation, target_id: &spec.id, params };
-    Ok(state.engine.submit(submission).await?)
+    let task = state.engine.submit(submission).await?;
+    specs::touch(&state.db, &spec.id).await?;
+    Ok(task)
 }
 
 /// The stored and desired state, and whether a change is under way.
@@ -177,6 +260,9 @@ pub async fn create(
         auto_archive_interval: body.auto_archive_interval.filter(|n| *n >= 0).unwrap_or(defaults.auto_archive_interval),
         auto_delete_interval: body.auto_delete_interval.unwrap_or(defaults.auto_delete_interval),
     };
+    if !attributes.labels.keys().all(|key| label_key_ok(key)) {
+        return Err(DaytonaError::BadRequest("label keys must be 1 to 255 characters, without '\"' or '\\'".into()));
+    }
     let id = uuid::Uuid::new_v4().to_string();
     let name = body.name.unwrap_or_else(|| id.clone());
     if name.is_empty() || name.len() > 255 || name.contains('/') || name.chars().any(char::is_control) {
@@ -216,4 +302,9 @@ fn bool_param(req: &HttpRequest, name: &str) -> Result<Option<bool>, DaytonaErro
         Some("false") => Ok(Some(false)),
         Some(_) => Err(DaytonaError::BadRequest("Validation failed (boolean string is expected)".into())),
     }
+}
+
+/// A label key that a JSON path can name (no quote, no backslash).
+fn label_key_ok(key: &str) -> bool {
+    !key.is_empty() && key.len() <= 255 && !key.contains(['"', '\\']) && !key.chars().any(char::is_control)
 }

@@ -4,7 +4,8 @@
 //! A sandbox's attributes live in its spec's `meta.daytona`. Its stored state is its active
 //! workload's (none: stopped); its desired state is its pending task's, else the stored state;
 //! the reported state is derived from both as Daytona derives it (`stopping`, `starting`,
-//! `destroying`).
+//! `destroying`). Its last activity is its spec's last change (every start, stop and delete
+//! touches it).
 
 use entity::{Operation, WorkloadState, task, workload, workload_spec};
 use serde::{Deserialize, Serialize};
@@ -79,6 +80,46 @@ pub fn stored_state(active: Option<&workload::Model>) -> &'static str {
     }
 }
 
+/// The engine state a Daytona state filter means: `Ok(Some(None))` for `stopped` (no active
+/// workload), `Ok(None)` for a state this engine never reports, a 400 for no Daytona state.
+pub fn workload_state_of(name: &str) -> Result<Option<Option<WorkloadState>>, super::error::DaytonaError> {
+    const ALL: [&str; 22] = [
+        "creating",
+        "restoring",
+        "destroyed",
+        "destroying",
+        "started",
+        "stopped",
+        "starting",
+        "stopping",
+        "error",
+        "build_failed",
+        "pending_build",
+        "building_snapshot",
+        "unknown",
+        "pulling_snapshot",
+        "archived",
+        "archiving",
+        "resizing",
+        "snapshotting",
+        "forking",
+        "pausing",
+        "paused",
+        "resuming",
+    ];
+    Ok(match name {
+        "started" => Some(Some(WorkloadState::Running)),
+        "starting" => Some(Some(WorkloadState::Starting)),
+        "stopping" => Some(Some(WorkloadState::Stopping)),
+        "stopped" => Some(None),
+        "destroyed" => {
+            return Err(super::error::DaytonaError::BadRequest("states must not include destroyed".into()));
+        }
+        other if ALL.contains(&other) => None,
+        other => return Err(super::error::DaytonaError::BadRequest(format!("{other} is not a sandbox state"))),
+    })
+}
+
 /// Desired state: what the pending task (if any) will bring it to.
 pub fn desired_state(stored: &'static str, pending: Option<&task::Model>) -> &'static str {
     match pending.map(|t| t.operation) {
@@ -114,7 +155,6 @@ pub fn sandbox(
     let a = Attributes::of(spec);
     let stored = stored_state(active);
     let desired = desired_state(stored, pending);
-    let last_activity = active.map_or(spec.updated_at, |w| w.created_at.max(spec.updated_at));
     json!({
         "id": spec.id, "organizationId": org, "name": spec.name, "snapshot": a.snapshot, "user": a.user,
         "env": a.env, "labels": a.labels, "public": a.public, "networkBlockAll": a.network_block_all, "kvm": false,
@@ -123,7 +163,7 @@ pub fn sandbox(
         "autoStopInterval": a.auto_stop_interval, "autoArchiveInterval": a.auto_archive_interval,
         "autoDeleteInterval": a.auto_delete_interval, "volumes": [],
         "createdAt": timestamp(&spec.created_at), "updatedAt": timestamp(&spec.updated_at),
-        "lastActivityAt": timestamp(&last_activity), "sandboxClass": "container",
+        "lastActivityAt": timestamp(&spec.updated_at), "sandboxClass": "container",
         "runnerId": active.map(|w| w.runner_id.clone()), "toolboxProxyUrl": "",
     })
 }

@@ -130,3 +130,150 @@ pub async fn mark_deleted(db: &impl ConnectionTrait, spec: &workload_spec::Model
         .await?;
     Ok(updated.rows_affected > 0)
 }
+
+/// What a listing of a tenant's specs shows, and in which order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SpecQuery {
+    /// Only specs whose `meta` has this key (the face that made them).
+    pub face: Option<&'static str>,
+    /// Case-insensitive prefixes.
+    pub id_prefix: Option<String>,
+    pub name_prefix: Option<String>,
+    /// Only specs whose active workload is in one of these states (`None`: no active workload);
+    /// empty: any.
+    pub states: Vec<Option<crate::WorkloadState>>,
+    /// Only specs with all these labels (`meta.<face>.labels`).
+    pub labels: Vec<(String, String)>,
+    pub sort: SpecSort,
+    pub descending: bool,
+}
+
+/// The sort key of a spec listing; ties are broken by id.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SpecSort {
+    #[default]
+    UpdatedAt,
+    CreatedAt,
+    Name,
+}
+
+impl SpecSort {
+    fn key(self) -> &'static str {
+        match self {
+            SpecSort::UpdatedAt => "updated_at",
+            SpecSort::CreatedAt => "created_at",
+            SpecSort::Name => "name",
+        }
+    }
+
+    fn column(self) -> workload_spec::Column {
+        match self {
+            SpecSort::UpdatedAt => workload_spec::Column::UpdatedAt,
+            SpecSort::CreatedAt => workload_spec::Column::CreatedAt,
+            SpecSort::Name => workload_spec::Column::Name,
+        }
+    }
+
+    fn value_of(self, spec: &workload_spec::Model) -> String {
+        let time = |t: &chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+        match self {
+            SpecSort::UpdatedAt => time(&spec.updated_at),
+            SpecSort::CreatedAt => time(&spec.created_at),
+            SpecSort::Name => spec.name.clone(),
+        }
+    }
+
+    fn sea_value(self, text: &str) -> Option<sea_orm::Value> {
+        match self {
+            SpecSort::Name => Some(sea_orm::Value::from(text.to_owned())),
+            _ => chrono::DateTime::parse_from_rfc3339(text)
+                .ok()
+                .map(|t| sea_orm::Value::from(t.with_timezone(&chrono::Utc))),
+        }
+    }
+}
+
+impl SpecQuery {
+    /// The cursor `text`, if it was made by a listing with this sort and order.
+    pub fn cursor(&self, text: &str) -> Result<super::page::Cursor, super::page::BadCursor> {
+        let cursor = super::page::Cursor::decode(text, self.sort.key(), self.descending)?;
+        self.sort.sea_value(&cursor.value).map(|_| cursor).ok_or(super::page::BadCursor)
+    }
+}
+
+/// One keyset page of the tenant's live specs (see `page`).
+pub async fn page(
+    db: &impl ConnectionTrait,
+    tenant_id: i32,
+    query: &SpecQuery,
+    after: Option<&super::page::Cursor>,
+    limit: u64,
+) -> Result<super::page::Page<workload_spec::Model>, DbErr> {
+    use sea_orm::sea_query::{Expr, ExprTrait};
+    use sea_orm::{DbBackend, QuerySelect};
+    let backend = db.get_database_backend();
+    let limit = limit.clamp(1, super::page::MAX_LIMIT);
+    let mut select = live().filter(workload_spec::Column::TenantId.eq(tenant_id));
+    if let Some(face) = query.face {
+        // A face key is one of ours, never input.
+        select = select.filter(Expr::cust(match backend {
+            DbBackend::Postgres => format!("(meta::jsonb -> '{face}') IS NOT NULL"),
+            _ => format!("json_extract(meta, '$.{face}') IS NOT NULL"),
+        }));
+    }
+    for (prefix, column) in [(&query.id_prefix, "id"), (&query.name_prefix, "name")] {
+        if let Some(prefix) = prefix {
+            let pattern = super::page::starts_with(&prefix.to_lowercase());
+            select = select.filter(Expr::cust(format!("LOWER({column})")).like(pattern));
+        }
+    }
+    if !query.states.is_empty() {
+        let mut any = sea_orm::Condition::any();
+        for state in &query.states {
+            any = any.add(Expr::cust(match state {
+                Some(state) => format!(
+                    "EXISTS (SELECT 1 FROM workloads w WHERE w.active_spec_id = workload_specs.id AND w.state = '{state}')"
+                ),
+                None => "NOT EXISTS (SELECT 1 FROM workloads w WHERE w.active_spec_id = workload_specs.id)".to_owned(),
+            }));
+        }
+        select = select.filter(any);
+    }
+    if let Some(face) = query.face {
+        for (key, value) in &query.labels {
+            select = select.filter(match backend {
+                DbBackend::Postgres => Expr::cust_with_values(
+                    format!("(meta::jsonb -> '{face}' -> 'labels' ->> $1) = $2"),
+                    [key.clone(), value.clone()],
+                ),
+                _ => Expr::cust_with_values(
+                    "json_extract(meta, ?) = ?",
+                    [format!("$.{face}.labels.\"{key}\""), value.clone()],
+                ),
+            });
+        }
+    }
+    let (sort, id) = (query.sort.column(), workload_spec::Column::Id);
+    if let Some(cursor) = after {
+        let value = query.sort.sea_value(&cursor.value).ok_or_else(|| DbErr::Custom("bad cursor".into()))?;
+        select = select.filter(super::page::after(sort, id, value, cursor.id.clone().into(), query.descending));
+    }
+    let order = if query.descending { sea_orm::Order::Desc } else { sea_orm::Order::Asc };
+    let rows = select.order_by(sort, order.clone()).order_by(id, order).limit(limit + 1).all(db).await?;
+    Ok(super::page::finish(rows, limit, |spec| super::page::Cursor {
+        sort: query.sort.key().to_owned(),
+        descending: query.descending,
+        value: query.sort.value_of(spec),
+        id: spec.id.clone(),
+    }))
+}
+
+/// Records activity on the spec now (its `updated_at`).
+pub async fn touch(db: &impl ConnectionTrait, id: &str) -> Result<(), DbErr> {
+    workload_spec::Entity::update_many()
+        .col_expr(workload_spec::Column::UpdatedAt, sea_orm::sea_query::Expr::value(super::now()))
+        .filter(workload_spec::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
