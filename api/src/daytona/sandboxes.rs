@@ -59,9 +59,9 @@ pub async fn list(org: Org, req: HttpRequest, state: web::Data<AppState>) -> Res
     let mut asked_states = false;
     for (_, name) in pairs.iter().filter(|(k, _)| k == "states" || k == "states[]") {
         asked_states = true;
-        match view::workload_state_of(name)? {
-            Some(state) => states.push(state),
-            None => {} // A Daytona state this engine never reports: it matches nothing.
+        // A Daytona state this engine never reports matches nothing.
+        if let Some(state) = view::workload_state_of(name)? {
+            states.push(state);
         }
     }
     if asked_states && states.is_empty() {
