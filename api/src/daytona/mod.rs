@@ -24,18 +24,18 @@ pub fn scope(state: web::Data<DaytonaState>) -> impl actix_web::dev::HttpService
     let json = web::JsonConfig::default()
         .limit(64 * 1024)
         .error_handler(|err, _| DaytonaError::BadRequest(err.to_string()).into());
+    // A method a path does not answer is a 404, as Nest answers it ("Cannot GET ...").
+    let resource = |path: &str| web::resource(path).default_service(web::to(not_found));
     web::scope("/api/sandbox")
         .app_data(state)
         .app_data(json)
         .wrap(from_fn(error::remember_path))
-        .service(web::resource("").route(web::post().to(sandboxes::create)).route(web::get().to(sandboxes::list)))
+        .service(resource("").route(web::post().to(sandboxes::create)).route(web::get().to(sandboxes::list)))
         .service(
-            web::resource("/{id_or_name}")
-                .route(web::get().to(sandboxes::get))
-                .route(web::delete().to(sandboxes::delete)),
+            resource("/{id_or_name}").route(web::get().to(sandboxes::get)).route(web::delete().to(sandboxes::delete)),
         )
-        .service(web::resource("/{id_or_name}/stop").route(web::post().to(sandboxes::stop)))
-        .service(web::resource("/{id_or_name}/start").route(web::post().to(sandboxes::start)))
+        .service(resource("/{id_or_name}/stop").route(web::post().to(sandboxes::stop)))
+        .service(resource("/{id_or_name}/start").route(web::post().to(sandboxes::start)))
         .default_service(web::to(not_found))
 }
 
