@@ -5,19 +5,33 @@ use std::process::Command;
 use std::time::Duration;
 use tests::{ADMIN, Mode, Options, TestApp, in_both_modes};
 
-/// A virtualenv with the `veeam` package from PyPI, made once under the target directory.
+/// A virtualenv with the `veeam` package from PyPI, made once under the target directory. Tests
+/// running at once each build their own and move it into place; the first one there is used.
 fn veeam_python() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary");
     let venv = exe.ancestors().nth(3).expect("target dir").join("compat-venv-veeam");
     let python = venv.join("bin/python");
-    if !python.exists()
-        || !Command::new(&python).args(["-c", "import veeam.client"]).status().is_ok_and(|s| s.success())
-    {
-        let made = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().expect("python3 is required");
+    let works = |python: &std::path::Path| {
+        Command::new(python).args(["-c", "import veeam.client"]).status().is_ok_and(|s| s.success())
+    };
+    if !works(&python) {
+        let building = venv.with_extension(format!("building-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&building);
+        let made = Command::new("python3").args(["-m", "venv"]).arg(&building).status().expect("python3 is required");
         assert!(made.success(), "python3 -m venv failed");
-        let pip = Command::new(venv.join("bin/pip")).args(["install", "-q", "veeam==0.1.5"]).status().expect("pip");
-        assert!(pip.success(), "pip install veeam==0.1.5 failed (PyPI must be reachable)");
+        let pip = building.join("bin/python");
+        let installed = Command::new(&pip).args(["-m", "pip", "install", "-q", "veeam==0.1.5"]).status().expect("pip");
+        assert!(installed.success(), "pip install veeam==0.1.5 failed (PyPI must be reachable)");
+        if venv.exists() && !works(&python) {
+            // Left broken by an earlier run.
+            let _ = std::fs::remove_dir_all(&venv);
+        }
+        if std::fs::rename(&building, &venv).is_err() {
+            // Another test moved its own into place first.
+            let _ = std::fs::remove_dir_all(&building);
+        }
     }
+    assert!(works(&python), "the veeam package is not importable from {}", venv.display());
     python
 }
 
