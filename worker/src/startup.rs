@@ -81,7 +81,7 @@ pub async fn start_engine(
     events.listen(&db, shutdown.clone());
     let runner = if with_runner {
         let mechanism = settings.mechanism()?;
-        tracing::info!(containment = %mechanism.describe(), "workloads are contained by {}", mechanism.describe());
+        tracing::info!(containment = %mechanism.describe(), "workloads are contained");
         mechanism.prepare();
         if mechanism.is_process_tree() {
             // A subreaper inherits the orphans of its workloads: reap them as they exit.
