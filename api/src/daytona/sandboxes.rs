@@ -38,9 +38,25 @@ async fn render(state: &AppState, org: &Org, spec: &workload_spec::Model) -> Res
 /// The sandbox's JSON as it is now (its spec read again: a submit touched it).
 async fn json_of(state: &AppState, org: &Org, spec: &workload_spec::Model) -> Result<serde_json::Value, DaytonaError> {
     let spec = specs::find(&state.db, &spec.id).await?.unwrap_or_else(|| spec.clone());
-    let active = workloads::active_of_spec(&state.db, &spec.id).await?;
-    let pending = tasks::pending_for(&state.db, &spec.id).await?;
-    Ok(view::sandbox(&spec, active.as_ref(), pending.as_ref(), &org.tenant.name))
+    sandbox_json(state, org, &spec).await
+}
+
+/// The sandbox's JSON: its spec with its active workload and pending task.
+async fn sandbox_json(
+    state: &AppState,
+    org: &Org,
+    spec: &workload_spec::Model,
+) -> Result<serde_json::Value, DaytonaError> {
+    let (active, pending) = progress(state, spec).await?;
+    Ok(view::sandbox(spec, active.as_ref(), pending.as_ref(), &org.tenant.name))
+}
+
+/// The sandbox's active workload and its pending task, which its states are derived from.
+async fn progress(
+    state: &AppState,
+    spec: &workload_spec::Model,
+) -> Result<(Option<entity::workload::Model>, Option<entity::task::Model>), DaytonaError> {
+    Ok((workloads::active_of_spec(&state.db, &spec.id).await?, tasks::pending_for(&state.db, &spec.id).await?))
 }
 
 /// `GET /api/sandbox`: `{items, nextCursor}`, a keyset page (`cursor`, `limit` 1..200 default
@@ -110,9 +126,7 @@ pub async fn list(org: Org, req: HttpRequest, state: web::Data<AppState>) -> Res
     let page = specs::page(&state.db, org.tenant.id, &query, after.as_ref(), limit).await?;
     let mut items = Vec::with_capacity(page.items.len());
     for spec in &page.items {
-        let active = workloads::active_of_spec(&state.db, &spec.id).await?;
-        let pending = tasks::pending_for(&state.db, &spec.id).await?;
-        items.push(view::sandbox(spec, active.as_ref(), pending.as_ref(), &org.tenant.name));
+        items.push(sandbox_json(&state, &org, spec).await?);
     }
     let next = page.next.map(|c| c.encode());
     Ok(HttpResponse::Ok().json(serde_json::json!({"items": items, "nextCursor": next})))
@@ -135,8 +149,7 @@ async fn submit(
 
 /// The stored and desired state, and whether a change is under way.
 async fn states(state: &AppState, spec: &workload_spec::Model) -> Result<(&'static str, &'static str), DaytonaError> {
-    let active = workloads::active_of_spec(&state.db, &spec.id).await?;
-    let pending = tasks::pending_for(&state.db, &spec.id).await?;
+    let (active, pending) = progress(state, spec).await?;
     let stored = view::stored_state(active.as_ref());
     Ok((stored, view::desired_state(stored, pending.as_ref())))
 }
