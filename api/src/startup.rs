@@ -47,6 +47,7 @@ impl Application {
         let sandboxes = web::Data::new(daytona::DaytonaState {
             sandbox_command: settings.daytona.sandbox_command.clone(),
             sandbox_dir: std::path::absolute(&sandbox_dir).map_err(|e| format!("{}: {e}", sandbox_dir.display()))?,
+            minute: chrono::TimeDelta::milliseconds(i64::try_from(settings.daytona.minute_ms.max(1)).unwrap_or(60_000)),
         });
         let state = web::Data::new(AppState {
             db,
@@ -64,6 +65,7 @@ impl Application {
                 .wrap(from_fn(veeam::normalize))
                 .wrap(from_fn(request_span))
                 .service(daytona::scope(sandboxes.clone()))
+                .service(daytona::tasks_resource())
                 .service(veeam::scope(veeam.clone()))
                 .default_service(web::to(no_face))
         })

@@ -269,6 +269,7 @@ mod tests {
             started_at: None,
             finished_at: None,
             published_at: None,
+            not_before: None,
         }
     }
 

@@ -129,6 +129,7 @@ async fn the_database_holds_at_most_one_active_workload_per_spec() {
         working_dir: ".".into(),
         meta: serde_json::json!({}),
         limits: Default::default(),
+        env: Default::default(),
     };
     let one = entity::store::specs::upsert_by_name(&db, &spec("one")).await.expect("spec").id;
     let other = entity::store::specs::upsert_by_name(&db, &spec("other")).await.expect("spec").id;

@@ -17,6 +17,7 @@ mod m20261201_000011_containment;
 mod m20261201_000012_limits;
 mod m20261201_000013_tenant_spec_names;
 mod m20261201_000014_spec_deletion;
+mod m20261201_000015_schedules_and_env;
 
 pub struct Migrator;
 
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000012_limits::Migration),
             Box::new(m20261201_000013_tenant_spec_names::Migration),
             Box::new(m20261201_000014_spec_deletion::Migration),
+            Box::new(m20261201_000015_schedules_and_env::Migration),
         ]
     }
 }

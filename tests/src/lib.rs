@@ -159,6 +159,8 @@ pub struct Options {
     pub amqp_heartbeat_secs: u16,
     /// The runners' `CONTAINMENT`.
     pub containment: &'static str,
+    /// How long a minute of a Daytona sandbox's auto-stop and auto-delete intervals lasts.
+    pub daytona_minute_ms: u64,
 }
 
 impl Default for Options {
@@ -175,6 +177,7 @@ impl Default for Options {
             api_amqp_url: None,
             amqp_heartbeat_secs: 10,
             containment: "auto",
+            daytona_minute_ms: 60_000,
         }
     }
 }
@@ -303,6 +306,7 @@ async fn settings_for(dir: &Path, options: &Options) -> ApiSettings {
     settings.veeam.admin_user = ADMIN.0.to_owned();
     settings.veeam.admin_password = Some(ADMIN.1.to_owned());
     settings.veeam.session_idle_timeout_secs = options.session_idle_timeout_secs;
+    settings.daytona.minute_ms = options.daytona_minute_ms;
     settings.runner.runner_id = format!("embedded-{}", short_id());
     settings.runner.grace_period_ms = options.grace_period_ms;
     settings.runner.runner_deadline_ms = options.runner_deadline_ms;

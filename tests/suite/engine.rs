@@ -161,6 +161,7 @@ async fn deleting_a_spec_stops_its_workload_then_frees_its_name(mode: Mode) {
         working_dir: app.dir.join("work").join(name).display().to_string(),
         meta: serde_json::json!({}),
         limits: Default::default(),
+        env: Default::default(),
     };
     let spec = entity::store::specs::create(&app.db, tenant, &new_spec("doomed")).await.expect("spec");
     let started = submit(entity::Operation::StartWorkload, spec.id.clone()).await;

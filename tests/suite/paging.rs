@@ -19,6 +19,7 @@ async fn spec(db: &DatabaseConnection) -> String {
         working_dir: ".".into(),
         meta: serde_json::json!({}),
         limits: Default::default(),
+        env: Default::default(),
     };
     entity::store::specs::upsert_by_name(db, &new).await.expect("spec").id
 }

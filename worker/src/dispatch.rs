@@ -7,6 +7,7 @@
 //!   publish, broker down) has `published_at IS NULL` and is published by the relay. The first
 //!   pass after start republishes every queued task (an in-process queue starts empty after a
 //!   restart); later passes republish tasks confirmed long ago and still unclaimed.
+//!   A scheduled task (`not_before`) is held back until due, then routed and published.
 //! - Sweeper: a runner silent for longer than the deadline is gone; every task running on it or
 //!   queued for its queue is finished with a failure that names it, so nothing stays Running.
 
@@ -88,7 +89,8 @@ impl Dispatcher {
             let due = tasks::due_for_publish(&self.db, Some(stale_before), RELAY_BATCH).await?;
             let full = due.len() as u64 == RELAY_BATCH;
             for task in &due {
-                if !self.publish_run(task).await {
+                let Some(task) = self.route_scheduled(task).await? else { continue };
+                if !self.publish_run(&task).await {
                     return Ok(());
                 }
             }
@@ -96,6 +98,19 @@ impl Dispatcher {
                 return Ok(());
             }
         }
+    }
+
+    /// A scheduled task that comes due is routed now, to the runner that owns its target now;
+    /// `None` when it left the queue meanwhile.
+    async fn route_scheduled(&self, task: &task::Model) -> Result<Option<task::Model>, DbErr> {
+        if task.not_before.is_none() || task.published_at.is_some() {
+            return Ok(Some(task.clone()));
+        }
+        let route = crate::engine::route_of(&self.db, task.operation, &task.target_id).await?;
+        if route != task.route && !tasks::set_route(&self.db, task.id, route.clone()).await? {
+            return Ok(None);
+        }
+        Ok(Some(task::Model { route, ..task.clone() }))
     }
 
     async fn sweep(&self) -> Result<(), DbErr> {

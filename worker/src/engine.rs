@@ -16,6 +16,7 @@
 
 use crate::dispatch::Dispatcher;
 use crate::events::{TaskEvents, TaskSignal};
+use chrono::{DateTime, Utc};
 use entity::outcome::TaskParams;
 use entity::state::{Outcome, TaskEvent, TransitionError};
 use entity::store::{tasks, workloads};
@@ -82,31 +83,26 @@ impl Engine {
 
     /// Commits the task (routed to the runner that owns its target, if any), then publishes it.
     pub async fn submit(&self, submission: Submission<'_>) -> Result<task::Model, DbErr> {
-        let route = self.route_of(submission.operation, submission.target_id).await?;
-        let new = tasks::NewTask {
-            tenant_id: submission.tenant_id,
-            user_id: submission.user_id,
-            operation: submission.operation,
-            target_id: submission.target_id,
-            route,
-            params: submission.params,
-        };
-        let task = tasks::insert(&self.db, new).await?;
+        let route = route_of(&self.db, submission.operation, submission.target_id).await?;
+        let task = tasks::insert(&self.db, new_task(&submission, route)).await?;
         let (dispatcher, queued) = (self.dispatcher.clone(), task.clone());
         tokio::spawn(async move { dispatcher.publish_run(&queued).await });
         Ok(task)
     }
 
-    /// The runner that must perform `operation` on `target_id`: the owner of the workload it
-    /// stops; any runner for a start (or a stop of a spec that is not running).
-    async fn route_of(&self, operation: Operation, target_id: &str) -> Result<Option<String>, DbErr> {
-        Ok(match operation {
-            Operation::StartWorkload => None,
-            Operation::StopSpec | Operation::DeleteSpec => {
-                workloads::active_of_spec(&self.db, target_id).await?.map(|s| s.runner_id)
-            }
-            Operation::StopWorkload => workloads::find(&self.db, target_id).await?.map(|s| s.runner_id),
-        })
+    /// Commits the task to run at `at`, not before: until then it is neither published nor
+    /// pending. The dispatchers' relay routes and publishes it when it comes due; claims make
+    /// sure it runs once, however many processes relay it. A restart loses nothing: it is a row.
+    pub async fn schedule(&self, submission: Submission<'_>, at: DateTime<Utc>) -> Result<task::Model, DbErr> {
+        tasks::insert_scheduled(&self.db, new_task(&submission, None), Some(at)).await
+    }
+
+    /// Cancels every task aimed at `target_id` that is scheduled for later, on behalf of `by`.
+    pub async fn unschedule(&self, target_id: &str, by: i32) -> Result<(), DbErr> {
+        for task in tasks::scheduled_for(&self.db, target_id).await? {
+            self.cancel(&task, by).await?;
+        }
+        Ok(())
     }
 
     /// Cancels `task` on behalf of user `by` (who is recorded).
@@ -142,4 +138,31 @@ impl Engine {
         }
         Err(DbErr::Custom(format!("task {} kept changing while it was being cancelled", seen.id)))
     }
+}
+
+fn new_task<'a>(submission: &Submission<'a>, route: Option<String>) -> tasks::NewTask<'a> {
+    tasks::NewTask {
+        tenant_id: submission.tenant_id,
+        user_id: submission.user_id,
+        operation: submission.operation,
+        target_id: submission.target_id,
+        route,
+        params: submission.params.clone(),
+    }
+}
+
+/// The runner that must perform `operation` on `target_id`: the owner of the workload it
+/// stops; any runner for a start (or a stop of a spec that is not running).
+pub(crate) async fn route_of(
+    db: &DatabaseConnection,
+    operation: Operation,
+    target_id: &str,
+) -> Result<Option<String>, DbErr> {
+    Ok(match operation {
+        Operation::StartWorkload => None,
+        Operation::StopSpec | Operation::DeleteSpec => {
+            workloads::active_of_spec(db, target_id).await?.map(|s| s.runner_id)
+        }
+        Operation::StopWorkload => workloads::find(db, target_id).await?.map(|s| s.runner_id),
+    })
 }

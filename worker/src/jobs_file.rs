@@ -72,6 +72,7 @@ pub fn parse(text: &str) -> Result<Vec<NewSpec>, String> {
                 working_dir,
                 meta: serde_json::json!({"jobType": entry.job_type, "description": entry.description}),
                 limits,
+                env: Default::default(),
             })
         })
         .collect()

@@ -72,10 +72,22 @@ impl Gated {
     }
 }
 
-/// Spawns `argv` in `working_dir` as the leader of a new process group, behind its gate, with
-/// the environment variable `marker` (`NAME=value`, inherited by all it starts); output goes to
-/// `log`. A command that cannot be found is an error here, not an exit status later.
-pub fn spawn_gated(argv: &[String], working_dir: &Path, log: &Path, marker: (&str, &str)) -> std::io::Result<Gated> {
+/// What a gated process is started with.
+pub struct Launch<'a> {
+    pub argv: &'a [String],
+    pub working_dir: &'a Path,
+    /// Added to the runner's environment.
+    pub env: &'a std::collections::BTreeMap<String, String>,
+    /// Where its output goes.
+    pub log: &'a Path,
+    /// `NAME=value`, inherited by all it starts; `env` cannot override it.
+    pub marker: (&'a str, &'a str),
+}
+
+/// Spawns the command in its working directory as the leader of a new process group, behind its
+/// gate. A command that cannot be found is an error here, not an exit status later.
+pub fn spawn_gated(launch: Launch<'_>) -> std::io::Result<Gated> {
+    let Launch { argv, working_dir, env, log, marker } = launch;
     let program =
         argv.first().ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "the command is empty"))?;
     std::fs::create_dir_all(working_dir)?;
@@ -86,6 +98,7 @@ pub fn spawn_gated(argv: &[String], working_dir: &Path, log: &Path, marker: (&st
         .args(["-c", GATE, "taskq-gate"])
         .args(argv)
         .current_dir(working_dir)
+        .envs(env)
         .env(marker.0, marker.1)
         .stdin(Stdio::piped())
         .stdout(out)
@@ -277,12 +290,32 @@ pub fn exit_facts(status: &std::process::ExitStatus) -> (Option<i32>, Option<Str
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
+
+    fn launch<'a>(argv: &'a [String], dir: &'a Path, log: &'a Path, env: &'a BTreeMap<String, String>) -> Launch<'a> {
+        Launch { argv, working_dir: dir, env, log, marker: ("TASKQ_TEST", "1") }
+    }
+
+    #[tokio::test]
+    async fn the_spec_environment_reaches_the_command_but_cannot_override_the_marker() {
+        let dir = std::env::temp_dir().join(format!("taskq-env-{}", std::process::id()));
+        let argv = ["sh", "-c", "echo \"$GREETING|$TASKQ_TEST|$PATH\" > out"].map(String::from);
+        let env = BTreeMap::from([
+            ("GREETING".to_owned(), "hello world".to_owned()),
+            ("TASKQ_TEST".to_owned(), "x".to_owned()),
+        ]);
+        let mut child = spawn_gated(launch(&argv, &dir, &dir.join("log"), &env)).expect("spawn").release().await;
+        assert!(child.wait().await.expect("wait").success());
+        let out = std::fs::read_to_string(dir.join("out")).expect("out");
+        let path = std::env::var("PATH").unwrap_or_default();
+        assert_eq!(out.trim_end(), format!("hello world|1|{path}"), "added to the runner's environment, marker kept");
+    }
 
     #[tokio::test]
     async fn a_spawned_command_leads_its_own_group_and_a_group_signal_ends_it() {
         let dir = std::env::temp_dir().join(format!("taskq-process-{}", std::process::id()));
         let argv = ["sh", "-c", "sleep 30 & sleep 30"].map(String::from);
-        let gated = spawn_gated(&argv, &dir, &dir.join("log"), ("TASKQ_TEST", "1")).expect("spawn");
+        let gated = spawn_gated(launch(&argv, &dir, &dir.join("log"), &Default::default())).expect("spawn");
         let pid = gated.pgid();
         let mut child = gated.release().await;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
@@ -305,7 +338,7 @@ mod tests {
         let marker = dir.join("ran");
         let argv = ["sh", "-c", &format!("touch {}", marker.display())].map(String::from);
         let Gated { mut child, gate, .. } =
-            spawn_gated(&argv, &dir, &dir.join("log"), ("TASKQ_TEST", "1")).expect("spawn");
+            spawn_gated(launch(&argv, &dir, &dir.join("log"), &Default::default())).expect("spawn");
         // What the runner's death does to the gate: its write end closes.
         drop(gate);
         let status = child.wait().await.expect("wait");

@@ -180,7 +180,8 @@ impl Runner {
         let Some(task) = tasks::get(&self.ctx.db, task_id).await? else {
             return Ok(None);
         };
-        if task.state != TaskState::Queued {
+        // A scheduled task runs when due: the relay publishes it again then.
+        if task.state != TaskState::Queued || task.is_scheduled_after(entity::store::now()) {
             return Ok(None);
         }
         let epoch = self.ctx.lease.epoch();

@@ -2,15 +2,16 @@
 //! generated clients work unmodified. A sandbox is a workload spec of the caller's tenant (the
 //! organisation), with Daytona's attributes in its `meta`; its state is its active workload's,
 //! and its desired state is that of its pending engine task. Start, stop and delete are engine
-//! tasks. Authentication is by API token (`Authorization: Bearer`).
-//!
-//! Not yet here (see the issue): the schedules (auto-stop, auto-delete), the deprecated paged
-//! listing, and the `Operation-Location` of every answer.
+//! tasks, and every answer that submits one names it in `Operation-Location` (`/api/tasks/{id}`,
+//! served by `tasks` to the same token). A sandbox's auto-stop and auto-delete are scheduled
+//! engine tasks (`sandboxes::reschedule`). Authentication is by API token (`Authorization:
+//! Bearer`).
 
 mod auth;
 mod error;
 mod sandboxes;
 mod settings;
+mod tasks;
 mod view;
 
 pub use error::DaytonaError;
@@ -31,11 +32,31 @@ pub fn scope(state: web::Data<DaytonaState>) -> impl actix_web::dev::HttpService
         .app_data(json)
         .wrap(from_fn(error::remember_path))
         .service(resource("").route(web::post().to(sandboxes::create)).route(web::get().to(sandboxes::list)))
+        .service(resource("/paginated").route(web::get().to(sandboxes::list_paginated)))
         .service(
             resource("/{id_or_name}").route(web::get().to(sandboxes::get)).route(web::delete().to(sandboxes::delete)),
         )
         .service(resource("/{id_or_name}/stop").route(web::post().to(sandboxes::stop)))
         .service(resource("/{id_or_name}/start").route(web::post().to(sandboxes::start)))
+        .service(resource("/{id_or_name}/last-activity").route(web::post().to(sandboxes::last_activity)))
+        .default_service(web::to(not_found))
+}
+
+/// `/api/tasks/{id}` for callers with a bearer token (see `tasks`); others fall through to the
+/// Veeam face's `/api/tasks`.
+pub fn tasks_resource() -> impl actix_web::dev::HttpServiceFactory {
+    web::resource("/api/tasks/{id}")
+        .guard(actix_web::guard::fn_guard(|ctx| {
+            ctx.head()
+                .headers()
+                .get("Authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split_once(' '))
+                .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        }))
+        .wrap(from_fn(error::remember_path))
+        .route(web::get().to(tasks::get))
+        .route(web::delete().to(tasks::cancel))
         .default_service(web::to(not_found))
 }
 

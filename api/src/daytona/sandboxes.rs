@@ -59,18 +59,38 @@ async fn progress(
     Ok((workloads::active_of_spec(&state.db, &spec.id).await?, tasks::pending_for(&state.db, &spec.id).await?))
 }
 
-/// `GET /api/sandbox`: `{items, nextCursor}`, a keyset page (`cursor`, `limit` 1..200 default
-/// 100, `id`/`name` prefixes, `states`, `labels`, `sort` name|createdAt|lastActivityAt, `order`).
-pub async fn list(org: Org, req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, DaytonaError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string())
-        .map_err(|_| DaytonaError::BadRequest("The query string is malformed".into()))?;
-    let one = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-    let limit = match one("limit") {
-        None => 100,
-        Some(text) => text.parse::<u64>().ok().filter(|n| (1..=200).contains(n)).ok_or_else(|| {
-            DaytonaError::BadRequest("limit must not be greater than 200, limit must not be less than 1".into())
-        })?,
-    };
+/// The query string's pairs.
+fn pairs_of(req: &HttpRequest) -> Result<Vec<(String, String)>, DaytonaError> {
+    serde_urlencoded::from_str(req.query_string())
+        .map_err(|_| DaytonaError::BadRequest("The query string is malformed".into()))
+}
+
+fn one<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// A whole number in `range`, `default` when absent; else a 400 naming it.
+fn number(
+    pairs: &[(String, String)],
+    name: &str,
+    range: std::ops::RangeInclusive<u64>,
+    default: u64,
+) -> Result<u64, DaytonaError> {
+    match one(pairs, name) {
+        None => Ok(default),
+        Some(text) => text.parse::<u64>().ok().filter(|n| range.contains(n)).ok_or_else(|| {
+            DaytonaError::BadRequest(format!(
+                "{name} must not be greater than {}, {name} must not be less than {}",
+                range.end(),
+                range.start()
+            ))
+        }),
+    }
+}
+
+/// The listing's filters and order (`id`/`name` prefixes, `states`, `labels`, `sort`, `order`);
+/// `None` when the states asked for are ones this engine never reports (nothing matches).
+fn query_of(pairs: &[(String, String)]) -> Result<Option<specs::SpecQuery>, DaytonaError> {
     let mut states = Vec::new();
     let mut asked_states = false;
     for (_, name) in pairs.iter().filter(|(k, _)| k == "states" || k == "states[]") {
@@ -80,44 +100,56 @@ pub async fn list(org: Org, req: HttpRequest, state: web::Data<AppState>) -> Res
             states.push(state);
         }
     }
-    if asked_states && states.is_empty() {
-        return Ok(HttpResponse::Ok().json(serde_json::json!({"items": [], "nextCursor": null})));
-    }
-    let labels = match one("labels") {
+    let labels: Vec<(String, String)> = match one(pairs, "labels") {
         None => Vec::new(),
         Some(text) => serde_json::from_str::<BTreeMap<String, String>>(text)
             .map_err(|_| DaytonaError::BadRequest("Invalid labels JSON format".into()))?
             .into_iter()
             .collect(),
     };
-    if labels.iter().any(|(key, _): &(String, String)| !label_key_ok(key)) {
+    if labels.iter().any(|(key, _)| !label_key_ok(key)) {
         return Err(DaytonaError::BadRequest("Invalid labels JSON format".into()));
     }
-    let sort = match one("sort").unwrap_or("lastActivityAt") {
+    let sort = match one(pairs, "sort").unwrap_or("lastActivityAt") {
         "lastActivityAt" => specs::SpecSort::UpdatedAt,
         "createdAt" => specs::SpecSort::CreatedAt,
         "name" => specs::SpecSort::Name,
+        "cpu" => specs::SpecSort::CpuMillis,
+        "memoryGib" => specs::SpecSort::MemoryBytes,
         other => {
             return Err(DaytonaError::BadRequest(format!(
-                "sort by {other} is not supported: use name, createdAt or lastActivityAt"
+                "sort by {other} is not supported: use name, cpu, memoryGib, createdAt or lastActivityAt"
             )));
         }
     };
-    let descending = match one("order").unwrap_or("desc") {
+    let descending = match one(pairs, "order").unwrap_or("desc") {
         "desc" => true,
         "asc" => false,
         other => return Err(DaytonaError::BadRequest(format!("order must be asc or desc, not {other}"))),
     };
-    let query = specs::SpecQuery {
+    if asked_states && states.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(specs::SpecQuery {
         face: Some("daytona"),
-        id_prefix: one("id").map(str::to_owned),
-        name_prefix: one("name").map(str::to_owned),
+        id_prefix: one(pairs, "id").map(str::to_owned),
+        name_prefix: one(pairs, "name").map(str::to_owned),
         states,
         labels,
         sort,
         descending,
+    }))
+}
+
+/// `GET /api/sandbox`: `{items, nextCursor}`, a keyset page (`cursor`, `limit` 1..200 default
+/// 100, and the filters and order of `query_of`).
+pub async fn list(org: Org, req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, DaytonaError> {
+    let pairs = pairs_of(&req)?;
+    let limit = number(&pairs, "limit", 1..=200, 100)?;
+    let Some(query) = query_of(&pairs)? else {
+        return Ok(HttpResponse::Ok().json(serde_json::json!({"items": [], "nextCursor": null})));
     };
-    let after = match one("cursor") {
+    let after = match one(&pairs, "cursor") {
         Some(text) if !text.is_empty() => {
             Some(query.cursor(text).map_err(|_| DaytonaError::BadRequest("Invalid cursor".into()))?)
         }
@@ -132,6 +164,29 @@ pub async fn list(org: Org, req: HttpRequest, state: web::Data<AppState>) -> Res
     Ok(HttpResponse::Ok().json(serde_json::json!({"items": items, "nextCursor": next})))
 }
 
+/// `GET /api/sandbox/paginated` (deprecated by Daytona, still called by its clients up to
+/// 0.210): numbered pages (`page` from 1, `limit` 1..200 default 100) of full sandboxes, as
+/// `{items, total, page, totalPages}`, with the filters and order of `query_of`.
+pub async fn list_paginated(
+    org: Org,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, DaytonaError> {
+    let pairs = pairs_of(&req)?;
+    let page = number(&pairs, "page", 1..=u64::from(u32::MAX), 1)?;
+    let limit = number(&pairs, "limit", 1..=200, 100)?;
+    let (rows, total) = match query_of(&pairs)? {
+        Some(query) => specs::numbered_page(&state.db, org.tenant.id, &query, page, limit).await?,
+        None => (Vec::new(), 0),
+    };
+    let mut items = Vec::with_capacity(rows.len());
+    for spec in &rows {
+        items.push(sandbox_json(&state, &org, spec).await?);
+    }
+    let body = serde_json::json!({"items": items, "total": total, "page": page, "totalPages": total.div_ceil(limit)});
+    Ok(HttpResponse::Ok().json(body))
+}
+
 /// Submits `operation` on the sandbox for the organisation; the task.
 async fn submit(
     state: &AppState,
@@ -140,11 +195,65 @@ async fn submit(
     operation: Operation,
     params: TaskParams,
 ) -> Result<entity::task::Model, DaytonaError> {
-    let submission =
-        Submission { tenant_id: org.tenant.id, user_id: org.user_id, operation, target_id: &spec.id, params };
-    let task = state.engine.submit(submission).await?;
+    let task = state.engine.submit(submission(org, spec, operation, params)).await?;
     specs::touch(&state.db, &spec.id).await?;
     Ok(task)
+}
+
+fn submission<'a>(
+    org: &Org,
+    spec: &'a workload_spec::Model,
+    operation: Operation,
+    params: TaskParams,
+) -> Submission<'a> {
+    Submission { tenant_id: org.tenant.id, user_id: org.user_id, operation, target_id: &spec.id, params }
+}
+
+/// Replaces the sandbox's schedules (scheduled engine tasks) with those its intervals give from
+/// now: once started, a stop after `autoStopInterval` minutes (a delete for an ephemeral one)
+/// and a delete `autoDeleteInterval` minutes after that; once stopped, the delete.
+async fn reschedule(
+    state: &AppState,
+    daytona: &DaytonaState,
+    org: &Org,
+    spec: &workload_spec::Model,
+    started: bool,
+) -> Result<(), DaytonaError> {
+    state.engine.unschedule(&spec.id, org.user_id).await?;
+    let a = Attributes::of(spec);
+    let minutes = |n: i64| daytona.minute * i32::try_from(n).unwrap_or(i32::MAX);
+    let mut stopped_at = Some(chrono::Utc::now());
+    if started {
+        stopped_at = None;
+        if a.auto_stop_interval > 0 {
+            let at = chrono::Utc::now() + minutes(a.auto_stop_interval);
+            let operation = if a.auto_delete_interval == 0 { Operation::DeleteSpec } else { Operation::StopSpec };
+            state.engine.schedule(submission(org, spec, operation, TaskParams::default()), at).await?;
+            stopped_at = Some(at);
+        }
+    }
+    if let Some(stopped_at) = stopped_at.filter(|_| a.auto_delete_interval > 0) {
+        let at = stopped_at + minutes(a.auto_delete_interval);
+        state.engine.schedule(submission(org, spec, Operation::DeleteSpec, TaskParams::default()), at).await?;
+    }
+    Ok(())
+}
+
+/// 200 with the sandbox as it is now, and the `Operation-Location` of the task that changes it
+/// (`/api/tasks/{id}`, readable with the same token).
+async fn accepted(
+    req: &HttpRequest,
+    state: &AppState,
+    org: &Org,
+    spec: &workload_spec::Model,
+    task: &entity::task::Model,
+) -> Result<HttpResponse, DaytonaError> {
+    let location = format!(
+        "{}/api/tasks/{}",
+        crate::origin::base_url(req, state.public_base_url.as_deref(), &state.trusted_proxies),
+        task.id
+    );
+    Ok(HttpResponse::Ok().insert_header(("Operation-Location", location)).json(json_of(state, org, spec).await?))
 }
 
 /// The stored and desired state, and whether a change is under way.
@@ -163,12 +272,14 @@ pub async fn get(org: Org, path: web::Path<String>, state: web::Data<AppState>) 
     render(&state, &org, &spec).await
 }
 
-/// `POST /api/sandbox/{idOrName}/stop[?force=true]`: 200 with the sandbox already `stopping`.
+/// `POST /api/sandbox/{idOrName}/stop[?force=true]`: 200 with the sandbox already `stopping`
+/// (an ephemeral one, `autoDeleteInterval` 0, is deleted instead: `destroying`).
 pub async fn stop(
     org: Org,
     path: web::Path<String>,
     req: HttpRequest,
     state: web::Data<AppState>,
+    daytona: web::Data<DaytonaState>,
 ) -> Result<HttpResponse, DaytonaError> {
     let force = bool_param(&req, "force")?.unwrap_or(false);
     let spec = find(&state, &org, &path).await?;
@@ -179,15 +290,24 @@ pub async fn stop(
     if stored != "started" {
         return Err(DaytonaError::BadRequest("Sandbox is not in a stoppable state".into()));
     }
-    submit(&state, &org, &spec, Operation::StopSpec, TaskParams { force, ..TaskParams::default() }).await?;
-    render(&state, &org, &spec).await
+    let params = TaskParams { force, ..TaskParams::default() };
+    let task = if Attributes::of(&spec).auto_delete_interval == 0 {
+        state.engine.unschedule(&spec.id, org.user_id).await?;
+        submit(&state, &org, &spec, Operation::DeleteSpec, params).await?
+    } else {
+        reschedule(&state, &daytona, &org, &spec, false).await?;
+        submit(&state, &org, &spec, Operation::StopSpec, params).await?
+    };
+    accepted(&req, &state, &org, &spec, &task).await
 }
 
 /// `POST /api/sandbox/{idOrName}/start`: waits up to 30 s for `started`, then answers with what is.
 pub async fn start(
     org: Org,
     path: web::Path<String>,
+    req: HttpRequest,
     state: web::Data<AppState>,
+    daytona: web::Data<DaytonaState>,
 ) -> Result<HttpResponse, DaytonaError> {
     let spec = find(&state, &org, &path).await?;
     let (stored, desired) = states(&state, &spec).await?;
@@ -200,24 +320,56 @@ pub async fn start(
     if stored != "stopped" {
         return Err(DaytonaError::BadRequest("Sandbox is not in valid state".into()));
     }
+    start_and_wait(&req, &state, &daytona, &org, &spec).await
+}
+
+/// Submits the sandbox's start, schedules its auto-stop, and answers once it is started (or
+/// after 30 s, with what is).
+async fn start_and_wait(
+    req: &HttpRequest,
+    state: &AppState,
+    daytona: &DaytonaState,
+    org: &Org,
+    spec: &workload_spec::Model,
+) -> Result<HttpResponse, DaytonaError> {
     let params = TaskParams { name: Some(spec.name.clone()), ..TaskParams::default() };
-    let task = submit(&state, &org, &spec, Operation::StartWorkload, params).await?;
+    let task = submit(state, org, spec, Operation::StartWorkload, params).await?;
+    reschedule(state, daytona, org, spec, true).await?;
     state.engine.wait_finished(task.id, START_WAIT).await?;
-    render(&state, &org, &spec).await
+    accepted(req, state, org, spec, &task).await
+}
+
+/// `POST /api/sandbox/{idOrName}/last-activity`: the sandbox was used now, so its auto-stop
+/// (and the auto-delete after it) counts from now. 201 without a body, as Daytona answers.
+pub async fn last_activity(
+    org: Org,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+    daytona: web::Data<DaytonaState>,
+) -> Result<HttpResponse, DaytonaError> {
+    let spec = find(&state, &org, &path).await?;
+    let (stored, desired) = states(&state, &spec).await?;
+    specs::touch(&state.db, &spec.id).await?;
+    if stored == desired {
+        reschedule(&state, &daytona, &org, &spec, stored == "started").await?;
+    }
+    Ok(HttpResponse::Created().finish())
 }
 
 /// `DELETE /api/sandbox/{idOrName}`: 200 with the sandbox `destroying`; once deleted, it is a 404.
 pub async fn delete(
     org: Org,
     path: web::Path<String>,
+    req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, DaytonaError> {
     let spec = find(&state, &org, &path).await?;
     if tasks::pending_for(&state.db, &spec.id).await?.is_some() {
         return Err(in_progress());
     }
-    submit(&state, &org, &spec, Operation::DeleteSpec, TaskParams::default()).await?;
-    render(&state, &org, &spec).await
+    state.engine.unschedule(&spec.id, org.user_id).await?;
+    let task = submit(&state, &org, &spec, Operation::DeleteSpec, TaskParams::default()).await?;
+    accepted(&req, &state, &org, &spec, &task).await
 }
 
 /// What `POST /api/sandbox` accepts (unknown fields are ignored, as Daytona's DTO does).
@@ -244,11 +396,18 @@ pub struct CreateSandbox {
 /// `POST /api/sandbox`: creates the sandbox and starts it (waiting up to 30 s for `started`).
 pub async fn create(
     org: Org,
+    req: HttpRequest,
     body: web::Json<CreateSandbox>,
     state: web::Data<AppState>,
     daytona: web::Data<DaytonaState>,
 ) -> Result<HttpResponse, DaytonaError> {
     let body = body.into_inner();
+    if !body.env.keys().all(|key| env_key_ok(key)) {
+        return Err(DaytonaError::BadRequest("env names must be 1 to 255 characters, without '=' or NUL".into()));
+    }
+    if body.env.values().any(|value| value.contains('\0')) {
+        return Err(DaytonaError::BadRequest("env values must not contain NUL".into()));
+    }
     let defaults = Attributes::default();
     let size = |name: &str, value: Option<i64>, default: i64| -> Result<i64, DaytonaError> {
         match value {
@@ -260,7 +419,6 @@ pub async fn create(
     let attributes = Attributes {
         snapshot: body.snapshot.unwrap_or(defaults.snapshot),
         user: body.user.unwrap_or(defaults.user),
-        env: body.env,
         labels: body.labels,
         public: body.public.unwrap_or(false),
         network_block_all: body.network_block_all.unwrap_or(false),
@@ -291,6 +449,7 @@ pub async fn create(
             memory_bytes: u64::try_from(attributes.memory).ok().map(|gib| gib << 30),
             max_processes: None,
         },
+        env: body.env,
     };
     let spec = match specs::create(&state.db, org.tenant.id, &new).await {
         Ok(spec) => spec,
@@ -299,22 +458,22 @@ pub async fn create(
         }
         Err(err) => return Err(err.into()),
     };
-    let params = TaskParams { name: Some(spec.name.clone()), ..TaskParams::default() };
-    let task = submit(&state, &org, &spec, Operation::StartWorkload, params).await?;
-    state.engine.wait_finished(task.id, START_WAIT).await?;
-    render(&state, &org, &spec).await
+    start_and_wait(&req, &state, &daytona, &org, &spec).await
 }
 
 /// A boolean query parameter: only `true` or `false` (Nest's `ParseBoolPipe`), else a 400.
 fn bool_param(req: &HttpRequest, name: &str) -> Result<Option<bool>, DaytonaError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string())
-        .map_err(|_| DaytonaError::BadRequest("The query string is malformed".into()))?;
-    match pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()) {
+    match one(&pairs_of(req)?, name) {
         None => Ok(None),
         Some("true") => Ok(Some(true)),
         Some("false") => Ok(Some(false)),
         Some(_) => Err(DaytonaError::BadRequest("Validation failed (boolean string is expected)".into())),
     }
+}
+
+/// An environment variable name `exec` can pass.
+fn env_key_ok(key: &str) -> bool {
+    !key.is_empty() && key.len() <= 255 && !key.contains(['=', '\0'])
 }
 
 /// A label key that a JSON path can name (no quote, no backslash).

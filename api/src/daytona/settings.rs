@@ -11,11 +11,14 @@ pub struct DaytonaSettings {
     /// Where sandboxes get their working directories (kept across stop and start); default:
     /// `<data_dir>/sandboxes`.
     pub sandbox_dir: Option<PathBuf>,
+    /// How long one minute of `autoStopInterval` and `autoDeleteInterval` lasts, in ms (60000;
+    /// tests shorten it).
+    pub minute_ms: u64,
 }
 
 impl Default for DaytonaSettings {
     fn default() -> Self {
-        Self { sandbox_command: vec!["sleep".into(), "infinity".into()], sandbox_dir: None }
+        Self { sandbox_command: vec!["sleep".into(), "infinity".into()], sandbox_dir: None, minute_ms: 60_000 }
     }
 }
 
@@ -23,4 +26,5 @@ impl Default for DaytonaSettings {
 pub struct DaytonaState {
     pub sandbox_command: Vec<String>,
     pub sandbox_dir: PathBuf,
+    pub minute: chrono::TimeDelta,
 }

@@ -1,7 +1,7 @@
 //! The `Sandbox` JSON of Daytona's API: every field its strict clients require, non-null, with
 //! their exact types (integers for sizes, ISO strings for times, objects for env and labels).
 //!
-//! A sandbox's attributes live in its spec's `meta.daytona`. Its stored state is its active
+//! A sandbox's attributes live in its spec's `meta.daytona` (its env is the spec's own). Its stored state is its active
 //! workload's (none: stopped); its desired state is its pending task's, else the stored state;
 //! the reported state is derived from both as Daytona derives it (`stopping`, `starting`,
 //! `destroying`). Its last activity is its spec's last change (every start, stop and delete
@@ -18,7 +18,6 @@ use std::collections::BTreeMap;
 pub struct Attributes {
     pub snapshot: String,
     pub user: String,
-    pub env: BTreeMap<String, String>,
     pub labels: BTreeMap<String, String>,
     pub public: bool,
     pub network_block_all: bool,
@@ -39,7 +38,6 @@ impl Default for Attributes {
         Self {
             snapshot: "daytonaio/sandbox:latest".into(),
             user: "daytona".into(),
-            env: BTreeMap::new(),
             labels: BTreeMap::new(),
             public: false,
             network_block_all: false,
@@ -157,7 +155,7 @@ pub fn sandbox(
     let desired = desired_state(stored, pending);
     json!({
         "id": spec.id, "organizationId": org, "name": spec.name, "snapshot": a.snapshot, "user": a.user,
-        "env": a.env, "labels": a.labels, "public": a.public, "networkBlockAll": a.network_block_all, "kvm": false,
+        "env": spec.environment().unwrap_or_default(), "labels": a.labels, "public": a.public, "networkBlockAll": a.network_block_all, "kvm": false,
         "target": a.target, "cpu": a.cpu, "gpu": a.gpu, "memory": a.memory, "disk": a.disk,
         "state": reported_state(stored, desired), "desiredState": desired, "recoverable": false, "backupState": "None",
         "autoStopInterval": a.auto_stop_interval, "autoArchiveInterval": a.auto_archive_interval,

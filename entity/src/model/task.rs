@@ -36,6 +36,8 @@ pub struct Model {
     pub finished_at: Option<DateTimeUtc>,
     /// When the run message was last confirmed by the broker; `None` = not yet published.
     pub published_at: Option<DateTimeUtc>,
+    /// A scheduled task is held back until then: not published, not claimed, not pending.
+    pub not_before: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -46,6 +48,11 @@ impl ActiveModelBehavior for ActiveModel {}
 impl Model {
     pub fn params(&self) -> crate::outcome::TaskParams {
         crate::outcome::TaskParams::from_json(self.params.as_deref())
+    }
+
+    /// Whether it is scheduled for later than `now`.
+    pub fn is_scheduled_after(&self, now: DateTimeUtc) -> bool {
+        self.not_before.is_some_and(|at| at > now)
     }
 
     /// How the task ended, once it has.

@@ -23,6 +23,8 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     /// Set once deleted: the row stays for its history, its name is freed.
     pub deleted_at: Option<DateTimeUtc>,
+    /// The environment its command runs with (over the runner's), as a JSON object of strings.
+    pub env: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -35,6 +37,12 @@ impl Model {
     /// list of strings, instead of an empty command that would fail later for another reason.
     pub fn argv(&self) -> Result<Vec<String>, String> {
         serde_json::from_str(&self.command).map_err(|e| format!("its stored command is not a list of strings ({e})"))
+    }
+
+    /// The environment its command runs with; an error when the stored one is not an object of
+    /// strings.
+    pub fn environment(&self) -> Result<std::collections::BTreeMap<String, String>, String> {
+        serde_json::from_str(&self.env).map_err(|e| format!("its stored environment is not an object of strings ({e})"))
     }
 
     /// What its workloads are limited to.
@@ -71,6 +79,7 @@ mod tests {
             created_at: chrono::Utc::now(),
             updated_at: chrono::Utc::now(),
             deleted_at: None,
+            env: "{}".into(),
         }
     }
 

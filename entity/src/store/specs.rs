@@ -13,6 +13,8 @@ pub struct NewSpec {
     /// A JSON object for the faces.
     pub meta: serde_json::Value,
     pub limits: crate::outcome::Limits,
+    /// What its command's environment adds to the runner's.
+    pub env: std::collections::BTreeMap<String, String>,
 }
 
 /// Inserts the spec (of the default tenant: jobs files belong to it), or updates the one with the
@@ -52,6 +54,7 @@ fn fill(active: &mut workload_spec::ActiveModel, spec: &NewSpec) -> Result<(), D
     let limits = spec.limits;
     active.command = Set(serde_json::to_string(&spec.command).map_err(|e| DbErr::Custom(e.to_string()))?);
     active.working_dir = Set(spec.working_dir.clone());
+    active.env = Set(serde_json::to_string(&spec.env).map_err(|e| DbErr::Custom(e.to_string()))?);
     active.meta = Set(spec.meta.to_string());
     active.cpu_millis = Set(limits.cpu_millis.and_then(|n| i32::try_from(n).ok()));
     active.memory_bytes = Set(limits.memory_bytes.and_then(|n| i64::try_from(n).ok()));
@@ -155,6 +158,10 @@ pub enum SpecSort {
     UpdatedAt,
     CreatedAt,
     Name,
+    /// Resource sizes: a spec without one compares to nothing after a cursor, so only a face
+    /// that gives every spec its sizes (Daytona's) sorts by them.
+    CpuMillis,
+    MemoryBytes,
 }
 
 impl SpecSort {
@@ -163,6 +170,8 @@ impl SpecSort {
             SpecSort::UpdatedAt => "updated_at",
             SpecSort::CreatedAt => "created_at",
             SpecSort::Name => "name",
+            SpecSort::CpuMillis => "cpu_millis",
+            SpecSort::MemoryBytes => "memory_bytes",
         }
     }
 
@@ -171,6 +180,8 @@ impl SpecSort {
             SpecSort::UpdatedAt => workload_spec::Column::UpdatedAt,
             SpecSort::CreatedAt => workload_spec::Column::CreatedAt,
             SpecSort::Name => workload_spec::Column::Name,
+            SpecSort::CpuMillis => workload_spec::Column::CpuMillis,
+            SpecSort::MemoryBytes => workload_spec::Column::MemoryBytes,
         }
     }
 
@@ -180,13 +191,17 @@ impl SpecSort {
             SpecSort::UpdatedAt => time(&spec.updated_at),
             SpecSort::CreatedAt => time(&spec.created_at),
             SpecSort::Name => spec.name.clone(),
+            SpecSort::CpuMillis => spec.cpu_millis.unwrap_or_default().to_string(),
+            SpecSort::MemoryBytes => spec.memory_bytes.unwrap_or_default().to_string(),
         }
     }
 
     fn sea_value(self, text: &str) -> Option<sea_orm::Value> {
         match self {
             SpecSort::Name => Some(sea_orm::Value::from(text.to_owned())),
-            _ => chrono::DateTime::parse_from_rfc3339(text)
+            SpecSort::CpuMillis => text.parse::<i32>().ok().map(sea_orm::Value::from),
+            SpecSort::MemoryBytes => text.parse::<i64>().ok().map(sea_orm::Value::from),
+            SpecSort::UpdatedAt | SpecSort::CreatedAt => chrono::DateTime::parse_from_rfc3339(text)
                 .ok()
                 .map(|t| sea_orm::Value::from(t.with_timezone(&chrono::Utc))),
         }
@@ -201,18 +216,10 @@ impl SpecQuery {
     }
 }
 
-/// One keyset page of the tenant's live specs (see `page`).
-pub async fn page(
-    db: &impl ConnectionTrait,
-    tenant_id: i32,
-    query: &SpecQuery,
-    after: Option<&super::page::Cursor>,
-    limit: u64,
-) -> Result<super::page::Page<workload_spec::Model>, DbErr> {
+/// The tenant's live specs that `query` filters in (unordered).
+fn filtered(backend: sea_orm::DbBackend, tenant_id: i32, query: &SpecQuery) -> sea_orm::Select<workload_spec::Entity> {
+    use sea_orm::DbBackend;
     use sea_orm::sea_query::{Expr, ExprTrait};
-    use sea_orm::{DbBackend, QuerySelect};
-    let backend = db.get_database_backend();
-    let limit = limit.clamp(1, super::page::MAX_LIMIT);
     let mut select = live().filter(workload_spec::Column::TenantId.eq(tenant_id));
     if let Some(face) = query.face {
         // A face key is one of ours, never input.
@@ -253,6 +260,20 @@ pub async fn page(
             });
         }
     }
+    select
+}
+
+/// One keyset page of the tenant's live specs (see `page`).
+pub async fn page(
+    db: &impl ConnectionTrait,
+    tenant_id: i32,
+    query: &SpecQuery,
+    after: Option<&super::page::Cursor>,
+    limit: u64,
+) -> Result<super::page::Page<workload_spec::Model>, DbErr> {
+    use sea_orm::QuerySelect;
+    let limit = limit.clamp(1, super::page::MAX_LIMIT);
+    let mut select = filtered(db.get_database_backend(), tenant_id, query);
     let (sort, id) = (query.sort.column(), workload_spec::Column::Id);
     if let Some(cursor) = after {
         let value = query.sort.sea_value(&cursor.value).ok_or_else(|| DbErr::Custom("bad cursor".into()))?;
@@ -266,6 +287,31 @@ pub async fn page(
         value: query.sort.value_of(spec),
         id: spec.id.clone(),
     }))
+}
+
+/// Page `number` (from 1) of `size` specs, and how many match in all: numbered pages, for a
+/// face whose clients ask for them (Daytona's deprecated listing); each costs a count and an
+/// offset, so keyset pages (`page`) are the way for everything else.
+pub async fn numbered_page(
+    db: &impl ConnectionTrait,
+    tenant_id: i32,
+    query: &SpecQuery,
+    number: u64,
+    size: u64,
+) -> Result<(Vec<workload_spec::Model>, u64), DbErr> {
+    use sea_orm::{PaginatorTrait, QuerySelect};
+    let select = filtered(db.get_database_backend(), tenant_id, query);
+    let total = select.clone().count(db).await?;
+    let size = size.clamp(1, super::page::MAX_LIMIT);
+    let order = if query.descending { sea_orm::Order::Desc } else { sea_orm::Order::Asc };
+    let rows = select
+        .order_by(query.sort.column(), order.clone())
+        .order_by(workload_spec::Column::Id, order)
+        .offset(number.saturating_sub(1).saturating_mul(size))
+        .limit(size)
+        .all(db)
+        .await?;
+    Ok((rows, total))
 }
 
 /// Records activity on the spec now (its `updated_at`).

@@ -19,6 +19,16 @@ pub struct NewTask<'a> {
 }
 
 pub async fn insert(db: &impl ConnectionTrait, new: NewTask<'_>) -> Result<task::Model, DbErr> {
+    insert_scheduled(db, new, None).await
+}
+
+/// Inserts the task, held back until `not_before` (if any): it is not published, claimed or
+/// pending before then.
+pub async fn insert_scheduled(
+    db: &impl ConnectionTrait,
+    new: NewTask<'_>,
+    not_before: Option<DateTime<Utc>>,
+) -> Result<task::Model, DbErr> {
     let now = super::now();
     task::ActiveModel {
         tenant_id: Set(new.tenant_id),
@@ -40,6 +50,7 @@ pub async fn insert(db: &impl ConnectionTrait, new: NewTask<'_>) -> Result<task:
         started_at: Set(None),
         finished_at: Set(None),
         published_at: Set(None),
+        not_before: Set(not_before),
         ..Default::default()
     }
     .insert(db)
@@ -53,6 +64,11 @@ pub async fn get(db: &impl ConnectionTrait, id: i32) -> Result<Option<task::Mode
 /// The task, if it exists and belongs to `user_id`: another user's task does not exist for you.
 pub async fn find_for_user(db: &impl ConnectionTrait, id: i32, user_id: i32) -> Result<Option<task::Model>, DbErr> {
     task::Entity::find_by_id(id).filter(Column::UserId.eq(user_id)).one(db).await
+}
+
+/// The tenant's task `id`; another tenant's does not exist.
+pub async fn find_of_tenant(db: &impl ConnectionTrait, id: i32, tenant_id: i32) -> Result<Option<task::Model>, DbErr> {
+    task::Entity::find_by_id(id).filter(Column::TenantId.eq(tenant_id)).one(db).await
 }
 
 pub async fn list_for_user(db: &impl ConnectionTrait, user_id: i32) -> Result<Vec<task::Model>, DbErr> {
@@ -123,6 +139,7 @@ pub async fn due_for_publish(
     task::Entity::find()
         .filter(Column::State.eq(TaskState::Queued))
         .filter(unpublished)
+        .filter(due(super::now()))
         .order_by_asc(Column::Id)
         .limit(limit)
         .all(db)
@@ -244,12 +261,42 @@ pub async fn page(
     }))
 }
 
-/// The newest unfinished task aimed at `target_id` (a spec or a workload), if any.
+/// Not scheduled for later than `now`.
+fn due(now: DateTime<Utc>) -> Condition {
+    Condition::any().add(Column::NotBefore.is_null()).add(Column::NotBefore.lte(now))
+}
+
+/// The newest unfinished task aimed at `target_id` (a spec or a workload), if any; a task
+/// scheduled for later is not pending yet.
 pub async fn pending_for(db: &impl ConnectionTrait, target_id: &str) -> Result<Option<task::Model>, DbErr> {
     task::Entity::find()
         .filter(Column::TargetId.eq(target_id))
         .filter(Column::State.is_in([TaskState::Queued, TaskState::Running]))
+        .filter(due(super::now()))
         .order_by_desc(Column::Id)
         .one(db)
         .await
+}
+
+/// The tasks aimed at `target_id` that are scheduled for later than now.
+pub async fn scheduled_for(db: &impl ConnectionTrait, target_id: &str) -> Result<Vec<task::Model>, DbErr> {
+    task::Entity::find()
+        .filter(Column::TargetId.eq(target_id))
+        .filter(Column::State.eq(TaskState::Queued))
+        .filter(Column::NotBefore.gt(super::now()))
+        .order_by_asc(Column::Id)
+        .all(db)
+        .await
+}
+
+/// Routes a queued task (a scheduled one, when it comes due: its target's owner is known only
+/// then). False when it is no longer queued.
+pub async fn set_route(db: &impl ConnectionTrait, id: i32, route: Option<String>) -> Result<bool, DbErr> {
+    let updated = task::Entity::update_many()
+        .col_expr(Column::Route, Expr::value(route))
+        .filter(Column::Id.eq(id))
+        .filter(Column::State.eq(TaskState::Queued))
+        .exec(db)
+        .await?;
+    Ok(updated.rows_affected == 1)
 }

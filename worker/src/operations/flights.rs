@@ -169,6 +169,7 @@ mod tests {
             started_at: None,
             finished_at: None,
             published_at: None,
+            not_before: None,
         }
     }
 

@@ -53,10 +53,9 @@ pub async fn run(ctx: &Ctx, task: &task::Model, cancel: &CancellationToken) -> R
     let working_dir = Path::new(&spec.working_dir);
     let log = working_dir.join(format!("{}.log", workload.id));
     let marker = (crate::contain::MARKER, workload.id.as_str());
-    let spawned = spec
-        .argv()
-        .map_err(std::io::Error::other)
-        .and_then(|argv| process::spawn_gated(&argv, working_dir, &log, marker));
+    let spawned = spec.argv().and_then(|argv| Ok((argv, spec.environment()?))).map_err(std::io::Error::other).and_then(
+        |(argv, env)| process::spawn_gated(process::Launch { argv: &argv, working_dir, env: &env, log: &log, marker }),
+    );
     let gated = match spawned {
         Ok(gated) => gated,
         Err(err) => {
