@@ -1,38 +1,60 @@
-//! Compatibility with real clients of the Veeam face.
+//! Compatibility with real clients, installed from the registries by the test command: the
+//! `veeam` package for the Veeam face; Daytona's generated Python and TypeScript clients for the
+//! Daytona face.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
+use tests::daytona::Daytona;
 use tests::{ADMIN, Mode, Options, TestApp, in_both_modes};
 
-/// A virtualenv with the `veeam` package from PyPI, made once under the target directory. Tests
-/// running at once each build their own and move it into place; the first one there is used.
-fn veeam_python() -> PathBuf {
+/// A client installed once under the target directory, in `name`: `install` fills a fresh
+/// directory, `works` says whether one is usable. Tests running at once each build their own
+/// aside and move it into place; the first one there is used.
+fn installed_once(name: &str, works: impl Fn(&Path) -> bool, install: impl Fn(&Path)) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary");
-    let venv = exe.ancestors().nth(3).expect("target dir").join("compat-venv-veeam");
-    let python = venv.join("bin/python");
-    let works = |python: &std::path::Path| {
-        Command::new(python).args(["-c", "import veeam.client"]).status().is_ok_and(|s| s.success())
-    };
-    if !works(&python) {
-        let building = venv.with_extension(format!("building-{}", std::process::id()));
+    let dir = exe.ancestors().nth(3).expect("target dir").join(name);
+    if !works(&dir) {
+        let building = dir.with_extension(format!("building-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&building);
-        let made = Command::new("python3").args(["-m", "venv"]).arg(&building).status().expect("python3 is required");
-        assert!(made.success(), "python3 -m venv failed");
-        let pip = building.join("bin/python");
-        let installed = Command::new(&pip).args(["-m", "pip", "install", "-q", "veeam==0.1.5"]).status().expect("pip");
-        assert!(installed.success(), "pip install veeam==0.1.5 failed (PyPI must be reachable)");
-        if venv.exists() && !works(&python) {
+        install(&building);
+        if dir.exists() && !works(&dir) {
             // Left broken by an earlier run.
-            let _ = std::fs::remove_dir_all(&venv);
+            let _ = std::fs::remove_dir_all(&dir);
         }
-        if std::fs::rename(&building, &venv).is_err() {
+        if std::fs::rename(&building, &dir).is_err() {
             // Another test moved its own into place first.
             let _ = std::fs::remove_dir_all(&building);
         }
     }
-    assert!(works(&python), "the veeam package is not importable from {}", venv.display());
-    python
+    assert!(works(&dir), "{} is not usable", dir.display());
+    dir
+}
+
+/// A virtualenv with `requirement` from PyPI, in which `import` works; its python.
+fn python_with(name: &str, requirement: &str, import: &str) -> PathBuf {
+    let works = |venv: &Path| {
+        Command::new(venv.join("bin/python"))
+            .args(["-c", &format!("import {import}")])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let venv = installed_once(name, works, |building| {
+        let made = Command::new("python3").args(["-m", "venv"]).arg(building).status().expect("python3 is required");
+        assert!(made.success(), "python3 -m venv failed");
+        let pip = building.join("bin/python");
+        let installed = Command::new(&pip).args(["-m", "pip", "install", "-q", requirement]).status().expect("pip");
+        assert!(installed.success(), "pip install {requirement} failed (PyPI must be reachable)");
+    });
+    venv.join("bin/python")
+}
+
+/// Runs `program` with `args`, off the async runtime; asserts it succeeded and said `ok`.
+async fn run_client(mut command: Command, ok: &str) {
+    let output = tokio::task::spawn_blocking(move || command.output()).await.expect("join").expect("run the client");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "the client failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains(ok), "{stdout}");
 }
 
 async fn the_veeam_python_package_logs_on_reads_queries_drives_a_stop_and_logs_out(mode: Mode) {
@@ -43,21 +65,61 @@ async fn the_veeam_python_package_logs_on_reads_queries_drives_a_stop_and_logs_o
         session.wait_session_state(&id, "Stopped", Duration::from_secs(20)).await;
     }
     session.start_job(&app.job_id("Runs").await).await;
-    let python = veeam_python();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/compat/veeam_client.py");
-    let base = app.base.clone();
-    let output =
-        tokio::task::spawn_blocking(move || Command::new(python).arg(script).args([&base, ADMIN.0, ADMIN.1]).output())
-            .await
-            .expect("join")
-            .expect("run the client");
-    assert!(
-        output.status.success(),
-        "veeam client failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(String::from_utf8_lossy(&output.stdout).contains("veeam client: ok"));
+    let mut client = Command::new(python_with("compat-venv-veeam", "veeam==0.1.5", "veeam.client"));
+    client.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/compat/veeam_client.py")).args([&app.base, ADMIN.0, ADMIN.1]);
+    run_client(client, "veeam client: ok").await;
 }
 
-in_both_modes!(the_veeam_python_package_logs_on_reads_queries_drives_a_stop_and_logs_out,);
+/// Daytona's generated Python client (PyPI `daytona-api-client`, the latest), unmodified: see
+/// `compat/daytona_client.py` for what it drives.
+async fn daytonas_python_client_creates_lists_stops_starts_and_deletes_sandboxes(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options::default()).await;
+    let acme = Daytona::for_tenant(&app.base, &app.db, "acme").await;
+    let other = Daytona::for_tenant(&app.base, &app.db, "globex").await;
+    let mut client = Command::new(python_with("compat-venv-daytona", "daytona-api-client", "daytona_api_client"));
+    client.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/compat/daytona_client.py")).args([
+        &app.base,
+        &acme.token,
+        &other.token,
+    ]);
+    run_client(client, "daytona python client").await;
+}
+
+/// Daytona's generated TypeScript client (npm `@daytonaio/api-client`, the latest), unmodified:
+/// see `compat/daytona_client.js`.
+async fn daytonas_npm_client_creates_lists_stops_starts_and_deletes_sandboxes(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options::default()).await;
+    let acme = Daytona::for_tenant(&app.base, &app.db, "acme").await;
+    let other = Daytona::for_tenant(&app.base, &app.db, "globex").await;
+    let package = "@daytonaio/api-client";
+    let modules = |dir: &Path| dir.join("node_modules");
+    let works = |dir: &Path| {
+        Command::new("node")
+            .args(["-e", &format!("require('{package}')")])
+            .env("NODE_PATH", modules(dir))
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let dir = installed_once("compat-npm-daytona", works, |building| {
+        std::fs::create_dir_all(building).expect("dir");
+        let installed = Command::new("npm")
+            .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
+            .arg(building)
+            .arg(package)
+            .status()
+            .expect("npm is required");
+        assert!(installed.success(), "npm install {package} failed (the npm registry must be reachable)");
+    });
+    let mut client = Command::new("node");
+    client
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/compat/daytona_client.js"))
+        .args([&app.base, &acme.token, &other.token])
+        .env("NODE_PATH", modules(&dir));
+    run_client(client, "daytona npm client").await;
+}
+
+in_both_modes!(
+    the_veeam_python_package_logs_on_reads_queries_drives_a_stop_and_logs_out,
+    daytonas_python_client_creates_lists_stops_starts_and_deletes_sandboxes,
+    daytonas_npm_client_creates_lists_stops_starts_and_deletes_sandboxes,
+);
