@@ -53,6 +53,17 @@ impl Daytona {
     }
 }
 
+/// The engine tasks aimed at a sandbox, oldest first.
+pub async fn tasks_of(db: &sea_orm::DatabaseConnection, id: &str) -> Vec<entity::task::Model> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+    entity::task::Entity::find()
+        .filter(entity::task::Column::TargetId.eq(id))
+        .order_by_asc(entity::task::Column::Id)
+        .all(db)
+        .await
+        .expect("db")
+}
+
 /// Asserts that `sandbox` has every field Daytona's strict Python client requires, non-null and
 /// of the exact type (integers for sizes, strings for times, objects for env and labels).
 pub fn assert_strict_sandbox(sandbox: &Value) {
@@ -79,7 +90,7 @@ pub fn assert_error(resp: &Resp, status: u16, message_has: &str) {
     assert_eq!(resp.status, status, "{}", resp.body);
     let body = resp.json();
     assert_eq!(body["statusCode"], status, "{body}");
-    assert!(body["path"].as_str().is_some_and(|p| p.starts_with("/api/sandbox")), "{body}");
+    assert!(body["path"].as_str().is_some_and(|p| p.starts_with("/api/")), "{body}");
     assert!(body["timestamp"].as_str().is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok()), "{body}");
     assert!(body["error"].is_string(), "{body}");
     let message = body["message"].as_str().unwrap_or_else(|| panic!("message: {body}"));

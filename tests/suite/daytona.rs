@@ -201,4 +201,183 @@ in_both_modes!(
     sandboxes_are_listed_in_keyset_pages_with_filters,
     a_sandbox_is_created_stopped_started_and_deleted_as_daytonas_clients_expect,
     daytona_errors_tokens_and_organisations,
+    operation_locations_name_tasks_the_token_can_read_and_env_reaches_the_command,
+    schedules_stop_idle_sandboxes_and_delete_stopped_ones,
 );
+
+/// Every answer that submits a task names it in `Operation-Location`; the same token reads it
+/// there in JSON (another organisation's token gets a 404; a Veeam caller reaches the Veeam
+/// face) and can cancel a task that has not run. The env given at creation reaches the command.
+async fn operation_locations_name_tasks_the_token_can_read_and_env_reaches_the_command(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options::default()).await;
+    let acme = Daytona::for_tenant(&app.base, &app.db, "acme").await;
+    let other = Daytona::for_tenant(&app.base, &app.db, "globex").await;
+    let body = json!({"name": "env", "env": {"GREETING": "hello world", "EMPTY": ""}});
+    let created = acme.call("POST", "/api/sandbox", Some(&body)).await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    let id = created.json()["id"].as_str().expect("id").to_owned();
+    assert_eq!(created.json()["env"], json!({"GREETING": "hello world", "EMPTY": ""}));
+
+    let location = created.header("Operation-Location").expect("Operation-Location").to_owned();
+    let path = location.strip_prefix(&app.base).expect("on the same server").to_owned();
+    assert!(path.starts_with("/api/tasks/"), "{path}");
+    let task = acme.ok("GET", &path, None).await;
+    assert_eq!((task["operation"].as_str(), task["targetId"].as_str()), (Some("StartWorkload"), Some(id.as_str())));
+    assert_eq!((task["state"].as_str(), task["success"].as_bool()), (Some("Finished"), Some(true)), "{task}");
+    assert!(task["createdAt"].is_string() && task["finishedAt"].is_string(), "{task}");
+    assert_error(&other.call("GET", &path, None).await, 404, "not found");
+    for bad in ["/api/tasks/0", "/api/tasks/007", "/api/tasks/task-1", "/api/tasks/99999999999"] {
+        assert_error(&acme.call("GET", bad, None).await, 404, "not found");
+    }
+    let veeam = tests::http::request("GET", &location, &[]).await;
+    assert_eq!(veeam.status, 401, "without a bearer token it is the Veeam face's: {}", veeam.body);
+
+    // The environment reached the sandbox's command, over the runner's.
+    let workload = entity::store::workloads::active_of_spec(&app.db, &id).await.expect("db").expect("active");
+    let pids = marked_processes(&workload.id);
+    assert!(!pids.is_empty());
+    let environ = std::fs::read(format!("/proc/{}/environ", pids[0])).expect("environ");
+    let vars: Vec<&[u8]> = environ.split(|b| *b == 0).collect();
+    assert!(vars.contains(&b"GREETING=hello world".as_slice()) && vars.contains(&b"EMPTY=".as_slice()));
+    assert!(vars.iter().any(|v| v.starts_with(b"PATH=")), "the runner's environment too");
+    let bad_env = json!({"name": "bad", "env": {"A=B": "x"}});
+    assert_error(&acme.call("POST", "/api/sandbox", Some(&bad_env)).await, 400, "env");
+
+    // The auto-stop is a scheduled task, readable and cancellable like any other.
+    let scheduled = tests::daytona::tasks_of(&app.db, &id).await;
+    let auto_stop = scheduled.iter().find(|t| t.not_before.is_some()).expect("a scheduled auto-stop");
+    let minutes = (auto_stop.not_before.expect("at") - auto_stop.created_at).num_seconds();
+    assert!((14 * 60..=15 * 60).contains(&minutes), "15 minutes by default, not {minutes} s");
+    let path = format!("/api/tasks/{}", auto_stop.id);
+    let seen = acme.ok("GET", &path, None).await;
+    assert_eq!((seen["operation"].as_str(), seen["state"].as_str()), (Some("StopSpec"), Some("Queued")));
+    assert!(seen["notBefore"].is_string(), "{seen}");
+    assert_eq!(acme.ok("GET", &format!("/api/sandbox/{id}"), None).await["state"], "started", "not pending yet");
+    let cancelled = acme.ok("DELETE", &path, None).await;
+    assert_eq!(cancelled["state"], "Cancelled", "{cancelled}");
+    assert_eq!(acme.ok("DELETE", &path, None).await["state"], "Cancelled", "a second cancel changes nothing");
+
+    // A stop's task, followed to its end.
+    let stop = acme.call("POST", &format!("/api/sandbox/{id}/stop"), None).await;
+    assert_eq!(stop.status, 200);
+    let path = stop.header("Operation-Location").expect("Operation-Location").trim_start_matches(&app.base).to_owned();
+    tests::wait_until("the stop task to finish", Duration::from_secs(30), || {
+        let (acme, path) = (&acme, path.clone());
+        async move { acme.ok("GET", &path, None).await["state"] == "Finished" }
+    })
+    .await;
+    assert_eq!(acme.ok("GET", &format!("/api/sandbox/{id}"), None).await["state"], "stopped");
+    assert_eq!(marked_processes(&workload.id), Vec::<i32>::new());
+    let start = acme.call("POST", &format!("/api/sandbox/{id}/start"), None).await;
+    assert!(start.header("Operation-Location").is_some_and(|l| l.contains("/api/tasks/")));
+    let delete = acme.call("DELETE", &format!("/api/sandbox/{id}"), None).await;
+    assert!(delete.header("Operation-Location").is_some_and(|l| l.contains("/api/tasks/")));
+}
+
+/// The schedules, with a minute of 1 s: an idle started sandbox stops after `autoStopInterval`
+/// and a stopped one is deleted `autoDeleteInterval` later; 0 disables the auto-stop and makes
+/// a stop a delete; a manual stop or start replaces the schedules; activity postpones them.
+async fn schedules_stop_idle_sandboxes_and_delete_stopped_ones(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options { daytona_minute_ms: 1_000, ..Options::default() }).await;
+    let acme = Daytona::for_tenant(&app.base, &app.db, "acme").await;
+    let create = |name: &'static str, stop: i64, delete: i64| {
+        let acme = &acme;
+        async move {
+            let body = json!({"name": name, "autoStopInterval": stop, "autoDeleteInterval": delete});
+            let created = acme.ok("POST", "/api/sandbox", Some(&body)).await;
+            assert_eq!(created["state"], "started", "{created}");
+            created["id"].as_str().expect("id").to_owned()
+        }
+    };
+    let workload_of = |id: String| {
+        let db = app.db.clone();
+        async move { entity::store::workloads::active_of_spec(&db, &id).await.expect("db").expect("active").id }
+    };
+    let idle = create("idle", 1, 1).await;
+    let kept = create("kept", 0, -1).await;
+    let ephemeral = create("ephemeral", 0, 0).await;
+    let manual = create("manual", 2, -1).await;
+    let touched = create("touched", 3, -1).await;
+    let idle_workload = workload_of(idle.clone()).await;
+
+    // Manual stop: the scheduled auto-stop is cancelled; nothing is scheduled while stopped.
+    acme.ok("POST", &format!("/api/sandbox/{manual}/stop"), None).await;
+    acme.wait_state(&manual, "stopped", Duration::from_secs(30)).await;
+    let tasks = tests::daytona::tasks_of(&app.db, &manual).await;
+    let auto_stop = tasks.iter().find(|t| t.not_before.is_some()).expect("the auto-stop was scheduled");
+    assert_eq!(auto_stop.state, entity::TaskState::Cancelled, "replaced by the manual stop");
+    assert!(entity::store::tasks::scheduled_for(&app.db, &manual).await.expect("db").is_empty());
+
+    // Ephemeral: a stop is a delete.
+    let destroying = acme.ok("POST", &format!("/api/sandbox/{ephemeral}/stop"), None).await;
+    assert_eq!(
+        (destroying["state"].as_str(), destroying["desiredState"].as_str()),
+        (Some("destroying"), Some("destroyed"))
+    );
+
+    // Activity keeps `touched` started past its 3 s; `idle` stops by itself, then is deleted.
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    while std::time::Instant::now() < until {
+        let touch = acme.call("POST", &format!("/api/sandbox/{touched}/last-activity"), None).await;
+        assert_eq!(touch.status, 201, "{}", touch.body);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(
+        acme.ok("GET", &format!("/api/sandbox/{touched}"), None).await["state"],
+        "started",
+        "activity postponed it"
+    );
+    for gone in [&idle, &ephemeral] {
+        tests::wait_until("the sandbox to be deleted", Duration::from_secs(30), || {
+            let (acme, path) = (&acme, format!("/api/sandbox/{gone}"));
+            async move { acme.call("GET", &path, None).await.status == 404 }
+        })
+        .await;
+    }
+    assert_eq!(marked_processes(&idle_workload), Vec::<i32>::new(), "the auto-stop left nothing alive");
+    let idle_tasks = tests::daytona::tasks_of(&app.db, &idle).await;
+    let ran: Vec<(entity::Operation, bool)> =
+        idle_tasks.iter().filter(|t| t.not_before.is_some()).map(|t| (t.operation, t.success == Some(true))).collect();
+    assert_eq!(ran, [(entity::Operation::StopSpec, true), (entity::Operation::DeleteSpec, true)], "{idle_tasks:?}");
+    assert!(idle_tasks.iter().all(|t| t.attempt <= 1), "each ran once");
+
+    // Nothing stops `kept`; `touched` stops once left alone; `manual` restarted stops again.
+    acme.ok("POST", &format!("/api/sandbox/{manual}/start"), None).await;
+    acme.wait_state(&touched, "stopped", Duration::from_secs(30)).await;
+    acme.wait_state(&manual, "stopped", Duration::from_secs(30)).await;
+    assert_eq!(acme.ok("GET", &format!("/api/sandbox/{kept}"), None).await["state"], "started");
+    assert!(entity::store::tasks::scheduled_for(&app.db, &kept).await.expect("db").is_empty());
+}
+
+/// A schedule is a row, not a timer: with the api that scheduled it gone, the runners' relays
+/// publish it when due, and with two runners it still runs exactly once.
+async fn a_schedule_runs_once_across_processes_and_outlives_the_api_that_made_it() {
+    let app = TestApp::in_mode(Mode::Distributed, Options { daytona_minute_ms: 1_000, ..Options::default() }).await;
+    let _second = app.start_worker(&format!("w-{}", tests::short_id()));
+    let acme = Daytona::for_tenant(&app.base, &app.db, "acme").await;
+    let body = json!({"name": "orphan", "autoStopInterval": 2});
+    let id = acme.ok("POST", "/api/sandbox", Some(&body)).await["id"].as_str().expect("id").to_owned();
+    let workload = entity::store::workloads::active_of_spec(&app.db, &id).await.expect("db").expect("active").id;
+    app.stop().await;
+    tests::wait_until("the auto-stop to run without the api", Duration::from_secs(30), || {
+        let (db, id) = (app.db.clone(), id.clone());
+        async move {
+            let tasks = tests::daytona::tasks_of(&db, &id).await;
+            tasks.iter().any(|t| t.operation == entity::Operation::StopSpec && t.state.is_final())
+        }
+    })
+    .await;
+    let found = entity::store::workloads::find(&app.db, &workload).await.expect("db").expect("workload");
+    assert_eq!(found.state, entity::WorkloadState::Stopped);
+    assert_eq!(marked_processes(&workload), Vec::<i32>::new());
+    let tasks = tests::daytona::tasks_of(&app.db, &id).await;
+    let stops: Vec<&entity::task::Model> =
+        tasks.iter().filter(|t| t.operation == entity::Operation::StopSpec).collect();
+    assert_eq!(stops.len(), 1, "{tasks:?}");
+    assert_eq!((stops[0].state, stops[0].attempt, stops[0].success), (entity::TaskState::Finished, 1, Some(true)));
+}
+
+#[actix_web::test]
+async fn a_schedule_runs_once_across_processes_and_outlives_the_api() {
+    a_schedule_runs_once_across_processes_and_outlives_the_api_that_made_it().await;
+}

@@ -256,11 +256,10 @@ async fn accepted(
     Ok(HttpResponse::Ok().insert_header(("Operation-Location", location)).json(json_of(state, org, spec).await?))
 }
 
-/// The stored and desired state, and whether a change is under way.
-async fn states(state: &AppState, spec: &workload_spec::Model) -> Result<(&'static str, &'static str), DaytonaError> {
+/// The sandbox's states now.
+async fn states(state: &AppState, spec: &workload_spec::Model) -> Result<view::States, DaytonaError> {
     let (active, pending) = progress(state, spec).await?;
-    let stored = view::stored_state(active.as_ref());
-    Ok((stored, view::desired_state(stored, pending.as_ref())))
+    Ok(view::States::of(active.as_ref(), pending.as_ref()))
 }
 
 fn in_progress() -> DaytonaError {
@@ -283,11 +282,11 @@ pub async fn stop(
 ) -> Result<HttpResponse, DaytonaError> {
     let force = bool_param(&req, "force")?.unwrap_or(false);
     let spec = find(&state, &org, &path).await?;
-    let (stored, desired) = states(&state, &spec).await?;
-    if stored != desired {
+    let now = states(&state, &spec).await?;
+    if now.changing {
         return Err(in_progress());
     }
-    if stored != "started" {
+    if now.stored != "started" {
         return Err(DaytonaError::BadRequest("Sandbox is not in a stoppable state".into()));
     }
     let params = TaskParams { force, ..TaskParams::default() };
@@ -310,14 +309,14 @@ pub async fn start(
     daytona: web::Data<DaytonaState>,
 ) -> Result<HttpResponse, DaytonaError> {
     let spec = find(&state, &org, &path).await?;
-    let (stored, desired) = states(&state, &spec).await?;
-    if stored == "started" && desired == "started" {
+    let now = states(&state, &spec).await?;
+    if now.reported == "started" {
         return render(&state, &org, &spec).await;
     }
-    if stored != desired {
+    if now.changing {
         return Err(in_progress());
     }
-    if stored != "stopped" {
+    if now.stored != "stopped" {
         return Err(DaytonaError::BadRequest("Sandbox is not in valid state".into()));
     }
     start_and_wait(&req, &state, &daytona, &org, &spec).await
@@ -348,10 +347,10 @@ pub async fn last_activity(
     daytona: web::Data<DaytonaState>,
 ) -> Result<HttpResponse, DaytonaError> {
     let spec = find(&state, &org, &path).await?;
-    let (stored, desired) = states(&state, &spec).await?;
+    let now = states(&state, &spec).await?;
     specs::touch(&state.db, &spec.id).await?;
-    if stored == desired {
-        reschedule(&state, &daytona, &org, &spec, stored == "started").await?;
+    if !now.changing {
+        reschedule(&state, &daytona, &org, &spec, now.stored == "started").await?;
     }
     Ok(HttpResponse::Created().finish())
 }
@@ -364,7 +363,7 @@ pub async fn delete(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, DaytonaError> {
     let spec = find(&state, &org, &path).await?;
-    if tasks::pending_for(&state.db, &spec.id).await?.is_some() {
+    if states(&state, &spec).await?.changing {
         return Err(in_progress());
     }
     state.engine.unschedule(&spec.id, org.user_id).await?;

@@ -118,24 +118,43 @@ pub fn workload_state_of(name: &str) -> Result<Option<Option<WorkloadState>>, su
     })
 }
 
-/// Desired state: what the pending task (if any) will bring it to.
-pub fn desired_state(stored: &'static str, pending: Option<&task::Model>) -> &'static str {
-    match pending.map(|t| t.operation) {
-        Some(Operation::StartWorkload) => "started",
-        Some(Operation::StopSpec | Operation::StopWorkload) => "stopped",
-        Some(Operation::DeleteSpec) => "destroyed",
-        None if stored == "started" || stored == "starting" => "started",
-        None => "stopped",
-    }
+/// A sandbox's states, derived from its active workload and its pending task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct States {
+    /// Its workload's: `started`, `starting`, `stopping` or `stopped` (none).
+    pub stored: &'static str,
+    /// What the pending task (if any) brings it to; else what it is heading to on its own.
+    pub desired: &'static str,
+    /// What Daytona reports: while a task is pending, the transition it makes (`starting`,
+    /// `stopping`, `destroying`), however far its workload has got: a sandbox is `stopped` only
+    /// once its stop has finished, as on Daytona, where the job's completion sets the state.
+    pub reported: &'static str,
+    /// A change is under way (Daytona's `pending`): stop, start and delete are refused (409).
+    pub changing: bool,
 }
 
-/// Reported state, derived from the stored and the desired state as Daytona's DTO derives it.
-pub fn reported_state(stored: &'static str, desired: &'static str) -> &'static str {
-    match (stored, desired) {
-        ("started", "stopped") => "stopping",
-        ("started" | "stopped" | "stopping" | "starting", "destroyed") => "destroying",
-        ("stopped", "started") => "starting",
-        _ => stored,
+impl States {
+    pub fn of(active: Option<&workload::Model>, pending: Option<&task::Model>) -> Self {
+        let stored = stored_state(active);
+        let heading = match pending.map(|t| t.operation) {
+            Some(Operation::StartWorkload) => Some("started"),
+            Some(Operation::StopSpec | Operation::StopWorkload) => Some("stopped"),
+            Some(Operation::DeleteSpec) => Some("destroyed"),
+            None => None,
+        };
+        let (desired, reported) = match heading {
+            Some("started") => ("started", "starting"),
+            Some("stopped") => ("stopped", "stopping"),
+            Some(_) => ("destroyed", "destroying"),
+            None if stored == "started" || stored == "starting" => ("started", stored),
+            None => ("stopped", stored),
+        };
+        States {
+            stored,
+            desired,
+            reported,
+            changing: pending.is_some() || stored == "starting" || stored == "stopping",
+        }
     }
 }
 
@@ -151,13 +170,12 @@ pub fn sandbox(
     org: &str,
 ) -> Value {
     let a = Attributes::of(spec);
-    let stored = stored_state(active);
-    let desired = desired_state(stored, pending);
+    let states = States::of(active, pending);
     json!({
         "id": spec.id, "organizationId": org, "name": spec.name, "snapshot": a.snapshot, "user": a.user,
         "env": spec.environment().unwrap_or_default(), "labels": a.labels, "public": a.public, "networkBlockAll": a.network_block_all, "kvm": false,
         "target": a.target, "cpu": a.cpu, "gpu": a.gpu, "memory": a.memory, "disk": a.disk,
-        "state": reported_state(stored, desired), "desiredState": desired, "recoverable": false, "backupState": "None",
+        "state": states.reported, "desiredState": states.desired, "recoverable": false, "backupState": "None",
         "autoStopInterval": a.auto_stop_interval, "autoArchiveInterval": a.auto_archive_interval,
         "autoDeleteInterval": a.auto_delete_interval, "volumes": [],
         "createdAt": timestamp(&spec.created_at), "updatedAt": timestamp(&spec.updated_at),
@@ -169,16 +187,77 @@ pub fn sandbox(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use entity::TaskState;
+
+    fn workload(state: WorkloadState) -> workload::Model {
+        workload::Model {
+            id: "w".into(),
+            tenant_id: 1,
+            spec_id: "s".into(),
+            spec_name: "s".into(),
+            name: "s".into(),
+            state,
+            ending: None,
+            succeeded: None,
+            created_at: chrono::Utc::now(),
+            ended_at: None,
+            runner_id: "r".into(),
+            pid: None,
+            exit_code: None,
+            start_task_id: 1,
+            active_spec_id: Some("s".into()),
+            labels: "{}".into(),
+            containment: None,
+            cpu_usec: None,
+            memory_peak_bytes: None,
+            processes_peak: None,
+        }
+    }
+
+    fn task(operation: Operation) -> task::Model {
+        task::Model {
+            id: 1,
+            tenant_id: 1,
+            user_id: 1,
+            operation,
+            target_id: "s".into(),
+            state: TaskState::Running,
+            attempt: 1,
+            route: None,
+            runner_id: None,
+            cancel_requested: false,
+            cancel_requested_by: None,
+            cancel_requested_at: None,
+            params: None,
+            success: None,
+            outcome: None,
+            created_at: chrono::Utc::now(),
+            updated_at: chrono::Utc::now(),
+            started_at: None,
+            finished_at: None,
+            published_at: None,
+            not_before: None,
+        }
+    }
 
     #[test]
-    fn the_reported_state_is_derived_as_daytona_derives_it() {
-        assert_eq!(reported_state("started", "stopped"), "stopping");
-        assert_eq!(reported_state("started", "destroyed"), "destroying");
-        assert_eq!(reported_state("stopped", "destroyed"), "destroying");
-        assert_eq!(reported_state("stopped", "started"), "starting");
-        assert_eq!(reported_state("started", "started"), "started");
-        assert_eq!(reported_state("stopped", "stopped"), "stopped");
-        assert_eq!(desired_state("started", None), "started");
-        assert_eq!(desired_state("stopped", None), "stopped");
+    fn the_reported_state_is_the_pending_tasks_transition_as_daytona_derives_it() {
+        let running = workload(WorkloadState::Running);
+        let of = |active: Option<&workload::Model>, pending: Option<Operation>| {
+            let s = States::of(active, pending.map(task).as_ref());
+            (s.reported, s.desired, s.changing)
+        };
+        assert_eq!(of(Some(&running), None), ("started", "started", false));
+        assert_eq!(of(None, None), ("stopped", "stopped", false));
+        assert_eq!(of(Some(&running), Some(Operation::StopSpec)), ("stopping", "stopped", true));
+        // The workload has ended but its stop has not finished: still stopping, as on Daytona.
+        assert_eq!(of(None, Some(Operation::StopSpec)), ("stopping", "stopped", true));
+        assert_eq!(of(None, Some(Operation::StartWorkload)), ("starting", "started", true));
+        assert_eq!(of(Some(&running), Some(Operation::StartWorkload)), ("starting", "started", true));
+        assert_eq!(of(Some(&running), Some(Operation::DeleteSpec)), ("destroying", "destroyed", true));
+        assert_eq!(of(None, Some(Operation::DeleteSpec)), ("destroying", "destroyed", true));
+        // A workload that is stopping on its own (its command exits) is changing too.
+        let stopping = workload(WorkloadState::Stopping);
+        assert_eq!(of(Some(&stopping), None), ("stopping", "stopped", true));
     }
 }
