@@ -142,7 +142,9 @@ async fn sandboxes_are_listed_in_keyset_pages_with_filters(mode: Mode) {
     other.ok("POST", "/api/sandbox", Some(&json!({"name": "theirs"}))).await;
     let mut ids = Vec::new();
     for n in 0..5 {
-        let body = json!({"name": format!("sb-{n}"), "labels": {"parity": (n % 2).to_string()}});
+        let body = json!({
+            "name": format!("sb-{n}"), "labels": {"parity": (n % 2).to_string()}, "cpu": 5 - n, "memory": n + 1,
+        });
         ids.push(acme.ok("POST", "/api/sandbox", Some(&body)).await["id"].as_str().expect("id").to_owned());
     }
     for id in &ids[..2] {
@@ -183,6 +185,31 @@ async fn sandboxes_are_listed_in_keyset_pages_with_filters(mode: Mode) {
     let prefixed = acme.ok("GET", "/api/sandbox?name=SB-&sort=name&order=desc", None).await;
     assert_eq!(names(&prefixed), ["sb-4", "sb-3", "sb-2", "sb-1", "sb-0"], "a case-insensitive prefix");
     assert_eq!(names(&acme.ok("GET", "/api/sandbox?states=archived", None).await).len(), 0);
+    let by_cpu = acme.ok("GET", "/api/sandbox?sort=cpu&order=asc", None).await;
+    assert_eq!(names(&by_cpu), ["sb-4", "sb-3", "sb-2", "sb-1", "sb-0"]);
+    let (mut by_memory, mut cursor) = (Vec::new(), String::new());
+    loop {
+        let page = acme.ok("GET", &format!("/api/sandbox?sort=memoryGib&order=desc&limit=2&cursor={cursor}"), None).await;
+        by_memory.extend(names(&page));
+        match page["nextCursor"].as_str() {
+            Some(next) => cursor = next.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(by_memory, ["sb-4", "sb-3", "sb-2", "sb-1", "sb-0"], "keyset pages by memory");
+
+    // The deprecated numbered pages, of full sandboxes.
+    let page = acme.ok("GET", "/api/sandbox/paginated?page=2&limit=2&sort=name&order=asc", None).await;
+    assert_eq!(names(&page), ["sb-2", "sb-3"]);
+    assert_eq!((page["total"].as_u64(), page["page"].as_u64(), page["totalPages"].as_u64()), (Some(5), Some(2), Some(3)));
+    page["items"].as_array().expect("items").iter().for_each(assert_strict_sandbox);
+    let last = acme.ok("GET", "/api/sandbox/paginated?page=3&limit=2&sort=name&order=asc&states=started", None).await;
+    assert_eq!((names(&last).len(), last["total"].as_u64(), last["totalPages"].as_u64()), (0, Some(3), Some(2)));
+    let default = acme.ok("GET", "/api/sandbox/paginated", None).await;
+    assert_eq!((names(&default).len(), default["page"].as_u64()), (5, Some(1)));
+    for query in ["page=0", "page=x", "limit=0", "limit=201"] {
+        assert_error(&acme.call("GET", &format!("/api/sandbox/paginated?{query}"), None).await, 400, "must not be");
+    }
     for (query, says) in [
         ("limit=0", "limit"),
         ("limit=201", "limit"),
@@ -191,6 +218,7 @@ async fn sandboxes_are_listed_in_keyset_pages_with_filters(mode: Mode) {
         ("states=destroyed", "destroyed"),
         ("states=flying", "flying"),
         ("sort=colour", "sort"),
+        ("sort=diskGib", "sort"),
         ("order=sideways", "order"),
     ] {
         assert_error(&acme.call("GET", &format!("/api/sandbox?{query}"), None).await, 400, says);

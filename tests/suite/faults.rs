@@ -99,3 +99,37 @@ async fn the_first_start_creates_an_admin_with_a_password_printed_once_and_add_u
     );
     Session::logon(&server.base(), ADMIN.0, &password).await;
 }
+
+/// A Daytona sandbox's auto-stop is a row: an embedded server killed before it is due and
+/// restarted after runs it then, once.
+#[actix_web::test]
+async fn a_sandbox_auto_stop_due_while_the_embedded_server_was_down_runs_after_restart() {
+    let server = Embedded::new();
+    let config = server.dir.join("daytona.toml");
+    std::fs::write(&config, "[daytona]\nminute_ms = 1000\n").expect("config");
+    let start = || {
+        let mut command = server.command();
+        command.env("ADMIN_PASSWORD", ADMIN.1).env("API_CONFIG", &config);
+        server.start_with(command)
+    };
+    let mut api = start().await;
+    let db = server.db().await;
+    let acme = tests::daytona::Daytona::for_tenant(&server.base(), &db, "acme").await;
+    let body = serde_json::json!({"name": "sleepy", "autoStopInterval": 2});
+    let id = acme.ok("POST", "/api/sandbox", Some(&body)).await["id"].as_str().expect("id").to_owned();
+    let workload = entity::store::workloads::active_of_spec(&db, &id).await.expect("db").expect("active").id;
+
+    api.kill9();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!tests::marked_processes(&workload).is_empty(), "due, but nobody ran it: the sandbox still runs");
+    let _api = start().await;
+    acme.wait_state(&id, "stopped", Duration::from_secs(30)).await;
+    assert_eq!(tests::marked_processes(&workload), Vec::<i32>::new());
+    let stops: Vec<_> = tests::daytona::tasks_of(&db, &id)
+        .await
+        .into_iter()
+        .filter(|t| t.operation == entity::Operation::StopSpec)
+        .collect();
+    assert_eq!(stops.len(), 1, "{stops:?}");
+    assert_eq!((stops[0].attempt, stops[0].success), (1, Some(true)), "{stops:?}");
+}
