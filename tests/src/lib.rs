@@ -161,6 +161,8 @@ pub struct Options {
     pub containment: &'static str,
     /// How long a minute of a Daytona sandbox's auto-stop and auto-delete intervals lasts.
     pub daytona_minute_ms: u64,
+    /// What a Daytona sandbox runs, if not the default `sleep infinity`.
+    pub daytona_command: Option<Vec<String>>,
 }
 
 impl Default for Options {
@@ -178,6 +180,7 @@ impl Default for Options {
             amqp_heartbeat_secs: 10,
             containment: "auto",
             daytona_minute_ms: 60_000,
+            daytona_command: None,
         }
     }
 }
@@ -307,6 +310,9 @@ async fn settings_for(dir: &Path, options: &Options) -> ApiSettings {
     settings.veeam.admin_password = Some(ADMIN.1.to_owned());
     settings.veeam.session_idle_timeout_secs = options.session_idle_timeout_secs;
     settings.daytona.minute_ms = options.daytona_minute_ms;
+    if let Some(command) = &options.daytona_command {
+        settings.daytona.sandbox_command = command.clone();
+    }
     settings.runner.runner_id = format!("embedded-{}", short_id());
     settings.runner.grace_period_ms = options.grace_period_ms;
     settings.runner.runner_deadline_ms = options.runner_deadline_ms;

@@ -30,6 +30,8 @@ async fn a_sandbox_is_created_stopped_started_and_deleted_as_daytonas_clients_ex
     assert_eq!(acme.ok("GET", &format!("/api/sandbox/{id}"), None).await["name"], "dev-1");
     assert_eq!(acme.ok("GET", "/api/sandbox/dev-1", None).await["id"], id.as_str(), "found by name too");
     assert!(!processes(&app, &id).await.is_empty(), "it runs");
+    let unnamed = acme.ok("POST", "/api/sandbox", Some(&json!({}))).await;
+    assert_eq!(unnamed["name"], unnamed["id"], "named after its id, as on Daytona");
     let taken = acme.call("POST", "/api/sandbox", Some(&json!({"name": "dev-1"}))).await;
     assert_error(&taken, 409, "already exists");
 
@@ -44,9 +46,18 @@ async fn a_sandbox_is_created_stopped_started_and_deleted_as_daytonas_clients_ex
     assert_error(&acme.call("POST", &format!("/api/sandbox/{id}/stop"), None).await, 400, "not in a stoppable state");
     assert_error(&acme.call("POST", &format!("/api/sandbox/{id}/stop?force=yes"), None).await, 400, "boolean");
 
-    // Start again (in the same working directory), then a forced stop.
+    // Start again, in the same working directory (what it left there is still there), then a
+    // forced stop.
+    let spec = entity::store::specs::find(&app.db, &id).await.expect("db").expect("spec");
+    let home = std::path::PathBuf::from(&spec.working_dir);
+    assert!(home.ends_with(&id), "its own directory: {}", home.display());
+    std::fs::write(home.join("kept.txt"), "from the first run").expect("write");
     let started = acme.ok("POST", &format!("/api/sandbox/{id}/start"), None).await;
     assert_eq!(started["state"], "started", "{started}");
+    let second = entity::store::workloads::active_of_spec(&app.db, &id).await.expect("db").expect("active").id;
+    let pid = marked_processes(&second)[0];
+    assert_eq!(std::fs::read_link(format!("/proc/{pid}/cwd")).expect("cwd"), home);
+    assert_eq!(std::fs::read_to_string(home.join("kept.txt")).expect("kept"), "from the first run");
     let again = acme.ok("POST", &format!("/api/sandbox/{id}/start"), None).await;
     assert_eq!(again["state"], "started", "starting a started sandbox changes nothing");
     let forced = acme.ok("POST", &format!("/api/sandbox/{id}/stop?force=true"), None).await;
@@ -189,7 +200,8 @@ async fn sandboxes_are_listed_in_keyset_pages_with_filters(mode: Mode) {
     assert_eq!(names(&by_cpu), ["sb-4", "sb-3", "sb-2", "sb-1", "sb-0"]);
     let (mut by_memory, mut cursor) = (Vec::new(), String::new());
     loop {
-        let page = acme.ok("GET", &format!("/api/sandbox?sort=memoryGib&order=desc&limit=2&cursor={cursor}"), None).await;
+        let page =
+            acme.ok("GET", &format!("/api/sandbox?sort=memoryGib&order=desc&limit=2&cursor={cursor}"), None).await;
         by_memory.extend(names(&page));
         match page["nextCursor"].as_str() {
             Some(next) => cursor = next.to_owned(),
@@ -201,7 +213,10 @@ async fn sandboxes_are_listed_in_keyset_pages_with_filters(mode: Mode) {
     // The deprecated numbered pages, of full sandboxes.
     let page = acme.ok("GET", "/api/sandbox/paginated?page=2&limit=2&sort=name&order=asc", None).await;
     assert_eq!(names(&page), ["sb-2", "sb-3"]);
-    assert_eq!((page["total"].as_u64(), page["page"].as_u64(), page["totalPages"].as_u64()), (Some(5), Some(2), Some(3)));
+    assert_eq!(
+        (page["total"].as_u64(), page["page"].as_u64(), page["totalPages"].as_u64()),
+        (Some(5), Some(2), Some(3))
+    );
     page["items"].as_array().expect("items").iter().for_each(assert_strict_sandbox);
     let last = acme.ok("GET", "/api/sandbox/paginated?page=3&limit=2&sort=name&order=asc&states=started", None).await;
     assert_eq!((names(&last).len(), last["total"].as_u64(), last["totalPages"].as_u64()), (0, Some(3), Some(2)));
@@ -231,6 +246,7 @@ in_both_modes!(
     daytona_errors_tokens_and_organisations,
     operation_locations_name_tasks_the_token_can_read_and_env_reaches_the_command,
     schedules_stop_idle_sandboxes_and_delete_stopped_ones,
+    changes_in_progress_are_409_and_racing_changes_have_one_winner,
 );
 
 /// Every answer that submits a task names it in `Operation-Location`; the same token reads it
@@ -408,4 +424,65 @@ async fn a_schedule_runs_once_across_processes_and_outlives_the_api_that_made_it
 #[actix_web::test]
 async fn a_schedule_runs_once_across_processes_and_outlives_the_api() {
     a_schedule_runs_once_across_processes_and_outlives_the_api_that_made_it().await;
+}
+
+/// A sandbox that ignores SIGTERM takes its grace period to stop: meanwhile every change is a
+/// 409 and it shows `stopping`; a forced stop kills it at once. Requests racing to change one
+/// sandbox: exactly one wins, the others get a 409, and one task is submitted.
+async fn changes_in_progress_are_409_and_racing_changes_have_one_winner(mode: Mode) {
+    let stubborn = ["sh", "-c", "trap '' TERM; while :; do sleep 0.1; done"].map(String::from).to_vec();
+    let options = Options { grace_period_ms: 4_000, daytona_command: Some(stubborn), ..Options::default() };
+    let app = TestApp::in_mode(mode, options).await;
+    let acme = Daytona::for_tenant(&app.base, &app.db, "acme").await;
+    let id = acme.ok("POST", "/api/sandbox", Some(&json!({"name": "stubborn"}))).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let workload = entity::store::workloads::active_of_spec(&app.db, &id).await.expect("db").expect("active").id;
+
+    // A graceful stop of a process that ignores SIGTERM: stopping for the grace period.
+    let began = std::time::Instant::now();
+    assert_eq!(acme.ok("POST", &format!("/api/sandbox/{id}/stop"), None).await["state"], "stopping");
+    for (method, path) in [
+        ("POST", format!("/api/sandbox/{id}/stop")),
+        ("POST", format!("/api/sandbox/{id}/start")),
+        ("DELETE", format!("/api/sandbox/{id}")),
+    ] {
+        assert_error(&acme.call(method, &path, None).await, 409, "Sandbox state change in progress");
+    }
+    assert_eq!(acme.ok("GET", &format!("/api/sandbox/{id}"), None).await["state"], "stopping");
+    assert!(!marked_processes(&workload).is_empty(), "still in its grace period");
+    acme.wait_state(&id, "stopped", Duration::from_secs(30)).await;
+    assert!(began.elapsed() >= Duration::from_millis(3_500), "it took the grace period: {:?}", began.elapsed());
+    assert_eq!(marked_processes(&workload), Vec::<i32>::new());
+
+    // Eight starts at once: one task; every answer a 200 (the winner, or a sandbox already
+    // started) or a 409.
+    let path = format!("/api/sandbox/{id}/start");
+    let answers = futures_util::future::join_all((0..8).map(|_| acme.call("POST", &path, None))).await;
+    let statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 409), "{statuses:?}");
+    assert!(statuses.contains(&200), "{statuses:?}");
+    let starts = |db: sea_orm::DatabaseConnection, id: String| async move {
+        let tasks = tests::daytona::tasks_of(&db, &id).await;
+        tasks.iter().filter(|t| t.operation == entity::Operation::StartWorkload).count()
+    };
+    assert_eq!(starts(app.db.clone(), id.clone()).await, 2, "the create's start and one more");
+    acme.wait_state(&id, "started", Duration::from_secs(30)).await;
+
+    // Eight forced stops at once: one wins and kills at once, well inside the grace period.
+    let workload = entity::store::workloads::active_of_spec(&app.db, &id).await.expect("db").expect("active").id;
+    let path = format!("/api/sandbox/{id}/stop?force=true");
+    let began = std::time::Instant::now();
+    let answers = futures_util::future::join_all((0..8).map(|_| acme.call("POST", &path, None))).await;
+    let mut statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 409, 409, 409, 409, 409, 409, 409], "one winner");
+    acme.wait_state(&id, "stopped", Duration::from_secs(30)).await;
+    assert!(began.elapsed() < Duration::from_millis(3_000), "a forced stop does not wait: {:?}", began.elapsed());
+    assert_eq!(marked_processes(&workload), Vec::<i32>::new());
+    let tasks = tests::daytona::tasks_of(&app.db, &id).await;
+    // (Each start also scheduled an auto-stop, which each stop cancelled.)
+    let stops = tasks.iter().filter(|t| t.operation == entity::Operation::StopSpec && t.not_before.is_none()).count();
+    assert_eq!(stops, 2, "the graceful stop and one forced stop: {tasks:?}");
 }

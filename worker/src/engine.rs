@@ -19,9 +19,9 @@ use crate::events::{TaskEvents, TaskSignal};
 use chrono::{DateTime, Utc};
 use entity::outcome::TaskParams;
 use entity::state::{Outcome, TaskEvent, TransitionError};
-use entity::store::{tasks, workloads};
-use entity::{Operation, TaskState, task};
-use sea_orm::{DatabaseConnection, DbErr};
+use entity::store::{specs, tasks, workloads};
+use entity::{Operation, TaskState, task, workload_spec};
+use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -85,9 +85,37 @@ impl Engine {
     pub async fn submit(&self, submission: Submission<'_>) -> Result<task::Model, DbErr> {
         let route = route_of(&self.db, submission.operation, submission.target_id).await?;
         let task = tasks::insert(&self.db, new_task(&submission, route)).await?;
+        self.publish(&task);
+        Ok(task)
+    }
+
+    /// Commits the task only if its spec is still as `seen` (not changed since the caller read
+    /// it and decided), marking the spec changed in the same transaction, then publishes it;
+    /// `None` when the spec changed meanwhile. Of requests that read the same spec and race to
+    /// change it, exactly one submits: a loser either fails the compare-and-set or, reading the
+    /// spec after the winner committed, sees the winner's task.
+    pub async fn submit_if_unchanged(
+        &self,
+        submission: Submission<'_>,
+        seen: &workload_spec::Model,
+    ) -> Result<Option<task::Model>, DbErr> {
+        let route = route_of(&self.db, submission.operation, submission.target_id).await?;
+        let txn = self.db.begin().await?;
+        if !specs::touch(&txn, seen).await? {
+            txn.rollback().await?;
+            return Ok(None);
+        }
+        let task = tasks::insert(&txn, new_task(&submission, route)).await?;
+        txn.commit().await?;
+        self.publish(&task);
+        Ok(Some(task))
+    }
+
+    /// Publishes the committed task's run message in the background (the relay redoes it if
+    /// this fails).
+    fn publish(&self, task: &task::Model) {
         let (dispatcher, queued) = (self.dispatcher.clone(), task.clone());
         tokio::spawn(async move { dispatcher.publish_run(&queued).await });
-        Ok(task)
     }
 
     /// Commits the task to run at `at`, not before: until then it is neither published nor

@@ -187,7 +187,9 @@ pub async fn list_paginated(
     Ok(HttpResponse::Ok().json(body))
 }
 
-/// Submits `operation` on the sandbox for the organisation; the task.
+/// Submits `operation` on the sandbox for the organisation, if the sandbox is still as `spec`
+/// (read before the caller checked its state); else Daytona's 409 "modified by another
+/// operation": of requests racing to change a sandbox, one wins.
 async fn submit(
     state: &AppState,
     org: &Org,
@@ -195,9 +197,11 @@ async fn submit(
     operation: Operation,
     params: TaskParams,
 ) -> Result<entity::task::Model, DaytonaError> {
-    let task = state.engine.submit(submission(org, spec, operation, params)).await?;
-    specs::touch(&state.db, &spec.id).await?;
-    Ok(task)
+    state.engine.submit_if_unchanged(submission(org, spec, operation, params), spec).await?.ok_or_else(modified)
+}
+
+fn modified() -> DaytonaError {
+    DaytonaError::Conflict("Sandbox was modified by another operation".into())
 }
 
 fn submission<'a>(
@@ -239,7 +243,16 @@ async fn reschedule(
     Ok(())
 }
 
-/// 200 with the sandbox as it is now, and the `Operation-Location` of the task that changes it
+/// What an answer that submitted a task shows.
+enum Shown {
+    /// The sandbox as the request left it, its task pending (a stop, a delete): Daytona answers
+    /// `stopping` or `destroying`, however fast the change then is.
+    AsLeft,
+    /// The sandbox as it is now (a start, answered once started).
+    Now,
+}
+
+/// 200 with the sandbox, and the `Operation-Location` of the task that changes it
 /// (`/api/tasks/{id}`, readable with the same token).
 async fn accepted(
     req: &HttpRequest,
@@ -247,13 +260,22 @@ async fn accepted(
     org: &Org,
     spec: &workload_spec::Model,
     task: &entity::task::Model,
+    shown: Shown,
 ) -> Result<HttpResponse, DaytonaError> {
     let location = format!(
         "{}/api/tasks/{}",
         crate::origin::base_url(req, state.public_base_url.as_deref(), &state.trusted_proxies),
         task.id
     );
-    Ok(HttpResponse::Ok().insert_header(("Operation-Location", location)).json(json_of(state, org, spec).await?))
+    let body = match shown {
+        Shown::Now => json_of(state, org, spec).await?,
+        Shown::AsLeft => {
+            let spec = specs::find(&state.db, &spec.id).await?.unwrap_or_else(|| spec.clone());
+            let active = workloads::active_of_spec(&state.db, &spec.id).await?;
+            view::sandbox(&spec, active.as_ref(), Some(task), &org.tenant.name)
+        }
+    };
+    Ok(HttpResponse::Ok().insert_header(("Operation-Location", location)).json(body))
 }
 
 /// The sandbox's states now.
@@ -291,13 +313,15 @@ pub async fn stop(
     }
     let params = TaskParams { force, ..TaskParams::default() };
     let task = if Attributes::of(&spec).auto_delete_interval == 0 {
+        let task = submit(&state, &org, &spec, Operation::DeleteSpec, params).await?;
         state.engine.unschedule(&spec.id, org.user_id).await?;
-        submit(&state, &org, &spec, Operation::DeleteSpec, params).await?
+        task
     } else {
+        let task = submit(&state, &org, &spec, Operation::StopSpec, params).await?;
         reschedule(&state, &daytona, &org, &spec, false).await?;
-        submit(&state, &org, &spec, Operation::StopSpec, params).await?
+        task
     };
-    accepted(&req, &state, &org, &spec, &task).await
+    accepted(&req, &state, &org, &spec, &task, Shown::AsLeft).await
 }
 
 /// `POST /api/sandbox/{idOrName}/start`: waits up to 30 s for `started`, then answers with what is.
@@ -335,7 +359,7 @@ async fn start_and_wait(
     let task = submit(state, org, spec, Operation::StartWorkload, params).await?;
     reschedule(state, daytona, org, spec, true).await?;
     state.engine.wait_finished(task.id, START_WAIT).await?;
-    accepted(req, state, org, spec, &task).await
+    accepted(req, state, org, spec, &task, Shown::Now).await
 }
 
 /// `POST /api/sandbox/{idOrName}/last-activity`: the sandbox was used now, so its auto-stop
@@ -348,7 +372,9 @@ pub async fn last_activity(
 ) -> Result<HttpResponse, DaytonaError> {
     let spec = find(&state, &org, &path).await?;
     let now = states(&state, &spec).await?;
-    specs::touch(&state.db, &spec.id).await?;
+    if !specs::touch(&state.db, &spec).await? {
+        return Err(modified());
+    }
     if !now.changing {
         reschedule(&state, &daytona, &org, &spec, now.stored == "started").await?;
     }
@@ -366,9 +392,9 @@ pub async fn delete(
     if states(&state, &spec).await?.changing {
         return Err(in_progress());
     }
-    state.engine.unschedule(&spec.id, org.user_id).await?;
     let task = submit(&state, &org, &spec, Operation::DeleteSpec, TaskParams::default()).await?;
-    accepted(&req, &state, &org, &spec, &task).await
+    state.engine.unschedule(&spec.id, org.user_id).await?;
+    accepted(&req, &state, &org, &spec, &task, Shown::AsLeft).await
 }
 
 /// What `POST /api/sandbox` accepts (unknown fields are ignored, as Daytona's DTO does).
@@ -450,7 +476,7 @@ pub async fn create(
         },
         env: body.env,
     };
-    let spec = match specs::create(&state.db, org.tenant.id, &new).await {
+    let spec = match specs::create_with_id(&state.db, org.tenant.id, &id, &new).await {
         Ok(spec) => spec,
         Err(err) if specs::is_name_taken(&err) => {
             return Err(DaytonaError::Conflict(format!("Sandbox with name {name} already exists")));

@@ -38,8 +38,19 @@ pub async fn upsert_by_name(db: &impl ConnectionTrait, spec: &NewSpec) -> Result
 /// Inserts a new spec of the tenant. Fails with a unique violation (`is_name_taken`) when the
 /// tenant has a spec of that name already.
 pub async fn create(db: &impl ConnectionTrait, tenant_id: i32, spec: &NewSpec) -> Result<workload_spec::Model, DbErr> {
+    create_with_id(db, tenant_id, &uuid::Uuid::new_v4().to_string(), spec).await
+}
+
+/// `create`, with the id the caller chose (a face that names things after the id before it
+/// inserts, e.g. a working directory).
+pub async fn create_with_id(
+    db: &impl ConnectionTrait,
+    tenant_id: i32,
+    id: &str,
+    spec: &NewSpec,
+) -> Result<workload_spec::Model, DbErr> {
     let mut active = workload_spec::ActiveModel {
-        id: Set(uuid::Uuid::new_v4().to_string()),
+        id: Set(id.to_owned()),
         tenant_id: Set(tenant_id),
         name: Set(spec.name.clone()),
         created_at: Set(super::now()),
@@ -314,12 +325,16 @@ pub async fn numbered_page(
     Ok((rows, total))
 }
 
-/// Records activity on the spec now (its `updated_at`).
-pub async fn touch(db: &impl ConnectionTrait, id: &str) -> Result<(), DbErr> {
-    workload_spec::Entity::update_many()
+/// Records activity on the spec now (its `updated_at`), if it is still as `seen` (not changed
+/// nor deleted meanwhile): a compare-and-set, so of requests that read the same spec and race
+/// to change it, one wins and the others learn they lost.
+pub async fn touch(db: &impl ConnectionTrait, seen: &workload_spec::Model) -> Result<bool, DbErr> {
+    let updated = workload_spec::Entity::update_many()
         .col_expr(workload_spec::Column::UpdatedAt, sea_orm::sea_query::Expr::value(super::now()))
-        .filter(workload_spec::Column::Id.eq(id))
+        .filter(workload_spec::Column::Id.eq(&seen.id))
+        .filter(workload_spec::Column::UpdatedAt.eq(seen.updated_at))
+        .filter(workload_spec::Column::DeletedAt.is_null())
         .exec(db)
         .await?;
-    Ok(())
+    Ok(updated.rows_affected == 1)
 }
