@@ -3,6 +3,7 @@
 //! after the rest, one test at a time.
 
 use std::time::Duration;
+use tests::daytona::{Daytona, assert_error};
 use tests::{Mode, Options, TestApp, live_members};
 
 const T: Duration = Duration::from_secs(60);
@@ -14,13 +15,22 @@ async fn broker_restart_with_work_in_flight_loses_nothing_and_consumers_come_bac
     let id = session.start_job(&app.job_id("Runs").await).await;
     let pid = session.pid_of(&app.db, &id).await;
 
+    let acme = Daytona::for_tenant(&app.base, &app.db, "acme").await;
+    let sandbox = acme.ok("POST", "/api/sandbox", Some(&serde_json::json!({"name": "sb"}))).await;
+    let sandbox = sandbox["id"].as_str().expect("id").to_owned();
+    let workload = entity::store::workloads::active_of_spec(&app.db, &sandbox).await.expect("db").expect("active").id;
+
     run("rabbitmqctl", &["stop_app"]);
     // Accepted while the broker is down: committed now, published by the relay later.
     let task = session.act(&format!("/api/backupSessions/{id}?action=stop")).await;
+    let stopping = acme.ok("POST", &format!("/api/sandbox/{sandbox}/stop"), None).await;
     run("rabbitmqctl", &["start_app"]);
+    assert_eq!(stopping["state"], "stopping", "{stopping}");
     let done = session.wait_finished(task["TaskId"].as_str().expect("id"), T).await;
     assert_eq!(done["Result"]["Success"], true, "{done}");
     assert!(live_members(pid).is_empty());
+    acme.wait_state(&sandbox, "stopped", T).await;
+    assert_eq!(tests::marked_processes(&workload), Vec::<i32>::new());
     // The worker's consumer reconnected and re-declared its queues.
     session.start_job(&app.job_id("Quick").await).await;
 }
@@ -29,6 +39,7 @@ async fn broker_restart_with_work_in_flight_loses_nothing_and_consumers_come_bac
 async fn database_restart_during_a_stop_loses_nothing_and_requests_meanwhile_get_503() {
     let app = TestApp::in_mode(Mode::Distributed, Options { grace_period_ms: 3_000, ..Options::default() }).await;
     let session = app.logon().await;
+    let acme = Daytona::for_tenant(&app.base, &app.db, "acme").await;
     let id = session.start_job(&app.job_id("Stubborn").await).await;
     let pid = session.pid_of(&app.db, &id).await;
     let task = session.act(&format!("/api/backupSessions/{id}?action=stop")).await;
@@ -39,23 +50,39 @@ async fn database_restart_during_a_stop_loses_nothing_and_requests_meanwhile_get
     run("pg_ctlcluster", &["--skip-systemctl-redirect", &version, "main", "stop"]);
     let url = format!("{}/api/tasks", app.base);
     let token = session.token.clone();
-    // In its own task, so that PostgreSQL is started again even if the request panics.
-    let resp = actix_web::rt::spawn(async move {
-        tests::http::request("GET", &url, &[("X-RestSvcSessionId", token.as_str()), ("Accept", "application/json")])
-            .await
+    // In its own task, so that PostgreSQL is started again even if the requests panic.
+    let (base, bearer) = (app.base.clone(), acme.token.clone());
+    let resps = actix_web::rt::spawn(async move {
+        let veeam = tests::http::request(
+            "GET",
+            &url,
+            &[("X-RestSvcSessionId", token.as_str()), ("Accept", "application/json")],
+        )
+        .await;
+        let daytona = Daytona { base, token: bearer };
+        let list = daytona.call("GET", "/api/sandbox", None).await;
+        let create = daytona.call("POST", "/api/sandbox", Some(&serde_json::json!({"name": "during"}))).await;
+        (veeam, list, create)
     })
     .await;
     run("pg_ctlcluster", &["--skip-systemctl-redirect", &version, "main", "start"]);
-    let resp = resp.expect("the request completed");
+    let (resp, list, create) = resps.expect("the requests completed");
     assert_eq!(resp.status, 503, "the database is down, not the request wrong: {}", resp.body);
     assert_eq!(resp.header("retry-after"), Some("5"));
     assert_eq!(resp.json()["StatusCode"], 503);
+    for daytona in [&list, &create] {
+        assert_error(daytona, 503, "temporarily unavailable");
+        assert_eq!(daytona.header("retry-after"), Some("5"));
+    }
 
     let done = session.wait_finished(task["TaskId"].as_str().expect("id"), T).await;
     assert_eq!(done["Result"]["Success"], true, "{done}");
     assert!(live_members(pid).is_empty());
     assert_eq!(session.session(&id).await["State"], "Stopped");
     session.start_job(&app.job_id("Quick").await).await;
+    // Nothing of the create refused during the outage was written: its name is free.
+    assert_error(&acme.call("GET", "/api/sandbox/during", None).await, 404, "not found");
+    acme.ok("POST", "/api/sandbox", Some(&serde_json::json!({"name": "during"}))).await;
 }
 
 /// A database outage longer than the runner deadline, during a stop's grace period: whichever

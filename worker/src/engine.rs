@@ -111,6 +111,22 @@ impl Engine {
         Ok(Some(task))
     }
 
+    /// Creates the spec (of the submission's tenant, with the caller's id) and commits its task
+    /// (a start) in one transaction, then publishes it: both or neither, so a failure leaves no
+    /// spec that was never started. A taken name fails as `specs::create` does.
+    pub async fn create_and_submit(
+        &self,
+        submission: Submission<'_>,
+        spec: &specs::NewSpec,
+    ) -> Result<(workload_spec::Model, task::Model), DbErr> {
+        let txn = self.db.begin().await?;
+        let created = specs::create_with_id(&txn, submission.tenant_id, submission.target_id, spec).await?;
+        let task = tasks::insert(&txn, new_task(&submission, None)).await?;
+        txn.commit().await?;
+        self.publish(&task);
+        Ok((created, task))
+    }
+
     /// Publishes the committed task's run message in the background (the relay redoes it if
     /// this fails).
     fn publish(&self, task: &task::Model) {

@@ -357,6 +357,19 @@ async fn start_and_wait(
 ) -> Result<HttpResponse, DaytonaError> {
     let params = TaskParams { name: Some(spec.name.clone()), ..TaskParams::default() };
     let task = submit(state, org, spec, Operation::StartWorkload, params).await?;
+    wait_started(req, state, daytona, org, spec, task).await
+}
+
+/// Schedules the auto-stop of a sandbox whose start is submitted, and answers once it is
+/// started (or after 30 s, with what is).
+async fn wait_started(
+    req: &HttpRequest,
+    state: &AppState,
+    daytona: &DaytonaState,
+    org: &Org,
+    spec: &workload_spec::Model,
+    task: entity::task::Model,
+) -> Result<HttpResponse, DaytonaError> {
     reschedule(state, daytona, org, spec, true).await?;
     state.engine.wait_finished(task.id, START_WAIT).await?;
     accepted(req, state, org, spec, &task, Shown::Now).await
@@ -476,14 +489,22 @@ pub async fn create(
         },
         env: body.env,
     };
-    let spec = match specs::create_with_id(&state.db, org.tenant.id, &id, &new).await {
-        Ok(spec) => spec,
+    let params = TaskParams { name: Some(name.clone()), ..TaskParams::default() };
+    let start = Submission {
+        tenant_id: org.tenant.id,
+        user_id: org.user_id,
+        operation: Operation::StartWorkload,
+        target_id: &id,
+        params,
+    };
+    let (spec, task) = match state.engine.create_and_submit(start, &new).await {
+        Ok(created) => created,
         Err(err) if specs::is_name_taken(&err) => {
             return Err(DaytonaError::Conflict(format!("Sandbox with name {name} already exists")));
         }
         Err(err) => return Err(err.into()),
     };
-    start_and_wait(&req, &state, &daytona, &org, &spec).await
+    wait_started(&req, &state, &daytona, &org, &spec, task).await
 }
 
 /// A boolean query parameter: only `true` or `false` (Nest's `ParseBoolPipe`), else a 400.
