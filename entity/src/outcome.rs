@@ -21,6 +21,9 @@ pub enum Outcome {
     NothingToStop { spec_name: String },
     /// The spec was deleted (its active workload, if any, stopped first).
     SpecDeleted { spec_name: String },
+    /// A delete asked only of a stopped spec found it running, and left it (see
+    /// `TaskParams::only_if_stopped`).
+    KeptRunning { spec_name: String },
     /// The workload does not exist.
     WorkloadGone { workload: String },
     /// The workload belongs to another runner, which alone may signal it.
@@ -70,6 +73,10 @@ pub struct TaskParams {
     /// Start: the name of the workload it creates (else the spec's name).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Delete: only a spec with no active workload; a running one is left as it is (a
+    /// scheduled clean-up of something stopped, which may have been started again).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub only_if_stopped: bool,
 }
 
 impl TaskParams {
@@ -170,6 +177,7 @@ impl Outcome {
             Outcome::Started { .. }
             | Outcome::NothingToStop { .. }
             | Outcome::SpecDeleted { .. }
+            | Outcome::KeptRunning { .. }
             | Outcome::Stopped { .. }
             | Outcome::AlreadyStopped { .. } => true,
             Outcome::Legacy { success, .. } => *success,

@@ -4,7 +4,7 @@
 //! and its desired state is that of its pending engine task. Start, stop and delete are engine
 //! tasks, and every answer that submits one names it in `Operation-Location` (`/api/tasks/{id}`,
 //! served by `tasks` to the same token). A sandbox's auto-stop and auto-delete are scheduled
-//! engine tasks (`sandboxes::reschedule`). Authentication is by API token (`Authorization:
+//! engine tasks (`sandboxes::schedule`). Authentication is by API token (`Authorization:
 //! Bearer`).
 
 mod auth;

@@ -213,21 +213,26 @@ fn submission<'a>(
     Submission { tenant_id: org.tenant.id, user_id: org.user_id, operation, target_id: &spec.id, params }
 }
 
-/// Replaces the sandbox's schedules (scheduled engine tasks) with those its intervals give from
-/// now: once started, a stop after `autoStopInterval` minutes (a delete for an ephemeral one)
-/// and a delete `autoDeleteInterval` minutes after that; once stopped, the delete.
-async fn reschedule(
+/// A sandbox's schedules are scheduled engine tasks, counted in its minutes (`minute_ms`):
+/// - started (created, started, used): they are replaced by a stop after `autoStopInterval`
+///   (for an ephemeral sandbox a delete) and a delete `autoDeleteInterval` after that;
+/// - stopped: a delete `autoDeleteInterval` from now is added. The auto-stop stays: should the
+///   stop be cancelled, the sandbox still stops when idle; on a stopped sandbox it does nothing.
+///
+/// Every scheduled delete of a non-ephemeral sandbox is `only_if_stopped`: a sandbox started
+/// again, or whose stop was cancelled, is not deleted.
+async fn schedule(
     state: &AppState,
     daytona: &DaytonaState,
     org: &Org,
     spec: &workload_spec::Model,
     started: bool,
 ) -> Result<(), DaytonaError> {
-    state.engine.unschedule(&spec.id, org.user_id).await?;
     let a = Attributes::of(spec);
     let minutes = |n: i64| daytona.minute * i32::try_from(n).unwrap_or(i32::MAX);
     let mut stopped_at = Some(chrono::Utc::now());
     if started {
+        state.engine.unschedule(&spec.id, org.user_id).await?;
         stopped_at = None;
         if a.auto_stop_interval > 0 {
             let at = chrono::Utc::now() + minutes(a.auto_stop_interval);
@@ -238,7 +243,8 @@ async fn reschedule(
     }
     if let Some(stopped_at) = stopped_at.filter(|_| a.auto_delete_interval > 0) {
         let at = stopped_at + minutes(a.auto_delete_interval);
-        state.engine.schedule(submission(org, spec, Operation::DeleteSpec, TaskParams::default()), at).await?;
+        let params = TaskParams { only_if_stopped: true, ..TaskParams::default() };
+        state.engine.schedule(submission(org, spec, Operation::DeleteSpec, params), at).await?;
     }
     Ok(())
 }
@@ -318,7 +324,7 @@ pub async fn stop(
         task
     } else {
         let task = submit(&state, &org, &spec, Operation::StopSpec, params).await?;
-        reschedule(&state, &daytona, &org, &spec, false).await?;
+        schedule(&state, &daytona, &org, &spec, false).await?;
         task
     };
     accepted(&req, &state, &org, &spec, &task, Shown::AsLeft).await
@@ -370,7 +376,7 @@ async fn wait_started(
     spec: &workload_spec::Model,
     task: entity::task::Model,
 ) -> Result<HttpResponse, DaytonaError> {
-    reschedule(state, daytona, org, spec, true).await?;
+    schedule(state, daytona, org, spec, true).await?;
     state.engine.wait_finished(task.id, START_WAIT).await?;
     accepted(req, state, org, spec, &task, Shown::Now).await
 }
@@ -389,7 +395,10 @@ pub async fn last_activity(
         return Err(modified());
     }
     if !now.changing {
-        reschedule(&state, &daytona, &org, &spec, now.stored == "started").await?;
+        if now.stored != "started" {
+            state.engine.unschedule(&spec.id, org.user_id).await?;
+        }
+        schedule(&state, &daytona, &org, &spec, now.stored == "started").await?;
     }
     Ok(HttpResponse::Created().finish())
 }

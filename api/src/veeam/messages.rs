@@ -20,6 +20,7 @@ fn message(outcome: &Outcome, task: &task::Model) -> String {
         Outcome::StartFailed { spec_name, reason, .. } => format!("Job \"{spec_name}\" could not start: {reason}."),
         Outcome::SpecGone { spec } => format!("Job {spec} does not exist any more."),
         Outcome::NothingToStop { spec_name } => format!("Job \"{spec_name}\" is not running; nothing to stop."),
+        Outcome::KeptRunning { spec_name } => format!("Job \"{spec_name}\" is running; it was not deleted."),
         Outcome::SpecDeleted { spec_name } => format!("Job \"{spec_name}\" was deleted."),
         Outcome::WorkloadGone { workload } => format!("Job Session {workload} does not exist."),
         Outcome::WrongRunner { workload_name, owner, .. } => {

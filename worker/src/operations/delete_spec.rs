@@ -1,7 +1,7 @@
 //! DeleteSpec: stops the spec's active workload, if it has one, then deletes the spec. The
 //! deletion holds only while the spec has no active workload (`specs::mark_deleted`), and a
 //! start that claims the spec meanwhile gives up when it finds it deleted, so no workload of a
-//! deleted spec keeps running.
+//! deleted spec keeps running. Asked `only_if_stopped`, it leaves a running spec as it is.
 
 use super::{Ctx, OpError, stop_workload};
 use entity::state::Outcome;
@@ -15,6 +15,9 @@ pub async fn run(ctx: &Ctx, task: &task::Model, cancel: &CancellationToken) -> R
             return Ok(Outcome::SpecGone { spec: task.target_id.clone() });
         };
         if let Some(workload) = workloads::active_of_spec(&ctx.db, &spec.id).await? {
+            if task.params().only_if_stopped {
+                return Ok(Outcome::KeptRunning { spec_name: spec.name });
+            }
             let stopped = stop_workload::stop(ctx, task, workload, cancel).await?;
             if !stopped.success() {
                 // Cancelled, or its processes survived: the spec stays.
