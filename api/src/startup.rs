@@ -47,7 +47,8 @@ impl Application {
         let sandboxes = web::Data::new(daytona::DaytonaState {
             sandbox_command: settings.daytona.sandbox_command.clone(),
             sandbox_dir: std::path::absolute(&sandbox_dir).map_err(|e| format!("{}: {e}", sandbox_dir.display()))?,
-            minute: chrono::TimeDelta::milliseconds(i64::try_from(settings.daytona.minute_ms.max(1)).unwrap_or(60_000)),
+            minute: chrono::TimeDelta::try_milliseconds(settings.daytona.minute_ms.clamp(1, 3_600_000) as i64)
+                .unwrap_or(chrono::TimeDelta::minutes(1)),
         });
         let state = web::Data::new(AppState {
             db,

@@ -142,6 +142,22 @@ async fn daytona_errors_tokens_and_organisations(mode: Mode) {
     assert_error(&acme.call("POST", "/api/sandbox", Some(&json!({"name": "x".repeat(300)}))).await, 400, "name");
     let huge = json!({"name": "big", "labels": {"k": "v".repeat(200_000)}});
     assert_error(&acme.call("POST", "/api/sandbox", Some(&huge)).await, 400, "");
+    // Intervals past what a date can hold: never, not a crash; not a whole number: a 400.
+    let forever = json!({"name": "forever", "autoStopInterval": i64::MAX, "autoDeleteInterval": i64::MAX});
+    assert_eq!(acme.ok("POST", "/api/sandbox", Some(&forever)).await["autoStopInterval"], i64::MAX);
+    let forever = acme.ok("POST", "/api/sandbox/forever/stop", None).await;
+    assert_eq!(forever["state"], "stopping");
+    let fractional = json!({"name": "f", "autoStopInterval": 1.5});
+    assert_error(&acme.call("POST", "/api/sandbox", Some(&fractional)).await, 400, "");
+    let too_big = r#"{"name": "g", "autoStopInterval": 1e30}"#;
+    let auth = format!("Bearer {}", acme.token);
+    let headers = [("Authorization", auth.as_str()), ("Content-Type", "application/json")];
+    let url = format!("{}/api/sandbox", app.base);
+    assert_error(&tests::http::request_with_body("POST", &url, &headers, Some(too_big)).await, 400, "");
+    for query in ["page=99999999999999999999", "page=4294967295&limit=200"] {
+        let resp = acme.call("GET", &format!("/api/sandbox/paginated?{query}"), None).await;
+        assert!(resp.status == 200 || resp.status == 400, "{query}: {}", resp.body);
+    }
 }
 
 /// `GET /api/sandbox`: `{items, nextCursor}` keyset pages that list each of the organisation's

@@ -229,20 +229,22 @@ async fn schedule(
     started: bool,
 ) -> Result<(), DaytonaError> {
     let a = Attributes::of(spec);
-    let minutes = |n: i64| daytona.minute * i32::try_from(n).unwrap_or(i32::MAX);
+    // `n` minutes after `from`; `None` (never) past what a date can hold.
+    let after = |from: chrono::DateTime<chrono::Utc>, n: i64| {
+        i32::try_from(n).ok().and_then(|n| daytona.minute.checked_mul(n)).and_then(|d| from.checked_add_signed(d))
+    };
     let mut stopped_at = Some(chrono::Utc::now());
     if started {
         state.engine.unschedule(&spec.id, org.user_id).await?;
         stopped_at = None;
-        if a.auto_stop_interval > 0 {
-            let at = chrono::Utc::now() + minutes(a.auto_stop_interval);
+        if let Some(at) = after(chrono::Utc::now(), a.auto_stop_interval).filter(|_| a.auto_stop_interval > 0) {
             let operation = if a.auto_delete_interval == 0 { Operation::DeleteSpec } else { Operation::StopSpec };
             state.engine.schedule(submission(org, spec, operation, TaskParams::default()), at).await?;
             stopped_at = Some(at);
         }
     }
-    if let Some(stopped_at) = stopped_at.filter(|_| a.auto_delete_interval > 0) {
-        let at = stopped_at + minutes(a.auto_delete_interval);
+    let delete_at = stopped_at.filter(|_| a.auto_delete_interval > 0).and_then(|at| after(at, a.auto_delete_interval));
+    if let Some(at) = delete_at {
         let params = TaskParams { only_if_stopped: true, ..TaskParams::default() };
         state.engine.schedule(submission(org, spec, Operation::DeleteSpec, params), at).await?;
     }

@@ -12,7 +12,7 @@ pub struct DaytonaSettings {
     /// `<data_dir>/sandboxes`.
     pub sandbox_dir: Option<PathBuf>,
     /// How long one minute of `autoStopInterval` and `autoDeleteInterval` lasts, in ms (60000;
-    /// tests shorten it).
+    /// tests shorten it; 1 to 3600000).
     pub minute_ms: u64,
 }
 
