@@ -130,6 +130,7 @@ async fn the_database_holds_at_most_one_active_workload_per_spec() {
         meta: serde_json::json!({}),
         limits: Default::default(),
         env: Default::default(),
+        disk_bytes: None,
     };
     let one = entity::store::specs::upsert_by_name(&db, &spec("one")).await.expect("spec").id;
     let other = entity::store::specs::upsert_by_name(&db, &spec("other")).await.expect("spec").id;

@@ -1,6 +1,7 @@
 //! A task can be scheduled: `not_before` holds it back (unpublished, unclaimed, not pending)
 //! until then, so a schedule (a Daytona sandbox's auto-stop, auto-delete) is an engine task in
-//! the database, not a timer in a process. A spec has an environment its command runs with.
+//! the database, not a timer in a process. A spec has an environment its command runs with,
+//! and a disk size (recorded, as a sandbox's; listings sort by it).
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
@@ -23,6 +24,7 @@ enum Tasks {
 enum WorkloadSpecs {
     Table,
     Env,
+    DiskBytes,
 }
 
 #[async_trait::async_trait]
@@ -35,10 +37,19 @@ impl MigrationTrait for Migration {
         m.alter_table(
             Table::alter().table(WorkloadSpecs::Table).add_column(text(WorkloadSpecs::Env).default("{}")).to_owned(),
         )
+        .await?;
+        m.alter_table(
+            Table::alter()
+                .table(WorkloadSpecs::Table)
+                .add_column(big_integer_null(WorkloadSpecs::DiskBytes))
+                .to_owned(),
+        )
         .await
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.alter_table(Table::alter().table(WorkloadSpecs::Table).drop_column(WorkloadSpecs::DiskBytes).to_owned())
+            .await?;
         m.alter_table(Table::alter().table(WorkloadSpecs::Table).drop_column(WorkloadSpecs::Env).to_owned()).await?;
         m.alter_table(Table::alter().table(Tasks::Table).drop_column(Tasks::NotBefore).to_owned()).await
     }

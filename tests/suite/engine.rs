@@ -162,6 +162,7 @@ async fn deleting_a_spec_stops_its_workload_then_frees_its_name(mode: Mode) {
         meta: serde_json::json!({}),
         limits: Default::default(),
         env: Default::default(),
+        disk_bytes: None,
     };
     let spec = entity::store::specs::create(&app.db, tenant, &new_spec("doomed")).await.expect("spec");
     let started = submit(entity::Operation::StartWorkload, spec.id.clone()).await;

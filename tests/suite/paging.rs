@@ -20,6 +20,7 @@ async fn spec(db: &DatabaseConnection) -> String {
         meta: serde_json::json!({}),
         limits: Default::default(),
         env: Default::default(),
+        disk_bytes: None,
     };
     entity::store::specs::upsert_by_name(db, &new).await.expect("spec").id
 }

@@ -92,6 +92,7 @@ async fn spec_names_are_unique_within_a_tenant_not_across_tenants() {
             meta: serde_json::json!({}),
             limits: Default::default(),
             env: Default::default(),
+            disk_bytes: None,
         };
         let mine = entity::store::specs::upsert_by_name(&db, &spec).await.expect("the default tenant's");
         let theirs = entity::store::specs::create(&db, other, &spec).await.expect("another tenant may use the name");

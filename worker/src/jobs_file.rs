@@ -73,6 +73,7 @@ pub fn parse(text: &str) -> Result<Vec<NewSpec>, String> {
                 meta: serde_json::json!({"jobType": entry.job_type, "description": entry.description}),
                 limits,
                 env: Default::default(),
+                disk_bytes: None,
             })
         })
         .collect()

@@ -116,9 +116,10 @@ fn query_of(pairs: &[(String, String)]) -> Result<Option<specs::SpecQuery>, Dayt
         "name" => specs::SpecSort::Name,
         "cpu" => specs::SpecSort::CpuMillis,
         "memoryGib" => specs::SpecSort::MemoryBytes,
+        "diskGib" => specs::SpecSort::DiskBytes,
         other => {
             return Err(DaytonaError::BadRequest(format!(
-                "sort by {other} is not supported: use name, cpu, memoryGib, createdAt or lastActivityAt"
+                "sort by {other} is not supported: use name, cpu, memoryGib, diskGib, createdAt or lastActivityAt"
             )));
         }
     };
@@ -499,6 +500,7 @@ pub async fn create(
             max_processes: None,
         },
         env: body.env,
+        disk_bytes: u64::try_from(attributes.disk).ok().map(|gib| gib << 30),
     };
     let params = TaskParams { name: Some(name.clone()), ..TaskParams::default() };
     let start = Submission {

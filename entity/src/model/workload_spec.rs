@@ -25,6 +25,8 @@ pub struct Model {
     pub deleted_at: Option<DateTimeUtc>,
     /// The environment its command runs with (over the runner's), as a JSON object of strings.
     pub env: String,
+    /// The disk its workloads may use: recorded (a sandbox's `disk`), not enforced.
+    pub disk_bytes: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -80,6 +82,7 @@ mod tests {
             updated_at: chrono::Utc::now(),
             deleted_at: None,
             env: "{}".into(),
+            disk_bytes: None,
         }
     }
 

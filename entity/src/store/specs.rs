@@ -15,6 +15,8 @@ pub struct NewSpec {
     pub limits: crate::outcome::Limits,
     /// What its command's environment adds to the runner's.
     pub env: std::collections::BTreeMap<String, String>,
+    /// Recorded, not enforced.
+    pub disk_bytes: Option<u64>,
 }
 
 /// Inserts the spec (of the default tenant: jobs files belong to it), or updates the one with the
@@ -65,6 +67,7 @@ fn fill(active: &mut workload_spec::ActiveModel, spec: &NewSpec) -> Result<(), D
     let limits = spec.limits;
     active.command = Set(serde_json::to_string(&spec.command).map_err(|e| DbErr::Custom(e.to_string()))?);
     active.working_dir = Set(spec.working_dir.clone());
+    active.disk_bytes = Set(spec.disk_bytes.and_then(|n| i64::try_from(n).ok()));
     active.env = Set(serde_json::to_string(&spec.env).map_err(|e| DbErr::Custom(e.to_string()))?);
     active.meta = Set(spec.meta.to_string());
     active.cpu_millis = Set(limits.cpu_millis.and_then(|n| i32::try_from(n).ok()));
@@ -173,6 +176,7 @@ pub enum SpecSort {
     /// that gives every spec its sizes (Daytona's) sorts by them.
     CpuMillis,
     MemoryBytes,
+    DiskBytes,
 }
 
 impl SpecSort {
@@ -183,6 +187,7 @@ impl SpecSort {
             SpecSort::Name => "name",
             SpecSort::CpuMillis => "cpu_millis",
             SpecSort::MemoryBytes => "memory_bytes",
+            SpecSort::DiskBytes => "disk_bytes",
         }
     }
 
@@ -193,6 +198,7 @@ impl SpecSort {
             SpecSort::Name => workload_spec::Column::Name,
             SpecSort::CpuMillis => workload_spec::Column::CpuMillis,
             SpecSort::MemoryBytes => workload_spec::Column::MemoryBytes,
+            SpecSort::DiskBytes => workload_spec::Column::DiskBytes,
         }
     }
 
@@ -204,6 +210,7 @@ impl SpecSort {
             SpecSort::Name => spec.name.clone(),
             SpecSort::CpuMillis => spec.cpu_millis.unwrap_or_default().to_string(),
             SpecSort::MemoryBytes => spec.memory_bytes.unwrap_or_default().to_string(),
+            SpecSort::DiskBytes => spec.disk_bytes.unwrap_or_default().to_string(),
         }
     }
 
@@ -211,7 +218,7 @@ impl SpecSort {
         match self {
             SpecSort::Name => Some(sea_orm::Value::from(text.to_owned())),
             SpecSort::CpuMillis => text.parse::<i32>().ok().map(sea_orm::Value::from),
-            SpecSort::MemoryBytes => text.parse::<i64>().ok().map(sea_orm::Value::from),
+            SpecSort::MemoryBytes | SpecSort::DiskBytes => text.parse::<i64>().ok().map(sea_orm::Value::from),
             SpecSort::UpdatedAt | SpecSort::CreatedAt => chrono::DateTime::parse_from_rfc3339(text)
                 .ok()
                 .map(|t| sea_orm::Value::from(t.with_timezone(&chrono::Utc))),
