@@ -17,8 +17,14 @@ impl MigrationName for Migration {
 #[derive(DeriveIden)]
 enum Tasks {
     Table,
+    State,
     NotBefore,
+    PublishedAt,
 }
+
+/// The relay's two reads: queued tasks not scheduled, and scheduled ones now due; each a range
+/// of this index, however many tasks wait for a later time.
+const RELAY_INDEX: &str = "ix_tasks_state_not_before_published";
 
 #[derive(DeriveIden)]
 enum WorkloadSpecs {
@@ -32,6 +38,16 @@ impl MigrationTrait for Migration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
         m.alter_table(
             Table::alter().table(Tasks::Table).add_column(timestamp_with_time_zone_null(Tasks::NotBefore)).to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name(RELAY_INDEX)
+                .table(Tasks::Table)
+                .col(Tasks::State)
+                .col(Tasks::NotBefore)
+                .col(Tasks::PublishedAt)
+                .to_owned(),
         )
         .await?;
         m.alter_table(
@@ -51,6 +67,7 @@ impl MigrationTrait for Migration {
         m.alter_table(Table::alter().table(WorkloadSpecs::Table).drop_column(WorkloadSpecs::DiskBytes).to_owned())
             .await?;
         m.alter_table(Table::alter().table(WorkloadSpecs::Table).drop_column(WorkloadSpecs::Env).to_owned()).await?;
+        m.drop_index(Index::drop().name(RELAY_INDEX).table(Tasks::Table).to_owned()).await?;
         m.alter_table(Table::alter().table(Tasks::Table).drop_column(Tasks::NotBefore).to_owned()).await
     }
 }

@@ -1,6 +1,6 @@
 //! What a listing or a task read costs as the tables grow: each operation is timed (median of
 //! many runs) against PostgreSQL holding 10,000 workloads and 10,000 tasks, then again after
-//! the same tables grow to 1,000,000 each, in one run on one machine. The figure that matters is
+//! the same tables grow to 1,000,000 each (and as many tasks scheduled for later), in one run on one machine. The figure that matters is
 //! the ratio (1M / 10k): 1.0 means the cost does not depend on the table size.
 //!
 //! Run it with `scripts/bench` (PostgreSQL and RabbitMQ as for the tests).
@@ -27,15 +27,17 @@ enum Op {
     EngineWorkloadPageByName,
     VeeamQueryTaskById,
     VeeamQueryFirstPage,
+    RelayPass,
 }
 
-const OPS: [(Op, &str); 6] = [
+const OPS: [(Op, &str); 7] = [
     (Op::VeeamTaskGet, "GET /api/tasks/{id} (Veeam, HTTP)"),
     (Op::EngineTaskPage, "engine: tasks page of 100 after a cursor halfway down"),
     (Op::EngineWorkloadPageByTime, "engine: workloads page of 100 after a cursor halfway down, by time"),
     (Op::EngineWorkloadPageByName, "engine: workloads page of 100 after a cursor halfway down, by name"),
     (Op::VeeamQueryTaskById, "GET /api/query?type=Task&filter=TaskId==task-N (Veeam, HTTP)"),
     (Op::VeeamQueryFirstPage, "GET /api/query?type=BackupJobSession&pageSize=100 (Veeam, HTTP; counts every match)"),
+    (Op::RelayPass, "relay: the due tasks to publish, none due, among as many scheduled for later"),
 ];
 
 /// What the operations act on at the current size: a task in the middle, cursors halfway down.
@@ -55,6 +57,10 @@ async fn seed(db: &DatabaseConnection, from: i64, to: i64, user: i32, spec: &str
          INSERT INTO tasks (tenant_id, user_id, operation, target_id, state, attempt, cancel_requested, success, outcome, created_at, updated_at, finished_at)
          SELECT 1, {user}, 'stop_workload', md5(n::text)::uuid::text, 'Finished', 1, false, true, '{{\"kind\":\"already_stopped\",\"workload\":\"w\",\"workload_name\":\"n\"}}',
                 timestamptz '2026-01-01' + n * interval '1 second', timestamptz '2026-01-01' + n * interval '1 second', timestamptz '2026-01-01' + n * interval '1 second'
+         FROM generate_series({from}, {to}) AS n;
+         INSERT INTO tasks (tenant_id, user_id, operation, target_id, state, attempt, cancel_requested, created_at, updated_at, not_before)
+         SELECT 1, {user}, 'stop_spec', md5(n::text)::uuid::text, 'Queued', 0, false,
+                timestamptz '2026-01-01', timestamptz '2026-01-01', timestamptz '2100-01-01' + n * interval '1 second'
          FROM generate_series({from}, {to}) AS n;
          ANALYZE workloads; ANALYZE tasks;"
     ))
@@ -122,6 +128,11 @@ async fn run(op: Op, db: &DatabaseConnection, session: &Session, t: &Targets) {
         Op::VeeamQueryFirstPage => {
             let resp = session.call("GET", "/api/query?type=BackupJobSession&pageSize=100", "application/json").await;
             assert_eq!(resp.status, 200);
+        }
+        Op::RelayPass => {
+            let stale_before = entity::store::now() - chrono::TimeDelta::seconds(30);
+            let due = entity::store::tasks::due_for_publish(db, Some(stale_before), 200).await.expect("due");
+            assert!(due.is_empty(), "{due:?}");
         }
     }
 }

@@ -136,14 +136,25 @@ pub async fn due_for_publish(
     if let Some(before) = stale_before {
         unpublished = unpublished.add(Column::PublishedAt.lt(before));
     }
-    task::Entity::find()
-        .filter(Column::State.eq(TaskState::Queued))
-        .filter(unpublished)
-        .filter(due(super::now()))
-        .order_by_asc(Column::Id)
-        .limit(limit)
-        .all(db)
-        .await
+    // Two range reads of (state, not_before, published_at), in its order, never a walk past
+    // the tasks scheduled for later: those not scheduled, and those scheduled and now due.
+    // (Ordered by id, PostgreSQL walks the primary key and filters: 250 ms at a million
+    // scheduled tasks, against 2 ms at ten thousand; see `scripts/bench`.)
+    let read = |when: Condition| {
+        task::Entity::find()
+            .filter(Column::State.eq(TaskState::Queued))
+            .filter(when)
+            .filter(unpublished.clone())
+            .order_by_asc(Column::NotBefore)
+            .order_by_asc(Column::PublishedAt)
+            .limit(limit)
+            .all(db)
+    };
+    let mut due = read(Condition::all().add(Column::NotBefore.is_null())).await?;
+    due.extend(read(Condition::all().add(Column::NotBefore.lte(super::now()))).await?);
+    due.sort_by_key(|t| t.id);
+    due.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    Ok(due)
 }
 
 /// Records that `by` asked to cancel the task (kept if asked before); false when the task is
