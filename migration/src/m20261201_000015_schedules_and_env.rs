@@ -1,7 +1,8 @@
 //! A task can be scheduled: `not_before` holds it back (unpublished, unclaimed, not pending)
 //! until then, so a schedule (a Daytona sandbox's auto-stop, auto-delete) is an engine task in
 //! the database, not a timer in a process. A spec has an environment its command runs with,
-//! and a disk size (recorded, as a sandbox's; listings sort by it).
+//! and a disk size (recorded, as a sandbox's; listings sort by it). Two indexes: the relay's read
+//! of due tasks, and a target's tasks.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
@@ -18,6 +19,7 @@ impl MigrationName for Migration {
 enum Tasks {
     Table,
     State,
+    TargetId,
     NotBefore,
     PublishedAt,
 }
@@ -25,6 +27,9 @@ enum Tasks {
 /// The relay's two reads: queued tasks not scheduled, and scheduled ones now due; each a range
 /// of this index, however many tasks wait for a later time.
 const RELAY_INDEX: &str = "ix_tasks_state_not_before_published";
+
+/// A target's tasks (`pending_for`: what a sandbox's state is derived from, on every read).
+const TARGET_INDEX: &str = "ix_tasks_target_state";
 
 #[derive(DeriveIden)]
 enum WorkloadSpecs {
@@ -50,6 +55,10 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
+        m.create_index(
+            Index::create().name(TARGET_INDEX).table(Tasks::Table).col(Tasks::TargetId).col(Tasks::State).to_owned(),
+        )
+        .await?;
         m.alter_table(
             Table::alter().table(WorkloadSpecs::Table).add_column(text(WorkloadSpecs::Env).default("{}")).to_owned(),
         )
@@ -67,6 +76,7 @@ impl MigrationTrait for Migration {
         m.alter_table(Table::alter().table(WorkloadSpecs::Table).drop_column(WorkloadSpecs::DiskBytes).to_owned())
             .await?;
         m.alter_table(Table::alter().table(WorkloadSpecs::Table).drop_column(WorkloadSpecs::Env).to_owned()).await?;
+        m.drop_index(Index::drop().name(TARGET_INDEX).table(Tasks::Table).to_owned()).await?;
         m.drop_index(Index::drop().name(RELAY_INDEX).table(Tasks::Table).to_owned()).await?;
         m.alter_table(Table::alter().table(Tasks::Table).drop_column(Tasks::NotBefore).to_owned()).await
     }

@@ -1,6 +1,7 @@
 //! What a listing or a task read costs as the tables grow: each operation is timed (median of
 //! many runs) against PostgreSQL holding 10,000 workloads and 10,000 tasks, then again after
-//! the same tables grow to 1,000,000 each (and as many tasks scheduled for later), in one run on one machine. The figure that matters is
+//! the same tables grow to 1,000,000 each (and as many tasks scheduled for later; a Daytona
+//! organisation's 101 sandboxes stay), in one run on one machine. The figure that matters is
 //! the ratio (1M / 10k): 1.0 means the cost does not depend on the table size.
 //!
 //! Run it with `scripts/bench` (PostgreSQL and RabbitMQ as for the tests).
@@ -28,9 +29,11 @@ enum Op {
     VeeamQueryTaskById,
     VeeamQueryFirstPage,
     RelayPass,
+    DaytonaGet,
+    DaytonaListPage,
 }
 
-const OPS: [(Op, &str); 7] = [
+const OPS: [(Op, &str); 9] = [
     (Op::VeeamTaskGet, "GET /api/tasks/{id} (Veeam, HTTP)"),
     (Op::EngineTaskPage, "engine: tasks page of 100 after a cursor halfway down"),
     (Op::EngineWorkloadPageByTime, "engine: workloads page of 100 after a cursor halfway down, by time"),
@@ -38,7 +41,15 @@ const OPS: [(Op, &str); 7] = [
     (Op::VeeamQueryTaskById, "GET /api/query?type=Task&filter=TaskId==task-N (Veeam, HTTP)"),
     (Op::VeeamQueryFirstPage, "GET /api/query?type=BackupJobSession&pageSize=100 (Veeam, HTTP; counts every match)"),
     (Op::RelayPass, "relay: the due tasks to publish, none due, among as many scheduled for later"),
+    (Op::DaytonaGet, "GET /api/sandbox/{id} (Daytona, HTTP)"),
+    (Op::DaytonaListPage, "GET /api/sandbox?limit=100 (Daytona, HTTP)"),
 ];
+
+/// The Daytona organisation's client and its one running sandbox (beside 100 stopped ones).
+struct Sandboxes {
+    client: tests::daytona::Daytona,
+    running: String,
+}
 
 /// What the operations act on at the current size: a task in the middle, cursors halfway down.
 struct Targets {
@@ -101,8 +112,15 @@ async fn targets(db: &DatabaseConnection, rows: i64) -> Targets {
     }
 }
 
-async fn run(op: Op, db: &DatabaseConnection, session: &Session, t: &Targets) {
+async fn run(op: Op, db: &DatabaseConnection, session: &Session, t: &Targets, d: &Sandboxes) {
     match op {
+        Op::DaytonaGet => {
+            assert_eq!(d.client.call("GET", &format!("/api/sandbox/{}", d.running), None).await.status, 200);
+        }
+        Op::DaytonaListPage => {
+            let page = d.client.ok("GET", "/api/sandbox?limit=100", None).await;
+            assert_eq!(page["items"].as_array().map(Vec::len), Some(100));
+        }
         Op::VeeamTaskGet => assert_eq!(
             session.call("GET", &format!("/api/tasks/task-{}", t.task_id), "application/json").await.status,
             200
@@ -137,18 +155,24 @@ async fn run(op: Op, db: &DatabaseConnection, session: &Session, t: &Targets) {
     }
 }
 
-async fn median(op: Op, db: &DatabaseConnection, session: &Session, t: &Targets) -> Duration {
-    for _ in 0..RUNS / 10 {
-        run(op, db, session, t).await;
+/// How many timed runs an operation gets: fewer for one that reads a whole page of sandboxes.
+fn runs(op: Op) -> usize {
+    if matches!(op, Op::DaytonaListPage) { RUNS / 10 } else { RUNS }
+}
+
+async fn median(op: Op, db: &DatabaseConnection, session: &Session, t: &Targets, d: &Sandboxes) -> Duration {
+    let runs = runs(op);
+    for _ in 0..runs / 10 {
+        run(op, db, session, t, d).await;
     }
-    let mut times = Vec::with_capacity(RUNS);
-    for _ in 0..RUNS {
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
         let started = Instant::now();
-        run(op, db, session, t).await;
+        run(op, db, session, t, d).await;
         times.push(started.elapsed());
     }
     times.sort();
-    times[RUNS / 2]
+    times[runs / 2]
 }
 
 #[actix_web::main]
@@ -159,6 +183,18 @@ async fn main() {
     let (user, _) = one_value(&db, "SELECT id::text, name FROM users LIMIT 1").await;
     let (spec, _) = one_value(&db, "SELECT id, name FROM workload_specs WHERE name = 'Runs'").await;
     let user: i32 = user.parse().expect("user id");
+    let client = tests::daytona::Daytona::for_tenant(&app.base, &db, "bench").await;
+    let created = client.ok("POST", "/api/sandbox", Some(&serde_json::json!({"name": "running"}))).await;
+    let running = created["id"].as_str().expect("id").to_owned();
+    db.execute_unprepared(&format!(
+        "INSERT INTO workload_specs (id, tenant_id, name, command, working_dir, meta, created_at, updated_at, env)
+         SELECT md5(n::text || 'sandbox'), (SELECT tenant_id FROM workload_specs WHERE id = '{running}'), 'stopped-' || n,
+                '[\"sleep\",\"infinity\"]', '/tmp', '{{\"daytona\":{{}}}}', now(), now(), '{{}}'
+         FROM generate_series(1, 100) AS n"
+    ))
+    .await
+    .expect("sandboxes");
+    let sandboxes = Sandboxes { client, running };
     let mut results = Vec::new();
     let mut seeded = 0;
     for rows in [SMALL, LARGE] {
@@ -167,7 +203,7 @@ async fn main() {
         let t = targets(&db, rows).await;
         let mut at_size = Vec::new();
         for (op, _) in OPS {
-            at_size.push(median(op, &db, &session, &t).await);
+            at_size.push(median(op, &db, &session, &t, &sandboxes).await);
         }
         results.push(at_size);
     }

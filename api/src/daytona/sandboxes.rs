@@ -11,7 +11,7 @@ use entity::outcome::{Limits, TaskParams};
 use entity::store::{specs, tasks, workloads};
 use entity::{Operation, workload_spec};
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 use worker::engine::Submission;
 
@@ -51,12 +51,39 @@ async fn sandbox_json(
     Ok(view::sandbox(spec, active.as_ref(), pending.as_ref(), &org.tenant.name))
 }
 
+/// The JSON of each sandbox, from two reads whatever their number.
+async fn sandboxes_json(
+    state: &AppState,
+    org: &Org,
+    specs: &[workload_spec::Model],
+) -> Result<Vec<serde_json::Value>, DaytonaError> {
+    let (mut active, mut pending) = progress_of(state, specs).await?;
+    Ok(specs
+        .iter()
+        .map(|spec| {
+            let (active, pending) = (active.remove(&spec.id), pending.remove(&spec.id));
+            view::sandbox(spec, active.as_ref(), pending.as_ref(), &org.tenant.name)
+        })
+        .collect())
+}
+
 /// The sandbox's active workload and its pending task, which its states are derived from.
 async fn progress(
     state: &AppState,
     spec: &workload_spec::Model,
 ) -> Result<(Option<entity::workload::Model>, Option<entity::task::Model>), DaytonaError> {
-    Ok((workloads::active_of_spec(&state.db, &spec.id).await?, tasks::pending_for(&state.db, &spec.id).await?))
+    let (mut active, mut pending) = progress_of(state, std::slice::from_ref(spec)).await?;
+    Ok((active.remove(&spec.id), pending.remove(&spec.id)))
+}
+
+type Progress = (HashMap<String, entity::workload::Model>, HashMap<String, entity::task::Model>);
+
+/// `progress` of each sandbox, by its id, in two reads.
+async fn progress_of(state: &AppState, specs: &[workload_spec::Model]) -> Result<Progress, DaytonaError> {
+    let ids: Vec<&str> = specs.iter().map(|s| s.id.as_str()).collect();
+    let active = workloads::active_of_specs(&state.db, &ids).await?.into_iter().map(|w| (w.spec_id.clone(), w));
+    let pending = tasks::pending_for_each(&state.db, &ids).await?.into_iter().map(|t| (t.target_id.clone(), t));
+    Ok((active.collect(), pending.collect()))
 }
 
 /// The query string's pairs.
@@ -157,10 +184,7 @@ pub async fn list(org: Org, req: HttpRequest, state: web::Data<AppState>) -> Res
         _ => None,
     };
     let page = specs::page(&state.db, org.tenant.id, &query, after.as_ref(), limit).await?;
-    let mut items = Vec::with_capacity(page.items.len());
-    for spec in &page.items {
-        items.push(sandbox_json(&state, &org, spec).await?);
-    }
+    let items = sandboxes_json(&state, &org, &page.items).await?;
     let next = page.next.map(|c| c.encode());
     Ok(HttpResponse::Ok().json(serde_json::json!({"items": items, "nextCursor": next})))
 }
@@ -180,10 +204,7 @@ pub async fn list_paginated(
         Some(query) => specs::numbered_page(&state.db, org.tenant.id, &query, page, limit).await?,
         None => (Vec::new(), 0),
     };
-    let mut items = Vec::with_capacity(rows.len());
-    for spec in &rows {
-        items.push(sandbox_json(&state, &org, spec).await?);
-    }
+    let items = sandboxes_json(&state, &org, &rows).await?;
     let body = serde_json::json!({"items": items, "total": total, "page": page, "totalPages": total.div_ceil(limit)});
     Ok(HttpResponse::Ok().json(body))
 }

@@ -289,6 +289,23 @@ pub async fn pending_for(db: &impl ConnectionTrait, target_id: &str) -> Result<O
         .await
 }
 
+/// `pending_for` of each of these targets, in one read: the newest unfinished due task of each
+/// that has one.
+pub async fn pending_for_each(db: &impl ConnectionTrait, target_ids: &[&str]) -> Result<Vec<task::Model>, DbErr> {
+    if target_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let unfinished = task::Entity::find()
+        .filter(Column::TargetId.is_in(target_ids.iter().copied()))
+        .filter(Column::State.is_in([TaskState::Queued, TaskState::Running]))
+        .filter(due(super::now()))
+        .order_by_desc(Column::Id)
+        .all(db)
+        .await?;
+    let mut seen = std::collections::HashSet::new();
+    Ok(unfinished.into_iter().filter(|t| seen.insert(t.target_id.clone())).collect())
+}
+
 /// The tasks aimed at `target_id` that are scheduled for later than now.
 pub async fn scheduled_for(db: &impl ConnectionTrait, target_id: &str) -> Result<Vec<task::Model>, DbErr> {
     task::Entity::find()

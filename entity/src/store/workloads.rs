@@ -69,6 +69,14 @@ pub async fn active_of_spec(db: &impl ConnectionTrait, spec_id: &str) -> Result<
         .await
 }
 
+/// The active workloads of these specs (at most one each), in one read.
+pub async fn active_of_specs(db: &impl ConnectionTrait, spec_ids: &[&str]) -> Result<Vec<workload::Model>, DbErr> {
+    if spec_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    workload::Entity::find().filter(Column::ActiveSpecId.is_in(spec_ids.iter().copied())).all(db).await
+}
+
 /// Workloads of `runner` that have not stopped yet.
 pub async fn active_on(db: &impl ConnectionTrait, runner: &str) -> Result<Vec<workload::Model>, DbErr> {
     workload::Entity::find()
