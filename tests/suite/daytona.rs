@@ -142,6 +142,15 @@ async fn daytona_errors_tokens_and_organisations(mode: Mode) {
     assert_error(&acme.call("POST", "/api/sandbox", Some(&json!({"name": "x".repeat(300)}))).await, 400, "name");
     let huge = json!({"name": "big", "labels": {"k": "v".repeat(200_000)}});
     assert_error(&acme.call("POST", "/api/sandbox", Some(&huge)).await, 400, "");
+    // A NUL, which PostgreSQL holds in no text nor JSON: refused, and listings still work.
+    assert_error(&acme.call("GET", "/api/sandbox/a%00b", None).await, 404, "not found");
+    assert_error(&acme.call("GET", "/api/sandbox?name=a%00", None).await, 400, "NUL");
+    assert_error(&acme.call("GET", "/api/sandbox/paginated?labels=%7B%22a%22%3A%22%00%22%7D", None).await, 400, "NUL");
+    let nul = json!({"name": "nul", "labels": {"k": "a\u{0}b"}});
+    assert_error(&acme.call("POST", "/api/sandbox", Some(&nul)).await, 400, "NUL");
+    let nul = json!({"name": "nul", "snapshot": "\u{0}"});
+    assert_error(&acme.call("POST", "/api/sandbox", Some(&nul)).await, 400, "NUL");
+    assert_eq!(acme.ok("GET", "/api/sandbox?labels=%7B%22k%22%3A%22v%22%7D", None).await["items"], json!([]));
     // Intervals past what a date can hold: never, not a crash; not a whole number: a 400.
     let forever = json!({"name": "forever", "autoStopInterval": i64::MAX, "autoDeleteInterval": i64::MAX});
     assert_eq!(acme.ok("POST", "/api/sandbox", Some(&forever)).await["autoStopInterval"], i64::MAX);

@@ -1,5 +1,6 @@
 //! Property-based tests over HTTP: generated hostile input for every parser of the Veeam face
-//! (filter grammar, ids, Accept, Basic auth, query parameters) against the real app. Whatever
+//! (filter grammar, ids, Accept, Basic auth, query parameters) and of the Daytona face (ids,
+//! listing parameters, create bodies) against the real app. Whatever
 //! comes in, the answer is never a 5xx, always parses in the negotiated format, and every 4xx is
 //! a Veeam `Error` carrying its own status. Inputs come from a deterministic proptest runner, so
 //! a failure names an input that reproduces.
@@ -155,8 +156,104 @@ async fn generated_accept_and_authorization_headers_never_get_a_5xx(mode: Mode) 
     }
 }
 
+/// The properties every Daytona answer must have: JSON, never a 5xx, and a 4xx in Daytona's
+/// error body with its own status and a string message.
+fn check_daytona(what: &str, status: u16, body: &str) {
+    assert!(status < 500, "{what}: {status} {body}");
+    if status == 201 && body.is_empty() {
+        return;
+    }
+    let value: serde_json::Value =
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {body}"));
+    if status >= 400 {
+        assert_eq!(value["statusCode"], status, "{what}: {body}");
+        assert!(value["message"].is_string(), "{what}: {body}");
+    }
+}
+
+/// Generated ids, query parameters and create bodies for the Daytona face.
+async fn generated_daytona_input_never_gets_a_5xx(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options::default()).await;
+    let acme = tests::daytona::Daytona::for_tenant(&app.base, &app.db, "acme").await;
+    acme.ok("POST", "/api/sandbox", Some(&serde_json::json!({"name": "one"}))).await;
+    for id in samples(proptest::prop_oneof!["\\PC{1,80}", "[\\x00-\\x1f]{1,10}", "[-+0 9]{1,12}"]) {
+        let id = encode(&id);
+        for (method, path) in [
+            ("GET", format!("/api/sandbox/{id}")),
+            ("DELETE", format!("/api/sandbox/{id}")),
+            ("POST", format!("/api/sandbox/{id}/stop?force={id}")),
+            ("POST", format!("/api/sandbox/{id}/start")),
+            ("POST", format!("/api/sandbox/{id}/last-activity")),
+            ("GET", format!("/api/tasks/{id}")),
+            ("DELETE", format!("/api/tasks/{id}")),
+        ] {
+            let resp = acme.call(method, &path, None).await;
+            check_daytona(&format!("{method} {path}"), resp.status, &resp.body);
+            assert!(resp.status == 404 || resp.status == 400, "{method} {path}: {}", resp.status);
+        }
+    }
+    let names = ["cursor", "limit", "id", "name", "labels", "states", "sort", "order", "page", "states[]"];
+    for (n, value) in samples("\\PC{0,30}|-?[0-9]{1,25}|\\{[ -~]{0,30}").iter().enumerate() {
+        let query = serde_urlencoded::to_string([(names[n % names.len()], value)]).expect("query");
+        for path in ["/api/sandbox", "/api/sandbox/paginated"] {
+            let resp = acme.call("GET", &format!("{path}?{query}"), None).await;
+            check_daytona(&format!("{path}?{query}"), resp.status, &resp.body);
+        }
+    }
+    let values = proptest::sample::select(vec![
+        serde_json::json!(null),
+        serde_json::json!(-1),
+        serde_json::json!(0),
+        serde_json::json!(1),
+        serde_json::json!(1.5),
+        serde_json::json!(1e300),
+        serde_json::json!(i64::MAX),
+        serde_json::json!(u64::MAX),
+        serde_json::json!("x"),
+        serde_json::json!(""),
+        serde_json::json!("a/b\u{0}"),
+        serde_json::json!([]),
+        serde_json::json!({}),
+        serde_json::json!({"A": "1", "B=": "2"}),
+        serde_json::json!({"k": 1}),
+        serde_json::json!(true),
+    ]);
+    let fields = [
+        "name",
+        "snapshot",
+        "user",
+        "env",
+        "labels",
+        "public",
+        "networkBlockAll",
+        "target",
+        "cpu",
+        "gpu",
+        "memory",
+        "disk",
+        "autoStopInterval",
+        "autoArchiveInterval",
+        "autoDeleteInterval",
+        "volumes",
+    ];
+    let bodies = proptest::collection::vec((proptest::sample::select(fields.to_vec()), values), 0..6);
+    for (n, pairs) in samples(bodies).into_iter().enumerate() {
+        let mut body: serde_json::Map<String, serde_json::Value> =
+            pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        // A name of its own unless it is under test, so that taken names do not hide the rest.
+        body.entry("name").or_insert_with(|| serde_json::json!(format!("gen-{n}")));
+        let body = serde_json::Value::Object(body);
+        let resp = acme.call("POST", "/api/sandbox", Some(&body)).await;
+        check_daytona(&format!("create {body}"), resp.status, &resp.body);
+        assert!([200, 400, 409].contains(&resp.status), "create {body}: {} {}", resp.status, resp.body);
+    }
+    // The server lives on, and the first sandbox is as it was.
+    assert_eq!(acme.ok("GET", "/api/sandbox/one", None).await["state"], "started");
+}
+
 in_both_modes!(
     generated_filters_and_query_parameters_never_get_a_5xx,
     generated_ids_and_actions_never_get_a_5xx,
     generated_accept_and_authorization_headers_never_get_a_5xx,
+    generated_daytona_input_never_gets_a_5xx,
 );

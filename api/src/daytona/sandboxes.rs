@@ -21,6 +21,11 @@ const START_WAIT: Duration = Duration::from_secs(30);
 /// The tenant's sandbox with that id, else with that name.
 async fn find(state: &AppState, org: &Org, id_or_name: &str) -> Result<workload_spec::Model, DaytonaError> {
     let tenant = org.tenant.id;
+    // No sandbox's name holds a control character (create refuses them), and the database
+    // cannot hold a NUL: such a name names nothing, without a query.
+    if id_or_name.chars().any(char::is_control) {
+        return Err(DaytonaError::no_sandbox(id_or_name));
+    }
     let mut found = match crate::veeam::canonical_uuid(id_or_name) {
         Some(id) => specs::find_of(&state.db, tenant, id).await?,
         None => None,
@@ -86,10 +91,14 @@ async fn progress_of(state: &AppState, specs: &[workload_spec::Model]) -> Result
     Ok((active.collect(), pending.collect()))
 }
 
-/// The query string's pairs.
+/// The query string's pairs; a NUL (which no stored text holds) is a 400.
 fn pairs_of(req: &HttpRequest) -> Result<Vec<(String, String)>, DaytonaError> {
-    serde_urlencoded::from_str(req.query_string())
-        .map_err(|_| DaytonaError::BadRequest("The query string is malformed".into()))
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string())
+        .map_err(|_| DaytonaError::BadRequest("The query string is malformed".into()))?;
+    if pairs.iter().any(|(k, v)| k.contains('\0') || v.contains('\0')) {
+        return Err(DaytonaError::BadRequest("The query string must not hold a NUL".into()));
+    }
+    Ok(pairs)
 }
 
 fn one<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -476,8 +485,11 @@ pub async fn create(
     if !body.env.keys().all(|key| env_key_ok(key)) {
         return Err(DaytonaError::BadRequest("env names must be 1 to 255 characters, without '=' or NUL".into()));
     }
-    if body.env.values().any(|value| value.contains('\0')) {
-        return Err(DaytonaError::BadRequest("env values must not contain NUL".into()));
+    // PostgreSQL holds no NUL, in text or in JSON (`\u0000`): refused in every string.
+    let texts = [&body.name, &body.snapshot, &body.user, &body.target].into_iter().flatten();
+    let maps = [&body.env, &body.labels].into_iter().flat_map(|m| m.iter().flat_map(|(k, v)| [k, v]));
+    if texts.chain(maps).any(|text| text.contains('\0')) {
+        return Err(DaytonaError::BadRequest("strings must not contain NUL".into()));
     }
     let defaults = Attributes::default();
     let size = |name: &str, value: Option<i64>, default: i64| -> Result<i64, DaytonaError> {
