@@ -50,10 +50,12 @@ impl Default for ApiSettings {
 }
 
 #[derive(Debug, Parser)]
-#[command(about = "Asynchronous task-queue backend: the Veeam Enterprise Manager REST task API on real processes")]
+#[command(
+    about = "Asynchronous task-queue backend: Veeam Enterprise Manager's REST task API and Daytona's sandbox API on real processes"
+)]
 pub struct Cli {
     /// TOML file with any of the settings (snake_case keys; runner keys under [runner], the
-    /// Veeam face's under [veeam]).
+    /// Veeam face's under [veeam], the Daytona face's under [daytona]).
     #[arg(long, env = "API_CONFIG", global = true)]
     pub config: Option<PathBuf>,
     #[command(flatten)]
