@@ -296,6 +296,7 @@ async fn operation_locations_name_tasks_the_token_can_read_and_env_reaches_the_c
     let task = acme.ok("GET", &path, None).await;
     assert_eq!((task["operation"].as_str(), task["targetId"].as_str()), (Some("StartWorkload"), Some(id.as_str())));
     assert_eq!((task["state"].as_str(), task["success"].as_bool()), (Some("Finished"), Some(true)), "{task}");
+    assert_eq!(acme.call("GET", &path, None).await.header("Retry-After"), None, "final: nothing to wait for");
     assert!(task["createdAt"].is_string() && task["finishedAt"].is_string(), "{task}");
     assert_error(&other.call("GET", &path, None).await, 404, "not found");
     for bad in ["/api/tasks/0", "/api/tasks/007", "/api/tasks/task-1", "/api/tasks/99999999999"] {
@@ -321,7 +322,10 @@ async fn operation_locations_name_tasks_the_token_can_read_and_env_reaches_the_c
     let minutes = (auto_stop.not_before.expect("at") - auto_stop.created_at).num_seconds();
     assert!((14 * 60..=15 * 60).contains(&minutes), "15 minutes by default, not {minutes} s");
     let path = format!("/api/tasks/{}", auto_stop.id);
-    let seen = acme.ok("GET", &path, None).await;
+    let seen = acme.call("GET", &path, None).await;
+    let retry: i64 = seen.header("Retry-After").expect("Retry-After while not final").parse().expect("seconds");
+    assert!((14 * 60..=15 * 60).contains(&retry), "ask again when it is due: {retry}");
+    let seen = seen.json();
     assert_eq!((seen["operation"].as_str(), seen["state"].as_str()), (Some("StopSpec"), Some("Queued")));
     assert!(seen["notBefore"].is_string(), "{seen}");
     assert_eq!(acme.ok("GET", &format!("/api/sandbox/{id}"), None).await["state"], "started", "not pending yet");

@@ -42,9 +42,17 @@ pub fn task_json(task: &task::Model) -> Value {
     })
 }
 
+/// The task; while it is not final, `Retry-After: 1` says when to ask again (the
+/// long-running-operation convention; a scheduled task says when it is due).
 pub async fn get(org: Org, path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, DaytonaError> {
     let task = find(&state, &org, &path).await?;
-    Ok(HttpResponse::Ok().json(task_json(&task)))
+    let mut response = HttpResponse::Ok();
+    if !task.state.is_final() {
+        let now = entity::store::now();
+        let wait = task.not_before.filter(|at| *at > now).map_or(1, |at| (at - now).num_seconds().max(1));
+        response.insert_header(("Retry-After", wait.to_string()));
+    }
+    Ok(response.json(task_json(&task)))
 }
 
 pub async fn cancel(
