@@ -83,6 +83,8 @@ assert sorted(item.id for item in started.items) == sorted(created), started
 
 first = created[0]
 assert api.get_sandbox(first).name == names[0]
+assert api.set_autostop_interval(first, 30).auto_stop_interval == 30
+assert api.set_auto_delete_interval(first, -1).auto_delete_interval == -1
 assert api.get_sandbox(names[0]).id == first, "found by name"
 
 # Stop: 200, already stopping; then poll until stopped; a second stop is a 400.

@@ -374,6 +374,22 @@ async fn schedules_stop_idle_sandboxes_and_delete_stopped_ones(mode: Mode) {
     let ephemeral = create("ephemeral", 0, 0).await;
     let manual = create("manual", 2, -1).await;
     let touched = create("touched", 3, -1).await;
+    let later = create("later", 0, -1).await;
+
+    // Intervals set afterwards count from then: `later` stops a second after it gets one.
+    let set = acme.ok("POST", &format!("/api/sandbox/{later}/autostop/1"), None).await;
+    assert_eq!((set["autoStopInterval"].as_i64(), set["state"].as_str()), (Some(1), Some("started")));
+    let set = acme.ok("POST", &format!("/api/sandbox/{later}/autodelete/0"), None).await;
+    assert_eq!(set["autoDeleteInterval"], 0, "ephemeral now: its auto-stop deletes it");
+    for (path, says) in [
+        (format!("/api/sandbox/{later}/autostop/-1"), "non-negative"),
+        (format!("/api/sandbox/{later}/autostop/abc"), "whole number"),
+        (format!("/api/sandbox/{later}/autodelete/1.5"), "whole number"),
+        ("/api/sandbox/nobody/autostop/5".to_owned(), "not found"),
+    ] {
+        let status = if says == "not found" { 404 } else { 400 };
+        assert_error(&acme.call("POST", &path, None).await, status, says);
+    }
     let idle_workload = workload_of(idle.clone()).await;
 
     // Manual stop: the auto-stop stays scheduled (were the stop cancelled, it would still stop
@@ -404,7 +420,7 @@ async fn schedules_stop_idle_sandboxes_and_delete_stopped_ones(mode: Mode) {
         "started",
         "activity postponed it"
     );
-    for gone in [&idle, &ephemeral] {
+    for gone in [&idle, &ephemeral, &later] {
         tests::wait_until("the sandbox to be deleted", Duration::from_secs(30), || {
             let (acme, path) = (&acme, format!("/api/sandbox/{gone}"));
             async move { acme.call("GET", &path, None).await.status == 404 }

@@ -39,6 +39,16 @@ pub fn scope(state: web::Data<DaytonaState>) -> impl actix_web::dev::HttpService
         .service(resource("/{id_or_name}/stop").route(web::post().to(sandboxes::stop)))
         .service(resource("/{id_or_name}/start").route(web::post().to(sandboxes::start)))
         .service(resource("/{id_or_name}/last-activity").route(web::post().to(sandboxes::last_activity)))
+        .service(
+            resource("/{id_or_name}/autostop/{interval}")
+                .app_data(web::Data::new(sandboxes::Interval::AutoStop))
+                .route(web::post().to(sandboxes::set_interval)),
+        )
+        .service(
+            resource("/{id_or_name}/autodelete/{interval}")
+                .app_data(web::Data::new(sandboxes::Interval::AutoDelete))
+                .route(web::post().to(sandboxes::set_interval)),
+        )
         .default_service(web::to(not_found))
 }
 

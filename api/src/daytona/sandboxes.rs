@@ -282,6 +282,24 @@ async fn schedule(
     Ok(())
 }
 
+/// The sandbox's schedules, counted from now as it stands (started or stopped); none are
+/// touched while a change is under way (the change sets its own).
+async fn schedule_from_now(
+    state: &AppState,
+    daytona: &DaytonaState,
+    org: &Org,
+    spec: &workload_spec::Model,
+    now: view::States,
+) -> Result<(), DaytonaError> {
+    if now.changing {
+        return Ok(());
+    }
+    if now.stored != "started" {
+        state.engine.unschedule(&spec.id, org.user_id).await?;
+    }
+    schedule(state, daytona, org, spec, now.stored == "started").await
+}
+
 /// What an answer that submitted a task shows.
 enum Shown {
     /// The sandbox as the request left it, its task pending (a stop, a delete): Daytona answers
@@ -427,13 +445,54 @@ pub async fn last_activity(
     if !specs::touch(&state.db, &spec).await? {
         return Err(modified());
     }
-    if !now.changing {
-        if now.stored != "started" {
-            state.engine.unschedule(&spec.id, org.user_id).await?;
-        }
-        schedule(&state, &daytona, &org, &spec, now.stored == "started").await?;
-    }
+    schedule_from_now(&state, &daytona, &org, &spec, now).await?;
     Ok(HttpResponse::Created().finish())
+}
+
+/// Which schedule `POST /api/sandbox/{idOrName}/auto{stop,delete}/{interval}` sets.
+#[derive(Debug, Clone, Copy)]
+pub enum Interval {
+    /// Minutes idle before a stop; 0 = never. Negative: a 400.
+    AutoStop,
+    /// Minutes stopped before a delete; 0 = ephemeral, negative = never.
+    AutoDelete,
+}
+
+/// `POST /api/sandbox/{idOrName}/autostop/{interval}` and `.../autodelete/{interval}`: sets the
+/// interval and schedules from now by it; 200 with the sandbox (what Daytona's current
+/// clients read).
+pub async fn set_interval(
+    org: Org,
+    path: web::Path<(String, String)>,
+    which: web::Data<Interval>,
+    state: web::Data<AppState>,
+    daytona: web::Data<DaytonaState>,
+) -> Result<HttpResponse, DaytonaError> {
+    let (id_or_name, text) = path.into_inner();
+    // A whole number of minutes; clients that send numbers as floats send `5.0`.
+    let minutes = text
+        .parse::<i64>()
+        .ok()
+        .or_else(|| text.parse::<f64>().ok().filter(|f| f.fract() == 0.0 && f.abs() < 1e15).map(|f| f as i64))
+        .ok_or_else(|| DaytonaError::BadRequest(format!("interval must be a whole number of minutes, not {text}")))?;
+    let spec = find(&state, &org, &id_or_name).await?;
+    let mut attributes = Attributes::of(&spec);
+    match **which {
+        Interval::AutoStop if minutes < 0 => {
+            return Err(DaytonaError::BadRequest("Auto-stop interval must be a non-negative integer".into()));
+        }
+        Interval::AutoStop => attributes.auto_stop_interval = minutes,
+        Interval::AutoDelete => attributes.auto_delete_interval = minutes,
+    }
+    let mut meta = serde_json::from_str::<serde_json::Value>(&spec.meta).unwrap_or_else(|_| serde_json::json!({}));
+    meta["daytona"] = serde_json::to_value(&attributes).map_err(|_| DaytonaError::Internal)?;
+    let now = states(&state, &spec).await?;
+    if !specs::set_meta(&state.db, &spec, &meta).await? {
+        return Err(modified());
+    }
+    let spec = specs::find(&state.db, &spec.id).await?.ok_or_else(|| DaytonaError::no_sandbox(&id_or_name))?;
+    schedule_from_now(&state, &daytona, &org, &spec, now).await?;
+    render(&state, &org, &spec).await
 }
 
 /// `DELETE /api/sandbox/{idOrName}`: 200 with the sandbox `destroying`; once deleted, it is a 404.
