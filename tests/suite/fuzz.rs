@@ -184,6 +184,7 @@ async fn generated_daytona_input_never_gets_a_5xx(mode: Mode) {
             ("POST", format!("/api/sandbox/{id}/stop?force={id}")),
             ("POST", format!("/api/sandbox/{id}/start")),
             ("POST", format!("/api/sandbox/{id}/last-activity")),
+            ("POST", format!("/api/sandbox/{id}/autostop/{id}")),
             ("GET", format!("/api/tasks/{id}")),
             ("DELETE", format!("/api/tasks/{id}")),
         ] {
@@ -191,6 +192,13 @@ async fn generated_daytona_input_never_gets_a_5xx(mode: Mode) {
             check_daytona(&format!("{method} {path}"), resp.status, &resp.body);
             assert!(resp.status == 404 || resp.status == 400, "{method} {path}: {}", resp.status);
         }
+    }
+    // Generated intervals for an existing sandbox: set (a whole number) or a 400.
+    for interval in samples("\\PC{1,20}|-?[0-9]{1,25}(\\.[0-9]{0,3})?|[0-9e.+-]{1,10}") {
+        let path = format!("/api/sandbox/one/autodelete/{}", encode(&interval));
+        let resp = acme.call("POST", &path, None).await;
+        check_daytona(&path, resp.status, &resp.body);
+        assert!([200, 400, 404].contains(&resp.status), "{path}: {} {}", resp.status, resp.body);
     }
     let names = ["cursor", "limit", "id", "name", "labels", "states", "sort", "order", "page", "states[]"];
     for (n, value) in samples("\\PC{0,30}|-?[0-9]{1,25}|\\{[ -~]{0,30}").iter().enumerate() {
