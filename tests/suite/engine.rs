@@ -211,7 +211,107 @@ async fn deleting_a_spec_stops_its_workload_then_frees_its_name(mode: Mode) {
     }
 }
 
+/// Scheduled tasks, as any face schedules them: held back (not pending, not claimed) until due,
+/// then run once; cancelled by `unschedule` before; and a delete asked `only_if_stopped` leaves
+/// a running spec. `submit_if_unchanged` lets one of several racing submitters through.
+async fn scheduled_tasks_wait_for_their_time_and_guarded_submits_have_one_winner(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options::default()).await;
+    let user_id = admin_id(&app).await;
+    let tenant = entity::tenant::DEFAULT;
+    let spec = entity::store::specs::create(
+        &app.db,
+        tenant,
+        &entity::store::specs::NewSpec {
+            name: "scheduled".into(),
+            command: vec!["sleep".into(), "300".into()],
+            working_dir: app.dir.join("work").join("scheduled").display().to_string(),
+            meta: serde_json::json!({}),
+            limits: Default::default(),
+            env: Default::default(),
+            disk_bytes: None,
+        },
+    )
+    .await
+    .expect("spec");
+    let submission =
+        |operation, params| Submission { tenant_id: tenant, user_id, operation, target_id: &spec.id, params };
+    let started =
+        app.engine.submit(submission(entity::Operation::StartWorkload, Default::default())).await.expect("start");
+    app.engine.wait_finished(started.id, Duration::from_secs(30)).await.expect("db");
+
+    // A delete only of a stopped spec, due in 3 s; a stop a second later; a third task, to be
+    // cancelled before its time.
+    let soon = entity::store::now() + chrono::TimeDelta::seconds(3);
+    let guarded = entity::outcome::TaskParams { only_if_stopped: true, ..Default::default() };
+    let delete = app.engine.schedule(submission(entity::Operation::DeleteSpec, guarded), soon).await.expect("schedule");
+    let stop_at = soon + chrono::TimeDelta::seconds(1);
+    let stop = app
+        .engine
+        .schedule(submission(entity::Operation::StopSpec, Default::default()), stop_at)
+        .await
+        .expect("schedule");
+    assert_eq!(entity::store::tasks::pending_for(&app.db, &spec.id).await.expect("db"), None, "not pending yet");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let waiting = entity::store::tasks::get(&app.db, stop.id).await.expect("db").expect("task");
+    assert_eq!((waiting.state, waiting.attempt), (entity::TaskState::Queued, 0), "not run before its time");
+    let later = entity::store::now() + chrono::TimeDelta::seconds(600);
+    let never = app
+        .engine
+        .schedule(submission(entity::Operation::StopSpec, Default::default()), later)
+        .await
+        .expect("schedule");
+    let scheduled: Vec<i32> =
+        entity::store::tasks::scheduled_for(&app.db, &spec.id).await.expect("db").iter().map(|t| t.id).collect();
+    assert_eq!(scheduled, [delete.id, stop.id, never.id]);
+
+    let kept = app.engine.wait_finished(delete.id, Duration::from_secs(30)).await.expect("db").expect("task");
+    assert!(kept.started_at.expect("ran") >= soon, "ran at its time, not before");
+    assert_eq!(kept.ended(), Some(entity::outcome::Outcome::KeptRunning { spec_name: "scheduled".into() }));
+    assert!(entity::store::specs::find(&app.db, &spec.id).await.expect("db").is_some(), "a running spec is kept");
+    let stopped = app.engine.wait_finished(stop.id, Duration::from_secs(30)).await.expect("db").expect("task");
+    assert!(stopped.started_at.expect("ran") >= stop_at, "ran at its time, not before");
+    assert!(matches!(stopped.ended(), Some(entity::outcome::Outcome::Stopped { .. })), "{stopped:?}");
+    assert_eq!((stopped.attempt, kept.attempt), (1, 1), "each ran once");
+    app.engine.unschedule(&spec.id, user_id).await.expect("unschedule");
+    let cancelled = entity::store::tasks::get(&app.db, never.id).await.expect("db").expect("task");
+    assert_eq!(cancelled.state, entity::TaskState::Cancelled);
+
+    // Four submitters that read the same spec: one goes through.
+    let other = entity::store::specs::create(
+        &app.db,
+        tenant,
+        &entity::store::specs::NewSpec {
+            name: "raced".into(),
+            command: vec!["sleep".into(), "300".into()],
+            working_dir: app.dir.join("work").join("raced").display().to_string(),
+            meta: serde_json::json!({}),
+            limits: Default::default(),
+            env: Default::default(),
+            disk_bytes: None,
+        },
+    )
+    .await
+    .expect("spec");
+    let seen = other.clone();
+    let tries = (0..4).map(|_| {
+        let (engine, seen) = (app.engine.clone(), seen.clone());
+        async move {
+            let submission = Submission {
+                tenant_id: tenant,
+                user_id,
+                operation: entity::Operation::StartWorkload,
+                target_id: &seen.id,
+                params: Default::default(),
+            };
+            engine.submit_if_unchanged(submission, &seen).await.expect("db").is_some()
+        }
+    });
+    let through = futures_util::future::join_all(tries).await;
+    assert_eq!(through.iter().filter(|t| **t).count(), 1, "{through:?}");
+}
+
 in_both_modes!(
+    scheduled_tasks_wait_for_their_time_and_guarded_submits_have_one_winner,
     deleting_a_spec_stops_its_workload_then_frees_its_name,
     a_forced_stop_kills_at_once_and_hurries_a_graceful_one_in_flight,
     a_cancelled_task_is_cancelled_not_failed_and_says_who_cancelled_it,
