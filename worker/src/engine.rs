@@ -101,7 +101,7 @@ impl Engine {
     ) -> Result<Option<task::Model>, DbErr> {
         let route = route_of(&self.db, submission.operation, submission.target_id).await?;
         let txn = self.db.begin().await?;
-        if !specs::touch(&txn, seen).await? {
+        if !specs::touch(&txn, seen, None).await? {
             txn.rollback().await?;
             return Ok(None);
         }

@@ -442,7 +442,7 @@ pub async fn last_activity(
 ) -> Result<HttpResponse, DaytonaError> {
     let spec = find(&state, &org, &path).await?;
     let now = states(&state, &spec).await?;
-    if !specs::touch(&state.db, &spec).await? {
+    if !specs::touch(&state.db, &spec, None).await? {
         return Err(modified());
     }
     schedule_from_now(&state, &daytona, &org, &spec, now).await?;
@@ -487,7 +487,7 @@ pub async fn set_interval(
     let mut meta = serde_json::from_str::<serde_json::Value>(&spec.meta).unwrap_or_else(|_| serde_json::json!({}));
     meta["daytona"] = serde_json::to_value(&attributes).map_err(|_| DaytonaError::Internal)?;
     let now = states(&state, &spec).await?;
-    if !specs::set_meta(&state.db, &spec, &meta).await? {
+    if !specs::touch(&state.db, &spec, Some(&meta)).await? {
         return Err(modified());
     }
     let spec = specs::find(&state.db, &spec.id).await?.ok_or_else(|| DaytonaError::no_sandbox(&id_or_name))?;

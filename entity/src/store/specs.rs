@@ -332,30 +332,20 @@ pub async fn numbered_page(
     Ok((rows, total))
 }
 
-/// Replaces the spec's `meta` (and records the change now), if it is still as `seen`: a
-/// compare-and-set, as `touch`.
-pub async fn set_meta(
+/// Records a change of the spec now (its `updated_at`, and its `meta` when given), if it is
+/// still as `seen` (not changed nor deleted meanwhile): a compare-and-set, so of requests that
+/// read the same spec and race to change it, one wins and the others learn they lost.
+pub async fn touch(
     db: &impl ConnectionTrait,
     seen: &workload_spec::Model,
-    meta: &serde_json::Value,
+    meta: Option<&serde_json::Value>,
 ) -> Result<bool, DbErr> {
-    let updated = workload_spec::Entity::update_many()
-        .col_expr(workload_spec::Column::Meta, sea_orm::sea_query::Expr::value(meta.to_string()))
-        .col_expr(workload_spec::Column::UpdatedAt, sea_orm::sea_query::Expr::value(super::now()))
-        .filter(workload_spec::Column::Id.eq(&seen.id))
-        .filter(workload_spec::Column::UpdatedAt.eq(seen.updated_at))
-        .filter(workload_spec::Column::DeletedAt.is_null())
-        .exec(db)
-        .await?;
-    Ok(updated.rows_affected == 1)
-}
-
-/// Records activity on the spec now (its `updated_at`), if it is still as `seen` (not changed
-/// nor deleted meanwhile): a compare-and-set, so of requests that read the same spec and race
-/// to change it, one wins and the others learn they lost.
-pub async fn touch(db: &impl ConnectionTrait, seen: &workload_spec::Model) -> Result<bool, DbErr> {
-    let updated = workload_spec::Entity::update_many()
-        .col_expr(workload_spec::Column::UpdatedAt, sea_orm::sea_query::Expr::value(super::now()))
+    let mut update = workload_spec::Entity::update_many()
+        .col_expr(workload_spec::Column::UpdatedAt, sea_orm::sea_query::Expr::value(super::now()));
+    if let Some(meta) = meta {
+        update = update.col_expr(workload_spec::Column::Meta, sea_orm::sea_query::Expr::value(meta.to_string()));
+    }
+    let updated = update
         .filter(workload_spec::Column::Id.eq(&seen.id))
         .filter(workload_spec::Column::UpdatedAt.eq(seen.updated_at))
         .filter(workload_spec::Column::DeletedAt.is_null())
