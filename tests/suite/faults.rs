@@ -133,3 +133,27 @@ async fn a_sandbox_auto_stop_due_while_the_embedded_server_was_down_runs_after_r
     assert_eq!(stops.len(), 1, "{stops:?}");
     assert_eq!((stops[0].attempt, stops[0].success), (1, Some(true)), "{stops:?}");
 }
+
+/// Processes that open a fresh SQLite database at once (a starting server and `api token
+/// create`s beside it) migrate it once, one after the other: none fails on a migration another
+/// applied meanwhile.
+#[actix_web::test]
+async fn processes_opening_a_fresh_sqlite_database_at_once_all_start() {
+    let server = Embedded::new();
+    let creates: Vec<std::process::Child> = (0..4)
+        .map(|n| {
+            let mut command = server.command();
+            command.args(["token", "create", "--tenant", "acme", "--name", &format!("t{n}")]);
+            command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+            command.spawn().expect("token create")
+        })
+        .collect();
+    let _api = server.start().await;
+    for create in creates {
+        let output = tokio::task::spawn_blocking(move || create.wait_with_output()).await.expect("join").expect("wait");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(String::from_utf8_lossy(&output.stdout).starts_with("tq_"), "a token is printed");
+    }
+    let db = server.db().await;
+    assert_eq!(entity::store::tenants::list_tokens(&db).await.expect("db").len(), 4);
+}

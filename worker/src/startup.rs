@@ -26,21 +26,47 @@ pub async fn connect_database(url: &str) -> Result<DatabaseConnection, String> {
             db.execute_unprepared(pragma).await.map_err(|e| e.to_string())?;
         }
     }
-    migrate(&db).await.map_err(|e| format!("migrations failed: {e}"))?;
+    migrate(&db, url).await.map_err(|e| format!("migrations failed: {e}"))?;
     Ok(db)
 }
 
-/// Applies the migrations. On PostgreSQL, several processes may start at once: the migrations
-/// run in one transaction holding an advisory lock, so exactly one applies them (DDL is
-/// transactional there) and the others then find nothing to do.
-async fn migrate(db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
+/// Applies the migrations. Several processes may start at once (`api` processes, a runner, an
+/// `api token create` beside a starting server), and exactly one must apply them while the
+/// others wait, then find nothing to do:
+/// - PostgreSQL: the migrations run in one transaction holding an advisory lock (DDL is
+///   transactional there);
+/// - SQLite: under an exclusive lock on the file `<database>.migrate.lock` beside it (a
+///   transaction would not do: a migration there turns foreign keys off, which a transaction
+///   ignores).
+async fn migrate(db: &DatabaseConnection, url: &str) -> Result<(), sea_orm::DbErr> {
     if db.get_database_backend() != DbBackend::Postgres {
+        let _lock = match sqlite_file(url) {
+            Some(file) => Some(lock_beside(&file).await.map_err(|e| sea_orm::DbErr::Custom(e.to_string()))?),
+            None => None,
+        };
         return Migrator::up(db, None).await;
     }
     let txn = db.begin().await?;
     txn.execute_unprepared("SELECT pg_advisory_xact_lock(7262010001)").await?;
     Migrator::up(&txn, None).await?;
     txn.commit().await
+}
+
+/// The database file a SQLite URL names (`sqlite://path?mode=rwc`, `sqlite:path`); none for an
+/// in-memory database.
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && !path.contains(":memory:")).then(|| std::path::PathBuf::from(path))
+}
+
+/// An exclusive lock on `<file>.migrate.lock`, held until the returned file is dropped; waits
+/// (off the async threads) while another process holds it.
+async fn lock_beside(file: &std::path::Path) -> std::io::Result<std::fs::File> {
+    let mut name = file.as_os_str().to_owned();
+    name.push(".migrate.lock");
+    let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(name)?;
+    tokio::task::spawn_blocking(move || lock.lock().map(|()| lock)).await.map_err(std::io::Error::other)?
 }
 
 /// Logs to stderr (colours only on a terminal); `RUST_LOG` takes targets as in `info,sqlx=warn`
