@@ -218,21 +218,20 @@ async fn scheduled_tasks_wait_for_their_time_and_guarded_submits_have_one_winner
     let app = TestApp::in_mode(mode, Options::default()).await;
     let user_id = admin_id(&app).await;
     let tenant = entity::tenant::DEFAULT;
-    let spec = entity::store::specs::create(
-        &app.db,
-        tenant,
-        &entity::store::specs::NewSpec {
-            name: "scheduled".into(),
+    let create = |name: &'static str| {
+        let new = entity::store::specs::NewSpec {
+            name: name.into(),
             command: vec!["sleep".into(), "300".into()],
-            working_dir: app.dir.join("work").join("scheduled").display().to_string(),
+            working_dir: app.dir.join("work").join(name).display().to_string(),
             meta: serde_json::json!({}),
             limits: Default::default(),
             env: Default::default(),
             disk_bytes: None,
-        },
-    )
-    .await
-    .expect("spec");
+        };
+        let db = app.db.clone();
+        async move { entity::store::specs::create(&db, tenant, &new).await.expect("spec") }
+    };
+    let spec = create("scheduled").await;
     let submission =
         |operation, params| Submission { tenant_id: tenant, user_id, operation, target_id: &spec.id, params };
     let started =
@@ -277,21 +276,7 @@ async fn scheduled_tasks_wait_for_their_time_and_guarded_submits_have_one_winner
     assert_eq!(cancelled.state, entity::TaskState::Cancelled);
 
     // Four submitters that read the same spec: one goes through.
-    let other = entity::store::specs::create(
-        &app.db,
-        tenant,
-        &entity::store::specs::NewSpec {
-            name: "raced".into(),
-            command: vec!["sleep".into(), "300".into()],
-            working_dir: app.dir.join("work").join("raced").display().to_string(),
-            meta: serde_json::json!({}),
-            limits: Default::default(),
-            env: Default::default(),
-            disk_bytes: None,
-        },
-    )
-    .await
-    .expect("spec");
+    let other = create("raced").await;
     let seen = other.clone();
     let tries = (0..4).map(|_| {
         let (engine, seen) = (app.engine.clone(), seen.clone());
