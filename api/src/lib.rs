@@ -1,8 +1,9 @@
 //! HTTP side of the task queue: the Veeam Enterprise Manager face (`veeam`), the Daytona face
-//! (`daytona`, in progress), passwords and the
+//! (`daytona`), passwords and the
 //! user bootstrap, settings, and `Application`, which wires the embedded or distributed mode.
 
 pub mod admin;
+pub mod bearer;
 pub mod daytona;
 pub mod origin;
 pub mod passwords;

@@ -14,6 +14,36 @@ use actix_web::HttpRequest;
 use actix_web::http::header::{HeaderMap, ORIGIN, REFERER};
 use std::net::{IpAddr, SocketAddr};
 
+/// The base of the links a response carries (see the module's header), as an extractor.
+#[derive(Debug, Clone)]
+pub struct BaseUrl(pub String);
+
+impl BaseUrl {
+    pub fn of(req: &HttpRequest, state: &crate::state::AppState) -> Self {
+        BaseUrl(base_url(req, state.public_base_url.as_deref(), &state.trusted_proxies))
+    }
+
+    /// Where the bearer-token callers read a task: `<base>/api/tasks/{id}`, what a face's
+    /// `Operation-Location` names.
+    pub fn operation_location(&self, task_id: i32) -> String {
+        format!("{}/api/tasks/{task_id}", self.0)
+    }
+}
+
+impl actix_web::FromRequest for BaseUrl {
+    type Error = actix_web::Error;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let state = req.app_data::<actix_web::web::Data<crate::state::AppState>>();
+        std::future::ready(
+            state
+                .map(|state| BaseUrl::of(req, state))
+                .ok_or_else(|| actix_web::error::ErrorInternalServerError("no application state")),
+        )
+    }
+}
+
 /// The local address of a connection, recorded when it is accepted (see `startup`).
 #[derive(Clone, Copy)]
 pub struct LocalAddr(pub SocketAddr);

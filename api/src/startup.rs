@@ -68,7 +68,7 @@ impl Application {
                 .service(daytona::scope(sandboxes.clone()))
                 .service(daytona::tasks_resource())
                 .service(veeam::scope(veeam.clone()))
-                .default_service(web::to(no_face))
+                .default_service(web::to(unserved))
         })
         .on_connect(|connection, extensions| {
             if let Some(Ok(local)) =
@@ -124,9 +124,15 @@ impl Stopper {
     }
 }
 
-/// A path that belongs to no face: a plain 404, in no face's dialect.
-async fn no_face() -> HttpResponse {
-    HttpResponse::NotFound().finish()
+/// A path that no face serves: under `/api`, a bearer-token caller's gets the Daytona face's
+/// 404 and any other caller's the Veeam face's (this runs inside its scope, in the format it
+/// negotiated); a path of no face, a plain 404, in no face's dialect.
+async fn unserved(req: actix_web::HttpRequest) -> HttpResponse {
+    let under_api = req.path().strip_prefix("/api").is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+    if under_api && crate::bearer::token(req.headers()).is_some() {
+        return daytona::unserved(&req).await;
+    }
+    veeam::not_found(&req)
 }
 
 /// Runs each request inside a `request{method path}` span, so its log lines say which it was.

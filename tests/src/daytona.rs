@@ -64,6 +64,21 @@ pub async fn tasks_of(db: &sea_orm::DatabaseConnection, id: &str) -> Vec<entity:
         .expect("db")
 }
 
+/// Makes the sandbox's scheduled tasks due now, as if their time had come (so that a test need
+/// not race a short schedule); how many.
+pub async fn make_due(db: &sea_orm::DatabaseConnection, id: &str) -> u64 {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+    let scheduled = entity::store::tasks::scheduled_for(db, id).await.expect("db");
+    let ids: Vec<i32> = scheduled.iter().map(|t| t.id).collect();
+    entity::task::Entity::update_many()
+        .col_expr(entity::task::Column::NotBefore, Expr::value(chrono::Utc::now() - chrono::TimeDelta::seconds(1)))
+        .filter(entity::task::Column::Id.is_in(ids))
+        .exec(db)
+        .await
+        .expect("db")
+        .rows_affected
+}
+
 /// Asserts that `sandbox` has every field Daytona's strict Python client requires, non-null and
 /// of the exact type (integers for sizes, strings for times, objects for env and labels).
 pub fn assert_strict_sandbox(sandbox: &Value) {
@@ -79,6 +94,8 @@ pub fn assert_strict_sandbox(sandbox: &Value) {
     for key in ["env", "labels"] {
         assert!(sandbox[key].is_object(), "{key}: {sandbox}");
     }
+    let toolbox = sandbox["toolboxProxyUrl"].as_str().unwrap_or_default();
+    assert!(toolbox.starts_with("http") && toolbox.ends_with("/toolbox"), "absolute, never empty: {sandbox}");
     for key in ["createdAt", "updatedAt", "lastActivityAt"] {
         let text = sandbox[key].as_str().unwrap_or_else(|| panic!("{key}: {sandbox}"));
         assert!(chrono::DateTime::parse_from_rfc3339(text).is_ok(), "{key}: {text}");

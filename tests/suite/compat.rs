@@ -1,6 +1,7 @@
 //! Compatibility with real clients, installed from the registries by the test command: the
-//! `veeam` package for the Veeam face; Daytona's generated Python and TypeScript clients for the
-//! Daytona face.
+//! `veeam` package for the Veeam face; for the Daytona face, Daytona's generated Python and
+//! TypeScript clients and the high-level SDKs its documentation uses (PyPI `daytona`, npm
+//! `@daytonaio/sdk`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -73,25 +74,13 @@ async fn the_veeam_python_package_logs_on_reads_queries_drives_a_stop_and_logs_o
 /// Daytona's generated Python client (PyPI `daytona-api-client`, the latest), unmodified: see
 /// `compat/daytona_client.py` for what it drives.
 async fn daytonas_python_client_creates_lists_stops_starts_and_deletes_sandboxes(mode: Mode) {
-    let app = TestApp::in_mode(mode, Options::default()).await;
-    let acme = Daytona::for_tenant(&app.base, &app.db, "acme").await;
-    let other = Daytona::for_tenant(&app.base, &app.db, "globex").await;
-    let mut client = Command::new(python_with("compat-venv-daytona", "daytona-api-client", "daytona_api_client"));
-    client.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/compat/daytona_client.py")).args([
-        &app.base,
-        &acme.token,
-        &other.token,
-    ]);
-    run_client(client, "daytona python client").await;
+    let client = Command::new(python_with("compat-venv-daytona", "daytona-api-client", "daytona_api_client"));
+    run_daytona_script(mode, client, "daytona_client.py", "daytona python client").await;
 }
 
-/// Daytona's generated TypeScript client (npm `@daytonaio/api-client`, the latest), unmodified:
-/// see `compat/daytona_client.js`.
-async fn daytonas_npm_client_creates_lists_stops_starts_and_deletes_sandboxes(mode: Mode) {
-    let app = TestApp::in_mode(mode, Options::default()).await;
-    let acme = Daytona::for_tenant(&app.base, &app.db, "acme").await;
-    let other = Daytona::for_tenant(&app.base, &app.db, "globex").await;
-    let package = "@daytonaio/api-client";
+/// `package` from the npm registry, installed once under `name`; its `node_modules`, for
+/// `NODE_PATH`.
+fn npm_with(name: &str, package: &str) -> PathBuf {
     let modules = |dir: &Path| dir.join("node_modules");
     let works = |dir: &Path| {
         Command::new("node")
@@ -100,7 +89,7 @@ async fn daytonas_npm_client_creates_lists_stops_starts_and_deletes_sandboxes(mo
             .status()
             .is_ok_and(|s| s.success())
     };
-    let dir = installed_once("compat-npm-daytona", works, |building| {
+    let dir = installed_once(name, works, |building| {
         std::fs::create_dir_all(building).expect("dir");
         let installed = Command::new("npm")
             .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
@@ -110,16 +99,50 @@ async fn daytonas_npm_client_creates_lists_stops_starts_and_deletes_sandboxes(mo
             .expect("npm is required");
         assert!(installed.success(), "npm install {package} failed (the npm registry must be reachable)");
     });
+    modules(&dir)
+}
+
+/// Runs a Daytona client script (`compat/<script>`) with `program` against a fresh app, with a
+/// token of `acme` and one of another organisation; it must say `ok`.
+async fn run_daytona_script(mode: Mode, mut client: Command, script: &str, ok: &str) {
+    let app = TestApp::in_mode(mode, Options::default()).await;
+    let acme = Daytona::for_tenant(&app.base, &app.db, "acme").await;
+    let other = Daytona::for_tenant(&app.base, &app.db, "globex").await;
+    client.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("compat").join(script)).args([
+        &app.base,
+        &acme.token,
+        &other.token,
+    ]);
+    run_client(client, ok).await;
+}
+
+/// Daytona's generated TypeScript client (npm `@daytonaio/api-client`, the latest), unmodified:
+/// see `compat/daytona_client.js`.
+async fn daytonas_npm_client_creates_lists_stops_starts_and_deletes_sandboxes(mode: Mode) {
     let mut client = Command::new("node");
-    client
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/compat/daytona_client.js"))
-        .args([&app.base, &acme.token, &other.token])
-        .env("NODE_PATH", modules(&dir));
-    run_client(client, "daytona npm client").await;
+    client.env("NODE_PATH", npm_with("compat-npm-daytona", "@daytonaio/api-client"));
+    run_daytona_script(mode, client, "daytona_client.js", "daytona npm client").await;
+}
+
+/// Daytona's high-level Python SDK (PyPI `daytona`, the latest), unmodified, sync and async: see
+/// `compat/daytona_sdk.py`.
+async fn daytonas_python_sdk_drives_a_sandboxs_whole_life_sync_and_async(mode: Mode) {
+    let client = Command::new(python_with("compat-venv-daytona-sdk", "daytona", "daytona"));
+    run_daytona_script(mode, client, "daytona_sdk.py", "daytona python sdk").await;
+}
+
+/// Daytona's high-level TypeScript SDK (npm `@daytonaio/sdk`, the latest), unmodified: see
+/// `compat/daytona_sdk.js`.
+async fn daytonas_npm_sdk_drives_a_sandboxs_whole_life(mode: Mode) {
+    let mut client = Command::new("node");
+    client.env("NODE_PATH", npm_with("compat-npm-daytona-sdk", "@daytonaio/sdk"));
+    run_daytona_script(mode, client, "daytona_sdk.js", "daytona npm sdk").await;
 }
 
 in_both_modes!(
     the_veeam_python_package_logs_on_reads_queries_drives_a_stop_and_logs_out,
     daytonas_python_client_creates_lists_stops_starts_and_deletes_sandboxes,
     daytonas_npm_client_creates_lists_stops_starts_and_deletes_sandboxes,
+    daytonas_python_sdk_drives_a_sandboxs_whole_life_sync_and_async,
+    daytonas_npm_sdk_drives_a_sandboxs_whole_life,
 );

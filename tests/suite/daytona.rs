@@ -268,7 +268,78 @@ async fn sandboxes_are_listed_in_keyset_pages_with_filters(mode: Mode) {
     }
 }
 
+/// What Daytona's high-level SDKs call beyond the generated clients: the toolbox's URL (absolute,
+/// on the server's base, in every Sandbox and at `toolbox-proxy-url`), labels replaced whole, and
+/// a JSON 404 in Daytona's body for an `/api` path no face serves (the SDKs' socket.io connect).
+async fn labels_are_replaced_whole_and_the_toolbox_url_is_on_the_servers_base(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options::default()).await;
+    let acme = Daytona::for_tenant(&app.base, &app.db, "acme").await;
+    let other = Daytona::for_tenant(&app.base, &app.db, "globex").await;
+    let body = json!({"name": "labelled", "labels": {"a": "1", "b": "2"}, "autoStopInterval": 0});
+    let created = acme.ok("POST", "/api/sandbox", Some(&body)).await;
+    let id = created["id"].as_str().expect("id").to_owned();
+    let toolbox = format!("{}/toolbox", app.base);
+    assert_eq!(created["toolboxProxyUrl"], toolbox.as_str());
+    let url = acme.ok("GET", &format!("/api/sandbox/{id}/toolbox-proxy-url"), None).await;
+    assert_eq!(url, json!({"url": toolbox}));
+    assert_eq!(acme.ok("GET", "/api/sandbox/labelled/toolbox-proxy-url", None).await["url"], toolbox.as_str());
+    assert_error(&other.call("GET", &format!("/api/sandbox/{id}/toolbox-proxy-url"), None).await, 404, "not found");
+    let listed = acme.ok("GET", "/api/sandbox", None).await;
+    assert_eq!(listed["items"][0]["toolboxProxyUrl"], toolbox.as_str());
+
+    // Replaced, not merged; 200 with the whole sandbox; the schedules untouched.
+    let scheduled = entity::store::tasks::scheduled_for(&app.db, &id).await.expect("db").len();
+    let replaced = acme.ok("PUT", &format!("/api/sandbox/{id}/labels"), Some(&json!({"labels": {"c": "3"}}))).await;
+    assert_strict_sandbox(&replaced);
+    assert_eq!((replaced["labels"].clone(), replaced["state"].as_str()), (json!({"c": "3"}), Some("started")));
+    assert_eq!(acme.ok("GET", &format!("/api/sandbox/{id}"), None).await["labels"], json!({"c": "3"}));
+    let found = acme.ok("GET", &format!("/api/sandbox?labels={}", urlencode(r#"{"c":"3"}"#)), None).await;
+    assert_eq!(found["items"].as_array().map(Vec::len), Some(1), "the listing filters by the new set");
+    let gone = acme.ok("GET", &format!("/api/sandbox?labels={}", urlencode(r#"{"a":"1"}"#)), None).await;
+    assert_eq!(gone["items"], json!([]));
+    let emptied = acme.ok("PUT", "/api/sandbox/labelled/labels", Some(&json!({"labels": {}}))).await;
+    assert_eq!(emptied["labels"], json!({}));
+    assert_eq!(entity::store::tasks::scheduled_for(&app.db, &id).await.expect("db").len(), scheduled);
+
+    // Bad input: Daytona's 400, and nothing changed.
+    let path = format!("/api/sandbox/{id}/labels");
+    for (bad, says) in [
+        (json!({}), "labels"),
+        (json!({"labels": null}), "labels"),
+        (json!({"labels": ["a"]}), "labels"),
+        (json!({"labels": {"k": 1}}), "labels"),
+        (json!({"labels": {"": "v"}}), "label keys"),
+        (json!({"labels": {"q\"uote": "v"}}), "label keys"),
+        (json!({"labels": {"k": "nul\u{0}"}}), "NUL"),
+        (json!([{"labels": {}}]), "labels"),
+    ] {
+        assert_error(&acme.call("PUT", &path, Some(&bad)).await, 400, says);
+    }
+    assert_eq!(acme.ok("GET", &path.replace("/labels", ""), None).await["labels"], json!({}));
+    assert_error(&acme.call("PUT", "/api/sandbox/nobody/labels", Some(&json!({"labels": {}}))).await, 404, "not found");
+    let theirs = other.call("PUT", &path, Some(&json!({"labels": {"x": "y"}}))).await;
+    assert_error(&theirs, 404, "not found");
+
+    // A path under /api that no face serves: Daytona's JSON 404 to a token caller, the Veeam
+    // face's to anyone else.
+    for unserved in ["/api/socket.io/?EIO=4&transport=websocket", "/api/config", "/api/nothing/here"] {
+        let resp = acme.call("GET", unserved, None).await;
+        assert_error(&resp, 404, "Cannot GET");
+        assert!(resp.header("Content-Type").is_some_and(|t| t.starts_with("application/json")), "{unserved}");
+    }
+    let veeam = tests::http::request("GET", &format!("{}/api/socket.io/", app.base), &[]).await;
+    assert_eq!(veeam.status, 404);
+    assert!(veeam.body.contains("<Error"), "the Veeam face's XML: {}", veeam.body);
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
 in_both_modes!(
+    labels_are_replaced_whole_and_the_toolbox_url_is_on_the_servers_base,
     sandboxes_are_listed_in_keyset_pages_with_filters,
     a_sandbox_is_created_stopped_started_and_deleted_as_daytonas_clients_expect,
     daytona_errors_tokens_and_organisations,
@@ -369,11 +440,17 @@ async fn schedules_stop_idle_sandboxes_and_delete_stopped_ones(mode: Mode) {
         let db = app.db.clone();
         async move { entity::store::workloads::active_of_spec(&db, &id).await.expect("db").expect("active").id }
     };
-    let idle = create("idle", 1, 1).await;
+    // Nothing here races its own schedules: what a check needs is read before the schedule can
+    // fire (`idle` gets its 1 s auto-stop once its workload is read), and what must not fire
+    // yet has room (`manual` 10 s for one stop request; `touched` ten minutes, shortened later).
+    let idle = create("idle", 0, 1).await;
+    let idle_workload = workload_of(idle.clone()).await;
+    let set = acme.ok("POST", &format!("/api/sandbox/{idle}/autostop/1"), None).await;
+    assert_eq!(set["autoStopInterval"], 1);
     let kept = create("kept", 0, -1).await;
     let ephemeral = create("ephemeral", 0, 0).await;
-    let manual = create("manual", 2, -1).await;
-    let touched = create("touched", 3, -1).await;
+    let manual = create("manual", 10, -1).await;
+    let touched = create("touched", 600, -1).await;
     let later = create("later", 0, -1).await;
 
     // Intervals set afterwards count from then: `later` stops a second after it gets one.
@@ -390,7 +467,6 @@ async fn schedules_stop_idle_sandboxes_and_delete_stopped_ones(mode: Mode) {
         let status = if says == "not found" { 404 } else { 400 };
         assert_error(&acme.call("POST", &path, None).await, status, says);
     }
-    let idle_workload = workload_of(idle.clone()).await;
 
     // Manual stop: the auto-stop stays scheduled (were the stop cancelled, it would still stop
     // the sandbox); on a stopped sandbox it does nothing.
@@ -408,18 +484,26 @@ async fn schedules_stop_idle_sandboxes_and_delete_stopped_ones(mode: Mode) {
         (Some("destroying"), Some("destroyed"))
     );
 
-    // Activity keeps `touched` started past its 3 s; `idle` stops by itself, then is deleted.
-    let until = std::time::Instant::now() + Duration::from_secs(5);
-    while std::time::Instant::now() < until {
+    // Activity postpones `touched`'s auto-stop: each use replaces it with one counted from then
+    // (no timer raced: the scheduled rows say it). `idle` stops by itself, then is deleted.
+    let due = |id: String| {
+        let db = app.db.clone();
+        async move {
+            let scheduled = entity::store::tasks::scheduled_for(&db, &id).await.expect("db");
+            assert_eq!(scheduled.len(), 1, "one auto-stop: {scheduled:?}");
+            scheduled[0].not_before.expect("due")
+        }
+    };
+    let mut before = due(touched.clone()).await;
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
         let touch = acme.call("POST", &format!("/api/sandbox/{touched}/last-activity"), None).await;
         assert_eq!(touch.status, 201, "{}", touch.body);
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        let after = due(touched.clone()).await;
+        assert!(after > before, "activity postponed it: {before} -> {after}");
+        before = after;
     }
-    assert_eq!(
-        acme.ok("GET", &format!("/api/sandbox/{touched}"), None).await["state"],
-        "started",
-        "activity postponed it"
-    );
+    assert_eq!(acme.ok("GET", &format!("/api/sandbox/{touched}"), None).await["state"], "started");
     for gone in [&idle, &ephemeral, &later] {
         tests::wait_until("the sandbox to be deleted", Duration::from_secs(30), || {
             let (acme, path) = (&acme, format!("/api/sandbox/{gone}"));
@@ -434,9 +518,17 @@ async fn schedules_stop_idle_sandboxes_and_delete_stopped_ones(mode: Mode) {
     assert_eq!(ran, [(entity::Operation::StopSpec, true), (entity::Operation::DeleteSpec, true)], "{idle_tasks:?}");
     assert!(idle_tasks.iter().all(|t| t.attempt <= 1), "each ran once");
 
-    // Nothing stops `kept`; `touched` stops once left alone; `manual` restarted stops again.
+    // Nothing stops `kept`; `touched` stops once left alone (with a second's interval now);
+    // `manual`'s auto-stop fired on it stopped and did nothing, and restarted it stops again.
+    acme.ok("POST", &format!("/api/sandbox/{touched}/autostop/1"), None).await;
+    tests::wait_until("manual's auto-stop to fire", Duration::from_secs(30), || {
+        let db = app.db.clone();
+        async move { entity::store::tasks::get(&db, auto_stop).await.expect("db").is_some_and(|t| t.state.is_final()) }
+    })
+    .await;
     let fired = entity::store::tasks::get(&app.db, auto_stop).await.expect("db").expect("task");
     assert_eq!(fired.ended(), Some(entity::outcome::Outcome::NothingToStop { spec_name: "manual".into() }));
+    acme.ok("POST", &format!("/api/sandbox/{manual}/autostop/1"), None).await;
     acme.ok("POST", &format!("/api/sandbox/{manual}/start"), None).await;
     acme.wait_state(&touched, "stopped", Duration::from_secs(30)).await;
     acme.wait_state(&manual, "stopped", Duration::from_secs(30)).await;
@@ -450,10 +542,12 @@ async fn a_schedule_runs_once_across_processes_and_outlives_the_api_that_made_it
     let app = TestApp::in_mode(Mode::Distributed, Options { daytona_minute_ms: 1_000, ..Options::default() }).await;
     let _second = app.start_worker(&format!("w-{}", tests::short_id()));
     let acme = Daytona::for_tenant(&app.base, &app.db, "acme").await;
-    let body = json!({"name": "orphan", "autoStopInterval": 2});
+    // Due in an hour; made due once the api is gone (nothing races the schedule).
+    let body = json!({"name": "orphan", "autoStopInterval": 3600});
     let id = acme.ok("POST", "/api/sandbox", Some(&body)).await["id"].as_str().expect("id").to_owned();
     let workload = entity::store::workloads::active_of_spec(&app.db, &id).await.expect("db").expect("active").id;
     app.stop().await;
+    assert_eq!(tests::daytona::make_due(&app.db, &id).await, 1, "the auto-stop");
     tests::wait_until("the auto-stop to run without the api", Duration::from_secs(30), || {
         let (db, id) = (app.db.clone(), id.clone());
         async move {

@@ -115,12 +115,13 @@ async fn a_sandbox_auto_stop_due_while_the_embedded_server_was_down_runs_after_r
     let mut api = start().await;
     let db = server.db().await;
     let acme = tests::daytona::Daytona::for_tenant(&server.base(), &db, "acme").await;
-    let body = serde_json::json!({"name": "sleepy", "autoStopInterval": 2});
+    // Due in an hour; made due while the server is down (nothing races the schedule).
+    let body = serde_json::json!({"name": "sleepy", "autoStopInterval": 3600});
     let id = acme.ok("POST", "/api/sandbox", Some(&body)).await["id"].as_str().expect("id").to_owned();
     let workload = entity::store::workloads::active_of_spec(&db, &id).await.expect("db").expect("active").id;
 
     api.kill9();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(tests::daytona::make_due(&db, &id).await, 1, "the auto-stop");
     assert!(!tests::marked_processes(&workload).is_empty(), "due, but nobody ran it: the sandbox still runs");
     let _api = start().await;
     acme.wait_state(&id, "stopped", Duration::from_secs(30)).await;

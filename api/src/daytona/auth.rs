@@ -13,6 +13,9 @@ pub struct Org {
     pub tenant: entity::tenant::Model,
     /// The user tasks are recorded for: the tenant's, for a token has no user of its own.
     pub user_id: i32,
+    /// Where the organisation's sandboxes' toolbox is served, on the same base as the links of
+    /// this request (`<base>/toolbox`; every Sandbox carries it as `toolboxProxyUrl`).
+    pub toolbox_proxy_url: String,
 }
 
 impl FromRequest for Org {
@@ -23,13 +26,7 @@ impl FromRequest for Org {
         let req = req.clone();
         Box::pin(async move {
             let state = req.app_data::<web::Data<AppState>>().ok_or(DaytonaError::Internal)?;
-            let header = req.headers().get("Authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
-            let token = header
-                .split_once(' ')
-                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-                .map(|(_, token)| token.trim())
-                .filter(|token| !token.is_empty())
-                .ok_or(DaytonaError::Unauthorized)?;
+            let token = crate::bearer::token(req.headers()).ok_or(DaytonaError::Unauthorized)?;
             let api_token = tenants::authenticate(&state.db, &crate::passwords::token_hash(token))
                 .await?
                 .ok_or(DaytonaError::Unauthorized)?;
@@ -41,7 +38,8 @@ impl FromRequest for Org {
                 }
             }
             let user_id = entity::store::users::token_user(&state.db, &tenant).await?.id;
-            Ok(Org { tenant, user_id })
+            let toolbox_proxy_url = format!("{}/toolbox", crate::origin::BaseUrl::of(&req, state).0);
+            Ok(Org { tenant, user_id, toolbox_proxy_url })
         })
     }
 }

@@ -76,6 +76,11 @@ impl ResponseError for DaytonaError {
     }
 }
 
+/// Runs `answer` with `path` as the error body's.
+pub async fn with_path<T>(path: &str, answer: impl std::future::Future<Output = T>) -> T {
+    PATH.scope(path.to_owned(), answer).await
+}
+
 /// Keeps the request's path for the error body of whatever the handlers answer.
 pub async fn remember_path(
     req: ServiceRequest,

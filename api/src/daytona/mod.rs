@@ -18,7 +18,7 @@ pub use error::DaytonaError;
 pub use settings::{DaytonaSettings, DaytonaState};
 
 use actix_web::middleware::from_fn;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 
 /// The face's routes, its error body and its own 404.
 pub fn scope(state: web::Data<DaytonaState>) -> impl actix_web::dev::HttpServiceFactory {
@@ -36,6 +36,8 @@ pub fn scope(state: web::Data<DaytonaState>) -> impl actix_web::dev::HttpService
         .service(
             resource("/{id_or_name}").route(web::get().to(sandboxes::get)).route(web::delete().to(sandboxes::delete)),
         )
+        .service(resource("/{id_or_name}/toolbox-proxy-url").route(web::get().to(sandboxes::toolbox_proxy_url)))
+        .service(resource("/{id_or_name}/labels").route(web::put().to(sandboxes::replace_labels)))
         .service(resource("/{id_or_name}/stop").route(web::post().to(sandboxes::stop)))
         .service(resource("/{id_or_name}/start").route(web::post().to(sandboxes::start)))
         .service(resource("/{id_or_name}/last-activity").route(web::post().to(sandboxes::last_activity)))
@@ -56,14 +58,7 @@ pub fn scope(state: web::Data<DaytonaState>) -> impl actix_web::dev::HttpService
 /// Veeam face's `/api/tasks`.
 pub fn tasks_resource() -> impl actix_web::dev::HttpServiceFactory {
     web::resource("/api/tasks/{id}")
-        .guard(actix_web::guard::fn_guard(|ctx| {
-            ctx.head()
-                .headers()
-                .get("Authorization")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split_once(' '))
-                .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        }))
+        .guard(actix_web::guard::fn_guard(|ctx| crate::bearer::token(ctx.head().headers()).is_some()))
         .wrap(from_fn(error::remember_path))
         .route(web::get().to(tasks::get))
         .route(web::delete().to(tasks::cancel))
@@ -72,4 +67,11 @@ pub fn tasks_resource() -> impl actix_web::dev::HttpServiceFactory {
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, DaytonaError> {
     Err(DaytonaError::NotFound(format!("Cannot {} {}", req.method(), req.path())))
+}
+
+/// Daytona's 404 for a path under `/api` that no face serves, answered to a bearer-token caller
+/// (a Daytona SDK's `/api/socket.io` connect): its JSON, not the Veeam face's XML.
+pub async fn unserved(req: &HttpRequest) -> HttpResponse {
+    let err = DaytonaError::NotFound(format!("Cannot {} {}", req.method(), req.path()));
+    error::with_path(req.path(), async move { err.error_response() }).await
 }

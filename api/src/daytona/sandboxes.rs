@@ -5,6 +5,7 @@ use super::auth::Org;
 use super::error::DaytonaError;
 use super::settings::DaytonaState;
 use super::view::{self, Attributes};
+use crate::origin::BaseUrl;
 use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
 use entity::outcome::{Limits, TaskParams};
@@ -53,7 +54,7 @@ async fn sandbox_json(
     spec: &workload_spec::Model,
 ) -> Result<serde_json::Value, DaytonaError> {
     let (active, pending) = progress(state, spec).await?;
-    Ok(view::sandbox(spec, active.as_ref(), pending.as_ref(), &org.tenant.name))
+    Ok(view::sandbox(spec, active.as_ref(), pending.as_ref(), org))
 }
 
 /// The JSON of each sandbox, from two reads whatever their number.
@@ -67,7 +68,7 @@ async fn sandboxes_json(
         .iter()
         .map(|spec| {
             let (active, pending) = (active.remove(&spec.id), pending.remove(&spec.id));
-            view::sandbox(spec, active.as_ref(), pending.as_ref(), &org.tenant.name)
+            view::sandbox(spec, active.as_ref(), pending.as_ref(), org)
         })
         .collect())
 }
@@ -319,17 +320,13 @@ async fn accepted(
     task: &entity::task::Model,
     shown: Shown,
 ) -> Result<HttpResponse, DaytonaError> {
-    let location = format!(
-        "{}/api/tasks/{}",
-        crate::origin::base_url(req, state.public_base_url.as_deref(), &state.trusted_proxies),
-        task.id
-    );
+    let location = BaseUrl::of(req, state).operation_location(task.id);
     let body = match shown {
         Shown::Now => json_of(state, org, spec).await?,
         Shown::AsLeft => {
             let spec = specs::find(&state.db, &spec.id).await?.unwrap_or_else(|| spec.clone());
             let active = workloads::active_of_spec(&state.db, &spec.id).await?;
-            view::sandbox(&spec, active.as_ref(), Some(task), &org.tenant.name)
+            view::sandbox(&spec, active.as_ref(), Some(task), org)
         }
     };
     Ok(HttpResponse::Ok().insert_header(("Operation-Location", location)).json(body))
@@ -347,6 +344,43 @@ fn in_progress() -> DaytonaError {
 
 pub async fn get(org: Org, path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, DaytonaError> {
     let spec = find(&state, &org, &path).await?;
+    render(&state, &org, &spec).await
+}
+
+/// `GET /api/sandbox/{idOrName}/toolbox-proxy-url`: `{url}`, where the sandbox's toolbox is
+/// served (the SDKs ask when a Sandbox's `toolboxProxyUrl` is empty; this face never sends one
+/// empty).
+pub async fn toolbox_proxy_url(
+    org: Org,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, DaytonaError> {
+    find(&state, &org, &path).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "url": org.toolbox_proxy_url })))
+}
+
+/// `PUT /api/sandbox/{idOrName}/labels`: replaces the whole label set (as Daytona's
+/// `replaceLabels`; it does not merge) and answers 200 with the sandbox. The schedules are left
+/// as they are: a label is not activity.
+pub async fn replace_labels(
+    org: Org,
+    path: web::Path<String>,
+    body: web::Json<serde_json::Value>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, DaytonaError> {
+    // `{"labels": {"key": "value", ...}}` (Daytona's `SandboxLabels`), else a 400 that says so.
+    let labels = body
+        .get("labels")
+        .cloned()
+        .and_then(|labels| serde_json::from_value::<BTreeMap<String, String>>(labels).ok())
+        .ok_or_else(|| DaytonaError::BadRequest("labels must be an object of string values".into()))?;
+    check_labels(&labels)?;
+    let spec = find(&state, &org, &path).await?;
+    let mut attributes = Attributes::of(&spec);
+    attributes.labels = labels;
+    if !specs::touch(&state.db, &spec, Some(&attributes.into_meta(&spec)?)).await? {
+        return Err(modified());
+    }
     render(&state, &org, &spec).await
 }
 
@@ -484,10 +518,8 @@ pub async fn set_interval(
         Interval::AutoStop => attributes.auto_stop_interval = minutes,
         Interval::AutoDelete => attributes.auto_delete_interval = minutes,
     }
-    let mut meta = serde_json::from_str::<serde_json::Value>(&spec.meta).unwrap_or_else(|_| serde_json::json!({}));
-    meta["daytona"] = serde_json::to_value(&attributes).map_err(|_| DaytonaError::Internal)?;
     let now = states(&state, &spec).await?;
-    if !specs::touch(&state.db, &spec, Some(&meta)).await? {
+    if !specs::touch(&state.db, &spec, Some(&attributes.into_meta(&spec)?)).await? {
         return Err(modified());
     }
     let spec = specs::find(&state.db, &spec.id).await?.ok_or_else(|| DaytonaError::no_sandbox(&id_or_name))?;
@@ -546,10 +578,11 @@ pub async fn create(
     }
     // PostgreSQL holds no NUL, in text or in JSON (`\u0000`): refused in every string.
     let texts = [&body.name, &body.snapshot, &body.user, &body.target].into_iter().flatten();
-    let maps = [&body.env, &body.labels].into_iter().flat_map(|m| m.iter().flat_map(|(k, v)| [k, v]));
+    let maps = body.env.iter().flat_map(|(k, v)| [k, v]);
     if texts.chain(maps).any(|text| text.contains('\0')) {
         return Err(DaytonaError::BadRequest("strings must not contain NUL".into()));
     }
+    check_labels(&body.labels)?;
     let defaults = Attributes::default();
     let size = |name: &str, value: Option<i64>, default: i64| -> Result<i64, DaytonaError> {
         match value {
@@ -573,9 +606,6 @@ pub async fn create(
         auto_archive_interval: body.auto_archive_interval.filter(|n| *n >= 0).unwrap_or(defaults.auto_archive_interval),
         auto_delete_interval: body.auto_delete_interval.unwrap_or(defaults.auto_delete_interval),
     };
-    if !attributes.labels.keys().all(|key| label_key_ok(key)) {
-        return Err(DaytonaError::BadRequest("label keys must be 1 to 255 characters, without '\"' or '\\'".into()));
-    }
     let id = uuid::Uuid::new_v4().to_string();
     let name = body.name.unwrap_or_else(|| id.clone());
     if name.is_empty() || name.len() > 255 || name.contains('/') || name.chars().any(char::is_control) {
@@ -625,6 +655,18 @@ fn bool_param(req: &HttpRequest, name: &str) -> Result<Option<bool>, DaytonaErro
 /// An environment variable name `exec` can pass.
 fn env_key_ok(key: &str) -> bool {
     !key.is_empty() && key.len() <= 255 && !key.contains(['=', '\0'])
+}
+
+/// Labels a sandbox can carry: keys a JSON path can name, no NUL anywhere (PostgreSQL holds
+/// none, in text or in JSON).
+fn check_labels(labels: &BTreeMap<String, String>) -> Result<(), DaytonaError> {
+    if labels.iter().any(|(key, value)| key.contains('\0') || value.contains('\0')) {
+        return Err(DaytonaError::BadRequest("strings must not contain NUL".into()));
+    }
+    if !labels.keys().all(|key| label_key_ok(key)) {
+        return Err(DaytonaError::BadRequest("label keys must be 1 to 255 characters, without '\"' or '\\'".into()));
+    }
+    Ok(())
 }
 
 /// A label key that a JSON path can name (no quote, no backslash).

@@ -7,6 +7,7 @@
 //! `destroying`). Its last activity is its spec's last change (every start, stop and delete
 //! touches it).
 
+use super::auth::Org;
 use entity::{Operation, WorkloadState, task, workload, workload_spec};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -54,6 +55,13 @@ impl Default for Attributes {
 }
 
 impl Attributes {
+    /// The spec's `meta` with these as its `daytona` attributes.
+    pub fn into_meta(self, spec: &workload_spec::Model) -> Result<Value, super::error::DaytonaError> {
+        let mut meta = serde_json::from_str::<Value>(&spec.meta).unwrap_or_else(|_| json!({}));
+        meta["daytona"] = serde_json::to_value(self).map_err(|_| super::error::DaytonaError::Internal)?;
+        Ok(meta)
+    }
+
     pub fn of(spec: &workload_spec::Model) -> Self {
         serde_json::from_str::<Value>(&spec.meta)
             .ok()
@@ -167,12 +175,12 @@ pub fn sandbox(
     spec: &workload_spec::Model,
     active: Option<&workload::Model>,
     pending: Option<&task::Model>,
-    org: &str,
+    org: &Org,
 ) -> Value {
     let a = Attributes::of(spec);
     let states = States::of(active, pending);
     json!({
-        "id": spec.id, "organizationId": org, "name": spec.name, "snapshot": a.snapshot, "user": a.user,
+        "id": spec.id, "organizationId": org.tenant.name, "name": spec.name, "snapshot": a.snapshot, "user": a.user,
         "env": spec.environment().unwrap_or_default(), "labels": a.labels, "public": a.public, "networkBlockAll": a.network_block_all, "kvm": false,
         "target": a.target, "cpu": a.cpu, "gpu": a.gpu, "memory": a.memory, "disk": a.disk,
         "state": states.reported, "desiredState": states.desired, "recoverable": false, "backupState": "None",
@@ -180,7 +188,7 @@ pub fn sandbox(
         "autoDeleteInterval": a.auto_delete_interval, "volumes": [],
         "createdAt": timestamp(&spec.created_at), "updatedAt": timestamp(&spec.updated_at),
         "lastActivityAt": timestamp(&spec.updated_at), "sandboxClass": "container",
-        "runnerId": active.map(|w| w.runner_id.clone()), "toolboxProxyUrl": "",
+        "runnerId": active.map(|w| w.runner_id.clone()), "toolboxProxyUrl": org.toolbox_proxy_url,
     })
 }
 

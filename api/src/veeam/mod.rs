@@ -26,7 +26,7 @@ pub use settings::{VeeamSettings, VeeamState, start};
 
 use crate::state::AppState;
 use actix_web::middleware::from_fn;
-use actix_web::{HttpRequest, HttpResponse, Route, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, Route, web};
 use views::Hrefs;
 
 /// The face: its routes under `/api`, its format negotiation, and its own 404. Mount it with
@@ -59,7 +59,8 @@ pub fn scope(state: web::Data<VeeamState>) -> impl actix_web::dev::HttpServiceFa
         .service(resource("/tasks", vec![web::get().to(tasks::list_tasks)]))
         .service(resource("/tasks/{id}", vec![web::get().to(tasks::get_task), web::delete().to(tasks::delete_task)]))
         .service(resource("/query", vec![web::get().to(query::run_query)]))
-        .default_service(web::to(not_found))
+    // No default service: a path under /api that no resource matches goes to the application's
+    // (which tells a Veeam caller's from a token caller's); it calls `not_found` for Veeam's.
 }
 
 async fn method_not_allowed() -> Result<HttpResponse, VeeamError> {
@@ -68,11 +69,11 @@ async fn method_not_allowed() -> Result<HttpResponse, VeeamError> {
 
 /// A path of the face that names nothing: Veeam's 404. (A path under `/api` that another face
 /// owns, with that face absent, gets the plain 404 of no face.)
-async fn not_found(req: HttpRequest) -> Result<HttpResponse, VeeamError> {
+pub fn not_found(req: &HttpRequest) -> HttpResponse {
     if middleware::veeam_path(req.path()).is_none() {
-        return Ok(HttpResponse::NotFound().finish());
+        return HttpResponse::NotFound().finish();
     }
-    Err(VeeamError::NotFound("The requested resource does not exist.".into()))
+    VeeamError::NotFound("The requested resource does not exist.".into()).error_response()
 }
 
 fn hrefs(req: &HttpRequest, state: &AppState) -> Hrefs {
