@@ -3,6 +3,7 @@
 //!
 //! No HTTP and no broker code belongs here.
 
+pub mod environment;
 pub mod message;
 pub mod model;
 pub mod outcome;

@@ -383,9 +383,24 @@ async fn operation_locations_name_tasks_the_token_can_read_and_env_reaches_the_c
     let environ = std::fs::read(format!("/proc/{}/environ", pids[0])).expect("environ");
     let vars: Vec<&[u8]> = environ.split(|b| *b == 0).collect();
     assert!(vars.contains(&b"GREETING=hello world".as_slice()) && vars.contains(&b"EMPTY=".as_slice()));
-    assert!(vars.iter().any(|v| v.starts_with(b"PATH=")), "the runner's environment too");
+    // On a fixed base, with nothing of the server's own environment (its settings, its secrets).
+    let path = format!("PATH={}", entity::environment::PATH);
+    assert!(vars.contains(&path.as_bytes()), "the fixed PATH");
+    let names: Vec<String> = vars
+        .iter()
+        .filter(|v| !v.is_empty())
+        .map(|v| String::from_utf8_lossy(v.split(|b| *b == b'=').next().unwrap_or_default()).into_owned())
+        .collect();
+    let allowed = ["PATH", "HOME", "LANG", "PWD", "OLDPWD", "SHLVL", "TASKQ_WORKLOAD", "GREETING", "EMPTY"];
+    assert!(names.iter().all(|n| allowed.contains(&n.as_str())), "only the base, the spec's and the marker: {names:?}");
     let bad_env = json!({"name": "bad", "env": {"A=B": "x"}});
     assert_error(&acme.call("POST", "/api/sandbox", Some(&bad_env)).await, 400, "env");
+    // What steers the loader, a shell or command lookup is refused, in any case; nothing is created.
+    for name in ["LD_PRELOAD", "LD_DEBUG_OUTPUT", "ld_library_path", "PATH", "BASH_ENV", "IFS", "GCONV_PATH"] {
+        let body = json!({"name": "hostile", "env": {name: "/tmp/x"}});
+        assert_error(&acme.call("POST", "/api/sandbox", Some(&body)).await, 400, name);
+    }
+    assert_error(&acme.call("GET", "/api/sandbox/hostile", None).await, 404, "not found");
 
     // The auto-stop is a scheduled task, readable and cancellable like any other.
     let scheduled = tests::daytona::tasks_of(&app.db, &id).await;

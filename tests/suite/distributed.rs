@@ -156,3 +156,89 @@ async fn a_long_stop_holds_no_unacknowledged_delivery() {
         assert_eq!(counts, ["0", "0"], "{line}");
     }
 }
+
+/// A runner killed while PostgreSQL is still committing the pid of the workload it is starting
+/// (a slow commit: here a trigger that sleeps on that write): the command never ran (its gate
+/// held it), and the record commits after the runner is gone. The restarted runner's re-run
+/// believes only what it can verify: the task fails saying the start was interrupted, the
+/// workload has ended, and no process of it is alive. Never `Running` without a process.
+#[actix_web::test]
+async fn a_start_whose_pid_commits_after_its_runner_died_is_never_running_without_a_process() {
+    phantom_start(false).await;
+}
+
+/// The same, with the runner back before the late commit lands (it re-adopts the task while the
+/// workload still reads `Starting`).
+#[actix_web::test]
+async fn a_start_whose_pid_commits_after_its_runner_came_back_is_never_running_without_a_process() {
+    phantom_start(true).await;
+}
+
+async fn phantom_start(back_before_the_commit: bool) {
+    use sea_orm::ConnectionTrait;
+    let app = TestApp::distributed().await;
+    app.db
+        .execute_unprepared(
+            "CREATE FUNCTION slow_pid() RETURNS trigger AS $$ BEGIN PERFORM pg_sleep(3); RETURN NEW; END $$ \
+             LANGUAGE plpgsql; CREATE TRIGGER slow_pid BEFORE UPDATE ON workloads FOR EACH ROW \
+             WHEN (OLD.pid IS NULL AND NEW.pid IS NOT NULL) EXECUTE FUNCTION slow_pid();",
+        )
+        .await
+        .expect("trigger");
+    let runner = runner_id();
+    let mut worker = app.start_worker(&runner);
+    let session = app.logon().await;
+    let task = session.act(&format!("/api/jobs/{}?action=start", app.job_id("Runs").await)).await;
+    let task_id = task["TaskId"].as_str().expect("id").to_owned();
+    wait_until("the runner's write of the pid to be committing", T, || async {
+        let sleeping = app
+            .db
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND datname = current_database()",
+            ))
+            .await
+            .expect("db")
+            .and_then(|row| row.try_get::<i64>("", "n").ok());
+        sleeping == Some(1)
+    })
+    .await;
+    worker.kill9();
+    app.db.execute_unprepared("DROP TRIGGER slow_pid ON workloads").await.expect("drop");
+    let number: i32 = task_id[5..].parse().expect("number");
+    let workload = wait_for_workload_of(&app, number).await;
+    let _back = back_before_the_commit.then(|| app.start_worker(&runner));
+    wait_until("the pid to be committed after the runner died", T, || async {
+        entity::store::workloads::find(&app.db, &workload).await.expect("db").is_some_and(|w| w.pid.is_some())
+    })
+    .await;
+    if !back_before_the_commit {
+        let recorded = entity::store::workloads::find(&app.db, &workload).await.expect("db").expect("workload");
+        assert_eq!(recorded.state, entity::WorkloadState::Running, "the phantom: recorded running");
+        assert!(tests::marked_processes(&workload).is_empty(), "and nothing of it runs");
+    }
+    let _back = _back.unwrap_or_else(|| app.start_worker(&runner));
+    let done = session.wait_finished(&task_id, T).await;
+    assert_eq!(done["Result"]["Success"], false, "{done}");
+    assert!(done["Result"]["Message"].as_str().expect("message").contains("interrupted"), "{done}");
+    let row = entity::store::tasks::get(&app.db, number).await.expect("db").expect("task");
+    assert_eq!(row.attempt, 2, "the restarted runner's re-run decided it");
+    let ended = entity::store::workloads::find(&app.db, &workload).await.expect("db").expect("workload");
+    assert_eq!(ended.state, entity::WorkloadState::Stopped, "{ended:?}");
+    assert!(tests::marked_processes(&workload).is_empty());
+    // The job can be started again, once.
+    let again = session.start_job(&app.job_id("Runs").await).await;
+    assert!(!tests::marked_processes(&again).is_empty());
+}
+
+/// The workload that the start task `number` created.
+async fn wait_for_workload_of(app: &TestApp, number: i32) -> String {
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        if let Some(workload) = entity::store::workloads::find_by_start_task(&app.db, number).await.expect("db") {
+            return workload.id;
+        }
+        assert!(std::time::Instant::now() < deadline, "the start created no workload");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

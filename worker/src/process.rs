@@ -37,9 +37,11 @@ impl Pgid {
     }
 }
 
-/// Waits for the runner's go-ahead on stdin, then becomes the command. Exit status 125 when the
-/// gate closed without it (the runner died first).
-const GATE: &str = "read -r _ || exit 125; exec \"$@\"";
+/// Waits for the runner's go-ahead on stdin, then opens the log (`$1`) for its output and becomes
+/// the command. Exit status 125 when the gate closed without it (the runner died first). The log
+/// exists only once the gate has passed: that is how a re-run tells a command that ran from one
+/// that never did (`passed_gate`).
+const GATE: &str = "read -r _ || exit 125; exec >>\"$1\" 2>&1; shift; exec \"$@\"";
 
 /// A workload spawned behind its gate: its process group exists, its command has not run yet.
 pub struct Gated {
@@ -76,9 +78,10 @@ impl Gated {
 pub struct Launch<'a> {
     pub argv: &'a [String],
     pub working_dir: &'a Path,
-    /// Added to the runner's environment.
+    /// Added to the base environment (`entity::environment`); the runner's own never reaches a
+    /// workload, and a refused name is dropped here too.
     pub env: &'a std::collections::BTreeMap<String, String>,
-    /// Where its output goes.
+    /// Where its output goes, from the moment its gate passes.
     pub log: &'a Path,
     /// `NAME=value`, inherited by all it starts; `env` cannot override it.
     pub marker: (&'a str, &'a str),
@@ -92,17 +95,24 @@ pub fn spawn_gated(launch: Launch<'_>) -> std::io::Result<Gated> {
         argv.first().ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "the command is empty"))?;
     std::fs::create_dir_all(working_dir)?;
     find_program(program, working_dir)?;
-    let out = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
-    let err = out.try_clone()?;
+    let (allowed, refused): (Vec<_>, Vec<_>) =
+        env.iter().partition(|(name, _)| entity::environment::refused(name).is_none());
+    if !refused.is_empty() {
+        let names: Vec<&String> = refused.iter().map(|(name, _)| *name).collect();
+        tracing::warn!(?names, "environment variables a workload may not set were dropped");
+    }
     let mut child = Command::new("/bin/sh")
         .args(["-c", GATE, "taskq-gate"])
+        .arg(log)
         .args(argv)
         .current_dir(working_dir)
-        .envs(env)
+        .env_clear()
+        .envs(entity::environment::base(&working_dir.to_string_lossy()))
+        .envs(allowed)
         .env(marker.0, marker.1)
         .stdin(Stdio::piped())
-        .stdout(out)
-        .stderr(err)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .process_group(0)
         .spawn()?;
     let pgid = child.id().and_then(|pid| i32::try_from(pid).ok()).and_then(Pgid::new);
@@ -120,13 +130,18 @@ pub fn spawn_gated(launch: Launch<'_>) -> std::io::Result<Gated> {
     }
 }
 
+/// Whether the gate of the workload whose log is `log` has passed: its command ran.
+pub fn passed_gate(log: &Path) -> bool {
+    log.exists()
+}
+
 /// Fails as `exec` would: a path (relative to `working_dir`) that is not a file, or a name that
-/// no directory of `PATH` holds.
+/// no directory of the workloads' fixed `PATH` holds.
 fn find_program(program: &str, working_dir: &Path) -> std::io::Result<()> {
     let found = if program.contains('/') {
         working_dir.join(program).is_file()
     } else {
-        std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+        std::env::split_paths(entity::environment::PATH).any(|dir| dir.join(program).is_file())
     };
     if found {
         Ok(())
@@ -297,18 +312,25 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_spec_environment_reaches_the_command_but_cannot_override_the_marker() {
+    async fn a_workload_gets_the_base_and_its_spec_environment_and_nothing_of_the_runners() {
         let dir = std::env::temp_dir().join(format!("taskq-env-{}", std::process::id()));
-        let argv = ["sh", "-c", "echo \"$GREETING|$TASKQ_TEST|$PATH\" > out"].map(String::from);
+        let argv = ["sh", "-c", "echo \"$GREETING|$TASKQ_TEST|$PATH|$HOME|$LD_PRELOAD|$CARGO_PKG_NAME\" > out"]
+            .map(String::from);
         let env = BTreeMap::from([
             ("GREETING".to_owned(), "hello world".to_owned()),
             ("TASKQ_TEST".to_owned(), "x".to_owned()),
+            ("LD_PRELOAD".to_owned(), "/nowhere.so".to_owned()),
         ]);
+        assert!(std::env::var("CARGO_PKG_NAME").is_ok(), "the runner (this test) has it");
         let mut child = spawn_gated(launch(&argv, &dir, &dir.join("log"), &env)).expect("spawn").release().await;
         assert!(child.wait().await.expect("wait").success());
         let out = std::fs::read_to_string(dir.join("out")).expect("out");
-        let path = std::env::var("PATH").unwrap_or_default();
-        assert_eq!(out.trim_end(), format!("hello world|1|{path}"), "added to the runner's environment, marker kept");
+        let expected = format!("hello world|1|{}|{}||", entity::environment::PATH, dir.display());
+        assert_eq!(
+            out.trim_end(),
+            expected,
+            "the spec's env on the base; marker kept, refused names and the runner's own out"
+        );
     }
 
     #[tokio::test]
@@ -344,6 +366,7 @@ mod tests {
         let status = child.wait().await.expect("wait");
         assert_eq!(status.code(), Some(125), "the gate gave up");
         assert!(!marker.exists(), "the command never ran");
+        assert!(!passed_gate(&dir.join("log")), "and its log says so");
     }
 
     #[test]

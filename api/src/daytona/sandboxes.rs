@@ -576,6 +576,11 @@ pub async fn create(
     if !body.env.keys().all(|key| env_key_ok(key)) {
         return Err(DaytonaError::BadRequest("env names must be 1 to 255 characters, without '=' or NUL".into()));
     }
+    if let Some((name, why)) =
+        body.env.keys().find_map(|name| entity::environment::refused(name).map(|why| (name, why)))
+    {
+        return Err(DaytonaError::BadRequest(format!("env {name} is not allowed: {why}")));
+    }
     // PostgreSQL holds no NUL, in text or in JSON (`\u0000`): refused in every string.
     let texts = [&body.name, &body.snapshot, &body.user, &body.target].into_iter().flatten();
     let maps = body.env.iter().flat_map(|(k, v)| [k, v]);

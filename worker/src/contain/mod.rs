@@ -226,6 +226,19 @@ impl Handle {
         }
     }
 
+    /// Alive by what only the workload's own processes carry: a process in its cgroup, or one
+    /// with its marker; never a process group id alone, which the kernel may have handed to an
+    /// unrelated process since (a re-run believes only this; see `start_workload::verify`).
+    pub fn verifiably_alive(&self) -> bool {
+        match self {
+            Handle::Cgroup { path, .. } => populated(path),
+            Handle::ProcessTree { marker, .. } => {
+                process::snapshot(MARKER).iter().any(|p| p.marker.as_deref() == Some(marker.as_str()))
+            }
+            Handle::Group { .. } => self.alive(),
+        }
+    }
+
     /// Sends SIGTERM to every process of the workload; `false` when it had none. A cgroup is
     /// frozen meanwhile, so no process forks past the signal.
     pub fn terminate(&self) -> bool {
@@ -306,6 +319,10 @@ impl Handle {
 impl Handle {
     pub async fn alive_async(&self) -> bool {
         self.blocking(Handle::alive).await.unwrap_or(true)
+    }
+
+    pub async fn verifiably_alive_async(&self) -> bool {
+        self.blocking(Handle::verifiably_alive).await.unwrap_or(true)
     }
 
     pub async fn members_async(&self) -> Vec<i32> {

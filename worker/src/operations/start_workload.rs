@@ -27,7 +27,7 @@ pub async fn run(ctx: &Ctx, task: &task::Model, cancel: &CancellationToken) -> R
     let started =
         |workload: &workload::Model| Outcome::Started { workload: workload.id.clone(), spec_name: spec.name.clone() };
     let workload = match workloads::find_by_start_task(&ctx.db, task.id).await? {
-        Some(workload) if workload.state != WorkloadState::Starting => return Ok(started(&workload)),
+        Some(workload) if workload.state != WorkloadState::Starting => return verify(ctx, &spec, workload).await,
         Some(workload) => workload,
         None if cancel.is_cancelled() => return Ok(cancelled_before_start(None)),
         None => match claim_spec(ctx, task, &spec).await? {
@@ -86,6 +86,58 @@ pub async fn run(ctx: &Ctx, task: &task::Model, cancel: &CancellationToken) -> R
     watch(ctx.clone(), workload.id.clone(), Exit::Child(gated.release().await, handle));
     tracing::info!(workload = %workload.id, pid, spec = %spec.name, "workload started");
     Ok(started(&workload))
+}
+
+/// Why a start that never ran its command failed.
+const INTERRUPTED: &str = "the start was interrupted: its runner stopped before the command ran; start it again";
+
+/// A re-run of a start whose workload got past `Starting` (an earlier attempt recorded its
+/// process) believes only what it can verify, never the recorded pid alone:
+/// - its gate passed (its log exists: the command ran) and a process of it is alive, by its
+///   handle (its cgroup, or processes carrying its marker: never a reused pid) → started, and
+///   watched by this runner if nobody watches it;
+/// - its gate passed and nothing of it is left: it ran and ended unobserved → started, its end
+///   recorded;
+/// - its gate never passed (the runner died after writing the pid, before releasing the gate,
+///   and the write committed late): the command never ran → the workload ends and the task
+///   fails, saying so. Never `Running` without a process.
+async fn verify(ctx: &Ctx, spec: &workload_spec::Model, workload: workload::Model) -> Result<Outcome, OpError> {
+    let ran = process::passed_gate(&Path::new(&spec.working_dir).join(format!("{}.log", workload.id)));
+    let started = Outcome::Started { workload: workload.id.clone(), spec_name: spec.name.clone() };
+    let interrupted = Outcome::StartFailed {
+        workload: workload.id.clone(),
+        spec_name: spec.name.clone(),
+        reason: INTERRUPTED.to_owned(),
+    };
+    if workload.state == WorkloadState::Stopped || workload.runner_id != ctx.runner_id {
+        // Ended and recorded already, or another runner's to watch.
+        return Ok(if ran { started } else { interrupted });
+    }
+    let handle = crate::contain::Handle::of(&workload);
+    let alive = match &handle {
+        Some(handle) => handle.verifiably_alive_async().await,
+        None => false,
+    };
+    if let Some(handle) = handle.filter(|_| ran && alive) {
+        let watched = ctx.samplers.lock().is_ok_and(|s| s.contains_key(&workload.id));
+        if !watched {
+            tracing::info!(workload = %workload.id, "a re-run found its workload running: watching it");
+            watch(ctx.clone(), workload.id.clone(), Exit::Adopted(handle));
+        }
+        return Ok(started);
+    }
+    if let (Some(handle), true) = (crate::contain::Handle::of(&workload), alive) {
+        // Only its gate, which gives up by itself (the runner that held it is gone): end it now.
+        handle.kill_async().await;
+    }
+    let end = if ran {
+        End::Unobserved { why: Unobserved::RunnerRestarted { runner: ctx.runner_id.clone() } }
+    } else {
+        tracing::warn!(workload = %workload.id, "a re-run found its workload recorded running, but its command never ran");
+        End::StartFailed { reason: INTERRUPTED.to_owned() }
+    };
+    record_end(ctx, &workload.id, end).await;
+    Ok(if ran { started } else { interrupted })
 }
 
 /// Inserts this task's workload, which claims the spec. `Err(workload)`: the spec's active workload,
