@@ -662,11 +662,9 @@ async fn changes_in_progress_are_409_and_racing_changes_have_one_winner(mode: Mo
     let statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
     assert!(statuses.iter().all(|s| *s == 200 || *s == 409), "{statuses:?}");
     assert!(statuses.contains(&200), "{statuses:?}");
-    let starts = |db: sea_orm::DatabaseConnection, id: String| async move {
-        let tasks = tests::daytona::tasks_of(&db, &id).await;
-        tasks.iter().filter(|t| t.operation == entity::Operation::StartWorkload).count()
-    };
-    assert_eq!(starts(app.db.clone(), id.clone()).await, 2, "the create's start and one more");
+    let tasks = tests::daytona::tasks_of(&app.db, &id).await;
+    let starts = tasks.iter().filter(|t| t.operation == entity::Operation::StartWorkload).count();
+    assert_eq!(starts, 2, "the create's start and one more: {statuses:?} {tasks:#?}");
     acme.wait_state(&id, "started", Duration::from_secs(30)).await;
 
     // Eight forced stops at once: one wins and kills at once, well inside the grace period.

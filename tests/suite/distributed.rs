@@ -242,3 +242,45 @@ async fn wait_for_workload_of(app: &TestApp, number: i32) -> String {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A runner paused (SIGSTOP) holds the one shared-queue delivery its prefetch allows, and its
+/// connection stays up far longer than the test (a 60 s AMQP heartbeat): yet every start
+/// accepted meanwhile is taken by the other runner, the held one within `claim_within_ms`
+/// (3 s) of its publish, and each runs once; the paused runner's copy changes nothing when it
+/// wakes.
+#[actix_web::test]
+async fn starts_held_by_a_paused_runner_are_taken_by_another_and_run_once() {
+    let app = TestApp::spawn(Options { distributed: true, amqp_heartbeat_secs: 60, ..Options::default() }).await;
+    let (frozen_id, live_id) = (runner_id(), runner_id());
+    let frozen = app.start_worker(&frozen_id);
+    let _live = app.start_worker(&live_id);
+    let session = app.logon().await;
+    session.start_job(&app.job_id("Quick").await).await;
+    frozen.pause();
+    let jobs = ["Runs", "Broken", "Stubborn", "Counter"];
+    let mut tasks = Vec::new();
+    for job in jobs {
+        let task = session.act(&format!("/api/jobs/{}?action=start", app.job_id(job).await)).await;
+        tasks.push(task["TaskId"].as_str().expect("id")[5..].parse::<i32>().expect("number"));
+    }
+    // Well within the 30 s after which any unclaimed task is published again, and the 120 s
+    // after which RabbitMQ would drop the paused runner.
+    for task in &tasks {
+        session.wait_finished(&format!("task-{task}"), Duration::from_secs(15)).await;
+        let row = entity::store::tasks::get(&app.db, *task).await.expect("db").expect("task");
+        assert_eq!((row.runner_id.as_deref(), row.attempt), (Some(live_id.as_str()), 1), "the live runner, once");
+    }
+    frozen.resume();
+    // The woken runner handles its copy first (its deliveries are in order): the claim fails.
+    let woken = entity::store::now();
+    wait_until("the woken runner to heartbeat", T, || async {
+        let runners = entity::store::runners::silent_since(&app.db, woken).await.expect("db");
+        !runners.iter().any(|r| r.id == frozen_id)
+    })
+    .await;
+    for job in jobs {
+        let sessions = session.get_json(&format!("/api/jobs/{}/backupSessions", app.job_id(job).await)).await;
+        let count = sessions["Refs"].as_array().map(Vec::len);
+        assert_eq!(count, Some(1), "{job}: nothing started twice: {sessions}");
+    }
+}

@@ -8,6 +8,13 @@
 //!   pass after start republishes every queued task (an in-process queue starts empty after a
 //!   restart); later passes republish tasks confirmed long ago and still unclaimed.
 //!   A scheduled task (`not_before`) is held back until due, then routed and published.
+//! - Unclaimed on the shared queue: a runner that stalls (paused, swapping, a hung claim) holds
+//!   the delivery its prefetch allows, which RabbitMQ hands on only once it drops the runner's
+//!   connection (twice the AMQP heartbeat). So when the shared queue has nothing waiting yet a
+//!   task published to it is still unclaimed `claim_within_ms` later, the relay publishes it
+//!   again and another runner takes it (claims are compare-and-set: it runs once; the stalled
+//!   runner's copy becomes a no-op). With messages waiting, the queue is merely busy: nothing is
+//!   republished, so a backlog is never multiplied.
 //! - Sweeper: a runner silent for longer than the deadline is gone; every task running on it or
 //!   queued for its queue is finished with a failure that names it, so nothing stays Running.
 
@@ -72,6 +79,9 @@ impl Dispatcher {
                 Ok(()) => first_pass = false,
                 Err(err) => tracing::warn!(%err, "relay pass failed"),
             }
+            if let Err(err) = self.republish_unclaimed().await {
+                tracing::warn!(%err, "republishing unclaimed tasks failed");
+            }
             if let Err(err) = self.sweep().await {
                 tracing::warn!(%err, "sweep failed");
             }
@@ -98,6 +108,22 @@ impl Dispatcher {
                 return Ok(());
             }
         }
+    }
+
+    /// Publishes again the shared queue's tasks that a stalled runner holds (see the module's
+    /// header); at most once per `claim_within_ms` each (a publish stamps `published_at`).
+    async fn republish_unclaimed(&self) -> Result<(), DbErr> {
+        if self.broker.shared_ready().await != Some(0) {
+            return Ok(());
+        }
+        let published_before = entity::store::now() - self.settings.claim_within();
+        for task in tasks::unclaimed_on_shared_queue(&self.db, published_before, RELAY_BATCH).await? {
+            tracing::warn!(task = task.id, "unclaimed on the shared queue: a runner holds it; publishing it again");
+            if !self.publish_run(&task).await {
+                return Ok(());
+            }
+        }
+        Ok(())
     }
 
     /// A scheduled task that comes due is routed now, to the runner that owns its target now;

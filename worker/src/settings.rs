@@ -24,6 +24,10 @@ pub struct RunnerSettings {
     pub relay_interval_ms: u64,
     /// A queued task whose message was confirmed this long ago but never claimed is published again.
     pub republish_after_ms: u64,
+    /// A task on the shared queue that no runner has claimed this long after its publish, while
+    /// the queue has nothing else waiting (so a runner holds it: paused, stalled), is published
+    /// again for the other runners; claims are compare-and-set, so it still runs once.
+    pub claim_within_ms: u64,
     /// RabbitMQ prefetch of the runner's own queue (unacknowledged deliveries).
     pub prefetch: u16,
     /// RabbitMQ prefetch of the shared queue: what one runner may hold before it claims. Kept
@@ -57,6 +61,7 @@ impl Default for RunnerSettings {
             shutdown_timeout_ms: 15_000,
             relay_interval_ms: 500,
             republish_after_ms: 30_000,
+            claim_within_ms: 3_000,
             prefetch: 32,
             shared_prefetch: 1,
             amqp_heartbeat_secs: 10,
@@ -98,6 +103,10 @@ impl RunnerSettings {
     pub fn republish_after(&self) -> Duration {
         Duration::from_millis(self.republish_after_ms)
     }
+
+    pub fn claim_within(&self) -> Duration {
+        Duration::from_millis(self.claim_within_ms)
+    }
 }
 
 /// The host name: the default identity of a distributed runner.
@@ -126,6 +135,8 @@ pub struct RunnerArgs {
     pub relay_interval_ms: Option<u64>,
     #[arg(long, env = "REPUBLISH_AFTER_MS")]
     pub republish_after_ms: Option<u64>,
+    #[arg(long, env = "CLAIM_WITHIN_MS")]
+    pub claim_within_ms: Option<u64>,
     #[arg(long, env = "PREFETCH")]
     pub prefetch: Option<u16>,
     #[arg(long, env = "SHARED_PREFETCH")]
@@ -166,6 +177,9 @@ impl RunnerArgs {
         }
         if let Some(v) = self.republish_after_ms {
             settings.republish_after_ms = v;
+        }
+        if let Some(v) = self.claim_within_ms {
+            settings.claim_within_ms = v;
         }
         if let Some(v) = self.prefetch {
             settings.prefetch = v;

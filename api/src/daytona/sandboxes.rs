@@ -84,12 +84,17 @@ async fn progress(
 
 type Progress = (HashMap<String, entity::workload::Model>, HashMap<String, entity::task::Model>);
 
-/// `progress` of each sandbox, by its id, in two reads.
+/// `progress` of each sandbox, by its id, in two reads: the pending tasks first, then the
+/// workloads. The reads are not one snapshot, and in this order a change between them cannot
+/// make a sandbox look idle: a task seen finished had done its work on the workload before
+/// (the other order could miss both a start's new workload and its task, finished in between,
+/// and let a second start through).
 async fn progress_of(state: &AppState, specs: &[workload_spec::Model]) -> Result<Progress, DaytonaError> {
     let ids: Vec<&str> = specs.iter().map(|s| s.id.as_str()).collect();
-    let active = workloads::active_of_specs(&state.db, &ids).await?.into_iter().map(|w| (w.spec_id.clone(), w));
     let pending = tasks::pending_for_each(&state.db, &ids).await?.into_iter().map(|t| (t.target_id.clone(), t));
-    Ok((active.collect(), pending.collect()))
+    let pending = pending.collect();
+    let active = workloads::active_of_specs(&state.db, &ids).await?.into_iter().map(|w| (w.spec_id.clone(), w));
+    Ok((active.collect(), pending))
 }
 
 /// The query string's pairs; a NUL (which no stored text holds) is a 400.

@@ -157,6 +157,31 @@ pub async fn due_for_publish(
     Ok(due)
 }
 
+/// Queued tasks of the shared queue (no route) whose run message was confirmed before
+/// `published_before` and that no runner has claimed since.
+pub async fn unclaimed_on_shared_queue(
+    db: &impl ConnectionTrait,
+    published_before: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<task::Model>, DbErr> {
+    let read = |when: Condition| {
+        task::Entity::find()
+            .filter(Column::State.eq(TaskState::Queued))
+            .filter(when)
+            .filter(Column::PublishedAt.lt(published_before))
+            .filter(Column::Route.is_null())
+            .order_by_asc(Column::NotBefore)
+            .order_by_asc(Column::PublishedAt)
+            .limit(limit)
+            .all(db)
+    };
+    let mut unclaimed = read(Condition::all().add(Column::NotBefore.is_null())).await?;
+    unclaimed.extend(read(Condition::all().add(Column::NotBefore.lte(super::now()))).await?);
+    unclaimed.sort_by_key(|t| t.id);
+    unclaimed.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    Ok(unclaimed)
+}
+
 /// Records that `by` asked to cancel the task (kept if asked before); false when the task is
 /// final already. A queued task is then cancelled by a `Cancel` transition; a running one's
 /// runner reads the flag.

@@ -274,6 +274,24 @@ impl Broker for AmqpBroker {
         result
     }
 
+    async fn shared_ready(&self) -> Option<u32> {
+        let queue = self.shared_queue();
+        let mut publisher = self.publisher.lock().await;
+        let probe = async {
+            let p = publisher.as_ref().filter(|p| p.channel.status().connected())?;
+            let passive = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
+            p.channel.queue_declare(queue.as_str().into(), passive, FieldTable::default()).await.ok()
+        };
+        match tokio::time::timeout(BROKER_TIMEOUT, probe).await {
+            Ok(Some(declared)) => Some(declared.message_count()),
+            _ => {
+                // No channel yet, or it failed (a passive declare of a missing queue closes it).
+                *publisher = None;
+                None
+            }
+        }
+    }
+
     async fn consume(&self, runner_id: &str, sink: mpsc::Sender<Delivery>, shutdown: CancellationToken) {
         let mut backoff = Duration::from_millis(200);
         while !shutdown.is_cancelled() {

@@ -56,6 +56,12 @@ pub trait Broker: Send + Sync + 'static {
     /// Returns once the transport has durably accepted the message.
     async fn publish(&self, route: &Route, message: QueueMessage) -> Result<(), BrokerError>;
 
+    /// How many messages wait on the shared queue, not yet delivered to any runner; `None` where
+    /// the transport cannot tell or has no runners to stall (the in-process queue).
+    async fn shared_ready(&self) -> Option<u32> {
+        None
+    }
+
     /// Feeds `sink` with the messages for `runner_id` (its own queue and the any-runner queue)
     /// until `shutdown`, reconnecting and re-declaring the topology whenever the transport drops.
     async fn consume(&self, runner_id: &str, sink: mpsc::Sender<Delivery>, shutdown: CancellationToken);
