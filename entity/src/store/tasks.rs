@@ -136,6 +136,22 @@ pub async fn due_for_publish(
     if let Some(before) = stale_before {
         unpublished = unpublished.add(Column::PublishedAt.lt(before));
     }
+    queued_and_due(db, unpublished, limit).await
+}
+
+/// Queued tasks of the shared queue (no route) whose run message was confirmed before
+/// `published_before` and that no runner has claimed since.
+pub async fn unclaimed_on_shared_queue(
+    db: &impl ConnectionTrait,
+    published_before: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<task::Model>, DbErr> {
+    let unclaimed = Condition::all().add(Column::PublishedAt.lt(published_before)).add(Column::Route.is_null());
+    queued_and_due(db, unclaimed, limit).await
+}
+
+/// Queued tasks that are not scheduled for later and match `which`, at most `limit`, by id.
+async fn queued_and_due(db: &impl ConnectionTrait, which: Condition, limit: u64) -> Result<Vec<task::Model>, DbErr> {
     // Two range reads of (state, not_before, published_at), in its order, never a walk past
     // the tasks scheduled for later: those not scheduled, and those scheduled and now due.
     // (Ordered by id, PostgreSQL walks the primary key and filters: 250 ms at a million
@@ -144,7 +160,7 @@ pub async fn due_for_publish(
         task::Entity::find()
             .filter(Column::State.eq(TaskState::Queued))
             .filter(when)
-            .filter(unpublished.clone())
+            .filter(which.clone())
             .order_by_asc(Column::NotBefore)
             .order_by_asc(Column::PublishedAt)
             .limit(limit)
@@ -155,31 +171,6 @@ pub async fn due_for_publish(
     due.sort_by_key(|t| t.id);
     due.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     Ok(due)
-}
-
-/// Queued tasks of the shared queue (no route) whose run message was confirmed before
-/// `published_before` and that no runner has claimed since.
-pub async fn unclaimed_on_shared_queue(
-    db: &impl ConnectionTrait,
-    published_before: DateTime<Utc>,
-    limit: u64,
-) -> Result<Vec<task::Model>, DbErr> {
-    let read = |when: Condition| {
-        task::Entity::find()
-            .filter(Column::State.eq(TaskState::Queued))
-            .filter(when)
-            .filter(Column::PublishedAt.lt(published_before))
-            .filter(Column::Route.is_null())
-            .order_by_asc(Column::NotBefore)
-            .order_by_asc(Column::PublishedAt)
-            .limit(limit)
-            .all(db)
-    };
-    let mut unclaimed = read(Condition::all().add(Column::NotBefore.is_null())).await?;
-    unclaimed.extend(read(Condition::all().add(Column::NotBefore.lte(super::now()))).await?);
-    unclaimed.sort_by_key(|t| t.id);
-    unclaimed.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    Ok(unclaimed)
 }
 
 /// Records that `by` asked to cancel the task (kept if asked before); false when the task is
