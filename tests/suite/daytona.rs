@@ -332,6 +332,54 @@ async fn labels_are_replaced_whole_and_the_toolbox_url_is_on_the_servers_base(mo
     assert!(veeam.body.contains("<Error"), "the Veeam face's XML: {}", veeam.body);
 }
 
+/// Intervals far past any date (2147483647 minutes: year 6000 and beyond) mean never: the
+/// sandbox stays started and can be stopped, nothing is due, nothing is pending. Activity and
+/// interval changes move the schedules, so they leave no task rows behind however often they
+/// come.
+async fn schedules_past_the_horizon_are_never_and_activity_leaves_no_rows(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options::default()).await;
+    let acme = Daytona::for_tenant(&app.base, &app.db, "acme").await;
+    let id =
+        acme.ok("POST", "/api/sandbox", Some(&json!({"name": "far"}))).await["id"].as_str().expect("id").to_owned();
+    for path in ["autostop", "autodelete"] {
+        let set = acme.ok("POST", &format!("/api/sandbox/{id}/{path}/2147483647"), None).await;
+        assert_eq!(set["state"], "started", "{set}");
+    }
+    assert_eq!(
+        entity::store::tasks::scheduled_for(&app.db, &id).await.expect("db"),
+        vec![],
+        "never: nothing scheduled"
+    );
+    let due = entity::store::tasks::due_for_publish(&app.db, None, 100).await.expect("db");
+    assert!(due.iter().all(|t| t.target_id != id), "nothing due: {due:?}");
+    let sandbox = acme.ok("GET", &format!("/api/sandbox/{id}"), None).await;
+    assert_eq!((sandbox["state"].as_str(), sandbox["desiredState"].as_str()), (Some("started"), Some("started")));
+
+    // Back to minutes: activity, many times, keeps one auto-stop and one delete, moved each time.
+    acme.ok("POST", &format!("/api/sandbox/{id}/autostop/30"), None).await;
+    acme.ok("POST", &format!("/api/sandbox/{id}/autodelete/60"), None).await;
+    let before = tests::daytona::tasks_of(&app.db, &id).await.len();
+    for _ in 0..40 {
+        let touch = acme.call("POST", &format!("/api/sandbox/{id}/last-activity"), None).await;
+        assert_eq!(touch.status, 201, "{}", touch.body);
+    }
+    let after = tests::daytona::tasks_of(&app.db, &id).await;
+    assert_eq!(after.len(), before, "no rows added: {after:#?}");
+    let scheduled = entity::store::tasks::scheduled_for(&app.db, &id).await.expect("db");
+    let operations: Vec<entity::Operation> = scheduled.iter().map(|t| t.operation).collect();
+    assert_eq!(operations, [entity::Operation::StopSpec, entity::Operation::DeleteSpec]);
+
+    // And the sandbox stops as ever.
+    assert_eq!(acme.ok("POST", &format!("/api/sandbox/{id}/stop"), None).await["state"], "stopping");
+    acme.wait_state(&id, "stopped", Duration::from_secs(30)).await;
+    for _ in 0..10 {
+        assert_eq!(acme.call("POST", &format!("/api/sandbox/{id}/last-activity"), None).await.status, 201);
+    }
+    let stopped = entity::store::tasks::scheduled_for(&app.db, &id).await.expect("db");
+    assert_eq!(stopped.iter().filter(|t| t.operation == entity::Operation::DeleteSpec).count(), 1, "{stopped:#?}");
+    assert!(tests::daytona::tasks_of(&app.db, &id).await.len() <= before + 2, "the stop, and at most one more row");
+}
+
 fn urlencode(text: &str) -> String {
     text.bytes()
         .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
@@ -339,6 +387,7 @@ fn urlencode(text: &str) -> String {
 }
 
 in_both_modes!(
+    schedules_past_the_horizon_are_never_and_activity_leaves_no_rows,
     labels_are_replaced_whole_and_the_toolbox_url_is_on_the_servers_base,
     sandboxes_are_listed_in_keyset_pages_with_filters,
     a_sandbox_is_created_stopped_started_and_deleted_as_daytonas_clients_expect,

@@ -238,30 +238,41 @@ async fn scheduled_tasks_wait_for_their_time_and_guarded_submits_have_one_winner
         app.engine.submit(submission(entity::Operation::StartWorkload, Default::default())).await.expect("start");
     app.engine.wait_finished(started.id, Duration::from_secs(30)).await.expect("db");
 
-    // A delete only of a stopped spec, due in 3 s; a stop a second later; a third task, to be
-    // cancelled before its time.
-    let soon = entity::store::now() + chrono::TimeDelta::seconds(3);
+    // A delete only of a stopped spec, due in 5 s; a stop a second later; a third task (a
+    // forced stop), to be cancelled before its time.
+    let schedule = |operation, params, at| {
+        let engine = app.engine.clone();
+        let submission = submission(operation, params);
+        async move { engine.schedule(submission, at).await.expect("schedule").expect("within the horizon") }
+    };
+    let soon = entity::store::now() + chrono::TimeDelta::seconds(5);
     let guarded = entity::outcome::TaskParams { only_if_stopped: true, ..Default::default() };
-    let delete = app.engine.schedule(submission(entity::Operation::DeleteSpec, guarded), soon).await.expect("schedule");
+    let delete = schedule(entity::Operation::DeleteSpec, guarded, soon).await;
     let stop_at = soon + chrono::TimeDelta::seconds(1);
-    let stop = app
-        .engine
-        .schedule(submission(entity::Operation::StopSpec, Default::default()), stop_at)
-        .await
-        .expect("schedule");
+    let stop = schedule(entity::Operation::StopSpec, Default::default(), stop_at).await;
     assert_eq!(entity::store::tasks::pending_for(&app.db, &spec.id).await.expect("db"), None, "not pending yet");
-    tokio::time::sleep(Duration::from_millis(700)).await;
     let waiting = entity::store::tasks::get(&app.db, stop.id).await.expect("db").expect("task");
     assert_eq!((waiting.state, waiting.attempt), (entity::TaskState::Queued, 0), "not run before its time");
-    let later = entity::store::now() + chrono::TimeDelta::seconds(600);
-    let never = app
-        .engine
-        .schedule(submission(entity::Operation::StopSpec, Default::default()), later)
-        .await
-        .expect("schedule");
+    let forced = entity::outcome::TaskParams { force: true, ..Default::default() };
+    let never =
+        schedule(entity::Operation::StopSpec, forced.clone(), entity::store::now() + chrono::TimeDelta::days(1)).await;
     let scheduled: Vec<i32> =
         entity::store::tasks::scheduled_for(&app.db, &spec.id).await.expect("db").iter().map(|t| t.id).collect();
     assert_eq!(scheduled, [delete.id, stop.id, never.id]);
+
+    // Scheduling the same again moves it (no row is added); past the horizon is never, and what
+    // is stored compares in time order in both databases (decades ahead: not due).
+    let decades = entity::store::now() + chrono::TimeDelta::days(50 * 365);
+    let moved = schedule(entity::Operation::StopSpec, forced.clone(), decades).await;
+    assert_eq!(moved.id, never.id, "moved, not added");
+    assert_eq!(moved.not_before.map(|at| at.timestamp()), Some(decades.timestamp()));
+    let beyond = entity::store::now() + worker::engine::HORIZON + chrono::TimeDelta::days(1);
+    let refused = app.engine.schedule(submission(entity::Operation::StopSpec, Default::default()), beyond).await;
+    assert_eq!(refused.expect("db"), None, "past the horizon: never");
+    let due = entity::store::tasks::due_for_publish(&app.db, None, 100).await.expect("db");
+    assert!(due.iter().all(|t| t.id != never.id), "decades ahead is not due: {due:?}");
+    let all = tests::daytona::tasks_of(&app.db, &spec.id).await;
+    assert_eq!(all.len(), 4, "the start and three scheduled: {all:?}");
 
     let kept = app.engine.wait_finished(delete.id, Duration::from_secs(30)).await.expect("db").expect("task");
     assert!(kept.started_at.expect("ran") >= soon, "ran at its time, not before");

@@ -25,6 +25,11 @@ use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 
+/// How far ahead a task may be scheduled: later means never. (Every time stored is then well
+/// inside what both databases compare in time order; SQLite compares the stored text, and a
+/// year past 9999 is written `+10000-...`, which sorts before `2026-...`.)
+pub const HORIZON: chrono::TimeDelta = chrono::TimeDelta::days(100 * 366);
+
 /// What a face asks for; the engine derives the rest.
 pub struct Submission<'a> {
     /// The tenant it is for, whose target it must be (checked by the face).
@@ -137,14 +142,37 @@ impl Engine {
     /// Commits the task to run at `at`, not before: until then it is neither published nor
     /// pending. The dispatchers' relay routes and publishes it when it comes due; claims make
     /// sure it runs once, however many processes relay it. A restart loses nothing: it is a row.
-    pub async fn schedule(&self, submission: Submission<'_>, at: DateTime<Utc>) -> Result<task::Model, DbErr> {
-        tasks::insert_scheduled(&self.db, new_task(&submission, None), Some(at)).await
+    ///
+    /// Rescheduling moves, it does not add: a task of the same operation and parameters already
+    /// scheduled for the target is moved to `at` (so schedules replaced on every use leave no
+    /// rows behind). `None`: `at` is past the `HORIZON`, which means never.
+    pub async fn schedule(&self, submission: Submission<'_>, at: DateTime<Utc>) -> Result<Option<task::Model>, DbErr> {
+        if at > entity::store::now() + HORIZON {
+            return Ok(None);
+        }
+        let new = new_task(&submission, None);
+        let same = |t: &task::Model| {
+            t.operation == new.operation
+                && TaskParams::from_json(t.params.as_deref()) == new.params
+                && t.tenant_id == new.tenant_id
+        };
+        for waiting in tasks::scheduled_for(&self.db, submission.target_id).await?.into_iter().filter(same) {
+            if tasks::move_scheduled(&self.db, waiting.id, at).await? {
+                return tasks::get(&self.db, waiting.id).await;
+            }
+        }
+        tasks::insert_scheduled(&self.db, new, Some(at)).await.map(Some)
     }
 
     /// Cancels every task aimed at `target_id` that is scheduled for later, on behalf of `by`.
     pub async fn unschedule(&self, target_id: &str, by: i32) -> Result<(), DbErr> {
-        for task in tasks::scheduled_for(&self.db, target_id).await? {
-            self.cancel(&task, by).await?;
+        self.unschedule_except(target_id, &[], by).await
+    }
+
+    /// Cancels every task aimed at `target_id` that is scheduled for later, but those of `keep`.
+    pub async fn unschedule_except(&self, target_id: &str, keep: &[i32], by: i32) -> Result<(), DbErr> {
+        for task in tasks::scheduled_for(&self.db, target_id).await?.iter().filter(|t| !keep.contains(&t.id)) {
+            self.cancel(task, by).await?;
         }
         Ok(())
     }

@@ -250,40 +250,57 @@ fn submission<'a>(
     Submission { tenant_id: org.tenant.id, user_id: org.user_id, operation, target_id: &spec.id, params }
 }
 
-/// A sandbox's schedules are scheduled engine tasks, counted in its minutes (`minute_ms`):
-/// - started (created, started, used): they are replaced by a stop after `autoStopInterval`
-///   (for an ephemeral sandbox a delete) and a delete `autoDeleteInterval` after that;
-/// - stopped: a delete `autoDeleteInterval` from now is added. The auto-stop stays: should the
-///   stop be cancelled, the sandbox still stops when idle; on a stopped sandbox it does nothing.
-///
-/// Every scheduled delete of a non-ephemeral sandbox is `only_if_stopped`: a sandbox started
-/// again, or whose stop was cancelled, is not deleted.
+/// How a sandbox's schedules are set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Standing {
+    /// Started (created, started, or used while started): an auto-stop after
+    /// `autoStopInterval` (for an ephemeral sandbox a delete) and a delete `autoDeleteInterval`
+    /// after that; nothing else.
+    Started,
+    /// Stopped just now: a delete `autoDeleteInterval` from now, beside what is there. The
+    /// auto-stop stays: should the stop be cancelled, the sandbox still stops when idle; on a
+    /// stopped sandbox it does nothing.
+    Stopping,
+    /// Stopped, and used or changed: a delete `autoDeleteInterval` from now; nothing else.
+    Stopped,
+}
+
+/// A sandbox's schedules are scheduled engine tasks, counted in its minutes (`minute_ms`). A
+/// schedule replaced is moved, not added (see `Engine::schedule`), so activity leaves no rows
+/// behind; one past the engine's horizon (or what a date can hold) means never. Every
+/// scheduled delete of a non-ephemeral sandbox is `only_if_stopped`: a sandbox started again,
+/// or whose stop was cancelled, is not deleted.
 async fn schedule(
     state: &AppState,
     daytona: &DaytonaState,
     org: &Org,
     spec: &workload_spec::Model,
-    started: bool,
+    from: Standing,
 ) -> Result<(), DaytonaError> {
     let a = Attributes::of(spec);
     // `n` minutes after `from`; `None` (never) past what a date can hold.
     let after = |from: chrono::DateTime<chrono::Utc>, n: i64| {
         i32::try_from(n).ok().and_then(|n| daytona.minute.checked_mul(n)).and_then(|d| from.checked_add_signed(d))
     };
+    let mut keep = Vec::new();
     let mut stopped_at = Some(chrono::Utc::now());
-    if started {
-        state.engine.unschedule(&spec.id, org.user_id).await?;
+    if from == Standing::Started {
         stopped_at = None;
         if let Some(at) = after(chrono::Utc::now(), a.auto_stop_interval).filter(|_| a.auto_stop_interval > 0) {
             let operation = if a.auto_delete_interval == 0 { Operation::DeleteSpec } else { Operation::StopSpec };
-            state.engine.schedule(submission(org, spec, operation, TaskParams::default()), at).await?;
+            let task = state.engine.schedule(submission(org, spec, operation, TaskParams::default()), at).await?;
+            keep.extend(task.map(|t| t.id));
             stopped_at = Some(at);
         }
     }
     let delete_at = stopped_at.filter(|_| a.auto_delete_interval > 0).and_then(|at| after(at, a.auto_delete_interval));
     if let Some(at) = delete_at {
         let params = TaskParams { only_if_stopped: true, ..TaskParams::default() };
-        state.engine.schedule(submission(org, spec, Operation::DeleteSpec, params), at).await?;
+        let task = state.engine.schedule(submission(org, spec, Operation::DeleteSpec, params), at).await?;
+        keep.extend(task.map(|t| t.id));
+    }
+    if from != Standing::Stopping {
+        state.engine.unschedule_except(&spec.id, &keep, org.user_id).await?;
     }
     Ok(())
 }
@@ -300,10 +317,8 @@ async fn schedule_from_now(
     if now.changing {
         return Ok(());
     }
-    if now.stored != "started" {
-        state.engine.unschedule(&spec.id, org.user_id).await?;
-    }
-    schedule(state, daytona, org, spec, now.stored == "started").await
+    let from = if now.stored == "started" { Standing::Started } else { Standing::Stopped };
+    schedule(state, daytona, org, spec, from).await
 }
 
 /// What an answer that submitted a task shows.
@@ -414,7 +429,7 @@ pub async fn stop(
         task
     } else {
         let task = submit(&state, &org, &spec, Operation::StopSpec, params).await?;
-        schedule(&state, &daytona, &org, &spec, false).await?;
+        schedule(&state, &daytona, &org, &spec, Standing::Stopping).await?;
         task
     };
     accepted(&req, &state, &org, &spec, &task, Shown::AsLeft).await
@@ -466,7 +481,7 @@ async fn wait_started(
     spec: &workload_spec::Model,
     task: entity::task::Model,
 ) -> Result<HttpResponse, DaytonaError> {
-    schedule(state, daytona, org, spec, true).await?;
+    schedule(state, daytona, org, spec, Standing::Started).await?;
     state.engine.wait_finished(task.id, START_WAIT).await?;
     accepted(req, state, org, spec, &task, Shown::Now).await
 }

@@ -322,6 +322,22 @@ pub async fn pending_for_each(db: &impl ConnectionTrait, target_ids: &[&str]) ->
     Ok(unfinished.into_iter().filter(|t| seen.insert(t.target_id.clone())).collect())
 }
 
+/// Moves a task scheduled for later to `at`; false when it is no longer waiting (it came due,
+/// was published, claimed or cancelled meanwhile).
+pub async fn move_scheduled(db: &impl ConnectionTrait, id: i32, at: DateTime<Utc>) -> Result<bool, DbErr> {
+    let now = super::now();
+    let updated = task::Entity::update_many()
+        .col_expr(Column::NotBefore, Expr::value(at))
+        .col_expr(Column::UpdatedAt, Expr::value(now))
+        .filter(Column::Id.eq(id))
+        .filter(Column::State.eq(TaskState::Queued))
+        .filter(Column::PublishedAt.is_null())
+        .filter(Column::NotBefore.gt(now))
+        .exec(db)
+        .await?;
+    Ok(updated.rows_affected == 1)
+}
+
 /// The tasks aimed at `target_id` that are scheduled for later than now.
 pub async fn scheduled_for(db: &impl ConnectionTrait, target_id: &str) -> Result<Vec<task::Model>, DbErr> {
     task::Entity::find()
