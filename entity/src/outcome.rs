@@ -77,6 +77,10 @@ pub struct TaskParams {
     /// scheduled clean-up of something stopped, which may have been started again).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub only_if_stopped: bool,
+    /// Delete: also remove the spec's working directory, a directory of its own (a sandbox's),
+    /// with everything in it, once the spec is deleted.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub remove_files: bool,
 }
 
 impl TaskParams {

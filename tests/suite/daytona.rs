@@ -77,6 +77,14 @@ async fn a_sandbox_is_created_stopped_started_and_deleted_as_daytonas_clients_ex
         async move { acme.call("GET", &path, None).await.status == 404 }
     })
     .await;
+    // Its files, and its workloads' logs in them, go with it once its delete has finished.
+    let deleted = tests::daytona::tasks_of(&app.db, &id)
+        .await
+        .into_iter()
+        .rev()
+        .find(|t| t.operation == entity::Operation::DeleteSpec);
+    app.engine.wait_finished(deleted.expect("the delete").id, Duration::from_secs(30)).await.expect("db");
+    assert!(!home.exists(), "{} is left", home.display());
     assert_error(
         &acme.call("GET", &format!("/api/sandbox/{id}"), None).await,
         404,
@@ -509,6 +517,7 @@ async fn schedules_stop_idle_sandboxes_and_delete_stopped_ones(mode: Mode) {
     // yet has room (`manual` 10 s for one stop request; `touched` ten minutes, shortened later).
     let idle = create("idle", 0, 1).await;
     let idle_workload = workload_of(idle.clone()).await;
+    let idle_home = entity::store::specs::find(&app.db, &idle).await.expect("db").expect("spec").working_dir;
     let set = acme.ok("POST", &format!("/api/sandbox/{idle}/autostop/1"), None).await;
     assert_eq!(set["autoStopInterval"], 1);
     let kept = create("kept", 0, -1).await;
@@ -576,6 +585,11 @@ async fn schedules_stop_idle_sandboxes_and_delete_stopped_ones(mode: Mode) {
         .await;
     }
     assert_eq!(marked_processes(&idle_workload), Vec::<i32>::new(), "the auto-stop left nothing alive");
+    tests::wait_until("the auto-deleted sandbox's files to go", Duration::from_secs(30), || {
+        let home = std::path::PathBuf::from(&idle_home);
+        async move { !home.exists() }
+    })
+    .await;
     let idle_tasks = tests::daytona::tasks_of(&app.db, &idle).await;
     let ran: Vec<(entity::Operation, bool)> =
         idle_tasks.iter().filter(|t| t.not_before.is_some()).map(|t| (t.operation, t.success == Some(true))).collect();

@@ -237,6 +237,11 @@ async fn submit(
     state.engine.submit_if_unchanged(submission(org, spec, operation, params), spec).await?.ok_or_else(modified)
 }
 
+/// A sandbox's delete: its working directory (its own) goes with it.
+fn deletion(params: TaskParams) -> TaskParams {
+    TaskParams { remove_files: true, ..params }
+}
+
 fn modified() -> DaytonaError {
     DaytonaError::Conflict("Sandbox was modified by another operation".into())
 }
@@ -287,15 +292,18 @@ async fn schedule(
     if from == Standing::Started {
         stopped_at = None;
         if let Some(at) = after(chrono::Utc::now(), a.auto_stop_interval).filter(|_| a.auto_stop_interval > 0) {
-            let operation = if a.auto_delete_interval == 0 { Operation::DeleteSpec } else { Operation::StopSpec };
-            let task = state.engine.schedule(submission(org, spec, operation, TaskParams::default()), at).await?;
+            let (operation, params) = match a.auto_delete_interval {
+                0 => (Operation::DeleteSpec, deletion(TaskParams::default())),
+                _ => (Operation::StopSpec, TaskParams::default()),
+            };
+            let task = state.engine.schedule(submission(org, spec, operation, params), at).await?;
             keep.extend(task.map(|t| t.id));
             stopped_at = Some(at);
         }
     }
     let delete_at = stopped_at.filter(|_| a.auto_delete_interval > 0).and_then(|at| after(at, a.auto_delete_interval));
     if let Some(at) = delete_at {
-        let params = TaskParams { only_if_stopped: true, ..TaskParams::default() };
+        let params = deletion(TaskParams { only_if_stopped: true, ..TaskParams::default() });
         let task = state.engine.schedule(submission(org, spec, Operation::DeleteSpec, params), at).await?;
         keep.extend(task.map(|t| t.id));
     }
@@ -424,7 +432,7 @@ pub async fn stop(
     }
     let params = TaskParams { force, ..TaskParams::default() };
     let task = if Attributes::of(&spec).auto_delete_interval == 0 {
-        let task = submit(&state, &org, &spec, Operation::DeleteSpec, params).await?;
+        let task = submit(&state, &org, &spec, Operation::DeleteSpec, deletion(params)).await?;
         state.engine.unschedule(&spec.id, org.user_id).await?;
         task
     } else {
@@ -558,7 +566,7 @@ pub async fn delete(
     if states(&state, &spec).await?.changing {
         return Err(in_progress());
     }
-    let task = submit(&state, &org, &spec, Operation::DeleteSpec, TaskParams::default()).await?;
+    let task = submit(&state, &org, &spec, Operation::DeleteSpec, deletion(TaskParams::default())).await?;
     state.engine.unschedule(&spec.id, org.user_id).await?;
     accepted(&req, &state, &org, &spec, &task, Shown::AsLeft).await
 }

@@ -2,6 +2,8 @@
 //! deletion holds only while the spec has no active workload (`specs::mark_deleted`), and a
 //! start that claims the spec meanwhile gives up when it finds it deleted, so no workload of a
 //! deleted spec keeps running. Asked `only_if_stopped`, it leaves a running spec as it is.
+//! Asked `remove_files`, it then removes the spec's working directory (its workloads' logs
+//! are in it): nothing of a deleted sandbox stays on disk.
 
 use super::{Ctx, OpError, stop_workload};
 use entity::state::Outcome;
@@ -26,8 +28,24 @@ pub async fn run(ctx: &Ctx, task: &task::Model, cancel: &CancellationToken) -> R
         }
         ctx.guard(std::slice::from_ref(task)).await?;
         if specs::mark_deleted(&ctx.db, &spec).await? {
+            if task.params().remove_files {
+                remove_dir(spec.working_dir.clone()).await;
+            }
             return Ok(Outcome::SpecDeleted { spec_name: spec.name });
         }
         // A start claimed it in between: stop that one too.
+    }
+}
+
+/// Removes a deleted spec's working directory; a failure is logged (the spec is deleted all the
+/// same, and a re-run finds it gone).
+async fn remove_dir(dir: String) {
+    let removed = tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&dir) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err((dir, err)),
+        _ => Ok(()),
+    })
+    .await;
+    if let Ok(Err((dir, err))) = removed {
+        tracing::warn!(%err, dir, "could not remove the deleted spec's working directory");
     }
 }
