@@ -208,6 +208,28 @@ async fn generated_daytona_input_never_gets_a_5xx(mode: Mode) {
             check_daytona(&format!("{path}?{query}"), resp.status, &resp.body);
         }
     }
+    // Filters of every size, to thousands of labels or repeated states (once a 500: "Expression
+    // tree is too large"): an answer, or a 400 past what a listing accepts.
+    let sizes = samples(0usize..1200).into_iter().chain([100, 101, 995, 996, 1000, 1001]);
+    for (n, size) in sizes.enumerate() {
+        let labels: serde_json::Map<String, serde_json::Value> =
+            (0..size).map(|i| (format!("k{i}"), serde_json::json!("v"))).collect();
+        let labels = serde_json::Value::Object(labels).to_string();
+        let state = ["started", "stopped", "error", "starting"][n % 4];
+        let states = vec![("states", state); size];
+        for query in [
+            serde_urlencoded::to_string([("labels", labels.as_str())]).expect("query"),
+            serde_urlencoded::to_string(&states).expect("query"),
+        ] {
+            for path in ["/api/sandbox", "/api/sandbox/paginated"] {
+                let resp = acme.call("GET", &format!("{path}?{query}"), None).await;
+                let what = format!("{path} with {size} filters");
+                check_daytona(&what, resp.status, &resp.body);
+                let fits = query.starts_with("states") || size <= 100;
+                assert_eq!(resp.status, if fits { 200 } else { 400 }, "{what}: {}", resp.body);
+            }
+        }
+    }
     let values = proptest::sample::select(vec![
         serde_json::json!(null),
         serde_json::json!(-1),

@@ -130,6 +130,10 @@ fn number(
     }
 }
 
+/// The most labels a listing filters by (each is a condition of its query; the databases bound
+/// how many one query may hold).
+const MAX_LABEL_FILTERS: usize = 100;
+
 /// The listing's filters and order (`id`/`name` prefixes, `states`, `labels`, `sort`, `order`);
 /// `None` when the states asked for are ones this engine never reports (nothing matches).
 fn query_of(pairs: &[(String, String)]) -> Result<Option<specs::SpecQuery>, DaytonaError> {
@@ -137,8 +141,10 @@ fn query_of(pairs: &[(String, String)]) -> Result<Option<specs::SpecQuery>, Dayt
     let mut asked_states = false;
     for (_, name) in pairs.iter().filter(|(k, _)| k == "states" || k == "states[]") {
         asked_states = true;
-        // A Daytona state this engine never reports matches nothing.
-        if let Some(state) = view::workload_state_of(name)? {
+        // A Daytona state this engine never reports matches nothing; one asked twice, once.
+        if let Some(state) = view::workload_state_of(name)?
+            && !states.contains(&state)
+        {
             states.push(state);
         }
     }
@@ -151,6 +157,9 @@ fn query_of(pairs: &[(String, String)]) -> Result<Option<specs::SpecQuery>, Dayt
     };
     if labels.iter().any(|(key, _)| !label_key_ok(key)) {
         return Err(DaytonaError::BadRequest("Invalid labels JSON format".into()));
+    }
+    if labels.len() > MAX_LABEL_FILTERS {
+        return Err(DaytonaError::BadRequest(format!("labels may filter by at most {MAX_LABEL_FILTERS} labels")));
     }
     let sort = match one(pairs, "sort").unwrap_or("lastActivityAt") {
         "lastActivityAt" => specs::SpecSort::UpdatedAt,
