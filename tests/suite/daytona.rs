@@ -388,6 +388,70 @@ async fn schedules_past_the_horizon_are_never_and_activity_leaves_no_rows(mode: 
     assert!(tests::daytona::tasks_of(&app.db, &id).await.len() <= before + 2, "the stop, and at most one more row");
 }
 
+/// The honest state of a sandbox that fails: one whose command cannot start is `error` with its
+/// `errorReason`, and its start task failed; one whose command exits with an error by itself is
+/// `error` too, and can be started again. Bad create bodies are 400s that create nothing.
+async fn a_sandbox_that_cannot_start_is_in_error_and_its_start_failed(mode: Mode) {
+    let broken = Options { daytona_command: Some(vec!["/nonexistent/sandbox".into()]), ..Options::default() };
+    let app = TestApp::in_mode(mode, broken).await;
+    let acme = Daytona::for_tenant(&app.base, &app.db, "acme").await;
+    let created = acme.call("POST", "/api/sandbox", Some(&json!({"name": "broken"}))).await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    let location =
+        created.header("Operation-Location").expect("Operation-Location").trim_start_matches(&app.base).to_owned();
+    let sandbox = created.json();
+    assert_strict_sandbox(&sandbox);
+    assert_eq!(
+        (sandbox["state"].as_str(), sandbox["desiredState"].as_str()),
+        (Some("error"), Some("stopped")),
+        "{sandbox}"
+    );
+    assert!(sandbox["errorReason"].as_str().is_some_and(|r| r.contains("not found")), "{sandbox}");
+    let task = acme.ok("GET", &location, None).await;
+    assert_eq!((task["state"].as_str(), task["success"].as_bool()), (Some("Finished"), Some(false)), "{task}");
+    assert_eq!(acme.ok("GET", "/api/sandbox/broken", None).await["state"], "error");
+    assert_eq!(acme.ok("GET", "/api/sandbox", None).await["items"][0]["state"], "error");
+    app.stop().await;
+
+    let flaky = ["sh", "-c", "if [ -n \"$FAIL\" ]; then exit \"$FAIL\"; fi; exec sleep infinity"];
+    let options = Options { daytona_command: Some(flaky.map(String::from).to_vec()), ..Options::default() };
+    let app = TestApp::in_mode(mode, options).await;
+    let acme = Daytona::for_tenant(&app.base, &app.db, "acme").await;
+    let body = json!({"name": "exits", "env": {"FAIL": "3"}});
+    let id = acme.ok("POST", "/api/sandbox", Some(&body)).await["id"].as_str().expect("id").to_owned();
+    let failed = acme.wait_state(&id, "error", Duration::from_secs(30)).await;
+    assert_eq!(failed["errorReason"], "the sandbox's process exited with code 3", "{failed}");
+    assert_eq!(
+        acme.call("POST", &format!("/api/sandbox/{id}/start"), None).await.status,
+        200,
+        "it may be started again"
+    );
+    let healthy = acme.ok("POST", "/api/sandbox", Some(&json!({"name": "fine"}))).await;
+    assert_eq!(healthy["state"], "started");
+    assert!(healthy.get("errorReason").is_none(), "{healthy}");
+
+    // Negative counts and a body that is not an object: 400, nothing created.
+    for (bad, says) in [
+        (json!({"name": "n1", "autoStopInterval": -1}), "autoStopInterval"),
+        (json!({"name": "n2", "autoArchiveInterval": -5}), "autoArchiveInterval"),
+        (json!({"name": "n3", "gpu": -1}), "gpu"),
+        (json!([{"name": "n4"}]), "object"),
+        (json!(["n5"]), "object"),
+        (json!("n6"), "object"),
+    ] {
+        assert_error(&acme.call("POST", "/api/sandbox", Some(&bad)).await, 400, says);
+    }
+    let names: Vec<String> = acme.ok("GET", "/api/sandbox", None).await["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|s| s["name"].as_str().expect("name").to_owned())
+        .collect();
+    assert_eq!(names.len(), 2, "only exits and fine: {names:?}");
+    let never = acme.ok("POST", "/api/sandbox", Some(&json!({"name": "keep", "autoDeleteInterval": -7}))).await;
+    assert_eq!(never["autoDeleteInterval"], -7, "a negative auto-delete means never");
+}
+
 fn urlencode(text: &str) -> String {
     text.bytes()
         .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
@@ -395,6 +459,7 @@ fn urlencode(text: &str) -> String {
 }
 
 in_both_modes!(
+    a_sandbox_that_cannot_start_is_in_error_and_its_start_failed,
     schedules_past_the_horizon_are_never_and_activity_leaves_no_rows,
     labels_are_replaced_whole_and_the_toolbox_url_is_on_the_servers_base,
     sandboxes_are_listed_in_keyset_pages_with_filters,

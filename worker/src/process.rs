@@ -135,18 +135,25 @@ pub fn passed_gate(log: &Path) -> bool {
     log.exists()
 }
 
-/// Fails as `exec` would: a path (relative to `working_dir`) that is not a file, or a name that
-/// no directory of the workloads' fixed `PATH` holds.
+/// Fails as `exec` would: a path (relative to `working_dir`) that is not an executable file, or
+/// a name that no directory of the workloads' fixed `PATH` holds as one.
 fn find_program(program: &str, working_dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |path: std::path::PathBuf| {
+        std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
     let found = if program.contains('/') {
-        working_dir.join(program).is_file()
+        executable(working_dir.join(program))
     } else {
-        std::env::split_paths(entity::environment::PATH).any(|dir| dir.join(program).is_file())
+        std::env::split_paths(entity::environment::PATH).any(|dir| executable(dir.join(program)))
     };
     if found {
         Ok(())
     } else {
-        Err(std::io::Error::new(std::io::ErrorKind::NotFound, format!("command {program:?} not found")))
+        Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("command {program:?} not found or not executable"),
+        ))
     }
 }
 
@@ -383,5 +390,9 @@ mod tests {
         let err = find_program("no-such-command-here", &dir).expect_err("not found");
         assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
         assert!(find_program("sh", &dir).is_ok());
+        let plain = dir.join(format!("taskq-not-executable-{}", std::process::id()));
+        std::fs::write(&plain, "#!/bin/sh\n").expect("write");
+        assert!(find_program(&plain.display().to_string(), &dir).is_err(), "a file that is not executable");
+        let _ = std::fs::remove_file(plain);
     }
 }

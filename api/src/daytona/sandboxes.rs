@@ -4,7 +4,7 @@
 use super::auth::Org;
 use super::error::DaytonaError;
 use super::settings::DaytonaState;
-use super::view::{self, Attributes};
+use super::view::{self, Attributes, SandboxState};
 use crate::origin::BaseUrl;
 use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -47,54 +47,55 @@ async fn json_of(state: &AppState, org: &Org, spec: &workload_spec::Model) -> Re
     sandbox_json(state, org, &spec).await
 }
 
-/// The sandbox's JSON: its spec with its active workload and pending task.
+/// The sandbox's JSON: its spec with its progress.
 async fn sandbox_json(
     state: &AppState,
     org: &Org,
     spec: &workload_spec::Model,
 ) -> Result<serde_json::Value, DaytonaError> {
-    let (active, pending) = progress(state, spec).await?;
-    Ok(view::sandbox(spec, active.as_ref(), pending.as_ref(), org))
+    Ok(view::sandbox(spec, &progress(state, spec).await?, org))
 }
 
-/// The JSON of each sandbox, from two reads whatever their number.
+/// The JSON of each sandbox, from three reads whatever their number.
 async fn sandboxes_json(
     state: &AppState,
     org: &Org,
     specs: &[workload_spec::Model],
 ) -> Result<Vec<serde_json::Value>, DaytonaError> {
-    let (mut active, mut pending) = progress_of(state, specs).await?;
-    Ok(specs
-        .iter()
-        .map(|spec| {
-            let (active, pending) = (active.remove(&spec.id), pending.remove(&spec.id));
-            view::sandbox(spec, active.as_ref(), pending.as_ref(), org)
-        })
-        .collect())
+    let mut progress = progress_of(state, specs).await?;
+    Ok(specs.iter().map(|spec| view::sandbox(spec, &progress.remove(&spec.id).unwrap_or_default(), org)).collect())
 }
 
-/// The sandbox's active workload and its pending task, which its states are derived from.
-async fn progress(
+/// What the sandbox's states are derived from.
+async fn progress(state: &AppState, spec: &workload_spec::Model) -> Result<view::Progress, DaytonaError> {
+    Ok(progress_of(state, std::slice::from_ref(spec)).await?.remove(&spec.id).unwrap_or_default())
+}
+
+/// `progress` of each sandbox, by its id, in three reads: the pending tasks first, then the
+/// active workloads, then the last workload of those with none active. The reads are not one
+/// snapshot, and in this order a change between them cannot make a sandbox look idle: a task
+/// seen finished had done its work on the workload before (the other order could miss both a
+/// start's new workload and its task, finished in between, and let a second start through).
+async fn progress_of(
     state: &AppState,
-    spec: &workload_spec::Model,
-) -> Result<(Option<entity::workload::Model>, Option<entity::task::Model>), DaytonaError> {
-    let (mut active, mut pending) = progress_of(state, std::slice::from_ref(spec)).await?;
-    Ok((active.remove(&spec.id), pending.remove(&spec.id)))
-}
-
-type Progress = (HashMap<String, entity::workload::Model>, HashMap<String, entity::task::Model>);
-
-/// `progress` of each sandbox, by its id, in two reads: the pending tasks first, then the
-/// workloads. The reads are not one snapshot, and in this order a change between them cannot
-/// make a sandbox look idle: a task seen finished had done its work on the workload before
-/// (the other order could miss both a start's new workload and its task, finished in between,
-/// and let a second start through).
-async fn progress_of(state: &AppState, specs: &[workload_spec::Model]) -> Result<Progress, DaytonaError> {
+    specs: &[workload_spec::Model],
+) -> Result<HashMap<String, view::Progress>, DaytonaError> {
     let ids: Vec<&str> = specs.iter().map(|s| s.id.as_str()).collect();
-    let pending = tasks::pending_for_each(&state.db, &ids).await?.into_iter().map(|t| (t.target_id.clone(), t));
-    let pending = pending.collect();
-    let active = workloads::active_of_specs(&state.db, &ids).await?.into_iter().map(|w| (w.spec_id.clone(), w));
-    Ok((active.collect(), pending))
+    let mut progress: HashMap<String, view::Progress> = HashMap::new();
+    for task in tasks::pending_for_each(&state.db, &ids).await? {
+        let id = task.target_id.clone();
+        progress.entry(id).or_default().pending = Some(task);
+    }
+    for workload in workloads::active_of_specs(&state.db, &ids).await? {
+        let id = workload.spec_id.clone();
+        progress.entry(id).or_default().active = Some(workload);
+    }
+    let idle: Vec<&str> = ids.iter().copied().filter(|id| !progress.contains_key(*id)).collect();
+    for workload in workloads::last_ended_of_specs(&state.db, &idle).await? {
+        let id = workload.spec_id.clone();
+        progress.entry(id).or_default().last = Some(workload);
+    }
+    Ok(progress)
 }
 
 /// The query string's pairs; a NUL (which no stored text holds) is a 400.
@@ -334,7 +335,7 @@ async fn schedule_from_now(
     if now.changing {
         return Ok(());
     }
-    let from = if now.stored == "started" { Standing::Started } else { Standing::Stopped };
+    let from = if now.stored == SandboxState::Started { Standing::Started } else { Standing::Stopped };
     schedule(state, daytona, org, spec, from).await
 }
 
@@ -363,7 +364,7 @@ async fn accepted(
         Shown::AsLeft => {
             let spec = specs::find(&state.db, &spec.id).await?.unwrap_or_else(|| spec.clone());
             let active = workloads::active_of_spec(&state.db, &spec.id).await?;
-            view::sandbox(&spec, active.as_ref(), Some(task), org)
+            view::sandbox(&spec, &view::Progress { active, pending: Some(task.clone()), last: None }, org)
         }
     };
     Ok(HttpResponse::Ok().insert_header(("Operation-Location", location)).json(body))
@@ -371,8 +372,7 @@ async fn accepted(
 
 /// The sandbox's states now.
 async fn states(state: &AppState, spec: &workload_spec::Model) -> Result<view::States, DaytonaError> {
-    let (active, pending) = progress(state, spec).await?;
-    Ok(view::States::of(active.as_ref(), pending.as_ref()))
+    Ok(view::States::of(&progress(state, spec).await?))
 }
 
 fn in_progress() -> DaytonaError {
@@ -436,7 +436,7 @@ pub async fn stop(
     if now.changing {
         return Err(in_progress());
     }
-    if now.stored != "started" {
+    if now.stored != SandboxState::Started {
         return Err(DaytonaError::BadRequest("Sandbox is not in a stoppable state".into()));
     }
     let params = TaskParams { force, ..TaskParams::default() };
@@ -462,13 +462,13 @@ pub async fn start(
 ) -> Result<HttpResponse, DaytonaError> {
     let spec = find(&state, &org, &path).await?;
     let now = states(&state, &spec).await?;
-    if now.reported == "started" {
+    if now.reported == SandboxState::Started {
         return render(&state, &org, &spec).await;
     }
     if now.changing {
         return Err(in_progress());
     }
-    if now.stored != "stopped" {
+    if now.stored != SandboxState::Stopped {
         return Err(DaytonaError::BadRequest("Sandbox is not in valid state".into()));
     }
     start_and_wait(&req, &state, &daytona, &org, &spec).await
@@ -605,11 +605,16 @@ pub struct CreateSandbox {
 pub async fn create(
     org: Org,
     req: HttpRequest,
-    body: web::Json<CreateSandbox>,
+    body: web::Json<serde_json::Value>,
     state: web::Data<AppState>,
     daytona: web::Data<DaytonaState>,
 ) -> Result<HttpResponse, DaytonaError> {
-    let body = body.into_inner();
+    // An object (a JSON array would fill the fields in order, as serde reads a struct).
+    if !body.is_object() {
+        return Err(DaytonaError::BadRequest("the body must be a JSON object".into()));
+    }
+    let body: CreateSandbox =
+        serde_json::from_value(body.into_inner()).map_err(|err| DaytonaError::BadRequest(err.to_string()))?;
     if !body.env.keys().all(|key| env_key_ok(key)) {
         return Err(DaytonaError::BadRequest("env names must be 1 to 255 characters, without '=' or NUL".into()));
     }
@@ -641,11 +646,15 @@ pub async fn create(
         network_block_all: body.network_block_all.unwrap_or(false),
         target: body.target.unwrap_or(defaults.target),
         cpu: size("cpu", body.cpu, defaults.cpu)?,
-        gpu: body.gpu.filter(|g| *g >= 0).unwrap_or(0),
+        gpu: non_negative("gpu", body.gpu, 0)?,
         memory: size("memory", body.memory, defaults.memory)?,
         disk: size("disk", body.disk, defaults.disk)?,
-        auto_stop_interval: body.auto_stop_interval.filter(|n| *n >= 0).unwrap_or(defaults.auto_stop_interval),
-        auto_archive_interval: body.auto_archive_interval.filter(|n| *n >= 0).unwrap_or(defaults.auto_archive_interval),
+        auto_stop_interval: non_negative("autoStopInterval", body.auto_stop_interval, defaults.auto_stop_interval)?,
+        auto_archive_interval: non_negative(
+            "autoArchiveInterval",
+            body.auto_archive_interval,
+            defaults.auto_archive_interval,
+        )?,
         auto_delete_interval: body.auto_delete_interval.unwrap_or(defaults.auto_delete_interval),
     };
     let id = uuid::Uuid::new_v4().to_string();
@@ -682,6 +691,16 @@ pub async fn create(
         Err(err) => return Err(err.into()),
     };
     wait_started(&req, &state, &daytona, &org, &spec, task).await
+}
+
+/// A count that may not be negative (`default` when absent); else a 400 naming it. (A negative
+/// `autoDeleteInterval` is allowed: it means never.)
+fn non_negative(name: &str, value: Option<i64>, default: i64) -> Result<i64, DaytonaError> {
+    match value {
+        Some(n) if n < 0 => Err(DaytonaError::BadRequest(format!("{name} must be a non-negative integer, not {n}"))),
+        Some(n) => Ok(n),
+        None => Ok(default),
+    }
 }
 
 /// A boolean query parameter: only `true` or `false` (Nest's `ParseBoolPipe`), else a 400.

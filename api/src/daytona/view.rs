@@ -8,6 +8,7 @@
 //! touches it).
 
 use super::auth::Org;
+use entity::outcome::End;
 use entity::{Operation, WorkloadState, task, workload, workload_spec};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -76,13 +77,64 @@ pub fn is_sandbox(spec: &workload_spec::Model) -> bool {
     serde_json::from_str::<Value>(&spec.meta).is_ok_and(|meta| meta.get("daytona").is_some())
 }
 
+/// The Daytona states this face reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SandboxState {
+    Started,
+    Starting,
+    Stopping,
+    Stopped,
+    Destroying,
+    Destroyed,
+    /// Its last workload ended on its own with a failure (its command could not start, or
+    /// exited with an error or a signal): `errorReason` says how.
+    Error,
+}
+
+impl SandboxState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SandboxState::Started => "started",
+            SandboxState::Starting => "starting",
+            SandboxState::Stopping => "stopping",
+            SandboxState::Stopped => "stopped",
+            SandboxState::Destroying => "destroying",
+            SandboxState::Destroyed => "destroyed",
+            SandboxState::Error => "error",
+        }
+    }
+}
+
+/// What a sandbox's states are derived from: its active workload, its pending task, and its
+/// last workload (when none is active).
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    pub active: Option<workload::Model>,
+    pub pending: Option<task::Model>,
+    pub last: Option<workload::Model>,
+}
+
 /// Stored state: the active workload's.
-pub fn stored_state(active: Option<&workload::Model>) -> &'static str {
+pub fn stored_state(active: Option<&workload::Model>) -> SandboxState {
     match active.map(|w| w.state) {
-        Some(WorkloadState::Starting) => "starting",
-        Some(WorkloadState::Running) => "started",
-        Some(WorkloadState::Stopping) => "stopping",
-        Some(WorkloadState::Stopped) | None => "stopped",
+        Some(WorkloadState::Starting) => SandboxState::Starting,
+        Some(WorkloadState::Running) => SandboxState::Started,
+        Some(WorkloadState::Stopping) => SandboxState::Stopping,
+        Some(WorkloadState::Stopped) | None => SandboxState::Stopped,
+    }
+}
+
+/// Why a workload that ended on its own failed (Daytona's `errorReason`); `None` when it was
+/// stopped, or ended well.
+fn error_reason(last: &workload::Model) -> Option<String> {
+    match last.ended()? {
+        End::StartFailed { reason } => Some(format!("the sandbox could not start: {reason}")),
+        End::Exited { code, signal, during_stop: false } if code != Some(0) => Some(match (code, signal) {
+            (_, Some(signal)) => format!("the sandbox's process was killed by {signal}"),
+            (Some(code), None) => format!("the sandbox's process exited with code {code}"),
+            (None, None) => "the sandbox's process ended".to_owned(),
+        }),
+        _ => None,
     }
 }
 
@@ -126,42 +178,51 @@ pub fn workload_state_of(name: &str) -> Result<Option<Option<WorkloadState>>, su
     })
 }
 
-/// A sandbox's states, derived from its active workload and its pending task.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A sandbox's states, derived from its progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct States {
     /// Its workload's: `started`, `starting`, `stopping` or `stopped` (none).
-    pub stored: &'static str,
+    pub stored: SandboxState,
     /// What the pending task (if any) brings it to; else what it is heading to on its own.
-    pub desired: &'static str,
+    pub desired: SandboxState,
     /// What Daytona reports: while a task is pending, the transition it makes (`starting`,
     /// `stopping`, `destroying`), however far its workload has got: a sandbox is `stopped` only
     /// once its stop has finished, as on Daytona, where the job's completion sets the state.
-    pub reported: &'static str,
+    /// Stopped because its last workload failed on its own: `error`.
+    pub reported: SandboxState,
     /// A change is under way (Daytona's `pending`): stop, start and delete are refused (409).
     pub changing: bool,
+    /// With `error`: how its last workload failed.
+    pub error_reason: Option<String>,
 }
 
 impl States {
-    pub fn of(active: Option<&workload::Model>, pending: Option<&task::Model>) -> Self {
-        let stored = stored_state(active);
-        let heading = match pending.map(|t| t.operation) {
-            Some(Operation::StartWorkload) => Some("started"),
-            Some(Operation::StopSpec | Operation::StopWorkload) => Some("stopped"),
-            Some(Operation::DeleteSpec) => Some("destroyed"),
-            None => None,
+    pub fn of(progress: &Progress) -> Self {
+        use SandboxState::*;
+        let stored = stored_state(progress.active.as_ref());
+        let heading = progress.pending.as_ref().map(|t| match t.operation {
+            Operation::StartWorkload => Started,
+            Operation::StopSpec | Operation::StopWorkload => Stopped,
+            Operation::DeleteSpec => Destroyed,
+        });
+        let error_reason = match (stored, heading) {
+            (Stopped, None) => progress.last.as_ref().and_then(error_reason),
+            _ => None,
         };
         let (desired, reported) = match heading {
-            Some("started") => ("started", "starting"),
-            Some("stopped") => ("stopped", "stopping"),
-            Some(_) => ("destroyed", "destroying"),
-            None if stored == "started" || stored == "starting" => ("started", stored),
-            None => ("stopped", stored),
+            Some(Started) => (Started, Starting),
+            Some(Stopped) => (Stopped, Stopping),
+            Some(_) => (Destroyed, Destroying),
+            None if stored == Started || stored == Starting => (Started, stored),
+            None if error_reason.is_some() => (Stopped, Error),
+            None => (Stopped, stored),
         };
         States {
             stored,
             desired,
             reported,
-            changing: pending.is_some() || stored == "starting" || stored == "stopping",
+            changing: progress.pending.is_some() || stored == Starting || stored == Stopping,
+            error_reason,
         }
     }
 }
@@ -170,26 +231,26 @@ fn timestamp(at: &chrono::DateTime<chrono::Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// The full `Sandbox` of a spec, with its active workload and pending task.
-pub fn sandbox(
-    spec: &workload_spec::Model,
-    active: Option<&workload::Model>,
-    pending: Option<&task::Model>,
-    org: &Org,
-) -> Value {
+/// The full `Sandbox` of a spec, with its progress.
+pub fn sandbox(spec: &workload_spec::Model, progress: &Progress, org: &Org) -> Value {
     let a = Attributes::of(spec);
-    let states = States::of(active, pending);
-    json!({
+    let states = States::of(progress);
+    let active = progress.active.as_ref();
+    let mut json = json!({
         "id": spec.id, "organizationId": org.tenant.name, "name": spec.name, "snapshot": a.snapshot, "user": a.user,
         "env": spec.environment().unwrap_or_default(), "labels": a.labels, "public": a.public, "networkBlockAll": a.network_block_all, "kvm": false,
         "target": a.target, "cpu": a.cpu, "gpu": a.gpu, "memory": a.memory, "disk": a.disk,
-        "state": states.reported, "desiredState": states.desired, "recoverable": false, "backupState": "None",
+        "state": states.reported.as_str(), "desiredState": states.desired.as_str(), "recoverable": false, "backupState": "None",
         "autoStopInterval": a.auto_stop_interval, "autoArchiveInterval": a.auto_archive_interval,
         "autoDeleteInterval": a.auto_delete_interval, "volumes": [],
         "createdAt": timestamp(&spec.created_at), "updatedAt": timestamp(&spec.updated_at),
         "lastActivityAt": timestamp(&spec.updated_at), "sandboxClass": "container",
         "runnerId": active.map(|w| w.runner_id.clone()), "toolboxProxyUrl": org.toolbox_proxy_url,
-    })
+    });
+    if let Some(reason) = states.error_reason {
+        json["errorReason"] = Value::String(reason);
+    }
+    json
 }
 
 #[cfg(test)]
@@ -252,8 +313,9 @@ mod tests {
     fn the_reported_state_is_the_pending_tasks_transition_as_daytona_derives_it() {
         let running = workload(WorkloadState::Running);
         let of = |active: Option<&workload::Model>, pending: Option<Operation>| {
-            let s = States::of(active, pending.map(task).as_ref());
-            (s.reported, s.desired, s.changing)
+            let progress = Progress { active: active.cloned(), pending: pending.map(task), last: None };
+            let s = States::of(&progress);
+            (s.reported.as_str(), s.desired.as_str(), s.changing)
         };
         assert_eq!(of(Some(&running), None), ("started", "started", false));
         assert_eq!(of(None, None), ("stopped", "stopped", false));
@@ -267,5 +329,35 @@ mod tests {
         // A workload that is stopping on its own (its command exits) is changing too.
         let stopping = workload(WorkloadState::Stopping);
         assert_eq!(of(Some(&stopping), None), ("stopping", "stopped", true));
+    }
+
+    #[test]
+    fn a_sandbox_whose_last_workload_failed_on_its_own_is_in_error_and_says_why() {
+        let ended = |end: End| workload::Model {
+            ending: Some(serde_json::to_string(&end).expect("json")),
+            ..workload(WorkloadState::Stopped)
+        };
+        let of = |last: workload::Model, pending: Option<Operation>| {
+            States::of(&Progress { active: None, pending: pending.map(task), last: Some(last) })
+        };
+        let failed = of(ended(End::StartFailed { reason: "command \"x\" not found".into() }), None);
+        assert_eq!((failed.reported, failed.desired), (SandboxState::Error, SandboxState::Stopped));
+        assert!(failed.error_reason.is_some_and(|r| r.contains("not found")) && !failed.changing);
+        let exited = of(ended(End::Exited { code: Some(3), signal: None, during_stop: false }), None);
+        assert_eq!(
+            (exited.reported, exited.error_reason.as_deref()),
+            (SandboxState::Error, Some("the sandbox's process exited with code 3"))
+        );
+        let killed = of(ended(End::Exited { code: None, signal: Some("SIGKILL".into()), during_stop: false }), None);
+        assert_eq!(killed.reported, SandboxState::Error);
+        for fine in [
+            End::Exited { code: Some(0), signal: None, during_stop: false },
+            End::Exited { code: None, signal: Some("SIGTERM".into()), during_stop: true },
+            End::Stopped { how: entity::outcome::StopHow::NoProcess },
+        ] {
+            assert_eq!(of(ended(fine.clone()), None).reported, SandboxState::Stopped, "{fine:?}");
+        }
+        let restarting = of(ended(End::StartFailed { reason: "x".into() }), Some(Operation::StartWorkload));
+        assert_eq!(restarting.reported, SandboxState::Starting, "a start under way shows, not the old error");
     }
 }

@@ -77,6 +77,22 @@ pub async fn active_of_specs(db: &impl ConnectionTrait, spec_ids: &[&str]) -> Re
     workload::Entity::find().filter(Column::ActiveSpecId.is_in(spec_ids.iter().copied())).all(db).await
 }
 
+/// The last workload of each of these specs that has none active (how it ended), in one read.
+pub async fn last_ended_of_specs(db: &impl ConnectionTrait, spec_ids: &[&str]) -> Result<Vec<workload::Model>, DbErr> {
+    if spec_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let latest = sea_orm::sea_query::Expr::cust(
+        "workloads.created_at = (SELECT MAX(later.created_at) FROM workloads later WHERE later.spec_id = workloads.spec_id)",
+    );
+    workload::Entity::find()
+        .filter(Column::SpecId.is_in(spec_ids.iter().copied()))
+        .filter(Column::State.eq(WorkloadState::Stopped))
+        .filter(latest)
+        .all(db)
+        .await
+}
+
 /// Workloads of `runner` that have not stopped yet.
 pub async fn active_on(db: &impl ConnectionTrait, runner: &str) -> Result<Vec<workload::Model>, DbErr> {
     workload::Entity::find()
