@@ -497,6 +497,17 @@ async fn operation_locations_name_tasks_the_token_can_read_and_env_reaches_the_c
     }
     let veeam = tests::http::request("GET", &location, &[]).await;
     assert_eq!(veeam.status, 401, "without a bearer token it is the Veeam face's: {}", veeam.body);
+    // A token reaches only what tokens of its tenant submitted: not its tenant's Veeam users'
+    // tasks (EM keeps tasks per user), which it can neither read nor cancel.
+    let insider = Daytona::for_tenant(&app.base, &app.db, "default").await;
+    let session = app.logon().await;
+    let job_task = session.act(&format!("/api/jobs/{}?action=start", app.job_id("Runs").await)).await;
+    let job_task = job_task["TaskId"].as_str().expect("id").to_owned();
+    for method in ["GET", "DELETE"] {
+        assert_error(&insider.call(method, &format!("/api/tasks/{}", &job_task[5..]), None).await, 404, "not found");
+    }
+    let theirs = session.wait_finished(&job_task, Duration::from_secs(30)).await;
+    assert_eq!(theirs["Result"]["Success"], true, "not cancelled: {theirs}");
 
     // The environment reached the sandbox's command, over the runner's.
     let workload = entity::store::workloads::active_of_spec(&app.db, &id).await.expect("db").expect("active");

@@ -1,5 +1,5 @@
-//! `/api/tasks/{id}` for API-token callers (`Authorization: Bearer`): the organisation's engine
-//! tasks in JSON, which every Daytona answer that changes a sandbox names in its
+//! `/api/tasks/{id}` for API-token callers (`Authorization: Bearer`): the engine tasks that the
+//! organisation's tokens submitted, in JSON, which every Daytona answer that changes a sandbox names in its
 //! `Operation-Location`. `GET` reads one; `DELETE` cancels it (a queued task never runs; a
 //! running one's runner is told at once) and answers with it. A Veeam client (a logon session,
 //! no bearer token) reaches the Veeam face's `/api/tasks` instead.
@@ -19,7 +19,9 @@ fn not_found(id: &str) -> DaytonaError {
 async fn find(state: &AppState, org: &Org, id: &str) -> Result<task::Model, DaytonaError> {
     // Only the canonical spelling of a task number names it.
     let number = id.parse::<i32>().ok().filter(|n| *n > 0 && n.to_string() == id).ok_or_else(|| not_found(id))?;
-    tasks::find_of_tenant(&state.db, number, org.tenant.id).await?.ok_or_else(|| not_found(id))
+    // Only what a token of the organisation submitted (its tenant's token user): its Veeam
+    // users' tasks stay theirs, as EM keeps tasks per user.
+    tasks::find_of_user(&state.db, number, org.tenant.id, org.user_id).await?.ok_or_else(|| not_found(id))
 }
 
 /// A task as JSON: what it does to which target, where it is, and how it ended.

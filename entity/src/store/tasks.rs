@@ -67,8 +67,14 @@ pub async fn find_for_user(db: &impl ConnectionTrait, id: i32, user_id: i32) -> 
 }
 
 /// The tenant's task `id`; another tenant's does not exist.
-pub async fn find_of_tenant(db: &impl ConnectionTrait, id: i32, tenant_id: i32) -> Result<Option<task::Model>, DbErr> {
-    task::Entity::find_by_id(id).filter(Column::TenantId.eq(tenant_id)).one(db).await
+/// The task, if `user_id` of `tenant_id` submitted it.
+pub async fn find_of_user(
+    db: &impl ConnectionTrait,
+    id: i32,
+    tenant_id: i32,
+    user_id: i32,
+) -> Result<Option<task::Model>, DbErr> {
+    task::Entity::find_by_id(id).filter(Column::TenantId.eq(tenant_id)).filter(Column::UserId.eq(user_id)).one(db).await
 }
 
 pub async fn list_for_user(db: &impl ConnectionTrait, user_id: i32) -> Result<Vec<task::Model>, DbErr> {
