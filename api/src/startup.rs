@@ -43,13 +43,7 @@ impl Application {
         let shutdown = CancellationToken::new();
         let (engine, drained) = start_engine(db.clone(), broker, &settings.runner, embedded, &shutdown).await?;
         let veeam = web::Data::new(veeam::start(&db, &settings.veeam, &shutdown).await?);
-        let sandbox_dir = settings.daytona.sandbox_dir.clone().unwrap_or_else(|| settings.data_dir.join("sandboxes"));
-        let sandboxes = web::Data::new(daytona::DaytonaState {
-            sandbox_command: settings.daytona.sandbox_command.clone(),
-            sandbox_dir: std::path::absolute(&sandbox_dir).map_err(|e| format!("{}: {e}", sandbox_dir.display()))?,
-            minute: chrono::TimeDelta::try_milliseconds(settings.daytona.minute_ms.clamp(1, 3_600_000) as i64)
-                .unwrap_or(chrono::TimeDelta::minutes(1)),
-        });
+        let sandboxes = web::Data::new(daytona::start(&settings.daytona, &settings.data_dir)?);
         let state = web::Data::new(AppState {
             db,
             engine: engine.clone(),

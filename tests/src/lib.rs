@@ -163,6 +163,8 @@ pub struct Options {
     pub daytona_minute_ms: u64,
     /// What a Daytona sandbox runs, if not the default `sleep infinity`.
     pub daytona_command: Option<Vec<String>>,
+    /// The Daytona face's quotas and maxima, if not the defaults.
+    pub daytona_limits: Option<api::daytona::DaytonaSettings>,
 }
 
 impl Default for Options {
@@ -181,6 +183,7 @@ impl Default for Options {
             containment: "auto",
             daytona_minute_ms: 60_000,
             daytona_command: None,
+            daytona_limits: None,
         }
     }
 }
@@ -309,6 +312,9 @@ async fn settings_for(dir: &Path, options: &Options) -> ApiSettings {
     settings.veeam.admin_user = ADMIN.0.to_owned();
     settings.veeam.admin_password = Some(ADMIN.1.to_owned());
     settings.veeam.session_idle_timeout_secs = options.session_idle_timeout_secs;
+    if let Some(limits) = &options.daytona_limits {
+        settings.daytona = limits.clone();
+    }
     settings.daytona.minute_ms = options.daytona_minute_ms;
     if let Some(command) = &options.daytona_command {
         settings.daytona.sandbox_command = command.clone();

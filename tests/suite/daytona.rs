@@ -452,6 +452,97 @@ async fn a_sandbox_that_cannot_start_is_in_error_and_its_start_failed(mode: Mode
     assert_eq!(never["autoDeleteInterval"], -7, "a negative auto-delete means never");
 }
 
+/// An organisation's quotas (running sandboxes, total CPU, memory, disk) and the per-sandbox
+/// maxima are refused with Daytona's 403 and message, and counted exactly when creates and
+/// starts race; another organisation has its own.
+async fn quotas_are_refused_as_daytona_does_and_counted_exactly_under_races(mode: Mode) {
+    let limits = api::daytona::DaytonaSettings {
+        max_running_sandboxes: 3,
+        max_total_cpu: 3,
+        max_total_memory_gib: 4,
+        max_total_disk_gib: 12,
+        max_cpu_per_sandbox: 2,
+        max_memory_per_sandbox_gib: 3,
+        max_disk_per_sandbox_gib: 6,
+        ..api::daytona::DaytonaSettings::default()
+    };
+    let app = TestApp::in_mode(mode, Options { daytona_limits: Some(limits), ..Options::default() }).await;
+    let acme = Daytona::for_tenant(&app.base, &app.db, "acme").await;
+    let create = |body: serde_json::Value| {
+        let acme = &acme;
+        async move { acme.call("POST", "/api/sandbox", Some(&body)).await }
+    };
+    for (body, says) in [
+        (json!({"name": "big-cpu", "cpu": 3}), "CPU request 3 exceeds maximum allowed per sandbox (2)."),
+        (json!({"name": "big-mem", "memory": 4}), "Memory request 4GB exceeds maximum allowed per sandbox (3GB)."),
+        (json!({"name": "big-disk", "disk": 7}), "Disk request 7GB exceeds maximum allowed per sandbox (6GB)."),
+    ] {
+        assert_error(&create(body).await, 403, says);
+    }
+
+    // Ten creates at once, 1 CPU, 1 GiB and 3 GiB of disk each: exactly three run.
+    let answers = futures_util::future::join_all(
+        (0..10).map(|n| create(json!({"name": format!("r{n}"), "autoStopInterval": 0}))),
+    )
+    .await;
+    let statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 3, "{statuses:?}");
+    for refused in answers.iter().filter(|a| a.status != 200) {
+        assert_error(refused, 403, "Total running sandboxes limit exceeded. Maximum allowed: 3.");
+    }
+    let listed = acme.ok("GET", "/api/sandbox", None).await["items"].as_array().expect("items").len();
+    assert_eq!(listed, 3, "a refused create leaves nothing behind");
+    let running: Vec<String> =
+        answers.iter().filter(|a| a.status == 200).map(|a| a.json()["id"].as_str().expect("id").to_owned()).collect();
+
+    // Stopped, a sandbox frees its CPU and memory but keeps its disk: 3 + 3 + 3 + 3 = 12 GiB.
+    acme.ok("POST", &format!("/api/sandbox/{}/stop", running[0]), None).await;
+    acme.wait_state(&running[0], "stopped", Duration::from_secs(30)).await;
+    let fourth = create(json!({"name": "fourth", "autoStopInterval": 0})).await;
+    assert_eq!(fourth.status, 200, "{}", fourth.body);
+    assert_error(&create(json!({"name": "fifth"})).await, 403, "Total running sandboxes limit exceeded");
+    // With room to run again but not for more disk.
+    acme.ok("POST", &format!("/api/sandbox/{}/stop", running[1]), None).await;
+    acme.wait_state(&running[1], "stopped", Duration::from_secs(30)).await;
+    assert_error(
+        &create(json!({"name": "sixth", "disk": 1})).await,
+        403,
+        "Total disk limit exceeded. Maximum allowed: 12GiB.",
+    );
+    // CPU and memory, with two running of 1 CPU and 1 GiB each.
+    let cpu = json!({"name": "two-cpus", "cpu": 2, "disk": 1});
+    let memory = json!({"name": "three-gib", "memory": 3, "disk": 1});
+    acme.ok("DELETE", &format!("/api/sandbox/{}", running[1]), None).await;
+    tests::wait_until("the delete to free its disk", Duration::from_secs(30), || {
+        let (acme, path) = (&acme, format!("/api/sandbox/{}", running[1]));
+        async move { acme.call("GET", &path, None).await.status == 404 }
+    })
+    .await;
+    assert_error(&create(cpu).await, 403, "Total CPU limit exceeded. Maximum allowed: 3.");
+    assert_error(&create(memory).await, 403, "Total memory limit exceeded. Maximum allowed: 4GiB.");
+
+    // Starts race too: of two stopped sandboxes started at once with room for one, one starts.
+    let memory = json!({"name": "one-more", "memory": 1, "disk": 1, "autoStopInterval": 0});
+    let one_more = acme.ok("POST", "/api/sandbox", Some(&memory)).await["id"].as_str().expect("id").to_owned();
+    acme.ok("POST", &format!("/api/sandbox/{one_more}/stop"), None).await;
+    acme.wait_state(&one_more, "stopped", Duration::from_secs(30)).await;
+    let starts = [running[0].clone(), one_more.clone()].map(|id| {
+        let acme = &acme;
+        async move { acme.call("POST", &format!("/api/sandbox/{id}/start"), None).await }
+    });
+    let starts = futures_util::future::join_all(starts).await;
+    let statuses: Vec<u16> = starts.iter().map(|a| a.status).collect();
+    assert_eq!(
+        (statuses.iter().filter(|s| **s == 200).count(), statuses.iter().filter(|s| **s == 403).count()),
+        (1, 1),
+        "{statuses:?}"
+    );
+
+    // Another organisation has its own quota.
+    let globex = Daytona::for_tenant(&app.base, &app.db, "globex").await;
+    assert_eq!(globex.ok("POST", "/api/sandbox", Some(&json!({"name": "theirs"}))).await["state"], "started");
+}
+
 fn urlencode(text: &str) -> String {
     text.bytes()
         .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
@@ -459,6 +550,7 @@ fn urlencode(text: &str) -> String {
 }
 
 in_both_modes!(
+    quotas_are_refused_as_daytona_does_and_counted_exactly_under_races,
     a_sandbox_that_cannot_start_is_in_error_and_its_start_failed,
     schedules_past_the_horizon_are_never_and_activity_leaves_no_rows,
     labels_are_replaced_whole_and_the_toolbox_url_is_on_the_servers_base,

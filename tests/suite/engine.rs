@@ -299,7 +299,7 @@ async fn scheduled_tasks_wait_for_their_time_and_guarded_submits_have_one_winner
                 target_id: &seen.id,
                 params: Default::default(),
             };
-            engine.submit_if_unchanged(submission, &seen).await.expect("db").is_some()
+            engine.submit_if_unchanged(submission, &seen, None).await.expect("db").is_ok()
         }
     });
     let through = futures_util::future::join_all(tries).await;

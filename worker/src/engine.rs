@@ -19,7 +19,8 @@ use crate::events::{TaskEvents, TaskSignal};
 use chrono::{DateTime, Utc};
 use entity::outcome::TaskParams;
 use entity::state::{Outcome, TaskEvent, TransitionError};
-use entity::store::{specs, tasks, workloads};
+use entity::store::specs::{OverQuota, Quota};
+use entity::store::{specs, tasks, tenants, workloads};
 use entity::{Operation, TaskState, task, workload_spec};
 use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
 use std::time::Duration;
@@ -39,6 +40,37 @@ pub struct Submission<'a> {
     /// The spec (StartWorkload, StopSpec, DeleteSpec) or the workload (StopWorkload).
     pub target_id: &'a str,
     pub params: TaskParams,
+}
+
+/// A quota a submission must stay within: the tenant's footprint of one face's specs (see
+/// `specs::footprint`), counted with the submission, inside its transaction, under the tenant's
+/// lock, so racing creates and starts are counted exactly.
+#[derive(Debug, Clone, Copy)]
+pub struct Admission {
+    /// The face whose specs count (the key they carry in `meta`).
+    pub face: &'static str,
+    pub quota: Quota,
+}
+
+/// Why `submit_if_unchanged` submitted nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The spec changed since the caller read it.
+    Modified,
+    OverQuota(OverQuota),
+}
+
+/// Within the quota, counted in `txn` (which holds the tenant's lock), or which limit is passed.
+async fn admit(
+    txn: &impl sea_orm::ConnectionTrait,
+    tenant_id: i32,
+    admission: Option<&Admission>,
+) -> Result<Result<(), OverQuota>, DbErr> {
+    let Some(admission) = admission else {
+        return Ok(Ok(()));
+    };
+    let footprint = specs::footprint(txn, tenant_id, admission.face).await?;
+    Ok(admission.quota.check(&footprint))
 }
 
 /// What `cancel` did.
@@ -95,41 +127,59 @@ impl Engine {
     }
 
     /// Commits the task only if its spec is still as `seen` (not changed since the caller read
-    /// it and decided), marking the spec changed in the same transaction, then publishes it;
-    /// `None` when the spec changed meanwhile. Of requests that read the same spec and race to
-    /// change it, exactly one submits: a loser either fails the compare-and-set or, reading the
-    /// spec after the winner committed, sees the winner's task.
+    /// it and decided), marking the spec changed in the same transaction, then publishes it.
+    /// Of requests that read the same spec and race to change it, exactly one submits: a loser
+    /// either fails the compare-and-set or, reading the spec after the winner committed, sees
+    /// the winner's task (`Refused::Modified`). With an `Admission`, the tenant's footprint
+    /// with this task must stay within its quota (`Refused::OverQuota`).
     pub async fn submit_if_unchanged(
         &self,
         submission: Submission<'_>,
         seen: &workload_spec::Model,
-    ) -> Result<Option<task::Model>, DbErr> {
+        admission: Option<&Admission>,
+    ) -> Result<Result<task::Model, Refused>, DbErr> {
         let route = route_of(&self.db, submission.operation, submission.target_id).await?;
         let txn = self.db.begin().await?;
+        if admission.is_some() {
+            tenants::lock(&txn, submission.tenant_id).await?;
+        }
         if !specs::touch(&txn, seen, None).await? {
             txn.rollback().await?;
-            return Ok(None);
+            return Ok(Err(Refused::Modified));
         }
         let task = tasks::insert(&txn, new_task(&submission, route)).await?;
+        if let Err(over) = admit(&txn, submission.tenant_id, admission).await? {
+            txn.rollback().await?;
+            return Ok(Err(Refused::OverQuota(over)));
+        }
         txn.commit().await?;
         self.publish(&task);
-        Ok(Some(task))
+        Ok(Ok(task))
     }
 
     /// Creates the spec (of the submission's tenant, with the caller's id) and commits its task
     /// (a start) in one transaction, then publishes it: both or neither, so a failure leaves no
-    /// spec that was never started. A taken name fails as `specs::create` does.
+    /// spec that was never started. A taken name fails as `specs::create` does. With an
+    /// `Admission`, the tenant's footprint with this spec must stay within its quota.
     pub async fn create_and_submit(
         &self,
         submission: Submission<'_>,
         spec: &specs::NewSpec,
-    ) -> Result<(workload_spec::Model, task::Model), DbErr> {
+        admission: Option<&Admission>,
+    ) -> Result<Result<(workload_spec::Model, task::Model), OverQuota>, DbErr> {
         let txn = self.db.begin().await?;
+        if admission.is_some() {
+            tenants::lock(&txn, submission.tenant_id).await?;
+        }
         let created = specs::create_with_id(&txn, submission.tenant_id, submission.target_id, spec).await?;
         let task = tasks::insert(&txn, new_task(&submission, None)).await?;
+        if let Err(over) = admit(&txn, submission.tenant_id, admission).await? {
+            txn.rollback().await?;
+            return Ok(Err(over));
+        }
         txn.commit().await?;
         self.publish(&task);
-        Ok((created, task))
+        Ok(Ok((created, task)))
     }
 
     /// Publishes the committed task's run message in the background (the relay redoes it if

@@ -15,7 +15,7 @@ mod tasks;
 mod view;
 
 pub use error::DaytonaError;
-pub use settings::{DaytonaSettings, DaytonaState};
+pub use settings::{DaytonaSettings, DaytonaState, start};
 
 use actix_web::middleware::from_fn;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};

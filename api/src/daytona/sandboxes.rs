@@ -9,12 +9,13 @@ use crate::origin::BaseUrl;
 use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
 use entity::outcome::{Limits, TaskParams};
+use entity::store::specs::OverQuota;
 use entity::store::{specs, tasks, workloads};
 use entity::{Operation, workload_spec};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
-use worker::engine::Submission;
+use worker::engine::{Admission, Refused, Submission};
 
 /// How long start and create wait for the sandbox to be started, as Daytona's controller does.
 const START_WAIT: Duration = Duration::from_secs(30);
@@ -244,7 +245,31 @@ async fn submit(
     operation: Operation,
     params: TaskParams,
 ) -> Result<entity::task::Model, DaytonaError> {
-    state.engine.submit_if_unchanged(submission(org, spec, operation, params), spec).await?.ok_or_else(modified)
+    submitted(state.engine.submit_if_unchanged(submission(org, spec, operation, params), spec, None).await?)
+}
+
+/// A refused submission in Daytona's words.
+fn submitted(result: Result<entity::task::Model, Refused>) -> Result<entity::task::Model, DaytonaError> {
+    result.map_err(|refused| match refused {
+        Refused::Modified => modified(),
+        Refused::OverQuota(over) => over_quota(over),
+    })
+}
+
+/// Daytona's 403 for an organisation over one of its limits.
+fn over_quota(over: OverQuota) -> DaytonaError {
+    let gib = |bytes: i64| bytes >> 30;
+    DaytonaError::Forbidden(match over {
+        OverQuota::Running(max) => format!("Total running sandboxes limit exceeded. Maximum allowed: {max}."),
+        OverQuota::CpuMillis(max) => format!("Total CPU limit exceeded. Maximum allowed: {}.", max / 1000),
+        OverQuota::MemoryBytes(max) => format!("Total memory limit exceeded. Maximum allowed: {}GiB.", gib(max)),
+        OverQuota::DiskBytes(max) => format!("Total disk limit exceeded. Maximum allowed: {}GiB.", gib(max)),
+    })
+}
+
+/// The organisation's quota, which a create or a start must stay within.
+fn admission(daytona: &DaytonaState) -> Admission {
+    Admission { face: "daytona", quota: daytona.quota }
 }
 
 /// A sandbox's delete: its working directory (its own) goes with it.
@@ -484,7 +509,8 @@ async fn start_and_wait(
     spec: &workload_spec::Model,
 ) -> Result<HttpResponse, DaytonaError> {
     let params = TaskParams { name: Some(spec.name.clone()), ..TaskParams::default() };
-    let task = submit(state, org, spec, Operation::StartWorkload, params).await?;
+    let start = submission(org, spec, Operation::StartWorkload, params);
+    let task = submitted(state.engine.submit_if_unchanged(start, spec, Some(&admission(daytona))).await?)?;
     wait_started(req, state, daytona, org, spec, task).await
 }
 
@@ -657,6 +683,19 @@ pub async fn create(
         )?,
         auto_delete_interval: body.auto_delete_interval.unwrap_or(defaults.auto_delete_interval),
     };
+    let [max_cpu, max_memory, max_disk] = daytona.per_sandbox;
+    let per_sandbox = if attributes.cpu > max_cpu {
+        Some(format!("CPU request {} exceeds maximum allowed per sandbox ({max_cpu}).", attributes.cpu))
+    } else if attributes.memory > max_memory {
+        Some(format!("Memory request {}GB exceeds maximum allowed per sandbox ({max_memory}GB).", attributes.memory))
+    } else if attributes.disk > max_disk {
+        Some(format!("Disk request {}GB exceeds maximum allowed per sandbox ({max_disk}GB).", attributes.disk))
+    } else {
+        None
+    };
+    if let Some(message) = per_sandbox {
+        return Err(DaytonaError::Forbidden(message));
+    }
     let id = uuid::Uuid::new_v4().to_string();
     let name = body.name.unwrap_or_else(|| id.clone());
     if name.is_empty() || name.len() > 255 || name.contains('/') || name.chars().any(char::is_control) {
@@ -683,8 +722,9 @@ pub async fn create(
         target_id: &id,
         params,
     };
-    let (spec, task) = match state.engine.create_and_submit(start, &new).await {
-        Ok(created) => created,
+    let (spec, task) = match state.engine.create_and_submit(start, &new, Some(&admission(&daytona))).await {
+        Ok(Ok(created)) => created,
+        Ok(Err(over)) => return Err(over_quota(over)),
         Err(err) if specs::is_name_taken(&err) => {
             return Err(DaytonaError::Conflict(format!("Sandbox with name {name} already exists")));
         }

@@ -353,3 +353,83 @@ pub async fn touch(
         .await?;
     Ok(updated.rows_affected == 1)
 }
+
+/// What a tenant's live specs of one face hold: how many run (an active workload, or a start
+/// under way), the CPU and memory of those, and the disk of all of them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Footprint {
+    pub running: i64,
+    pub cpu_millis: i64,
+    pub memory_bytes: i64,
+    pub disk_bytes: i64,
+}
+
+/// The most a tenant's specs of one face may hold (see `Footprint`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    pub running: i64,
+    pub cpu_millis: i64,
+    pub memory_bytes: i64,
+    pub disk_bytes: i64,
+}
+
+/// Which limit of a `Quota` a footprint is over, and that limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverQuota {
+    Running(i64),
+    CpuMillis(i64),
+    MemoryBytes(i64),
+    DiskBytes(i64),
+}
+
+impl Quota {
+    pub fn check(&self, footprint: &Footprint) -> Result<(), OverQuota> {
+        if footprint.running > self.running {
+            Err(OverQuota::Running(self.running))
+        } else if footprint.cpu_millis > self.cpu_millis {
+            Err(OverQuota::CpuMillis(self.cpu_millis))
+        } else if footprint.memory_bytes > self.memory_bytes {
+            Err(OverQuota::MemoryBytes(self.memory_bytes))
+        } else if footprint.disk_bytes > self.disk_bytes {
+            Err(OverQuota::DiskBytes(self.disk_bytes))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// The tenant's footprint of `face`'s specs, in two reads (inside a transaction, it counts the
+/// transaction's own writes).
+pub async fn footprint(db: &impl ConnectionTrait, tenant_id: i32, face: &'static str) -> Result<Footprint, DbErr> {
+    use sea_orm::QuerySelect;
+    use sea_orm::sea_query::Expr;
+    let query = SpecQuery { face: Some(face), ..SpecQuery::default() };
+    let total = |column: &str| Expr::cust(format!("CAST(COALESCE(SUM({column}), 0) AS BIGINT)"));
+    let running = Expr::cust(format!(
+        "(EXISTS (SELECT 1 FROM workloads w WHERE w.active_spec_id = workload_specs.id) \
+         OR EXISTS (SELECT 1 FROM tasks t WHERE t.target_id = workload_specs.id AND t.operation = '{}' \
+         AND t.state IN ('{}', '{}') AND t.not_before IS NULL))",
+        crate::Operation::StartWorkload,
+        crate::TaskState::Queued,
+        crate::TaskState::Running,
+    ));
+    let backend = db.get_database_backend();
+    let (count, cpu_millis, memory_bytes) = filtered(backend, tenant_id, &query)
+        .filter(running)
+        .select_only()
+        .expr_as(Expr::cust("CAST(COUNT(*) AS BIGINT)"), "n")
+        .expr_as(total("cpu_millis"), "cpu")
+        .expr_as(total("memory_bytes"), "memory")
+        .into_tuple::<(i64, i64, i64)>()
+        .one(db)
+        .await?
+        .unwrap_or_default();
+    let disk_bytes = filtered(backend, tenant_id, &query)
+        .select_only()
+        .expr_as(total("disk_bytes"), "disk")
+        .into_tuple::<i64>()
+        .one(db)
+        .await?
+        .unwrap_or_default();
+    Ok(Footprint { running: count, cpu_millis, memory_bytes, disk_bytes })
+}

@@ -69,6 +69,18 @@ pub async fn authenticate(db: &impl ConnectionTrait, token_hash: &str) -> Result
         .await
 }
 
+/// Takes the tenant's row lock until the transaction `db` ends (a write that changes nothing):
+/// what counts the tenant's usage and then adds to it runs one at a time per tenant. (SQLite
+/// takes its one write lock, which serializes every writer.)
+pub async fn lock(db: &impl ConnectionTrait, id: i32) -> Result<(), DbErr> {
+    tenant::Entity::update_many()
+        .col_expr(tenant::Column::Name, sea_orm::sea_query::Expr::col(tenant::Column::Name))
+        .filter(tenant::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 pub async fn find(db: &impl ConnectionTrait, id: i32) -> Result<Option<tenant::Model>, DbErr> {
     tenant::Entity::find_by_id(id).one(db).await
 }
