@@ -1,6 +1,11 @@
-//! `Authorization: Bearer <token>`, the credential of the token faces (Daytona's, Vercel's).
+//! `Authorization: Bearer <API token>`, the credential of the token faces (Daytona's, Vercel's,
+//! and the task resource they share): the token names a tenant. Each face adds only its own
+//! scoping check (`X-Daytona-Organization-ID`, `teamId`) and renders its own 401.
 
+use crate::state::AppState;
+use actix_web::HttpRequest;
 use actix_web::http::header::HeaderMap;
+use entity::store::{tenants, users};
 
 /// The bearer token a request carries, if any (the scheme in any case; blank is none).
 pub fn token(headers: &HeaderMap) -> Option<&str> {
@@ -11,4 +16,28 @@ pub fn token(headers: &HeaderMap) -> Option<&str> {
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim())
         .filter(|token| !token.is_empty())
+}
+
+/// Who calls with a live API token.
+#[derive(Debug, Clone)]
+pub struct TokenCaller {
+    pub tenant: entity::tenant::Model,
+    /// The user tasks are recorded for: the tenant's token user (a token has no user of its
+    /// own), so a token reaches the tasks that tokens of its tenant submitted, and no others.
+    pub user_id: i32,
+}
+
+/// The caller, if the request carries a live token (`None`: none, or not a live one).
+pub async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Option<TokenCaller>, sea_orm::DbErr> {
+    let Some(token) = token(req.headers()) else {
+        return Ok(None);
+    };
+    let Some(api_token) = tenants::authenticate(&state.db, &crate::passwords::token_hash(token)).await? else {
+        return Ok(None);
+    };
+    let Some(tenant) = tenants::find(&state.db, api_token.tenant_id).await? else {
+        return Ok(None);
+    };
+    let user_id = users::token_user(&state.db, &tenant).await?.id;
+    Ok(Some(TokenCaller { tenant, user_id }))
 }

@@ -5,9 +5,13 @@
 pub mod admin;
 pub mod bearer;
 pub mod daytona;
+pub mod db_error;
+pub mod ids;
 pub mod origin;
 pub mod passwords;
+pub mod query;
 pub mod settings;
 pub mod startup;
 pub mod state;
+pub mod tasks;
 pub mod veeam;

@@ -60,7 +60,7 @@ impl Application {
                 .wrap(from_fn(veeam::normalize))
                 .wrap(from_fn(request_span))
                 .service(daytona::scope(sandboxes.clone()))
-                .service(daytona::tasks_resource())
+                .service(crate::tasks::resource())
                 .service(veeam::scope(veeam.clone()))
                 .default_service(web::to(unserved))
         })

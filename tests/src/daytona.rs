@@ -102,6 +102,22 @@ pub fn assert_strict_sandbox(sandbox: &Value) {
     }
 }
 
+/// Asserts the task resource's error body, RFC 9457 problem details (`application/problem+json`:
+/// `{type, title, status, detail}`), in no vendor's dialect.
+pub fn assert_problem(resp: &Resp, status: u16, detail_has: &str) {
+    assert_eq!(resp.status, status, "{}", resp.body);
+    assert!(resp.header("Content-Type").is_some_and(|t| t == "application/problem+json"), "{:?}", resp.headers);
+    let body = resp.json();
+    assert_eq!(
+        (body["status"].as_u64(), body["type"].as_str()),
+        (Some(u64::from(status)), Some("about:blank")),
+        "{body}"
+    );
+    assert!(body["title"].is_string(), "{body}");
+    let detail = body["detail"].as_str().unwrap_or_else(|| panic!("detail: {body}"));
+    assert!(detail.contains(detail_has), "{detail:?} should say {detail_has:?}");
+}
+
 /// Asserts Daytona's error body: `{path, timestamp, statusCode, error, message}`.
 pub fn assert_error(resp: &Resp, status: u16, message_has: &str) {
     assert_eq!(resp.status, status, "{}", resp.body);

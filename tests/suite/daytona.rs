@@ -5,7 +5,7 @@
 
 use serde_json::json;
 use std::time::Duration;
-use tests::daytona::{Daytona, assert_error, assert_strict_sandbox};
+use tests::daytona::{Daytona, assert_error, assert_problem, assert_strict_sandbox};
 use tests::{Mode, Options, TestApp, in_both_modes, marked_processes};
 
 /// The processes of the sandbox's active workload, if it has one.
@@ -583,10 +583,16 @@ async fn operation_locations_name_tasks_the_token_can_read_and_env_reaches_the_c
     assert_eq!((task["state"].as_str(), task["success"].as_bool()), (Some("Finished"), Some(true)), "{task}");
     assert_eq!(acme.call("GET", &path, None).await.header("Retry-After"), None, "final: nothing to wait for");
     assert!(task["createdAt"].is_string() && task["finishedAt"].is_string(), "{task}");
-    assert_error(&other.call("GET", &path, None).await, 404, "not found");
+    // The task resource is every token face's: its errors are problem details, no vendor's.
+    assert_problem(&other.call("GET", &path, None).await, 404, "not found");
     for bad in ["/api/tasks/0", "/api/tasks/007", "/api/tasks/task-1", "/api/tasks/99999999999"] {
-        assert_error(&acme.call("GET", bad, None).await, 404, "not found");
+        assert_problem(&acme.call("GET", bad, None).await, 404, "not found");
     }
+    let forged = Daytona { base: app.base.clone(), token: "tq_forged".into() };
+    assert_problem(&forged.call("GET", &path, None).await, 401, "not a live API token");
+    let put = acme.call("PUT", &path, None).await;
+    assert_problem(&put, 405, "GET and DELETE");
+    assert_eq!(put.header("Allow"), Some("GET, DELETE"));
     let veeam = tests::http::request("GET", &location, &[]).await;
     assert_eq!(veeam.status, 401, "without a bearer token it is the Veeam face's: {}", veeam.body);
     // A token reaches only what tokens of its tenant submitted: not its tenant's Veeam users'
@@ -596,7 +602,7 @@ async fn operation_locations_name_tasks_the_token_can_read_and_env_reaches_the_c
     let job_task = session.act(&format!("/api/jobs/{}?action=start", app.job_id("Runs").await)).await;
     let job_task = job_task["TaskId"].as_str().expect("id").to_owned();
     for method in ["GET", "DELETE"] {
-        assert_error(&insider.call(method, &format!("/api/tasks/{}", &job_task[5..]), None).await, 404, "not found");
+        assert_problem(&insider.call(method, &format!("/api/tasks/{}", &job_task[5..]), None).await, 404, "not found");
     }
     let theirs = session.wait_finished(&job_task, Duration::from_secs(30)).await;
     assert_eq!(theirs["Result"]["Success"], true, "not cancelled: {theirs}");

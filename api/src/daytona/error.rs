@@ -1,6 +1,7 @@
 //! Daytona's error body, `{path, timestamp, statusCode, error, message}`, for every error of the
 //! face (its `AllExceptionsFilter`): `error` is the status's reason phrase, `message` a string.
 
+use crate::db_error::DbFault;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
@@ -36,14 +37,20 @@ impl DaytonaError {
     }
 }
 
+impl From<crate::query::QueryError> for DaytonaError {
+    fn from(err: crate::query::QueryError) -> Self {
+        DaytonaError::BadRequest(err.to_string())
+    }
+}
+
 impl From<sea_orm::DbErr> for DaytonaError {
     fn from(err: sea_orm::DbErr) -> Self {
-        if crate::veeam::VeeamError::from(err.clone()).status_code() == StatusCode::SERVICE_UNAVAILABLE {
-            tracing::warn!(%err, "database unavailable");
-            DaytonaError::Unavailable
-        } else {
-            tracing::error!(%err, "database error");
-            DaytonaError::Internal
+        match crate::db_error::classify(&err) {
+            DbFault::Unavailable => DaytonaError::Unavailable,
+            DbFault::UnstorableInput => {
+                DaytonaError::BadRequest("The request holds characters that cannot be stored or searched for".into())
+            }
+            DbFault::Bug => DaytonaError::Internal,
         }
     }
 }
@@ -67,7 +74,7 @@ impl ResponseError for DaytonaError {
         let timestamp = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let mut response = HttpResponse::build(status);
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            response.insert_header(("Retry-After", "5"));
+            response.insert_header(("Retry-After", crate::db_error::RETRY_AFTER_SECS.to_string()));
         }
         response.json(json!({
             "path": path, "timestamp": timestamp, "statusCode": status.as_u16(),

@@ -3,15 +3,17 @@
 //! organisation), with Daytona's attributes in its `meta`; its state is its active workload's,
 //! and its desired state is that of its pending engine task. Start, stop and delete are engine
 //! tasks, and every answer that submits one names it in `Operation-Location` (`/api/tasks/{id}`,
-//! served by `tasks` to the same token). A sandbox's auto-stop and auto-delete are scheduled
-//! engine tasks (`sandboxes::schedule`). Authentication is by API token (`Authorization:
+//! served to the same token by the shared `crate::tasks`). A sandbox's auto-stop and auto-delete are scheduled
+//! engine tasks (`schedules`). Authentication is by API token (`Authorization:
 //! Bearer`).
 
 mod auth;
+mod create;
 mod error;
+mod listing;
 mod sandboxes;
+mod schedules;
 mod settings;
-mod tasks;
 mod view;
 
 pub use error::DaytonaError;
@@ -31,8 +33,8 @@ pub fn scope(state: web::Data<DaytonaState>) -> impl actix_web::dev::HttpService
         .app_data(state)
         .app_data(json)
         .wrap(from_fn(error::remember_path))
-        .service(resource("").route(web::post().to(sandboxes::create)).route(web::get().to(sandboxes::list)))
-        .service(resource("/paginated").route(web::get().to(sandboxes::list_paginated)))
+        .service(resource("").route(web::post().to(create::create)).route(web::get().to(listing::list)))
+        .service(resource("/paginated").route(web::get().to(listing::list_paginated)))
         .service(
             resource("/{id_or_name}").route(web::get().to(sandboxes::get)).route(web::delete().to(sandboxes::delete)),
         )
@@ -40,28 +42,17 @@ pub fn scope(state: web::Data<DaytonaState>) -> impl actix_web::dev::HttpService
         .service(resource("/{id_or_name}/labels").route(web::put().to(sandboxes::replace_labels)))
         .service(resource("/{id_or_name}/stop").route(web::post().to(sandboxes::stop)))
         .service(resource("/{id_or_name}/start").route(web::post().to(sandboxes::start)))
-        .service(resource("/{id_or_name}/last-activity").route(web::post().to(sandboxes::last_activity)))
+        .service(resource("/{id_or_name}/last-activity").route(web::post().to(schedules::last_activity)))
         .service(
             resource("/{id_or_name}/autostop/{interval}")
-                .app_data(web::Data::new(sandboxes::Interval::AutoStop))
-                .route(web::post().to(sandboxes::set_interval)),
+                .app_data(web::Data::new(schedules::Interval::AutoStop))
+                .route(web::post().to(schedules::set_interval)),
         )
         .service(
             resource("/{id_or_name}/autodelete/{interval}")
-                .app_data(web::Data::new(sandboxes::Interval::AutoDelete))
-                .route(web::post().to(sandboxes::set_interval)),
+                .app_data(web::Data::new(schedules::Interval::AutoDelete))
+                .route(web::post().to(schedules::set_interval)),
         )
-        .default_service(web::to(not_found))
-}
-
-/// `/api/tasks/{id}` for callers with a bearer token (see `tasks`); others fall through to the
-/// Veeam face's `/api/tasks`.
-pub fn tasks_resource() -> impl actix_web::dev::HttpServiceFactory {
-    web::resource("/api/tasks/{id}")
-        .guard(actix_web::guard::fn_guard(|ctx| crate::bearer::token(ctx.head().headers()).is_some()))
-        .wrap(from_fn(error::remember_path))
-        .route(web::get().to(tasks::get))
-        .route(web::delete().to(tasks::cancel))
         .default_service(web::to(not_found))
 }
 

@@ -4,6 +4,7 @@
 use super::negotiate::current;
 use super::render::render;
 use super::views::ErrorView;
+use crate::db_error::DbFault;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use actix_web::{HttpResponse, ResponseError};
@@ -55,41 +56,13 @@ impl VeeamError {
 
 impl From<sea_orm::DbErr> for VeeamError {
     fn from(err: sea_orm::DbErr) -> Self {
-        if database_unreachable(&err) {
-            tracing::warn!(%err, "database unavailable");
-            VeeamError::Unavailable
-        } else if unstorable_input(&err) {
-            VeeamError::BadRequest("The request holds characters that cannot be stored or searched for.".into())
-        } else {
-            VeeamError::internal(err)
+        match crate::db_error::classify(&err) {
+            DbFault::Unavailable => VeeamError::Unavailable,
+            DbFault::UnstorableInput => {
+                VeeamError::BadRequest("The request holds characters that cannot be stored or searched for.".into())
+            }
+            DbFault::Bug => VeeamError::Internal,
         }
-    }
-}
-
-/// The database refused a client's string (PostgreSQL cannot hold a NUL character, for one):
-/// the request is wrong, not the server.
-fn unstorable_input(err: &sea_orm::DbErr) -> bool {
-    use sea_orm::sqlx::Error as Sqlx;
-    use sea_orm::{DbErr, RuntimeErr};
-    match err {
-        DbErr::Query(RuntimeErr::SqlxError(e)) | DbErr::Exec(RuntimeErr::SqlxError(e)) => {
-            matches!(&**e, Sqlx::Database(db) if db.code().is_some_and(|code| code == "22021" || code == "22P05"))
-        }
-        _ => false,
-    }
-}
-
-/// Errors that mean "the database cannot be reached now", not "this request is wrong".
-fn database_unreachable(err: &sea_orm::DbErr) -> bool {
-    use sea_orm::sqlx::Error as Sqlx;
-    use sea_orm::{DbErr, RuntimeErr};
-    match err {
-        DbErr::Conn(_) | DbErr::ConnectionAcquire(_) => true,
-        DbErr::Query(RuntimeErr::SqlxError(e)) | DbErr::Exec(RuntimeErr::SqlxError(e)) => {
-            matches!(**e, Sqlx::Io(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed)
-                || matches!(&**e, Sqlx::Database(db) if db.code().is_some_and(|code| code.starts_with("57P") || code.starts_with("08")))
-        }
-        _ => false,
     }
 }
 
@@ -114,7 +87,7 @@ impl ResponseError for VeeamError {
         let mut response = render(format, status, &ErrorView { status: status.as_u16(), message: self.to_string() });
         match self {
             VeeamError::Unavailable => {
-                response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("5"));
+                response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(crate::db_error::RETRY_AFTER_SECS));
             }
             VeeamError::TooManyRequests(wait) => {
                 response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(wait.as_secs() + 1));

@@ -13,7 +13,7 @@ use entity::{Operation, workload_spec};
 
 async fn find(state: &AppState, caller: &Caller, id: &str) -> Result<workload_spec::Model, VeeamError> {
     let not_found = || VeeamError::NotFound(format!("There is no job with id [{id}]."));
-    let id = super::canonical_uuid(id).ok_or_else(not_found)?;
+    let id = crate::ids::canonical_uuid(id).ok_or_else(not_found)?;
     specs::find_of(&state.db, caller.user.tenant_id, id).await?.ok_or_else(not_found)
 }
 

@@ -128,7 +128,7 @@ pub async fn delete_logon_session(
 
 async fn find_logon(state: &AppState, caller: &Caller, id: &str) -> Result<logon_session::Model, VeeamError> {
     let not_found = || VeeamError::NotFound(format!("There is no logon session with id [{id}]."));
-    let id = super::canonical_uuid(id).ok_or_else(not_found)?;
+    let id = crate::ids::canonical_uuid(id).ok_or_else(not_found)?;
     logons::find_for_user(&state.db, id, caller.user.id).await?.ok_or_else(not_found)
 }
 

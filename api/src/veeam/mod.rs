@@ -80,13 +80,6 @@ fn hrefs(req: &HttpRequest, state: &AppState) -> Hrefs {
     Hrefs { base: crate::origin::base_url(req, state.public_base_url.as_deref(), &state.trusted_proxies) }
 }
 
-/// `id` if it is the canonical spelling of a UUID (every job, session and logon session id is
-/// one). Anything else names nothing: it is a 404 without a database query, so no client string
-/// that the database cannot hold (a NUL) ever reaches it as an id.
-pub fn canonical_uuid(id: &str) -> Option<&str> {
-    uuid::Uuid::try_parse(id).ok().filter(|uuid| uuid.hyphenated().to_string() == id).map(|_| id)
-}
-
 /// Query parameters, matched case-insensitively by name (Veeam clients vary the case).
 pub struct Params(Vec<(String, String)>);
 

@@ -112,7 +112,7 @@ fn task_source(field: &str) -> Source {
 
 /// A canonical (lower-case) UUID, as ids of jobs and sessions are stored.
 fn uuid_id(text: &str) -> Option<sea_orm::Value> {
-    super::canonical_uuid(text).map(|id| sea_orm::Value::from(id.to_owned()))
+    crate::ids::canonical_uuid(text).map(|id| sea_orm::Value::from(id.to_owned()))
 }
 
 fn enum_value(names: &[&str], name: &str) -> Value {
