@@ -22,8 +22,6 @@ pub struct ApiSettings {
     pub public_base_url: Option<String>,
     /// Proxies (addresses or networks) whose `Forwarded` / `X-Forwarded-*` headers are believed.
     pub trusted_proxies: Vec<String>,
-    /// Jobs file, upserted at start; default: `config/jobs.toml` when it exists.
-    pub jobs_file: Option<PathBuf>,
     pub runner: RunnerSettings,
     /// The Veeam face's own settings (`[veeam]` in the file).
     pub veeam: VeeamSettings,
@@ -41,7 +39,6 @@ impl Default for ApiSettings {
             amqp_url: None,
             public_base_url: None,
             trusted_proxies: Vec::new(),
-            jobs_file: None,
             runner: RunnerSettings::default(),
             veeam: VeeamSettings::default(),
             daytona: DaytonaSettings::default(),
@@ -159,7 +156,7 @@ impl Cli {
             s.veeam.logon_concurrency = v;
         }
         if o.jobs_file.is_some() {
-            s.jobs_file = o.jobs_file;
+            s.veeam.jobs_file = o.jobs_file;
         }
         if let Some(v) = o.admin_user {
             s.veeam.admin_user = v;

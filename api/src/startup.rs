@@ -29,12 +29,6 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: ApiSettings) -> Result<Self, String> {
         let db = database(&settings).await?;
-        let default_jobs = std::path::Path::new("config/jobs.toml");
-        let jobs_file = settings.jobs_file.clone().or_else(|| default_jobs.exists().then(|| default_jobs.to_owned()));
-        if let Some(path) = jobs_file {
-            let count = worker::jobs_file::load(&db, &path).await?;
-            tracing::info!("{count} job(s) loaded from {}", path.display());
-        }
 
         let (broker, embedded): (Arc<dyn Broker>, bool) = match &settings.amqp_url {
             Some(url) => (Arc::new(AmqpBroker::new(url, &settings.runner)), false),

@@ -304,11 +304,11 @@ async fn settings_for(dir: &Path, options: &Options) -> ApiSettings {
     let mut settings = ApiSettings {
         port: 0,
         data_dir: dir.join("data"),
-        jobs_file: Some(jobs),
         public_base_url: options.public_base_url.clone(),
         trusted_proxies: options.trusted_proxies.clone(),
         ..ApiSettings::default()
     };
+    settings.veeam.jobs_file = Some(jobs);
     settings.veeam.admin_user = ADMIN.0.to_owned();
     settings.veeam.admin_password = Some(ADMIN.1.to_owned());
     settings.veeam.session_idle_timeout_secs = options.session_idle_timeout_secs;

@@ -11,7 +11,6 @@ pub mod contain;
 pub mod dispatch;
 pub mod engine;
 pub mod events;
-pub mod jobs_file;
 pub mod lease;
 pub mod operations;
 pub mod process;

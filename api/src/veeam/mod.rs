@@ -5,6 +5,7 @@ mod auth;
 mod error;
 pub mod ids;
 mod jobs;
+pub mod jobs_file;
 mod logon;
 pub mod logon_gate;
 mod messages;

@@ -18,6 +18,8 @@ pub struct VeeamSettings {
     pub session_idle_timeout_secs: u64,
     /// Threads checking logon passwords at once; 0 = one per core.
     pub logon_concurrency: usize,
+    /// The jobs file (see `jobs_file`); default `config/jobs.toml` when it exists.
+    pub jobs_file: Option<std::path::PathBuf>,
 }
 
 impl Default for VeeamSettings {
@@ -27,6 +29,7 @@ impl Default for VeeamSettings {
             admin_password: None,
             session_idle_timeout_secs: 15 * 60,
             logon_concurrency: 0,
+            jobs_file: None,
         }
     }
 }
@@ -37,13 +40,19 @@ pub struct VeeamState {
     pub logon_gate: LogonGate,
 }
 
-/// Bootstraps the admin account, starts pruning expired logon sessions, and returns the face's
-/// state.
+/// Loads the jobs file, bootstraps the admin account, starts pruning expired logon sessions,
+/// and returns the face's state.
 pub async fn start(
     db: &DatabaseConnection,
     settings: &VeeamSettings,
     shutdown: &CancellationToken,
 ) -> Result<VeeamState, String> {
+    let default_jobs = std::path::Path::new("config/jobs.toml");
+    let jobs_file = settings.jobs_file.clone().or_else(|| default_jobs.exists().then(|| default_jobs.to_owned()));
+    if let Some(path) = jobs_file {
+        let count = super::jobs_file::load(db, &path).await?;
+        tracing::info!("{count} job(s) loaded from {}", path.display());
+    }
     crate::passwords::bootstrap_admin(db, &settings.admin_user, settings.admin_password.as_deref()).await?;
     let idle = Duration::from_secs(settings.session_idle_timeout_secs);
     tokio::spawn(prune_logon_sessions(db.clone(), idle, shutdown.clone()));

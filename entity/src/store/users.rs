@@ -36,13 +36,13 @@ pub async fn create(
 
 /// The user that tasks submitted with the tenant's API tokens are recorded for (tasks belong
 /// to a user): `api-token@<tenant>`, created on first use, with no password that could match
-/// (so it cannot log on) and a role that may only read.
+/// (so it cannot log on) and no role (which no face grants anything).
 pub async fn token_user(db: &impl ConnectionTrait, tenant: &crate::tenant::Model) -> Result<user::Model, DbErr> {
     let name = format!("api-token@{}", tenant.name);
     if let Some(user) = find_by_name(db, &name).await? {
         return Ok(user);
     }
-    match create(db, tenant.id, &name, "!", "PortalUser").await {
+    match create(db, tenant.id, &name, "!", "").await {
         Ok(user) => Ok(user),
         // Created meanwhile by another request.
         Err(err) => find_by_name(db, &name).await?.ok_or(err),

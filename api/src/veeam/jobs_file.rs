@@ -1,4 +1,5 @@
-//! The jobs file: named commands, upserted by name at start.
+//! The jobs file: the Veeam face's jobs, named commands upserted by name at start (by
+//! `veeam::start`).
 //!
 //! ```toml
 //! [[job]]
@@ -6,7 +7,7 @@
 //! type = "Backup"                       # Veeam JobType; default "Backup"
 //! command = ["sleep", "3600"]
 //! working_dir = "data/work/fileserver"  # default: data/work/<name>
-//! cpus = 0.5                            # optional limits (see contain::limits)
+//! cpus = 0.5                            # optional limits (see worker::contain::limits)
 //! memory_mb = 512
 //! max_processes = 100
 //! ```
