@@ -44,3 +44,5 @@ mod tasks;
 mod tenants;
 #[path = "suite/upgrade.rs"]
 mod upgrade;
+#[path = "suite/vercel.rs"]
+mod vercel;

@@ -5,6 +5,9 @@
 use sea_orm::sqlx::Error as Sqlx;
 use sea_orm::{DbErr, RuntimeErr};
 
+/// What a face tells a client whose string the database refused.
+pub const UNSTORABLE: &str = "The request holds characters that cannot be stored or searched for";
+
 /// What a face tells a client to do after a 503: retry in this many seconds.
 pub const RETRY_AFTER_SECS: u32 = 5;
 

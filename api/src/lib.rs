@@ -1,6 +1,7 @@
 //! HTTP side of the task queue: the Veeam Enterprise Manager face (`veeam`), the Daytona face
-//! (`daytona`), passwords and the
-//! user bootstrap, settings, and `Application`, which wires the embedded or distributed mode.
+//! (`daytona`) and the Vercel Sandbox face (`vercel`, v2 so far); what the token faces share
+//! (`bearer`, `query`, `ids`, `db_error`, the task resource `tasks`); passwords and the user
+//! bootstrap, settings, and `Application`, which wires the embedded or distributed mode.
 
 pub mod admin;
 pub mod bearer;
@@ -15,3 +16,4 @@ pub mod startup;
 pub mod state;
 pub mod tasks;
 pub mod veeam;
+pub mod vercel;

@@ -2,6 +2,7 @@
 
 use crate::daytona::DaytonaSettings;
 use crate::veeam::VeeamSettings;
+use crate::vercel::VercelSettings;
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -27,6 +28,8 @@ pub struct ApiSettings {
     pub veeam: VeeamSettings,
     /// The Daytona face's own settings (`[daytona]` in the file).
     pub daytona: DaytonaSettings,
+    /// The Vercel face's own settings (`[vercel]` in the file).
+    pub vercel: VercelSettings,
 }
 
 impl Default for ApiSettings {
@@ -42,6 +45,7 @@ impl Default for ApiSettings {
             runner: RunnerSettings::default(),
             veeam: VeeamSettings::default(),
             daytona: DaytonaSettings::default(),
+            vercel: VercelSettings::default(),
         }
     }
 }
@@ -52,7 +56,7 @@ impl Default for ApiSettings {
 )]
 pub struct Cli {
     /// TOML file with any of the settings (snake_case keys; runner keys under [runner], the
-    /// Veeam face's under [veeam], the Daytona face's under [daytona]).
+    /// Veeam face's under [veeam], the Daytona face's under [daytona], the Vercel face's under [vercel]).
     #[arg(long, env = "API_CONFIG", global = true)]
     pub config: Option<PathBuf>,
     #[command(flatten)]

@@ -4,7 +4,7 @@
 use crate::origin::{LocalAddr, TrustedProxies};
 use crate::settings::ApiSettings;
 use crate::state::AppState;
-use crate::{daytona, veeam};
+use crate::{daytona, veeam, vercel};
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpResponse, HttpServer, web};
@@ -38,6 +38,7 @@ impl Application {
         let (engine, drained) = start_engine(db.clone(), broker, &settings.runner, embedded, &shutdown).await?;
         let veeam = web::Data::new(veeam::start(&db, &settings.veeam, &shutdown).await?);
         let sandboxes = web::Data::new(daytona::start(&settings.daytona, &settings.data_dir)?);
+        let vercel_state = web::Data::new(vercel::start(&settings.vercel, &settings.data_dir)?);
         let state = web::Data::new(AppState {
             db,
             engine: engine.clone(),
@@ -54,6 +55,7 @@ impl Application {
                 .wrap(from_fn(veeam::normalize))
                 .wrap(from_fn(request_span))
                 .service(daytona::scope(sandboxes.clone()))
+                .configure(vercel::configure(vercel_state.clone()))
                 .service(crate::tasks::resource())
                 .service(veeam::scope(veeam.clone()))
                 .default_service(web::to(unserved))
@@ -114,11 +116,15 @@ impl Stopper {
 
 /// A path that no face serves: under `/api`, a bearer-token caller's gets the Daytona face's
 /// 404 and any other caller's the Veeam face's (this runs inside its scope, in the format it
-/// negotiated); a path of no face, a plain 404, in no face's dialect.
+/// negotiated); under `/v2/sandboxes` or `/v3/sandboxes`, the Vercel face's; a path of no
+/// face, a plain 404, in no face's dialect.
 async fn unserved(req: actix_web::HttpRequest) -> HttpResponse {
     let under_api = req.path().strip_prefix("/api").is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
     if under_api && crate::bearer::token(req.headers()).is_some() {
         return daytona::unserved(&req).await;
+    }
+    if vercel::owns(req.path()) {
+        return vercel::not_found(req).await.unwrap_or_else(|err| actix_web::ResponseError::error_response(&err));
     }
     veeam::not_found(&req)
 }

@@ -11,6 +11,7 @@ pub mod daytona;
 pub mod http;
 pub mod proxy;
 pub mod veeam;
+pub mod vercel;
 pub mod xml;
 
 use api::settings::ApiSettings;

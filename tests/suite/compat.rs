@@ -1,7 +1,7 @@
 //! Compatibility with real clients, installed from the registries by the test command: the
 //! `veeam` package for the Veeam face; for the Daytona face, Daytona's generated Python and
 //! TypeScript clients and the high-level SDKs its documentation uses (PyPI `daytona`, npm
-//! `@daytonaio/sdk`).
+//! `@daytonaio/sdk`); for the Vercel face, Vercel's SDK (npm `@vercel/sandbox` 3.x).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -78,9 +78,9 @@ async fn daytonas_python_client_creates_lists_stops_starts_and_deletes_sandboxes
     run_daytona_script(mode, client, "daytona_client.py", "daytona python client").await;
 }
 
-/// `package` from the npm registry, installed once under `name`; its `node_modules`, for
-/// `NODE_PATH`.
-fn npm_with(name: &str, package: &str) -> PathBuf {
+/// `package` from the npm registry (as `install` names it: `package` or `package@range`),
+/// installed once under `name`; its `node_modules`, for `NODE_PATH`.
+fn npm_with(name: &str, package: &str, install: &str) -> PathBuf {
     let modules = |dir: &Path| dir.join("node_modules");
     let works = |dir: &Path| {
         Command::new("node")
@@ -94,10 +94,10 @@ fn npm_with(name: &str, package: &str) -> PathBuf {
         let installed = Command::new("npm")
             .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
             .arg(building)
-            .arg(package)
+            .arg(install)
             .status()
             .expect("npm is required");
-        assert!(installed.success(), "npm install {package} failed (the npm registry must be reachable)");
+        assert!(installed.success(), "npm install {install} failed (the npm registry must be reachable)");
     });
     modules(&dir)
 }
@@ -120,7 +120,7 @@ async fn run_daytona_script(mode: Mode, mut client: Command, script: &str, ok: &
 /// see `compat/daytona_client.js`.
 async fn daytonas_npm_client_creates_lists_stops_starts_and_deletes_sandboxes(mode: Mode) {
     let mut client = Command::new("node");
-    client.env("NODE_PATH", npm_with("compat-npm-daytona", "@daytonaio/api-client"));
+    client.env("NODE_PATH", npm_with("compat-npm-daytona", "@daytonaio/api-client", "@daytonaio/api-client"));
     run_daytona_script(mode, client, "daytona_client.js", "daytona npm client").await;
 }
 
@@ -135,8 +135,22 @@ async fn daytonas_python_sdk_drives_a_sandboxs_whole_life_sync_and_async(mode: M
 /// `compat/daytona_sdk.js`.
 async fn daytonas_npm_sdk_drives_a_sandboxs_whole_life(mode: Mode) {
     let mut client = Command::new("node");
-    client.env("NODE_PATH", npm_with("compat-npm-daytona-sdk", "@daytonaio/sdk"));
+    client.env("NODE_PATH", npm_with("compat-npm-daytona-sdk", "@daytonaio/sdk", "@daytonaio/sdk"));
     run_daytona_script(mode, client, "daytona_sdk.js", "daytona npm sdk").await;
+}
+
+/// Vercel's SDK (npm `@vercel/sandbox`, the latest 3.x), unmodified, pointed at the server through
+/// its `fetch` option: see `compat/vercel_sdk.js`.
+async fn vercels_sdk_creates_lists_stops_resumes_and_deletes_named_sandboxes(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options::default()).await;
+    let acme = tests::vercel::Vercel::for_team(&app.base, &app.db, "acme").await;
+    let other = tests::vercel::Vercel::for_team(&app.base, &app.db, "globex").await;
+    let mut client = Command::new("node");
+    client
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/compat/vercel_sdk.js"))
+        .args([&app.base, &acme.token, &acme.team, &other.token, &other.team])
+        .env("NODE_PATH", npm_with("compat-npm-vercel-3", "@vercel/sandbox", "@vercel/sandbox@3"));
+    run_client(client, "vercel sdk 3.").await;
 }
 
 in_both_modes!(
@@ -145,4 +159,5 @@ in_both_modes!(
     daytonas_npm_client_creates_lists_stops_starts_and_deletes_sandboxes,
     daytonas_python_sdk_drives_a_sandboxs_whole_life_sync_and_async,
     daytonas_npm_sdk_drives_a_sandboxs_whole_life,
+    vercels_sdk_creates_lists_stops_resumes_and_deletes_named_sandboxes,
 );

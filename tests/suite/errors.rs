@@ -166,7 +166,7 @@ async fn links_ignore_host_and_forwarded_headers_unless_from_a_trusted_proxy(mod
 /// Each face answers its own paths in its own dialect; a path of no face gets a plain 404.
 async fn a_path_that_belongs_to_no_face_gets_a_plain_404(mode: Mode) {
     let app = TestApp::in_mode(mode, Options::default()).await;
-    for path in ["/", "/nothing", "/v1/sandboxes", "/v2/sandboxes/x/stop", "/apis"] {
+    for path in ["/", "/nothing", "/v1/sandboxes", "/v4/sandboxes", "/apis"] {
         let resp = request("GET", &format!("{}{path}", app.base), &[("Accept", JSON)]).await;
         assert_eq!(resp.status, 404, "{path}");
         assert!(resp.body.is_empty(), "{path}: no face's error body: {}", resp.body);
@@ -177,6 +177,9 @@ async fn a_path_that_belongs_to_no_face_gets_a_plain_404(mode: Mode) {
     let acme = tests::daytona::Daytona::for_tenant(&app.base, &app.db, "acme").await;
     tests::daytona::assert_error(&acme.call("GET", "/api/sandbox/x/stop", None).await, 404, "Cannot GET");
     tests::daytona::assert_error(&acme.call("PUT", "/api/sandbox", None).await, 404, "Cannot PUT");
+    // `/v2/sandboxes...` is the Vercel face's: its own 404, in its own body.
+    let vercel = request("GET", &format!("{}/v2/sandboxes/x/stop", app.base), &[("Accept", JSON)]).await;
+    tests::vercel::assert_error(&vercel, 404, "not_found");
     let veeam = request("GET", &format!("{}/API/Nothing-Here/", app.base), &[("Accept", JSON)]).await;
     assert_eq!((veeam.status, veeam.json()["StatusCode"].as_u64()), (404, Some(404)), "Veeam's own 404");
 }

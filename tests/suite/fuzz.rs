@@ -288,7 +288,87 @@ async fn generated_daytona_input_never_gets_a_5xx(mode: Mode) {
     assert_eq!(acme.ok("GET", "/api/sandbox/one", None).await["state"], "started");
 }
 
+/// A Vercel answer: never a 5xx (the SDK would retry it), and errors in Vercel's body.
+fn check_vercel(what: &str, status: u16, body: &str) {
+    assert!(status < 500 && status != 429, "{what}: {status} {body}");
+    let value: serde_json::Value =
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {body}"));
+    if status >= 400 {
+        assert!(value["error"]["code"].is_string() && value["error"]["message"].is_string(), "{what}: {body}");
+    }
+}
+
+/// Generated names, session ids, query parameters and create bodies for the Vercel face.
+async fn generated_vercel_input_never_gets_a_5xx(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options::default()).await;
+    let team = tests::vercel::Vercel::for_team(&app.base, &app.db, "acme").await;
+    let one = team.ok("POST", "/v3/sandboxes", Some(&serde_json::json!({"projectId": "prj", "name": "one"}))).await;
+    let session = one["session"]["id"].as_str().expect("id").to_owned();
+    for id in samples(proptest::prop_oneof!["\\PC{1,80}", "[\\x00-\\x1f]{1,10}", "sbx_[0-9a-fA-F]{0,40}"]) {
+        let id = encode(&id);
+        for (method, path) in [
+            ("GET", format!("/v2/sandboxes/{id}")),
+            ("DELETE", format!("/v2/sandboxes/{id}")),
+            ("GET", format!("/v2/sandboxes/sessions/{id}")),
+            ("POST", format!("/v2/sandboxes/sessions/{id}/stop")),
+            ("POST", format!("/v2/sandboxes/sessions/{id}/extend-timeout")),
+            ("GET", format!("/v2/sandboxes/sessions?name={id}")),
+        ] {
+            let resp = team.call(method, &path, Some(&serde_json::json!({"duration": 1000}))).await;
+            check_vercel(&format!("{method} {path}"), resp.status, &resp.body);
+            assert!([400, 404].contains(&resp.status), "{method} {path}: {} {}", resp.status, resp.body);
+        }
+    }
+    let names = ["limit", "cursor", "sortBy", "sortOrder", "namePrefix", "tags", "project", "resume", "projectId"];
+    for (n, value) in samples("\\PC{0,30}|-?[0-9]{1,25}|[a-z]{1,8}:[a-z]{0,8}").iter().enumerate() {
+        let query = serde_urlencoded::to_string([(names[n % names.len()], value)]).expect("query");
+        for path in [
+            format!("/v2/sandboxes?{query}"),
+            format!("/v2/sandboxes/one?{query}"),
+            format!("/v2/sandboxes/sessions?name=one&{query}"),
+        ] {
+            let resp = team.call("GET", &path, None).await;
+            check_vercel(&path, resp.status, &resp.body);
+        }
+    }
+    let values = proptest::sample::select(vec![
+        serde_json::json!(null),
+        serde_json::json!(-1),
+        serde_json::json!(0),
+        serde_json::json!(1.5),
+        serde_json::json!(1e300),
+        serde_json::json!(i64::MAX),
+        serde_json::json!("x"),
+        serde_json::json!("a/b\u{0}"),
+        serde_json::json!([]),
+        serde_json::json!({}),
+        serde_json::json!({"vcpus": 9}),
+        serde_json::json!({"A": "1", "B=": "2"}),
+        serde_json::json!(true),
+    ]);
+    let fields =
+        ["projectId", "name", "persistent", "timeout", "resources", "runtime", "env", "tags", "ports", "source"];
+    let bodies = proptest::collection::vec((proptest::sample::select(fields.to_vec()), values), 0..5);
+    for (n, pairs) in samples(bodies).into_iter().enumerate() {
+        let mut body: serde_json::Map<String, serde_json::Value> =
+            pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        body.entry("name").or_insert_with(|| serde_json::json!(format!("gen-{n}")));
+        body.entry("projectId").or_insert_with(|| serde_json::json!("prj"));
+        let body = serde_json::Value::Object(body);
+        let resp = team.call("POST", "/v3/sandboxes", Some(&body)).await;
+        check_vercel(&format!("create {body}"), resp.status, &resp.body);
+        assert!([200, 400, 409].contains(&resp.status), "create {body}: {} {}", resp.status, resp.body);
+    }
+    // The server lives on, and the first sandbox is as it was.
+    let got = team.ok("GET", "/v2/sandboxes/one", None).await;
+    assert_eq!(
+        (got["session"]["id"].as_str(), got["session"]["status"].as_str()),
+        (Some(session.as_str()), Some("running"))
+    );
+}
+
 in_both_modes!(
+    generated_vercel_input_never_gets_a_5xx,
     generated_filters_and_query_parameters_never_get_a_5xx,
     generated_ids_and_actions_never_get_a_5xx,
     generated_accept_and_authorization_headers_never_get_a_5xx,

@@ -47,9 +47,7 @@ impl From<sea_orm::DbErr> for DaytonaError {
     fn from(err: sea_orm::DbErr) -> Self {
         match crate::db_error::classify(&err) {
             DbFault::Unavailable => DaytonaError::Unavailable,
-            DbFault::UnstorableInput => {
-                DaytonaError::BadRequest("The request holds characters that cannot be stored or searched for".into())
-            }
+            DbFault::UnstorableInput => DaytonaError::BadRequest(crate::db_error::UNSTORABLE.into()),
             DbFault::Bug => DaytonaError::Internal,
         }
     }

@@ -64,17 +64,13 @@ impl Attributes {
     }
 
     pub fn of(spec: &workload_spec::Model) -> Self {
-        serde_json::from_str::<Value>(&spec.meta)
-            .ok()
-            .and_then(|meta| meta.get("daytona").cloned())
-            .and_then(|daytona| serde_json::from_value(daytona).ok())
-            .unwrap_or_default()
+        spec.face_meta("daytona").unwrap_or_default()
     }
 }
 
 /// Whether a spec is a sandbox (made by this face), not a Veeam job of the same tenant.
 pub fn is_sandbox(spec: &workload_spec::Model) -> bool {
-    serde_json::from_str::<Value>(&spec.meta).is_ok_and(|meta| meta.get("daytona").is_some())
+    spec.is_of_face("daytona")
 }
 
 /// The Daytona states this face reports.

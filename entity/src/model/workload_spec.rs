@@ -35,6 +35,18 @@ pub enum Relation {}
 impl ActiveModelBehavior for ActiveModel {}
 
 impl Model {
+    /// The attributes `face` keeps in `meta.<face>` (each face owns one top-level key), if it
+    /// has any that read as `T`.
+    pub fn face_meta<T: serde::de::DeserializeOwned>(&self, face: &str) -> Option<T> {
+        let meta = serde_json::from_str::<serde_json::Value>(&self.meta).ok()?;
+        serde_json::from_value(meta.get(face)?.clone()).ok()
+    }
+
+    /// Whether `face` made this spec (its `meta` has the face's key).
+    pub fn is_of_face(&self, face: &str) -> bool {
+        serde_json::from_str::<serde_json::Value>(&self.meta).is_ok_and(|meta| meta.get(face).is_some())
+    }
+
     /// The argument vector; an error (naming the problem) when the stored command is not a JSON
     /// list of strings, instead of an empty command that would fail later for another reason.
     pub fn argv(&self) -> Result<Vec<String>, String> {

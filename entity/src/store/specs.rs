@@ -161,6 +161,9 @@ pub struct SpecQuery {
     pub states: Vec<Option<crate::WorkloadState>>,
     /// Only specs with all these labels (`meta.<face>.labels`).
     pub labels: Vec<(String, String)>,
+    /// Only specs whose `meta.<face>.scope` is this (a face's own partition of a tenant's
+    /// specs, such as Vercel's projects).
+    pub scope: Option<String>,
     pub sort: SpecSort,
     pub descending: bool,
 }
@@ -263,6 +266,14 @@ fn filtered(backend: sea_orm::DbBackend, tenant_id: i32, query: &SpecQuery) -> s
             }));
         }
         select = select.filter(any);
+    }
+    if let (Some(face), Some(scope)) = (query.face, &query.scope) {
+        select = select.filter(match backend {
+            DbBackend::Postgres => {
+                Expr::cust_with_values(format!("(meta::jsonb -> '{face}' ->> 'scope') = $1"), [scope.clone()])
+            }
+            _ => Expr::cust_with_values("json_extract(meta, ?) = ?", [format!("$.{face}.scope"), scope.clone()]),
+        });
     }
     if let Some(face) = query.face {
         for (key, value) in &query.labels {

@@ -311,6 +311,23 @@ pub async fn pending_for(db: &impl ConnectionTrait, target_id: &str) -> Result<O
         .await
 }
 
+/// The tasks of `operation` aimed at these targets, oldest first, in one read.
+pub async fn of_targets(
+    db: &impl ConnectionTrait,
+    target_ids: &[&str],
+    operation: crate::Operation,
+) -> Result<Vec<task::Model>, DbErr> {
+    if target_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    task::Entity::find()
+        .filter(Column::TargetId.is_in(target_ids.iter().copied()))
+        .filter(Column::Operation.eq(operation))
+        .order_by_asc(Column::Id)
+        .all(db)
+        .await
+}
+
 /// `pending_for` of each of these targets, in one read: the newest unfinished due task of each
 /// that has one.
 pub async fn pending_for_each(db: &impl ConnectionTrait, target_ids: &[&str]) -> Result<Vec<task::Model>, DbErr> {

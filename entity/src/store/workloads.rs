@@ -93,6 +93,16 @@ pub async fn last_ended_of_specs(db: &impl ConnectionTrait, spec_ids: &[&str]) -
         .await
 }
 
+/// The newest workload of the spec, whatever its state.
+pub async fn newest_of_spec(db: &impl ConnectionTrait, spec_id: &str) -> Result<Option<workload::Model>, DbErr> {
+    workload::Entity::find()
+        .filter(Column::SpecId.eq(spec_id))
+        .order_by_desc(Column::CreatedAt)
+        .order_by_desc(Column::Id)
+        .one(db)
+        .await
+}
+
 /// Workloads of `runner` that have not stopped yet.
 pub async fn active_on(db: &impl ConnectionTrait, runner: &str) -> Result<Vec<workload::Model>, DbErr> {
     workload::Entity::find()

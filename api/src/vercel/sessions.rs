@@ -1,0 +1,151 @@
+//! Sessions: list (of one named sandbox), get, stop (answered once stopped), extend-timeout.
+//! A session's timeout is a scheduled stop of its workload (`schedule_timeout`).
+
+use super::auth::Team;
+use super::error::VercelError;
+use super::sandboxes::{name_ok, sort_order};
+use super::view::{self, Attributes, SessionFacts};
+use crate::query::QueryPairs;
+use crate::state::AppState;
+use actix_web::{HttpRequest, HttpResponse, web};
+use entity::outcome::TaskParams;
+use entity::store::{specs, tasks, workloads};
+use entity::{Operation, WorkloadState, workload, workload_spec};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// How long a stop (or a delete) waits for the session to be stopped before it answers with
+/// the session as it is: well inside the SDK's 300 s headers timeout, whatever the grace period.
+pub const STOP_WAIT: Duration = Duration::from_secs(120);
+
+/// The facts of each of these sessions, from their stop tasks, in one read.
+pub async fn facts(
+    state: &AppState,
+    sessions: &[workload::Model],
+) -> Result<HashMap<String, SessionFacts>, VercelError> {
+    let ids: Vec<&str> = sessions.iter().map(|w| w.id.as_str()).collect();
+    let stops = tasks::of_targets(&state.db, &ids, Operation::StopWorkload).await?;
+    Ok(ids.iter().map(|id| ((*id).to_owned(), view::facts_of(&stops, id))).collect())
+}
+
+/// Schedules the session's stop `timeout_ms` after it started (moving the one there is).
+pub async fn schedule_timeout(
+    state: &AppState,
+    team: &Team,
+    session: &workload::Model,
+    timeout_ms: i64,
+) -> Result<(), VercelError> {
+    let at = session.created_at + chrono::TimeDelta::milliseconds(timeout_ms);
+    let stop = team.submission(Operation::StopWorkload, &session.id, TaskParams::default());
+    state.engine.schedule(stop, at).await?;
+    Ok(())
+}
+
+/// The team's session `id` and its sandbox.
+async fn find(state: &AppState, team: &Team, id: &str) -> Result<(workload::Model, workload_spec::Model), VercelError> {
+    let not_found = || {
+        VercelError::NotFound(format!(
+            "Session {} not found",
+            id.chars().filter(|c| !c.is_control()).collect::<String>()
+        ))
+    };
+    let workload_id = view::workload_id(id).ok_or_else(not_found)?;
+    let session = workloads::find_of(&state.db, team.tenant.id, &workload_id).await?.ok_or_else(not_found)?;
+    let spec = specs::find(&state.db, &session.spec_id).await?.filter(view::is_sandbox).ok_or_else(not_found)?;
+    Ok((session, spec))
+}
+
+async fn session_json(
+    state: &AppState,
+    spec: &workload_spec::Model,
+    session: &workload::Model,
+) -> Result<Value, VercelError> {
+    let session = workloads::find(&state.db, &session.id).await?.unwrap_or_else(|| session.clone());
+    let facts = facts(state, std::slice::from_ref(&session)).await?.remove(&session.id).unwrap_or_default();
+    Ok(view::session(spec, &session, &facts))
+}
+
+/// `GET /v2/sandboxes/sessions/{id}`: `{session, routes}`.
+pub async fn get(team: Team, path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, VercelError> {
+    let (session, spec) = find(&state, &team, &path).await?;
+    Ok(HttpResponse::Ok().json(json!({"session": session_json(&state, &spec, &session).await?, "routes": []})))
+}
+
+/// `GET /v2/sandboxes/sessions?name=...`: `{sessions, pagination: {count, next}}`, the named
+/// sandbox's sessions by creation time (`sortOrder` desc by default; `limit` 1..50 default 20;
+/// an opaque `cursor`).
+pub async fn list(team: Team, req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, VercelError> {
+    let query = QueryPairs::of(&req)?;
+    let limit = query.number("limit", 1..=50, 20)?;
+    let descending = sort_order(&query)?;
+    let name = query.get("name").ok_or_else(|| VercelError::BadRequest("name is required".into()))?;
+    if !name_ok(name) {
+        return Err(VercelError::BadRequest("name must be letters, digits, '_' and '-', at most 128".into()));
+    }
+    let spec = super::sandboxes::find(&state, &team, name, query.get("project")).await?;
+    let workload_query = workloads::WorkloadQuery { spec_id: Some(spec.id.clone()), descending, ..Default::default() };
+    let after = match query.get("cursor") {
+        Some(text) if !text.is_empty() => {
+            Some(workload_query.cursor(text).map_err(|_| VercelError::BadRequest("Invalid cursor".into()))?)
+        }
+        _ => None,
+    };
+    let page = workloads::page(&state.db, team.tenant.id, &workload_query, after.as_ref(), limit).await?;
+    let mut facts = facts(&state, &page.items).await?;
+    let sessions: Vec<Value> =
+        page.items.iter().map(|w| view::session(&spec, w, &facts.remove(&w.id).unwrap_or_default())).collect();
+    let next = page.next.map(|c| c.encode());
+    Ok(HttpResponse::Ok().json(json!({"sessions": sessions, "pagination": {"count": sessions.len(), "next": next}})))
+}
+
+/// `POST /v2/sandboxes/sessions/{id}/stop`: stops the session and answers once it is stopped
+/// (or after `STOP_WAIT`, as it is) with `{session, sandbox}`. Stops racing on one session
+/// share one stop (the engine's stop flight): one effect, every answer the same stopped
+/// session. A session already stopped is answered as it is (200, nothing done).
+pub async fn stop(
+    team: Team,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, VercelError> {
+    let (session, spec) = find(&state, &team, &path).await?;
+    if session.state != WorkloadState::Stopped {
+        let stop = team.submission(Operation::StopWorkload, &session.id, TaskParams::default());
+        let task = state.engine.submit(stop).await?;
+        state.engine.wait_finished(task.id, STOP_WAIT).await?;
+    }
+    let body = json!({
+        "session": session_json(&state, &spec, &session).await?,
+        "sandbox": super::sandboxes::answer(&state, &spec, None).await?["sandbox"].take(),
+    });
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// `POST /v2/sandboxes/sessions/{id}/extend-timeout` `{duration}` (ms): the session's timeout
+/// grows by it (its scheduled stop moves); `{session}`. A stopped session: 410 (the SDK resumes
+/// its sandbox and retries).
+pub async fn extend_timeout(
+    team: Team,
+    path: web::Path<String>,
+    body: web::Json<Value>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, VercelError> {
+    let duration = body
+        .get("duration")
+        .and_then(Value::as_i64)
+        .filter(|d| (1..=86_400_000).contains(d))
+        .ok_or_else(|| VercelError::BadRequest("duration must be a number of ms from 1 to 86400000".into()))?;
+    let (session, spec) = find(&state, &team, &path).await?;
+    let facts = facts(&state, std::slice::from_ref(&session)).await?.remove(&session.id).unwrap_or_default();
+    match view::status(&session, &facts) {
+        "running" | "pending" => {}
+        "stopping" => return Err(VercelError::SandboxStopping),
+        _ => return Err(VercelError::SandboxStopped),
+    }
+    let timeout = view::timeout(&session, &facts, &Attributes::of(&spec)) + duration;
+    if timeout > 86_400_000 {
+        return Err(VercelError::BadRequest("a session's timeout may not pass 24 hours".into()));
+    }
+    schedule_timeout(&state, &team, &session, timeout).await?;
+    Ok(HttpResponse::Ok().json(json!({"session": session_json(&state, &spec, &session).await?})))
+}
