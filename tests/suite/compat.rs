@@ -1,7 +1,7 @@
 //! Compatibility with real clients, installed from the registries by the test command: the
 //! `veeam` package for the Veeam face; for the Daytona face, Daytona's generated Python and
 //! TypeScript clients and the high-level SDKs its documentation uses (PyPI `daytona`, npm
-//! `@daytonaio/sdk`); for the Vercel face, Vercel's SDK (npm `@vercel/sandbox` 3.x).
+//! `@daytonaio/sdk`); for the Vercel face, Vercel's SDK (npm `@vercel/sandbox`, the latest 3.x and the last 1.x).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -153,6 +153,20 @@ async fn vercels_sdk_creates_lists_stops_resumes_and_deletes_named_sandboxes(mod
     run_client(client, "vercel sdk 3.").await;
 }
 
+/// Vercel's SDK 1.x (npm `@vercel/sandbox@1`, the last 1.x), unmodified, against the v1 API:
+/// see `compat/vercel_sdk_v1.js`.
+async fn vercels_sdk_1x_creates_lists_and_stops_v1_sandboxes(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options::default()).await;
+    let acme = tests::vercel::Vercel::for_team(&app.base, &app.db, "acme").await;
+    let other = tests::vercel::Vercel::for_team(&app.base, &app.db, "globex").await;
+    let mut client = Command::new("node");
+    client
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/compat/vercel_sdk_v1.js"))
+        .args([&app.base, &acme.token, &acme.team, &other.token, &other.team])
+        .env("NODE_PATH", npm_with("compat-npm-vercel-1", "@vercel/sandbox", "@vercel/sandbox@1"));
+    run_client(client, "vercel sdk 1.").await;
+}
+
 in_both_modes!(
     the_veeam_python_package_logs_on_reads_queries_drives_a_stop_and_logs_out,
     daytonas_python_client_creates_lists_stops_starts_and_deletes_sandboxes,
@@ -160,4 +174,5 @@ in_both_modes!(
     daytonas_python_sdk_drives_a_sandboxs_whole_life_sync_and_async,
     daytonas_npm_sdk_drives_a_sandboxs_whole_life,
     vercels_sdk_creates_lists_stops_resumes_and_deletes_named_sandboxes,
+    vercels_sdk_1x_creates_lists_and_stops_v1_sandboxes,
 );

@@ -166,7 +166,7 @@ async fn links_ignore_host_and_forwarded_headers_unless_from_a_trusted_proxy(mod
 /// Each face answers its own paths in its own dialect; a path of no face gets a plain 404.
 async fn a_path_that_belongs_to_no_face_gets_a_plain_404(mode: Mode) {
     let app = TestApp::in_mode(mode, Options::default()).await;
-    for path in ["/", "/nothing", "/v1/sandboxes", "/v4/sandboxes", "/apis"] {
+    for path in ["/", "/nothing", "/v0/sandboxes", "/v4/sandboxes", "/apis"] {
         let resp = request("GET", &format!("{}{path}", app.base), &[("Accept", JSON)]).await;
         assert_eq!(resp.status, 404, "{path}");
         assert!(resp.body.is_empty(), "{path}: no face's error body: {}", resp.body);

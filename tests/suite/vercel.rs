@@ -46,9 +46,21 @@ async fn a_named_sandbox_is_created_stopped_resumed_and_deleted_with_its_files_k
     let home = std::path::PathBuf::from(&spec.working_dir);
     std::fs::write(home.join("kept.txt"), "from the first session").expect("write");
 
+    // Every change is an engine task, named in `Operation-Location` and readable there.
+    let resp = team.call("GET", "/v2/sandboxes/box-a?resume=false", None).await;
+    assert_eq!(resp.header("Operation-Location"), None, "a read submits nothing");
     // Stop: answered once stopped, with what the kernel measured; nothing of it alive.
     let path = format!("/v2/sandboxes/sessions/{}/stop", session["id"].as_str().expect("id"));
-    let stopped = team.ok("POST", &path, None).await;
+    let resp = team.call("POST", &path, None).await;
+    let location = resp.header("Operation-Location").expect("Operation-Location").to_owned();
+    let task = tests::daytona::Daytona { base: app.base.clone(), token: team.token.clone() };
+    let task = task.ok("GET", location.strip_prefix(&app.base).expect("same base"), None).await;
+    assert_eq!(
+        (task["operation"].as_str(), task["state"].as_str()),
+        (Some("StopWorkload"), Some("Finished")),
+        "{task}"
+    );
+    let stopped = resp.json();
     let after = &stopped["session"];
     assert_strict_session(after);
     assert_eq!(after["status"], "stopped", "{stopped}");
@@ -252,7 +264,90 @@ async fn vercel_errors_listing_and_tenancy(mode: Mode) {
     assert_eq!(team.ok("GET", "/v2/sandboxes?project=prj", None).await["sandboxes"].as_array().map(Vec::len), Some(5));
 }
 
+/// v1 (`@vercel/sandbox` 1.x): a sandbox is one session; stop answers at once and a get then
+/// shows it stopped; lists are newest first, paged by `until`, and sandboxes created in the same
+/// millisecond are neither lost nor repeated across pages, whatever the page size.
+async fn v1_sandboxes_are_created_stopped_and_listed_by_time_without_losing_any(mode: Mode) {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+    let app = TestApp::in_mode(mode, Options::default()).await;
+    let team = Vercel::for_team(&app.base, &app.db, "acme").await;
+    let mut ids = Vec::new();
+    for _ in 0..6 {
+        let created = team
+            .ok("POST", "/v1/sandboxes", Some(&json!({"projectId": "prj", "ports": [], "runtime": "node22"})))
+            .await;
+        assert_strict_session(&created["sandbox"]);
+        assert_eq!((created["sandbox"]["runtime"].as_str(), created["routes"].clone()), (Some("node22"), json!([])));
+        ids.push(created["sandbox"]["id"].as_str().expect("id").to_owned());
+    }
+    // Four of them in one millisecond (as under load), two older ones apart.
+    let specs: Vec<String> = {
+        let mut specs = Vec::new();
+        for id in &ids {
+            let workload = workload_of(&json!({"id": id}));
+            specs
+                .push(entity::store::workloads::find(&app.db, &workload).await.expect("db").expect("workload").spec_id);
+        }
+        specs
+    };
+    let same = chrono::Utc::now() - chrono::TimeDelta::minutes(1);
+    for (n, spec) in specs.iter().enumerate() {
+        let at = if n < 4 { same } else { same - chrono::TimeDelta::seconds(10 * n as i64) };
+        entity::workload_spec::Entity::update_many()
+            .col_expr(entity::workload_spec::Column::CreatedAt, Expr::value(at))
+            .filter(entity::workload_spec::Column::Id.eq(spec.clone()))
+            .exec(&app.db)
+            .await
+            .expect("db");
+    }
+    for limit in [1, 2, 3, 5, 10] {
+        let (mut seen, mut until) = (Vec::new(), None::<i64>);
+        for _ in 0..20 {
+            let after = until.map(|u| format!("&until={u}")).unwrap_or_default();
+            let page = team.ok("GET", &format!("/v1/sandboxes?project=prj&limit={limit}{after}"), None).await;
+            let items = page["sandboxes"].as_array().expect("sandboxes");
+            assert_eq!(page["pagination"]["count"], items.len());
+            seen.extend(items.iter().map(|s| s["id"].as_str().expect("id").to_owned()));
+            match page["pagination"]["next"].as_i64() {
+                Some(next) => until = Some(next),
+                None => break,
+            }
+        }
+        let mut sorted = seen.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!((seen.len(), sorted.len()), (6, 6), "limit {limit}: each once: {seen:?}");
+        assert_eq!(seen[4..], [ids[4].clone(), ids[5].clone()], "limit {limit}: newest first");
+    }
+    let other = team.ok("GET", "/v1/sandboxes?project=elsewhere", None).await;
+    assert_eq!(other["sandboxes"], json!([]));
+    for query in ["limit=0", "limit=101", "until=abc", "since=-5", "until=99999999999999999"] {
+        assert_error(&team.call("GET", &format!("/v1/sandboxes?{query}"), None).await, 400, "bad_request");
+    }
+
+    // Stop: at once; then stopped, and nothing of it alive.
+    let stop = team.ok("POST", &format!("/v1/sandboxes/{}/stop", ids[0]), None).await;
+    assert!(["stopping", "stopped"].contains(&stop["sandbox"]["status"].as_str().unwrap_or_default()), "{stop}");
+    tests::wait_until("the v1 sandbox to be stopped", T, || {
+        let (team, path) = (&team, format!("/v1/sandboxes/{}", ids[0]));
+        async move { team.ok("GET", &path, None).await["sandbox"]["status"] == "stopped" }
+    })
+    .await;
+    assert_eq!(marked_processes(&workload_of(&json!({"id": ids[0]}))), Vec::<i32>::new());
+    let extend = format!("/v1/sandboxes/{}/extend-timeout", ids[0]);
+    assert_error(&team.call("POST", &extend, Some(&json!({"duration": 1000}))).await, 400, "bad_request");
+    let extended =
+        team.ok("POST", &format!("/v1/sandboxes/{}/extend-timeout", ids[1]), Some(&json!({"duration": 1000}))).await;
+    assert_eq!(extended["sandbox"]["timeout"], 301000);
+    // v1 and v2 keep apart: a v1 sandbox is no v2 session, nor listed there.
+    assert_error(&team.call("GET", &format!("/v2/sandboxes/sessions/{}", ids[1]), None).await, 404, "not_found");
+    assert_eq!(team.ok("GET", "/v2/sandboxes", None).await["sandboxes"], json!([]));
+    let theirs = Vercel::for_team(&app.base, &app.db, "globex").await;
+    assert_error(&theirs.call("GET", &format!("/v1/sandboxes/{}", ids[1]), None).await, 404, "not_found");
+}
+
 in_both_modes!(
+    v1_sandboxes_are_created_stopped_and_listed_by_time_without_losing_any,
     a_named_sandbox_is_created_stopped_resumed_and_deleted_with_its_files_kept,
     session_timeouts_stop_sessions_and_extend_timeout_moves_them,
     racing_stops_of_one_session_have_one_effect_and_all_answer_stopped,

@@ -69,9 +69,9 @@ fn query_of(pairs: &QueryPairs) -> Result<Option<specs::SpecQuery>, DaytonaError
         name_prefix: pairs.get("name").map(str::to_owned),
         states,
         labels,
-        scope: None,
         sort,
         descending,
+        ..specs::SpecQuery::default()
     }))
 }
 

@@ -1,4 +1,5 @@
-//! The Vercel Sandbox face, v2 (`@vercel/sandbox` 3.x): named sandboxes that own sessions. A
+//! The Vercel Sandbox face: v2 (`@vercel/sandbox` 3.x), named sandboxes that own sessions, and
+//! v1 (1.x, `v1`), sandboxes that are one session each. A
 //! named sandbox is a workload spec of the team's tenant running `[vercel] session_command` in
 //! its own working directory (reported as `/vercel/sandbox`), and a session is one of its
 //! workloads. Create, resume and stop are engine tasks; where Vercel answers only once the work
@@ -11,6 +12,7 @@ mod auth;
 mod error;
 mod sandboxes;
 mod sessions;
+mod v1;
 mod view;
 
 pub use error::VercelError;
@@ -50,7 +52,7 @@ pub fn start(settings: &VercelSettings, data_dir: &std::path::Path) -> Result<Ve
     })
 }
 
-/// The face's routes (`/v2/sandboxes...`, and `POST /v3/sandboxes`), with its error body for
+/// The face's routes (`/v1/sandboxes...`, `/v2/sandboxes...`, and `POST /v3/sandboxes`), with its error body for
 /// bad JSON and for methods a path does not answer. (Paths under them that name nothing get its
 /// 404 from the application's default service: see `owns`.)
 pub fn configure(state: web::Data<VercelState>) -> impl FnOnce(&mut web::ServiceConfig) {
@@ -62,7 +64,11 @@ pub fn configure(state: web::Data<VercelState>) -> impl FnOnce(&mut web::Service
         let resource = |path: &str| {
             web::resource(path).app_data(state.clone()).app_data(json.clone()).default_service(web::to(not_found))
         };
-        cfg.service(resource("/v3/sandboxes").route(web::post().to(sandboxes::create)))
+        cfg.service(resource("/v1/sandboxes").route(web::post().to(v1::create)).route(web::get().to(v1::list)))
+            .service(resource("/v1/sandboxes/{id}").route(web::get().to(v1::get)))
+            .service(resource("/v1/sandboxes/{id}/stop").route(web::post().to(v1::stop)))
+            .service(resource("/v1/sandboxes/{id}/extend-timeout").route(web::post().to(v1::extend_timeout)))
+            .service(resource("/v3/sandboxes").route(web::post().to(sandboxes::create)))
             .service(
                 resource("/v2/sandboxes")
                     .route(web::post().to(sandboxes::create))
@@ -84,7 +90,9 @@ pub fn configure(state: web::Data<VercelState>) -> impl FnOnce(&mut web::Service
 
 /// The paths of this face (a path under them that names nothing gets its 404).
 pub fn owns(path: &str) -> bool {
-    ["/v2/sandboxes", "/v3/sandboxes"].iter().any(|root| path == *root || path.starts_with(&format!("{root}/")))
+    ["/v1/sandboxes", "/v2/sandboxes", "/v3/sandboxes"]
+        .iter()
+        .any(|root| path == *root || path.starts_with(&format!("{root}/")))
 }
 
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, VercelError> {

@@ -6,6 +6,7 @@ use super::auth::Team;
 use super::error::VercelError;
 use super::sessions::{facts, schedule_timeout};
 use super::view::{self, Attributes};
+use crate::origin::BaseUrl;
 use crate::query::QueryPairs;
 use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -92,15 +93,28 @@ pub struct CreateSandbox {
 /// answering once the session runs (or after 30 s, as it is) with `{sandbox, session, routes}`.
 pub async fn create(
     team: Team,
+    base: BaseUrl,
     body: web::Json<Value>,
     state: web::Data<AppState>,
     vercel: web::Data<VercelState>,
 ) -> Result<HttpResponse, VercelError> {
+    let (spec, task) = create_spec(&state, &team, &vercel, view::FACE, body.into_inner()).await?;
+    started(&state, &team, &base, &spec, task, None).await
+}
+
+/// Validates a create body (v1's or v2's: v1's has no name, and gets one) and commits the
+/// sandbox (a spec of `face`) with the start of its first session.
+pub async fn create_spec(
+    state: &AppState,
+    team: &Team,
+    vercel: &VercelState,
+    face: &'static str,
+    body: Value,
+) -> Result<(workload_spec::Model, entity::task::Model), VercelError> {
     if !body.is_object() {
         return Err(VercelError::BadRequest("The body must be a JSON object".into()));
     }
-    let body: CreateSandbox =
-        serde_json::from_value(body.into_inner()).map_err(|err| VercelError::BadRequest(err.to_string()))?;
+    let body: CreateSandbox = serde_json::from_value(body).map_err(|err| VercelError::BadRequest(err.to_string()))?;
     let project = body.project_id.filter(|p| name_ok(p)).ok_or_else(|| {
         VercelError::BadRequest("projectId is required: letters, digits, '_' and '-', at most 128".into())
     })?;
@@ -109,7 +123,10 @@ pub async fn create(
         return Err(VercelError::BadRequest("A source is not supported yet".into()));
     }
     let id = uuid::Uuid::new_v4().to_string();
-    let name = body.name.unwrap_or_else(|| format!("sandbox-{}", &id[..8]));
+    let name = match face {
+        view::FACE_V1 => format!("v1-{id}"),
+        _ => body.name.unwrap_or_else(|| format!("sandbox-{}", &id[..8])),
+    };
     if !name_ok(&name) || RESERVED.contains(&name.as_str()) {
         return Err(VercelError::BadRequest(format!(
             "name must be letters, digits, '_' and '-', at most 128, and not {}",
@@ -148,7 +165,7 @@ pub async fn create(
         name: name.clone(),
         command: vercel.session_command.clone(),
         working_dir: vercel.sandbox_dir.join(&id).display().to_string(),
-        meta: json!({ "vercel": attributes }),
+        meta: json!({ face: attributes }),
         limits: Limits {
             cpu_millis: u32::try_from(vcpus * 1000).ok(),
             memory_bytes: u64::try_from(attributes.memory).ok().map(|mb| mb << 20),
@@ -159,30 +176,49 @@ pub async fn create(
     };
     let params = TaskParams { name: Some(name.clone()), ..TaskParams::default() };
     let start = team.submission(Operation::StartWorkload, &id, params);
-    let (spec, task) = match state.engine.create_and_submit(start, &new, None).await {
-        Ok(Ok(created)) => created,
-        Ok(Err(_)) => return Err(VercelError::Internal),
+    match state.engine.create_and_submit(start, &new, None).await {
+        Ok(Ok(created)) => Ok(created),
+        Ok(Err(_)) => Err(VercelError::Internal),
         Err(err) if specs::is_name_taken(&err) => {
-            return Err(VercelError::Conflict(format!("A sandbox named {name} already exists")));
+            Err(VercelError::Conflict(format!("A sandbox named {name} already exists")))
         }
-        Err(err) => return Err(err.into()),
-    };
-    started(&state, &team, &spec, task, None).await
+        Err(err) => Err(err.into()),
+    }
 }
 
-/// Waits for the session a start creates, schedules its timeout, and answers with it.
+/// Waits for the session a start creates and schedules its timeout; the session.
+pub async fn wait_session(
+    state: &AppState,
+    team: &Team,
+    spec: &workload_spec::Model,
+    task: &entity::task::Model,
+) -> Result<Option<workload::Model>, VercelError> {
+    state.engine.wait_finished(task.id, START_WAIT).await?;
+    let session = workloads::find_by_start_task(&state.db, task.id).await?;
+    if let Some(session) = &session {
+        schedule_timeout(state, team, session, Attributes::of(spec).timeout).await?;
+    }
+    Ok(session)
+}
+
+/// Waits for the session a start creates, schedules its timeout, and answers with it (and the
+/// start's `Operation-Location`).
 async fn started(
     state: &AppState,
     team: &Team,
+    base: &BaseUrl,
     spec: &workload_spec::Model,
     task: entity::task::Model,
     resumed: Option<bool>,
 ) -> Result<HttpResponse, VercelError> {
-    state.engine.wait_finished(task.id, START_WAIT).await?;
-    if let Some(session) = workloads::find_by_start_task(&state.db, task.id).await? {
-        schedule_timeout(state, team, &session, Attributes::of(spec).timeout).await?;
-    }
-    Ok(HttpResponse::Ok().json(answer(state, spec, resumed).await?))
+    wait_session(state, team, spec, &task).await?;
+    Ok(HttpResponse::Ok().insert_header(located(base, &task)).json(answer(state, spec, resumed).await?))
+}
+
+/// The `Operation-Location` of the task that did the work: `/api/tasks/{n}`, readable with the
+/// same token.
+pub fn located(base: &BaseUrl, task: &entity::task::Model) -> (&'static str, String) {
+    ("Operation-Location", base.operation_location(task.id))
 }
 
 /// `GET /v2/sandboxes/{name}[?resume=true]`: the sandbox and its current session; with
@@ -190,6 +226,7 @@ async fn started(
 /// working directory (its files are intact).
 pub async fn get(
     team: Team,
+    base: BaseUrl,
     path: web::Path<String>,
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -207,7 +244,7 @@ pub async fn get(
     let params = TaskParams { name: Some(name), ..TaskParams::default() };
     let start = team.submission(Operation::StartWorkload, &spec.id, params);
     match state.engine.submit_if_unchanged(start, &spec, None).await? {
-        Ok(task) => started(&state, &team, &spec, task, Some(true)).await,
+        Ok(task) => started(&state, &team, &base, &spec, task, Some(true)).await,
         // Resumed by a racing request: its session is the current one.
         Err(Refused::Modified) => Ok(HttpResponse::Ok().json(answer(&state, &spec, Some(true)).await?)),
         Err(Refused::OverQuota(_)) => Err(VercelError::Internal),
@@ -241,7 +278,7 @@ pub async fn list(team: Team, req: HttpRequest, state: web::Data<AppState>) -> R
         }
     };
     let spec_query = specs::SpecQuery {
-        face: Some("vercel"),
+        face: Some(view::FACE),
         name_prefix: query.get("namePrefix").map(str::to_owned),
         labels,
         scope: query.get("project").map(str::to_owned),
@@ -257,14 +294,7 @@ pub async fn list(team: Team, req: HttpRequest, state: web::Data<AppState>) -> R
     };
     let page = specs::page(&state.db, team.tenant.id, &spec_query, after.as_ref(), limit).await?;
     let ids: Vec<&str> = page.items.iter().map(|s| s.id.as_str()).collect();
-    let mut current: BTreeMap<String, workload::Model> = BTreeMap::new();
-    for w in workloads::last_ended_of_specs(&state.db, &ids)
-        .await?
-        .into_iter()
-        .chain(workloads::active_of_specs(&state.db, &ids).await?)
-    {
-        current.insert(w.spec_id.clone(), w);
-    }
+    let current = super::sessions::current_of(&state, &ids).await?;
     let sessions: Vec<workload::Model> = current.values().cloned().collect();
     let mut facts = facts(&state, &sessions).await?;
     let sandboxes: Vec<Value> = page
@@ -292,6 +322,7 @@ pub fn sort_order(query: &QueryPairs) -> Result<bool, VercelError> {
 /// answering once it is done with `{sandbox}` as it was last.
 pub async fn delete(
     team: Team,
+    base: BaseUrl,
     path: web::Path<String>,
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -305,5 +336,6 @@ pub async fn delete(
     state.engine.wait_finished(task.id, super::sessions::STOP_WAIT).await?;
     let current = workloads::newest_of_spec(&state.db, &spec.id).await?.ok_or(VercelError::Internal)?;
     let facts = facts(&state, std::slice::from_ref(&current)).await?.remove(&current.id).unwrap_or_default();
-    Ok(HttpResponse::Ok().json(json!({"sandbox": view::sandbox(&spec, &current, &facts)})))
+    let body = json!({"sandbox": view::sandbox(&spec, &current, &facts)});
+    Ok(HttpResponse::Ok().insert_header(located(&base, &task)).json(body))
 }

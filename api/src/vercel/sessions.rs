@@ -5,6 +5,7 @@ use super::auth::Team;
 use super::error::VercelError;
 use super::sandboxes::{name_ok, sort_order};
 use super::view::{self, Attributes, SessionFacts};
+use crate::origin::BaseUrl;
 use crate::query::QueryPairs;
 use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -42,21 +43,29 @@ pub async fn schedule_timeout(
     Ok(())
 }
 
-/// The team's session `id` and its sandbox.
-async fn find(state: &AppState, team: &Team, id: &str) -> Result<(workload::Model, workload_spec::Model), VercelError> {
+/// The team's session `id` and its sandbox, a spec of `face` (a v1 sandbox is no v2 session).
+pub async fn find_of(
+    state: &AppState,
+    team: &Team,
+    id: &str,
+    face: &str,
+) -> Result<(workload::Model, workload_spec::Model), VercelError> {
+    let shown: String = id.chars().filter(|c| !c.is_control()).collect();
     let not_found = || {
-        VercelError::NotFound(format!(
-            "Session {} not found",
-            id.chars().filter(|c| !c.is_control()).collect::<String>()
-        ))
+        VercelError::NotFound(format!("{} {shown} not found", if face == view::FACE { "Session" } else { "Sandbox" }))
     };
     let workload_id = view::workload_id(id).ok_or_else(not_found)?;
     let session = workloads::find_of(&state.db, team.tenant.id, &workload_id).await?.ok_or_else(not_found)?;
-    let spec = specs::find(&state.db, &session.spec_id).await?.filter(view::is_sandbox).ok_or_else(not_found)?;
+    let spec = specs::find(&state.db, &session.spec_id).await?.filter(|s| s.is_of_face(face)).ok_or_else(not_found)?;
     Ok((session, spec))
 }
 
-async fn session_json(
+async fn find(state: &AppState, team: &Team, id: &str) -> Result<(workload::Model, workload_spec::Model), VercelError> {
+    find_of(state, team, id, view::FACE).await
+}
+
+/// The session as it is now, in JSON (v2's `session`, v1's `sandbox`).
+pub async fn session_json(
     state: &AppState,
     spec: &workload_spec::Model,
     session: &workload::Model,
@@ -64,6 +73,59 @@ async fn session_json(
     let session = workloads::find(&state.db, &session.id).await?.unwrap_or_else(|| session.clone());
     let facts = facts(state, std::slice::from_ref(&session)).await?.remove(&session.id).unwrap_or_default();
     Ok(view::session(spec, &session, &facts))
+}
+
+/// Submits a stop of the session unless it is stopped (nothing then: `None`), waiting up to
+/// `wait` for it to finish.
+pub async fn submit_stop(
+    state: &AppState,
+    team: &Team,
+    session: &workload::Model,
+    wait: Option<Duration>,
+) -> Result<Option<entity::task::Model>, VercelError> {
+    if session.state == WorkloadState::Stopped {
+        return Ok(None);
+    }
+    let stop = team.submission(Operation::StopWorkload, &session.id, TaskParams::default());
+    let task = state.engine.submit(stop).await?;
+    if let Some(wait) = wait {
+        state.engine.wait_finished(task.id, wait).await?;
+    }
+    Ok(Some(task))
+}
+
+/// The current session (the newest workload) of each of these specs, by spec id, in two reads.
+pub async fn current_of(state: &AppState, spec_ids: &[&str]) -> Result<HashMap<String, workload::Model>, VercelError> {
+    let ended = workloads::last_ended_of_specs(&state.db, spec_ids).await?;
+    let active = workloads::active_of_specs(&state.db, spec_ids).await?;
+    Ok(ended.into_iter().chain(active).map(|w| (w.spec_id.clone(), w)).collect())
+}
+
+/// Grows the running session's timeout by `body.duration` ms (its scheduled stop moves). A
+/// session that is not running: `not_running(its status)`.
+pub async fn extend(
+    state: &AppState,
+    team: &Team,
+    session: &workload::Model,
+    spec: &workload_spec::Model,
+    body: &Value,
+    not_running: impl Fn(&str) -> VercelError,
+) -> Result<(), VercelError> {
+    let duration = body
+        .get("duration")
+        .and_then(Value::as_i64)
+        .filter(|d| (1..=86_400_000).contains(d))
+        .ok_or_else(|| VercelError::BadRequest("duration must be a number of ms from 1 to 86400000".into()))?;
+    let facts = facts(state, std::slice::from_ref(session)).await?.remove(&session.id).unwrap_or_default();
+    let status = view::status(session, &facts);
+    if !matches!(status, "running" | "pending") {
+        return Err(not_running(status));
+    }
+    let timeout = view::timeout(session, &facts, &Attributes::of(spec)) + duration;
+    if timeout > 86_400_000 {
+        return Err(VercelError::BadRequest("a session's timeout may not pass 24 hours".into()));
+    }
+    schedule_timeout(state, team, session, timeout).await
 }
 
 /// `GET /v2/sandboxes/sessions/{id}`: `{session, routes}`.
@@ -105,47 +167,36 @@ pub async fn list(team: Team, req: HttpRequest, state: web::Data<AppState>) -> R
 /// session. A session already stopped is answered as it is (200, nothing done).
 pub async fn stop(
     team: Team,
+    base: BaseUrl,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, VercelError> {
     let (session, spec) = find(&state, &team, &path).await?;
-    if session.state != WorkloadState::Stopped {
-        let stop = team.submission(Operation::StopWorkload, &session.id, TaskParams::default());
-        let task = state.engine.submit(stop).await?;
-        state.engine.wait_finished(task.id, STOP_WAIT).await?;
+    let mut response = HttpResponse::Ok();
+    if let Some(task) = submit_stop(&state, &team, &session, Some(STOP_WAIT)).await? {
+        response.insert_header(super::sandboxes::located(&base, &task));
     }
     let body = json!({
         "session": session_json(&state, &spec, &session).await?,
         "sandbox": super::sandboxes::answer(&state, &spec, None).await?["sandbox"].take(),
     });
-    Ok(HttpResponse::Ok().json(body))
+    Ok(response.json(body))
 }
 
 /// `POST /v2/sandboxes/sessions/{id}/extend-timeout` `{duration}` (ms): the session's timeout
-/// grows by it (its scheduled stop moves); `{session}`. A stopped session: 410 (the SDK resumes
-/// its sandbox and retries).
+/// grows by it (its scheduled stop moves); `{session}`. A stopped session: 410 (422 while it
+/// stops), so that the SDK resumes its sandbox and retries.
 pub async fn extend_timeout(
     team: Team,
     path: web::Path<String>,
     body: web::Json<Value>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, VercelError> {
-    let duration = body
-        .get("duration")
-        .and_then(Value::as_i64)
-        .filter(|d| (1..=86_400_000).contains(d))
-        .ok_or_else(|| VercelError::BadRequest("duration must be a number of ms from 1 to 86400000".into()))?;
     let (session, spec) = find(&state, &team, &path).await?;
-    let facts = facts(&state, std::slice::from_ref(&session)).await?.remove(&session.id).unwrap_or_default();
-    match view::status(&session, &facts) {
-        "running" | "pending" => {}
-        "stopping" => return Err(VercelError::SandboxStopping),
-        _ => return Err(VercelError::SandboxStopped),
-    }
-    let timeout = view::timeout(&session, &facts, &Attributes::of(&spec)) + duration;
-    if timeout > 86_400_000 {
-        return Err(VercelError::BadRequest("a session's timeout may not pass 24 hours".into()));
-    }
-    schedule_timeout(&state, &team, &session, timeout).await?;
+    extend(&state, &team, &session, &spec, &body, |status| match status {
+        "stopping" => VercelError::SandboxStopping,
+        _ => VercelError::SandboxStopped,
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(json!({"session": session_json(&state, &spec, &session).await?})))
 }

@@ -16,6 +16,10 @@ use std::collections::BTreeMap;
 /// What every session reports as its working directory (it is `<sandbox_dir>/<spec id>` here).
 pub const CWD: &str = "/vercel/sandbox";
 pub const REGION: &str = "iad1";
+/// The `meta` key of v2's named sandboxes, and of v1's sandboxes (kept apart: neither API
+/// lists the other's).
+pub const FACE: &str = "vercel";
+pub const FACE_V1: &str = "vercel_v1";
 
 /// Vercel's attributes of a named sandbox, as stored in `meta.vercel`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -51,13 +55,13 @@ impl Default for Attributes {
 
 impl Attributes {
     pub fn of(spec: &workload_spec::Model) -> Self {
-        spec.face_meta("vercel").unwrap_or_default()
+        spec.face_meta(FACE).or_else(|| spec.face_meta(FACE_V1)).unwrap_or_default()
     }
 }
 
 /// Whether a spec is a named sandbox (made by this face).
 pub fn is_sandbox(spec: &workload_spec::Model) -> bool {
-    spec.is_of_face("vercel")
+    spec.is_of_face(FACE)
 }
 
 /// A session's id: `sbx_` and its workload's id without hyphens.

@@ -164,6 +164,9 @@ pub struct SpecQuery {
     /// Only specs whose `meta.<face>.scope` is this (a face's own partition of a tenant's
     /// specs, such as Vercel's projects).
     pub scope: Option<String>,
+    /// Only specs created at or after this instant, and before that one.
+    pub created_from: Option<chrono::DateTime<chrono::Utc>>,
+    pub created_before: Option<chrono::DateTime<chrono::Utc>>,
     pub sort: SpecSort,
     pub descending: bool,
 }
@@ -266,6 +269,12 @@ fn filtered(backend: sea_orm::DbBackend, tenant_id: i32, query: &SpecQuery) -> s
             }));
         }
         select = select.filter(any);
+    }
+    if let Some(from) = query.created_from {
+        select = select.filter(workload_spec::Column::CreatedAt.gte(from));
+    }
+    if let Some(before) = query.created_before {
+        select = select.filter(workload_spec::Column::CreatedAt.lt(before));
     }
     if let (Some(face), Some(scope)) = (query.face, &query.scope) {
         select = select.filter(match backend {
