@@ -829,7 +829,7 @@ async fn a_schedule_runs_once_across_processes_and_outlives_the_api() {
 async fn changes_in_progress_are_409_and_racing_changes_have_one_winner(mode: Mode) {
     let stubborn = ["sh", "-c", "trap '' TERM; while :; do sleep 0.1; done"].map(String::from).to_vec();
     let options = Options {
-        grace_period_ms: 4_000,
+        grace_period_ms: 6_000,
         daytona_command: Some(stubborn),
         daytona_minute_ms: 1_000,
         ..Options::default()
@@ -859,7 +859,7 @@ async fn changes_in_progress_are_409_and_racing_changes_have_one_winner(mode: Mo
         async move { acme.ok("GET", &task, None).await["state"] == "Cancelled" }
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(4_500)).await;
+    tokio::time::sleep(Duration::from_millis(6_500)).await;
     let sandbox = acme.ok("GET", &format!("/api/sandbox/{revived}"), None).await;
     assert_eq!(sandbox["state"], "started", "the stop was abandoned, and the delete after it did nothing");
     let revived_workload =
@@ -889,7 +889,7 @@ async fn changes_in_progress_are_409_and_racing_changes_have_one_winner(mode: Mo
     assert_eq!(acme.ok("GET", &format!("/api/sandbox/{id}"), None).await["state"], "stopping");
     assert!(!marked_processes(&workload).is_empty(), "still in its grace period");
     acme.wait_state(&id, "stopped", Duration::from_secs(30)).await;
-    assert!(began.elapsed() >= Duration::from_millis(3_500), "it took the grace period: {:?}", began.elapsed());
+    assert!(began.elapsed() >= Duration::from_millis(5_500), "it took the grace period: {:?}", began.elapsed());
     assert_eq!(marked_processes(&workload), Vec::<i32>::new());
 
     // Eight starts at once: one task; every answer a 200 (the winner, or a sandbox already
