@@ -10,5 +10,5 @@ pub mod outcome;
 pub mod state;
 pub mod store;
 
-pub use model::{api_token, logon_session, runner, task, tenant, user, workload, workload_spec};
+pub use model::{api_token, logon_session, runner, snapshot, task, tenant, user, workload, workload_spec};
 pub use state::{Operation, TaskState, WorkloadState};

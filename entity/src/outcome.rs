@@ -38,6 +38,10 @@ pub enum Outcome {
     StopAbandoned { workload: String, workload_name: String, alive: usize, state: crate::state::WorkloadState },
     /// Cancelled while another task still wanted the same stop, which goes on.
     LeftStop { workload: String, workload_name: String },
+    /// The workload was stopped and its spec's working directory archived as the snapshot.
+    Snapshotted { workload: String, spec_name: String, snapshot: String, size_bytes: i64 },
+    /// The snapshot could not be taken; why.
+    SnapshotFailed { snapshot: String, reason: String },
     /// Cancelled before it did anything: while queued (by its owner), or by its runner at start.
     CancelledBeforeStart { queued: bool, workload: Option<String> },
     /// Its runner stopped responding past the deadline; the operation did not complete.
@@ -81,6 +85,12 @@ pub struct TaskParams {
     /// with everything in it, once the spec is deleted.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub remove_files: bool,
+    /// Snapshot: the snapshot (its row, `pending`) the archive is for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+    /// Start: fill the spec's working directory from this archive first, if it has none yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restore: Option<String>,
 }
 
 impl TaskParams {
@@ -183,7 +193,8 @@ impl Outcome {
             | Outcome::SpecDeleted { .. }
             | Outcome::KeptRunning { .. }
             | Outcome::Stopped { .. }
-            | Outcome::AlreadyStopped { .. } => true,
+            | Outcome::AlreadyStopped { .. }
+            | Outcome::Snapshotted { .. } => true,
             Outcome::Legacy { success, .. } => *success,
             _ => false,
         }
@@ -204,7 +215,8 @@ impl Outcome {
             | Outcome::AlreadyStopped { workload, .. }
             | Outcome::Survived { workload, .. }
             | Outcome::StopAbandoned { workload, .. }
-            | Outcome::LeftStop { workload, .. } => Some(workload),
+            | Outcome::LeftStop { workload, .. }
+            | Outcome::Snapshotted { workload, .. } => Some(workload),
             Outcome::Legacy { workload, .. } | Outcome::CancelledBeforeStart { workload, .. } => workload.as_deref(),
             _ => None,
         }

@@ -54,6 +54,9 @@ pub enum Operation {
     /// Stop the spec's active workload, if any, then delete the spec.
     #[sea_orm(string_value = "delete_spec")]
     DeleteSpec,
+    /// Stop a workload, then archive its spec's working directory (`TaskParams::snapshot`).
+    #[sea_orm(string_value = "snapshot_workload")]
+    SnapshotWorkload,
 }
 
 /// A workload's state. (The Veeam face calls Running "Working".)

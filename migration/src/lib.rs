@@ -18,6 +18,7 @@ mod m20261201_000012_limits;
 mod m20261201_000013_tenant_spec_names;
 mod m20261201_000014_spec_deletion;
 mod m20261201_000015_schedules_and_env;
+mod m20261206_000016_snapshots;
 
 pub struct Migrator;
 
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000013_tenant_spec_names::Migration),
             Box::new(m20261201_000014_spec_deletion::Migration),
             Box::new(m20261201_000015_schedules_and_env::Migration),
+            Box::new(m20261206_000016_snapshots::Migration),
         ]
     }
 }

@@ -53,6 +53,9 @@ async function main() {
   assert.equal(typeof stopped.stoppedAt, 'number')
   assert.equal(typeof stopped.duration, 'number')
   assert.equal(first.status, 'stopped')
+  // Persistent (the default): the stop kept the directory as a snapshot.
+  assert.equal(stopped.snapshot?.status, 'created')
+  assert.equal(stopped.snapshot?.sourceSessionId, firstSession)
 
   // Resume: a new session of the same sandbox.
   const resumed = await Sandbox.get({ ...creds, name: names[0], resume: true })
@@ -61,6 +64,14 @@ async function main() {
   const sessions = await (await resumed.listSessions({ sortOrder: 'asc' })).toArray()
   assert.deepEqual(sessions.map((s) => s.id), [firstSession, resumed.currentSession().sessionId])
   assert.deepEqual(sessions.map((s) => s.status), ['stopped', 'running'])
+
+  // An explicit snapshot stops the session; a new sandbox starts from it.
+  const snapshot = await created[1].snapshot()
+  assert.equal(snapshot.status, 'created')
+  assert.equal(created[1].status, 'stopped')
+  const copy = await Sandbox.create({ ...creds, name: `box-${run}-copy`, source: { type: 'snapshot', snapshotId: snapshot.snapshotId } })
+  assert.equal(copy.status, 'running')
+  await copy.delete()
 
   // Extend the running session's timeout.
   const before = resumed.currentSession().timeout

@@ -55,12 +55,21 @@ async fn a_named_sandbox_is_created_stopped_resumed_and_deleted_with_its_files_k
     let location = resp.header("Operation-Location").expect("Operation-Location").to_owned();
     let task = tests::daytona::Daytona { base: app.base.clone(), token: team.token.clone() };
     let task = task.ok("GET", location.strip_prefix(&app.base).expect("same base"), None).await;
+    // A persistent sandbox (the default) snapshots its directory as it stops.
     assert_eq!(
         (task["operation"].as_str(), task["state"].as_str()),
-        (Some("StopWorkload"), Some("Finished")),
+        (Some("SnapshotWorkload"), Some("Finished")),
         "{task}"
     );
     let stopped = resp.json();
+    let snapshot = stopped["snapshot"].clone();
+    assert_eq!(
+        (snapshot["status"].as_str(), &snapshot["sourceSessionId"]),
+        (Some("created"), &session["id"]),
+        "{stopped}"
+    );
+    assert!(snapshot["sizeBytes"].as_i64().is_some_and(|n| n > 0), "{snapshot}");
+    assert_eq!(stopped["sandbox"]["currentSnapshotId"], snapshot["id"]);
     let after = &stopped["session"];
     assert_strict_session(after);
     assert_eq!(after["status"], "stopped", "{stopped}");
@@ -99,6 +108,31 @@ async fn a_named_sandbox_is_created_stopped_resumed_and_deleted_with_its_files_k
     assert_eq!(sessions["pagination"], json!({"count": 2, "next": null}));
     let one = team.ok("GET", &format!("/v2/sandboxes/sessions/{}", ids[0]), None).await;
     assert_eq!((one["session"]["status"].as_str(), &one["routes"]), (Some("stopped"), &json!([])));
+
+    // The snapshot: read, listed, and a new sandbox from it starts with its files; deleted,
+    // it can no longer be a source (410 snapshot_not_found).
+    let snap_id = snapshot["id"].as_str().expect("id").to_owned();
+    assert_eq!(team.ok("GET", &format!("/v2/sandboxes/snapshots/{snap_id}"), None).await["snapshot"], snapshot);
+    let listed = team.ok("GET", "/v2/sandboxes/snapshots?project=prj&name=box-a", None).await;
+    assert_eq!(
+        (listed["snapshots"][0]["id"].as_str(), &listed["pagination"]["next"]),
+        (Some(snap_id.as_str()), &json!(null))
+    );
+    let source =
+        json!({"projectId": "prj", "name": "from-snap", "source": {"type": "snapshot", "snapshotId": snap_id}});
+    let copy = create(&team, source.clone()).await;
+    let copy_spec =
+        entity::store::specs::find_named(&app.db, spec.tenant_id, "from-snap").await.expect("db").expect("spec");
+    let copy_home = std::path::PathBuf::from(&copy_spec.working_dir);
+    assert_ne!(copy_home, home);
+    assert_eq!(std::fs::read_to_string(copy_home.join("kept.txt")).expect("restored"), "from the first session");
+    assert_eq!(copy["session"]["status"], "running");
+    let deleted_snapshot = team.ok("DELETE", &format!("/v2/sandboxes/snapshots/{snap_id}"), None).await;
+    assert_eq!(deleted_snapshot["snapshot"]["status"], "deleted");
+    let again = json!({"projectId": "prj", "name": "from-gone", "source": {"type": "snapshot", "snapshotId": snap_id}});
+    assert_error(&team.call("POST", "/v3/sandboxes", Some(&again)).await, 410, "snapshot_not_found");
+    let theirs = Vercel::for_team(&app.base, &app.db, "globex").await;
+    assert_error(&theirs.call("GET", &format!("/v2/sandboxes/snapshots/{snap_id}"), None).await, 404, "not_found");
 
     // Delete: answered once done; its session stopped, its files gone, then a 404.
     let deleted = team.ok("DELETE", "/v2/sandboxes/box-a?projectId=prj", None).await;
@@ -142,7 +176,7 @@ async fn session_timeouts_stop_sessions_and_extend_timeout_moves_them(mode: Mode
 async fn racing_stops_of_one_session_have_one_effect_and_all_answer_stopped(mode: Mode) {
     let app = TestApp::in_mode(mode, Options::default()).await;
     let team = Vercel::for_team(&app.base, &app.db, "acme").await;
-    let created = create(&team, json!({"projectId": "prj", "name": "raced"})).await;
+    let created = create(&team, json!({"projectId": "prj", "name": "raced", "persistent": false})).await;
     let path = format!("/v2/sandboxes/sessions/{}/stop", created["session"]["id"].as_str().expect("id"));
     let answers = futures_util::future::join_all((0..4).map(|_| team.call("POST", &path, None))).await;
     let stopped_at: Vec<serde_json::Value> = answers
@@ -164,7 +198,7 @@ async fn racing_stops_of_one_session_have_one_effect_and_all_answer_stopped(mode
         ),
         "ended by the stop: {ended:?}"
     );
-    let stops = entity::store::tasks::of_targets(&app.db, &[workload.as_str()], entity::Operation::StopWorkload)
+    let stops = entity::store::tasks::of_targets(&app.db, &[workload.as_str()], &[entity::Operation::StopWorkload])
         .await
         .expect("db");
     let stops: Vec<&entity::task::Model> = stops.iter().filter(|t| t.not_before.is_none()).collect();
@@ -238,7 +272,7 @@ async fn vercel_errors_listing_and_tenancy(mode: Mode) {
         json!({"projectId": "prj", "resources": {"vcpus": 64}}),
         json!({"projectId": "prj", "env": {"LD_PRELOAD": "/x.so"}}),
         json!({"projectId": "prj", "tags": {"a:b": "c"}}),
-        json!({"projectId": "prj", "source": {"type": "snapshot", "snapshotId": "snap_x"}}),
+        json!({"projectId": "prj", "source": {"type": "git", "url": "https://example.com/x.git"}}),
         json!([{"projectId": "prj"}]),
     ] {
         assert_error(&team.call("POST", "/v3/sandboxes", Some(&bad)).await, 400, "bad_request");
@@ -248,6 +282,8 @@ async fn vercel_errors_listing_and_tenancy(mode: Mode) {
         409,
         "conflict",
     );
+    let unknown = json!({"projectId": "prj", "source": {"type": "snapshot", "snapshotId": "snap_x"}});
+    assert_error(&team.call("POST", "/v3/sandboxes", Some(&unknown)).await, 410, "snapshot_not_found");
     for query in ["limit=0", "limit=51", "sortOrder=up", "sortBy=size", "tags=nocolon", "cursor=junk", "resume=maybe"] {
         let path = if query.starts_with("resume") {
             format!("/v2/sandboxes/sb-0?{query}")

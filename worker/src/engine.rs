@@ -285,6 +285,8 @@ pub(crate) async fn route_of(
         Operation::StopSpec | Operation::DeleteSpec => {
             workloads::active_of_spec(db, target_id).await?.map(|s| s.runner_id)
         }
-        Operation::StopWorkload => workloads::find(db, target_id).await?.map(|s| s.runner_id),
+        Operation::StopWorkload | Operation::SnapshotWorkload => {
+            workloads::find(db, target_id).await?.map(|s| s.runner_id)
+        }
     })
 }

@@ -6,6 +6,7 @@
 //! `cargo run -p worker` runs one distributed runner; the `api` crate embeds the same runner
 //! in-process for the single-machine mode.
 
+pub mod archive;
 pub mod broker;
 pub mod contain;
 pub mod dispatch;

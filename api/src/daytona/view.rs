@@ -198,7 +198,7 @@ impl States {
         let stored = stored_state(progress.active.as_ref());
         let heading = progress.pending.as_ref().map(|t| match t.operation {
             Operation::StartWorkload => Started,
-            Operation::StopSpec | Operation::StopWorkload => Stopped,
+            Operation::StopSpec | Operation::StopWorkload | Operation::SnapshotWorkload => Stopped,
             Operation::DeleteSpec => Destroyed,
         });
         let error_reason = match (stored, heading) {

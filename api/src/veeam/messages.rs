@@ -61,6 +61,10 @@ fn message(outcome: &Outcome, task: &task::Model) -> String {
                 operation_name(task.operation)
             )
         }
+        Outcome::Snapshotted { spec_name, snapshot, .. } => {
+            format!("Job \"{spec_name}\" was saved as snapshot {snapshot}.")
+        }
+        Outcome::SnapshotFailed { snapshot, reason } => format!("Snapshot {snapshot} could not be taken: {reason}."),
         Outcome::Legacy { message, .. } => message.clone(),
     }
 }

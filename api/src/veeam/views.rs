@@ -140,6 +140,7 @@ pub fn operation_name(operation: entity::Operation) -> &'static str {
         entity::Operation::StopSpec => "StopJob",
         entity::Operation::StopWorkload => "StopJobSession",
         entity::Operation::DeleteSpec => "DeleteJob",
+        entity::Operation::SnapshotWorkload => "SnapshotJobSession",
     }
 }
 

@@ -21,6 +21,9 @@ pub enum VercelError {
     /// The session has stopped: the SDK resumes its sandbox and retries.
     #[error("Sandbox has stopped execution and is no longer available")]
     SandboxStopped,
+    /// No such snapshot to create or resume from (or it was deleted).
+    #[error("Cannot resume sandbox: no snapshot available.")]
+    SnapshotNotFound,
     /// The session is stopping: the SDK resumes and retries, too.
     #[error("Sandbox is stopping")]
     SandboxStopping,
@@ -39,6 +42,7 @@ impl VercelError {
             VercelError::NotFound(_) => "not_found",
             VercelError::Conflict(_) => "conflict",
             VercelError::SandboxStopped => "sandbox_stopped",
+            VercelError::SnapshotNotFound => "snapshot_not_found",
             VercelError::SandboxStopping => "sandbox_stopping",
             VercelError::Unavailable => "service_unavailable",
             VercelError::Internal => "internal_server_error",
@@ -70,7 +74,7 @@ impl ResponseError for VercelError {
             VercelError::Forbidden(_) => StatusCode::FORBIDDEN,
             VercelError::NotFound(_) => StatusCode::NOT_FOUND,
             VercelError::Conflict(_) => StatusCode::CONFLICT,
-            VercelError::SandboxStopped => StatusCode::GONE,
+            VercelError::SandboxStopped | VercelError::SnapshotNotFound => StatusCode::GONE,
             VercelError::SandboxStopping => StatusCode::UNPROCESSABLE_ENTITY,
             VercelError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             VercelError::Internal => StatusCode::INTERNAL_SERVER_ERROR,

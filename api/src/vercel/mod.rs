@@ -12,6 +12,7 @@ mod auth;
 mod error;
 mod sandboxes;
 mod sessions;
+mod snapshots;
 mod v1;
 mod view;
 
@@ -75,6 +76,13 @@ pub fn configure(state: web::Data<VercelState>) -> impl FnOnce(&mut web::Service
                     .route(web::get().to(sandboxes::list)),
             )
             .service(resource("/v2/sandboxes/sessions").route(web::get().to(sessions::list)))
+            .service(resource("/v2/sandboxes/snapshots").route(web::get().to(snapshots::list)))
+            .service(
+                resource("/v2/sandboxes/snapshots/{id}")
+                    .route(web::get().to(snapshots::get))
+                    .route(web::delete().to(snapshots::delete)),
+            )
+            .service(resource("/v2/sandboxes/sessions/{id}/snapshot").route(web::post().to(snapshots::create)))
             .service(resource("/v2/sandboxes/sessions/{id}").route(web::get().to(sessions::get)))
             .service(resource("/v2/sandboxes/sessions/{id}/stop").route(web::post().to(sessions::stop)))
             .service(

@@ -62,6 +62,9 @@ pub async fn answer(
         "session": view::session(&spec, &current, &facts),
         "routes": [],
     });
+    if let Some(snapshot) = super::snapshots::current_of(state, spec.tenant_id, &spec).await? {
+        body["sandbox"]["currentSnapshotId"] = json!(snapshot);
+    }
     if let Some(resumed) = resumed {
         body["resumed"] = json!(resumed);
     }
@@ -118,10 +121,15 @@ pub async fn create_spec(
     let project = body.project_id.filter(|p| name_ok(p)).ok_or_else(|| {
         VercelError::BadRequest("projectId is required: letters, digits, '_' and '-', at most 128".into())
     })?;
-    if body.source.is_some() {
-        // Only snapshots could be a source here, and none are kept yet.
-        return Err(VercelError::BadRequest("A source is not supported yet".into()));
-    }
+    // A snapshot of the team's to start from (git and tarball sources are not fetched here).
+    let restore = match &body.source {
+        None => None,
+        Some(source) if source.get("type").and_then(Value::as_str) == Some("snapshot") => {
+            let id = source.get("snapshotId").and_then(Value::as_str).unwrap_or_default();
+            Some(super::snapshots::source(state, team, id).await?.path)
+        }
+        Some(_) => return Err(VercelError::BadRequest("Only a snapshot source is supported".into())),
+    };
     let id = uuid::Uuid::new_v4().to_string();
     let name = match face {
         view::FACE_V1 => format!("v1-{id}"),
@@ -174,7 +182,7 @@ pub async fn create_spec(
         env: body.env,
         disk_bytes: None,
     };
-    let params = TaskParams { name: Some(name.clone()), ..TaskParams::default() };
+    let params = TaskParams { name: Some(name.clone()), restore, ..TaskParams::default() };
     let start = team.submission(Operation::StartWorkload, &id, params);
     match state.engine.create_and_submit(start, &new, None).await {
         Ok(Ok(created)) => Ok(created),

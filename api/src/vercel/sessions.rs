@@ -26,7 +26,7 @@ pub async fn facts(
     sessions: &[workload::Model],
 ) -> Result<HashMap<String, SessionFacts>, VercelError> {
     let ids: Vec<&str> = sessions.iter().map(|w| w.id.as_str()).collect();
-    let stops = tasks::of_targets(&state.db, &ids, Operation::StopWorkload).await?;
+    let stops = tasks::of_targets(&state.db, &ids, &[Operation::StopWorkload, Operation::SnapshotWorkload]).await?;
     Ok(ids.iter().map(|id| ((*id).to_owned(), view::facts_of(&stops, id))).collect())
 }
 
@@ -162,7 +162,8 @@ pub async fn list(team: Team, req: HttpRequest, state: web::Data<AppState>) -> R
 }
 
 /// `POST /v2/sandboxes/sessions/{id}/stop`: stops the session and answers once it is stopped
-/// (or after `STOP_WAIT`, as it is) with `{session, sandbox}`. Stops racing on one session
+/// (or after `STOP_WAIT`, as it is) with `{session, sandbox}`, and for a persistent sandbox the
+/// `snapshot` of its directory the stop took (`sandbox.currentSnapshotId`). Stops racing on one session
 /// share one stop (the engine's stop flight): one effect, every answer the same stopped
 /// session. A session already stopped is answered as it is (200, nothing done).
 pub async fn stop(
@@ -170,16 +171,26 @@ pub async fn stop(
     base: BaseUrl,
     path: web::Path<String>,
     state: web::Data<AppState>,
+    vercel: web::Data<super::VercelState>,
 ) -> Result<HttpResponse, VercelError> {
     let (session, spec) = find(&state, &team, &path).await?;
     let mut response = HttpResponse::Ok();
-    if let Some(task) = submit_stop(&state, &team, &session, Some(STOP_WAIT)).await? {
+    let mut snapshot = None;
+    if session.state != WorkloadState::Stopped && Attributes::of(&spec).persistent {
+        // A persistent sandbox's stop keeps its directory as a snapshot.
+        let (taken, task) = super::snapshots::take(&state, &team, &vercel, &spec, &session).await?;
+        response.insert_header(super::sandboxes::located(&base, &task));
+        snapshot = Some(super::snapshots::snapshot_json(&taken));
+    } else if let Some(task) = submit_stop(&state, &team, &session, Some(STOP_WAIT)).await? {
         response.insert_header(super::sandboxes::located(&base, &task));
     }
-    let body = json!({
+    let mut body = json!({
         "session": session_json(&state, &spec, &session).await?,
         "sandbox": super::sandboxes::answer(&state, &spec, None).await?["sandbox"].take(),
     });
+    if let Some(snapshot) = snapshot {
+        body["snapshot"] = snapshot;
+    }
     Ok(response.json(body))
 }
 

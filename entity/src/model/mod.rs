@@ -3,6 +3,7 @@
 pub mod api_token;
 pub mod logon_session;
 pub mod runner;
+pub mod snapshot;
 pub mod task;
 pub mod tenant;
 pub mod user;

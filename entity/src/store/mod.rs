@@ -4,6 +4,7 @@
 pub mod logons;
 pub mod page;
 pub mod runners;
+pub mod snapshots;
 pub mod specs;
 pub mod tasks;
 pub mod tenants;

@@ -311,18 +311,18 @@ pub async fn pending_for(db: &impl ConnectionTrait, target_id: &str) -> Result<O
         .await
 }
 
-/// The tasks of `operation` aimed at these targets, oldest first, in one read.
+/// The tasks of these operations aimed at these targets, oldest first, in one read.
 pub async fn of_targets(
     db: &impl ConnectionTrait,
     target_ids: &[&str],
-    operation: crate::Operation,
+    operations: &[crate::Operation],
 ) -> Result<Vec<task::Model>, DbErr> {
     if target_ids.is_empty() {
         return Ok(Vec::new());
     }
     task::Entity::find()
         .filter(Column::TargetId.is_in(target_ids.iter().copied()))
-        .filter(Column::Operation.eq(operation))
+        .filter(Column::Operation.is_in(operations.iter().copied()))
         .order_by_asc(Column::Id)
         .all(db)
         .await

@@ -5,6 +5,7 @@
 
 mod delete_spec;
 mod flights;
+mod snapshot_workload;
 mod start_workload;
 mod stop_spec;
 mod stop_workload;
@@ -122,6 +123,7 @@ pub async fn perform(ctx: &Ctx, task: &task::Model, cancel: &CancellationToken) 
         Operation::StopSpec => stop_spec::run(ctx, task, cancel).await,
         Operation::StopWorkload => stop_workload::run(ctx, task, cancel).await,
         Operation::DeleteSpec => delete_spec::run(ctx, task, cancel).await,
+        Operation::SnapshotWorkload => snapshot_workload::run(ctx, task, cancel).await,
     }
 }
 

@@ -51,6 +51,14 @@ pub async fn run(ctx: &Ctx, task: &task::Model, cancel: &CancellationToken) -> R
     }
     ctx.guard(std::slice::from_ref(task)).await?;
     let working_dir = Path::new(&spec.working_dir);
+    if let Some(archive) = task.params().restore
+        && let Err(err) = crate::archive::unpack_into_empty(Path::new(&archive), working_dir).await
+    {
+        let reason = format!("its snapshot could not be restored: {err}");
+        let ended = WorkloadEvent::Ended(End::StartFailed { reason: reason.clone() }, Default::default());
+        workloads::transition(&ctx.db, &workload, ended).await?;
+        return Ok(Outcome::StartFailed { workload: workload.id, spec_name: spec.name, reason });
+    }
     let log = working_dir.join(format!("{}.log", workload.id));
     let marker = (crate::contain::MARKER, workload.id.as_str());
     let spawned = spec.argv().and_then(|argv| Ok((argv, spec.environment()?))).map_err(std::io::Error::other).and_then(

@@ -1,0 +1,176 @@
+//! Snapshots (v2): an archive of a named sandbox's working directory, taken by an engine task
+//! that stops the session first (`POST .../sessions/{id}/snapshot`, and a persistent sandbox's
+//! stop), read, listed and deleted here, and restored into a new sandbox created from it
+//! (`source: {type: "snapshot"}`).
+
+use super::VercelState;
+use super::auth::Team;
+use super::error::VercelError;
+use super::sandboxes::located;
+use super::view;
+use crate::origin::BaseUrl;
+use crate::query::QueryPairs;
+use crate::state::AppState;
+use actix_web::{HttpRequest, HttpResponse, web};
+use entity::outcome::TaskParams;
+use entity::store::snapshots;
+use entity::{Operation, snapshot, workload, workload_spec};
+use serde_json::{Value, json};
+
+/// A snapshot as the SDK validates it.
+pub fn snapshot_json(snapshot: &snapshot::Model) -> Value {
+    let status = match snapshot.status.as_str() {
+        snapshots::CREATED | snapshots::DELETED => snapshot.status.as_str(),
+        _ => "failed",
+    };
+    json!({
+        "id": snapshot.id,
+        "sourceSessionId": view::session_id(&snapshot.workload_id),
+        "region": view::REGION,
+        "status": status,
+        "sizeBytes": snapshot.size_bytes,
+        "createdAt": snapshot.created_at.timestamp_millis(),
+        "updatedAt": snapshot.updated_at.timestamp_millis(),
+        "creationMethod": "manual",
+    })
+}
+
+/// Takes a snapshot of the session (stopping it) as an engine task, and waits for it: the
+/// snapshot as it ended (`created`, or `failed`), and the task. Of requests racing to snapshot
+/// one sandbox, one submits (a compare-and-set on its spec) and the others wait for that one's
+/// snapshot: one archive, every answer the same.
+pub async fn take(
+    state: &AppState,
+    team: &Team,
+    vercel: &VercelState,
+    spec: &workload_spec::Model,
+    session: &workload::Model,
+) -> Result<(snapshot::Model, entity::task::Model), VercelError> {
+    let id = format!("snap_{}", uuid::Uuid::new_v4().simple());
+    let path = vercel.sandbox_dir.join(".snapshots").join(format!("{id}.tar.gz"));
+    let scope = view::Attributes::of(spec).scope;
+    snapshots::insert(&state.db, &id, team.tenant.id, session, &scope, &path.display().to_string()).await?;
+    let params = TaskParams { snapshot: Some(id.clone()), ..TaskParams::default() };
+    let submission = team.submission(Operation::SnapshotWorkload, &session.id, params);
+    let task = match state.engine.submit_if_unchanged(submission, spec, None).await? {
+        Ok(task) => task,
+        Err(_) => {
+            // Another request got there first: its snapshot is this one's.
+            snapshots::remove_pending(&state.db, &id).await?;
+            let ids = [session.id.as_str()];
+            let snapshots = entity::store::tasks::of_targets(&state.db, &ids, &[Operation::SnapshotWorkload]).await?;
+            snapshots
+                .into_iter()
+                .next_back()
+                .ok_or_else(|| VercelError::Conflict("The sandbox was changed by another request; try again".into()))?
+        }
+    };
+    state.engine.wait_finished(task.id, super::sessions::STOP_WAIT).await?;
+    let id = task.params().snapshot.unwrap_or(id);
+    let taken = snapshots::find(&state.db, &id).await?.ok_or(VercelError::Internal)?;
+    Ok((taken, task))
+}
+
+/// The sandbox's newest snapshot (its `currentSnapshotId`).
+pub async fn current_of(
+    state: &AppState,
+    tenant_id: i32,
+    spec: &workload_spec::Model,
+) -> Result<Option<String>, VercelError> {
+    let page = snapshots::page(&state.db, tenant_id, None, Some(&spec.id), None, 1).await?;
+    Ok(page.items.into_iter().find(|s| s.status == snapshots::CREATED).map(|s| s.id))
+}
+
+/// `POST /v2/sandboxes/sessions/{id}/snapshot`: `{snapshot, session}`, once the session is
+/// stopped and its directory archived. A session that is not running: 410 (422 while stopping),
+/// so that the SDK resumes and retries.
+pub async fn create(
+    team: Team,
+    base: BaseUrl,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+    vercel: web::Data<VercelState>,
+) -> Result<HttpResponse, VercelError> {
+    let (session, spec) = super::sessions::find_of(&state, &team, &path, view::FACE).await?;
+    let facts =
+        super::sessions::facts(&state, std::slice::from_ref(&session)).await?.remove(&session.id).unwrap_or_default();
+    match view::status(&session, &facts) {
+        "running" | "pending" => {}
+        "stopping" => return Err(VercelError::SandboxStopping),
+        _ => return Err(VercelError::SandboxStopped),
+    }
+    let (taken, task) = take(&state, &team, &vercel, &spec, &session).await?;
+    let body = json!({
+        "snapshot": snapshot_json(&taken),
+        "session": super::sessions::session_json(&state, &spec, &session).await?,
+    });
+    Ok(HttpResponse::Ok().insert_header(located(&base, &task)).json(body))
+}
+
+async fn find(state: &AppState, team: &Team, id: &str) -> Result<snapshot::Model, VercelError> {
+    let shown: String = id.chars().filter(|c| !c.is_control()).collect();
+    let not_found = || VercelError::NotFound(format!("Snapshot {shown} not found"));
+    if !super::sandboxes::name_ok(id) {
+        return Err(not_found());
+    }
+    snapshots::find_of(&state.db, team.tenant.id, id).await?.ok_or_else(not_found)
+}
+
+/// The team's snapshot to create a sandbox from: created (not deleted, not failed), else 410
+/// `snapshot_not_found`, as Vercel answers.
+pub async fn source(state: &AppState, team: &Team, id: &str) -> Result<snapshot::Model, VercelError> {
+    match find(state, team, id).await {
+        Ok(snapshot) if snapshot.status == snapshots::CREATED => Ok(snapshot),
+        Ok(_) | Err(VercelError::NotFound(_)) => Err(VercelError::SnapshotNotFound),
+        Err(err) => Err(err),
+    }
+}
+
+/// `GET /v2/sandboxes/snapshots/{id}`: `{snapshot}`.
+pub async fn get(team: Team, path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, VercelError> {
+    let snapshot = find(&state, &team, &path).await?;
+    Ok(HttpResponse::Ok().json(json!({"snapshot": snapshot_json(&snapshot)})))
+}
+
+/// `DELETE /v2/sandboxes/snapshots/{id}`: `{snapshot}`, `deleted`, its archive removed.
+pub async fn delete(
+    team: Team,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, VercelError> {
+    let snapshot = find(&state, &team, &path).await?;
+    if snapshot.status != snapshots::DELETED {
+        snapshots::set_status(&state.db, &snapshot.id, &snapshot.status, snapshots::DELETED, None).await?;
+        if let Err(err) = tokio::fs::remove_file(&snapshot.path).await {
+            tracing::warn!(%err, path = %snapshot.path, "could not remove a deleted snapshot's archive");
+        }
+    }
+    let snapshot = snapshots::find(&state.db, &snapshot.id).await?.unwrap_or(snapshot);
+    Ok(HttpResponse::Ok().json(json!({"snapshot": snapshot_json(&snapshot)})))
+}
+
+/// `GET /v2/sandboxes/snapshots?project=&name=&limit=&cursor=`: `{snapshots, pagination}`,
+/// newest first (`limit` 1..50, default 20).
+pub async fn list(team: Team, req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, VercelError> {
+    let query = QueryPairs::of(&req)?;
+    let limit = query.number("limit", 1..=50, 20)?;
+    if query.get("sortOrder").is_some_and(|o| o != "desc") {
+        return Err(VercelError::BadRequest("snapshots are listed newest first: sortOrder may only be desc".into()));
+    }
+    let spec = match query.get("name") {
+        Some(name) => Some(super::sandboxes::find(&state, &team, name, query.get("project")).await?),
+        None => None,
+    };
+    let after = match query.get("cursor") {
+        Some(text) if !text.is_empty() => Some(
+            entity::store::page::Cursor::decode(text, snapshots::CURSOR_SORT, true)
+                .map_err(|_| VercelError::BadRequest("Invalid cursor".into()))?,
+        ),
+        _ => None,
+    };
+    let spec_id = spec.as_ref().map(|s| s.id.as_str());
+    let page = snapshots::page(&state.db, team.tenant.id, query.get("project"), spec_id, after.as_ref(), limit).await?;
+    let items: Vec<Value> = page.items.iter().map(snapshot_json).collect();
+    let next = page.next.map(|c| c.encode());
+    Ok(HttpResponse::Ok().json(json!({"snapshots": items, "pagination": {"count": items.len(), "next": next}})))
+}
