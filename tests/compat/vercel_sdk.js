@@ -73,6 +73,10 @@ async function main() {
   assert.equal(copy.status, 'running')
   await copy.delete()
 
+  // Update: tags replaced whole, more vCPUs (and memory) for the next sessions.
+  await resumed.update({ tags: { run, stage: 'two' }, resources: { vcpus: 2 } })
+  assert.deepEqual(resumed.tags, { run, stage: 'two' })
+
   // Extend the running session's timeout.
   const before = resumed.currentSession().timeout
   await resumed.extendTimeout(60000)

@@ -8,11 +8,14 @@
 
 const assert = require('node:assert/strict')
 const crypto = require('node:crypto')
-const { Sandbox } = require('@vercel/sandbox')
+const { Sandbox, Snapshot } = require('@vercel/sandbox')
 const { version } = require('@vercel/sandbox/package.json')
 
 const [base, token, team, otherToken, otherTeam] = process.argv.slice(2)
-const fetchHere = (url, init) => fetch(String(url).replace('https://vercel.com/api', base), init)
+// 1.x `Snapshot.get` ignores the `fetch` option: as its users must, replace the global fetch.
+const realFetch = globalThis.fetch
+const fetchHere = (url, init) => realFetch(String(url).replace('https://vercel.com/api', base), init)
+globalThis.fetch = fetchHere
 const project = `prj_${crypto.randomUUID().slice(0, 8)}`
 const creds = { token, teamId: team, projectId: project, fetch: fetchHere }
 
@@ -53,6 +56,15 @@ async function main() {
   await first.extendTimeout(60000)
   assert.equal(first.timeout, before + 60000)
 
+  // A snapshot stops the sandbox and archives it; read back, then deleted.
+  const snapshot = await created[2].snapshot()
+  assert.equal(snapshot.status, 'created')
+  assert.equal(snapshot.sourceSandboxId, created[2].sandboxId)
+  const read = await Snapshot.get({ ...creds, snapshotId: snapshot.snapshotId })
+  assert.equal(read.snapshotId, snapshot.snapshotId)
+  await read.delete()
+  assert.equal(read.status, 'deleted')
+
   await first.stop({ blocking: true })
   assert.equal(first.status, 'stopped')
   assert.equal((await Sandbox.get({ ...creds, sandboxId: first.sandboxId })).status, 'stopped')
@@ -61,7 +73,7 @@ async function main() {
   const other = { ...creds, token: otherToken, teamId: otherTeam }
   assert.equal(await status(() => Sandbox.get({ ...other, sandboxId: created[1].sandboxId })), 404)
   assert.equal(await status(() => Sandbox.get({ ...creds, token: 'tq_not_a_token', sandboxId: first.sandboxId })), 401)
-  for (const sandbox of created.slice(1)) await sandbox.stop()
+  await created[1].stop()
   console.log(`vercel sdk ${version}: ok`)
 }
 

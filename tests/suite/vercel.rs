@@ -298,6 +298,29 @@ async fn vercel_errors_listing_and_tenancy(mode: Mode) {
         assert_error(&team.call("GET", unknown, None).await, 404, "not_found");
     }
     assert_eq!(team.ok("GET", "/v2/sandboxes?project=prj", None).await["sandboxes"].as_array().map(Vec::len), Some(5));
+
+    // PATCH: tags replaced whole; vCPUs with their memory, for the next sessions (its limits).
+    let patched = team
+        .ok(
+            "PATCH",
+            "/v2/sandboxes/sb-1?projectId=prj",
+            Some(&json!({"tags": {"x": "y"}, "resources": {"vcpus": 3}, "timeout": 900000})),
+        )
+        .await;
+    let sandbox = &patched["sandbox"];
+    assert_eq!(
+        (&sandbox["tags"], sandbox["vcpus"].as_i64(), sandbox["memory"].as_i64()),
+        (&json!({"x": "y"}), Some(3), Some(6144))
+    );
+    assert_eq!(sandbox["timeout"], 900000);
+    let tenant = entity::store::tenants::find_by_name(&app.db, "acme").await.expect("db").expect("tenant").id;
+    let spec = entity::store::specs::find_named(&app.db, tenant, "sb-1").await.expect("db").expect("spec");
+    assert_eq!((spec.cpu_millis, spec.memory_bytes), (Some(3000), Some(6144 << 20)));
+    for bad in [json!({"resources": {"vcpus": 0}}), json!({"timeout": 5}), json!({"tags": {"a:b": "c"}}), json!([1])] {
+        assert_error(&team.call("PATCH", "/v2/sandboxes/sb-1", Some(&bad)).await, 400, "bad_request");
+    }
+    assert_error(&team.call("PATCH", "/v2/sandboxes/nope", Some(&json!({}))).await, 404, "not_found");
+    assert_error(&other.call("PATCH", "/v2/sandboxes/sb-1", Some(&json!({"tags": {}}))).await, 404, "not_found");
 }
 
 /// v1 (`@vercel/sandbox` 1.x): a sandbox is one session; stop answers at once and a get then
@@ -375,6 +398,33 @@ async fn v1_sandboxes_are_created_stopped_and_listed_by_time_without_losing_any(
     let extended =
         team.ok("POST", &format!("/v1/sandboxes/{}/extend-timeout", ids[1]), Some(&json!({"duration": 1000}))).await;
     assert_eq!(extended["sandbox"]["timeout"], 301000);
+    // A v1 snapshot: the sandbox stops, its archive is made; read, listed, deleted.
+    let snap = team.ok("POST", &format!("/v1/sandboxes/{}/snapshot", ids[2]), None).await;
+    assert_eq!(
+        (snap["snapshot"]["status"].as_str(), snap["snapshot"]["sourceSandboxId"].as_str()),
+        (Some("created"), Some(ids[2].as_str()))
+    );
+    assert!(snap["snapshot"].get("sourceSessionId").is_none(), "v1's shape: {snap}");
+    assert_eq!(snap["sandbox"]["status"], "stopped");
+    let snap_id = snap["snapshot"]["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        team.ok("GET", &format!("/v1/sandboxes/snapshots/{snap_id}"), None).await["snapshot"]["id"],
+        snap_id.as_str()
+    );
+    let listed = team.ok("GET", "/v1/sandboxes/snapshots?project=prj", None).await;
+    assert_eq!(
+        (listed["snapshots"][0]["id"].as_str(), &listed["pagination"]["next"]),
+        (Some(snap_id.as_str()), &json!(null))
+    );
+    let before = snap["snapshot"]["createdAt"].as_i64().expect("ms");
+    let earlier = team.ok("GET", &format!("/v1/sandboxes/snapshots?project=prj&until={before}"), None).await;
+    assert_eq!(earlier["snapshots"], json!([]), "until is exclusive");
+    assert_eq!(
+        team.ok("DELETE", &format!("/v1/sandboxes/snapshots/{snap_id}"), None).await["snapshot"]["status"],
+        "deleted"
+    );
+    assert_error(&team.call("POST", &format!("/v1/sandboxes/{}/snapshot", ids[2]), None).await, 400, "bad_request");
+
     // v1 and v2 keep apart: a v1 sandbox is no v2 session, nor listed there.
     assert_error(&team.call("GET", &format!("/v2/sandboxes/sessions/{}", ids[1]), None).await, 404, "not_found");
     assert_eq!(team.ok("GET", "/v2/sandboxes", None).await["sandboxes"], json!([]));

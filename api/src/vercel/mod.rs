@@ -66,7 +66,14 @@ pub fn configure(state: web::Data<VercelState>) -> impl FnOnce(&mut web::Service
             web::resource(path).app_data(state.clone()).app_data(json.clone()).default_service(web::to(not_found))
         };
         cfg.service(resource("/v1/sandboxes").route(web::post().to(v1::create)).route(web::get().to(v1::list)))
+            .service(resource("/v1/sandboxes/snapshots").route(web::get().to(v1::list_snapshots)))
+            .service(
+                resource("/v1/sandboxes/snapshots/{id}")
+                    .route(web::get().to(v1::get_snapshot))
+                    .route(web::delete().to(v1::delete_snapshot)),
+            )
             .service(resource("/v1/sandboxes/{id}").route(web::get().to(v1::get)))
+            .service(resource("/v1/sandboxes/{id}/snapshot").route(web::post().to(v1::snapshot)))
             .service(resource("/v1/sandboxes/{id}/stop").route(web::post().to(v1::stop)))
             .service(resource("/v1/sandboxes/{id}/extend-timeout").route(web::post().to(v1::extend_timeout)))
             .service(resource("/v3/sandboxes").route(web::post().to(sandboxes::create)))
@@ -91,6 +98,7 @@ pub fn configure(state: web::Data<VercelState>) -> impl FnOnce(&mut web::Service
             .service(
                 resource("/v2/sandboxes/{name}")
                     .route(web::get().to(sandboxes::get))
+                    .route(web::patch().to(sandboxes::update))
                     .route(web::delete().to(sandboxes::delete)),
             );
     }

@@ -317,6 +317,72 @@ pub async fn list(team: Team, req: HttpRequest, state: web::Data<AppState>) -> R
     Ok(HttpResponse::Ok().json(json!({"sandboxes": sandboxes, "pagination": {"count": sandboxes.len(), "next": next}})))
 }
 
+/// What a `PATCH` may change (unknown fields are ignored, as are `ports`, `networkPolicy` and
+/// the rest this face does not enforce).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct UpdateSandbox {
+    persistent: Option<bool>,
+    resources: Resources,
+    timeout: Option<i64>,
+    tags: Option<BTreeMap<String, String>>,
+}
+
+/// `PATCH /v2/sandboxes/{name}`: changes the sandbox's `persistent`, `resources.vcpus` (and its
+/// memory, 2048 MB a vCPU), `timeout` and `tags` (replaced whole), for its next sessions;
+/// `{sandbox, routes}`. Racing changes: one wins, the others get a 409.
+pub async fn update(
+    team: Team,
+    path: web::Path<String>,
+    req: HttpRequest,
+    body: web::Json<Value>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, VercelError> {
+    let query = QueryPairs::of(&req)?;
+    if !body.is_object() {
+        return Err(VercelError::BadRequest("The body must be a JSON object".into()));
+    }
+    let body: UpdateSandbox =
+        serde_json::from_value(body.into_inner()).map_err(|err| VercelError::BadRequest(err.to_string()))?;
+    let spec = find(&state, &team, &path, query.get("projectId")).await?;
+    let mut attributes = Attributes::of(&spec);
+    if let Some(persistent) = body.persistent {
+        attributes.persistent = persistent;
+    }
+    if let Some(vcpus) = body.resources.vcpus {
+        if !(1..=8).contains(&vcpus) {
+            return Err(VercelError::BadRequest("resources.vcpus must be from 1 to 8".into()));
+        }
+        attributes.vcpus = vcpus;
+        attributes.memory = vcpus * 2048;
+    }
+    if let Some(timeout) = body.timeout {
+        if !(1_000..=86_400_000).contains(&timeout) {
+            return Err(VercelError::BadRequest("timeout must be from 1000 to 86400000 ms".into()));
+        }
+        attributes.timeout = timeout;
+    }
+    if let Some(tags) = body.tags {
+        if tags.iter().any(|(k, v)| k.is_empty() || k.contains(['"', '\\', ':', '\0']) || v.contains('\0')) {
+            return Err(VercelError::BadRequest("tag names must be non-empty, without '\"', '\\', ':' or NUL".into()));
+        }
+        attributes.labels = tags;
+    }
+    let limits = Limits {
+        cpu_millis: u32::try_from(attributes.vcpus * 1000).ok(),
+        memory_bytes: u64::try_from(attributes.memory).ok().map(|mb| mb << 20),
+        max_processes: None,
+    };
+    let mut meta = serde_json::from_str::<Value>(&spec.meta).unwrap_or_else(|_| json!({}));
+    meta[view::FACE] = serde_json::to_value(&attributes).map_err(|_| VercelError::Internal)?;
+    if !specs::touch_with_limits(&state.db, &spec, &meta, &limits).await? {
+        return Err(VercelError::Conflict("The sandbox was changed by another request".into()));
+    }
+    let mut body = answer(&state, &spec, None).await?;
+    let sandbox = body["sandbox"].take();
+    Ok(HttpResponse::Ok().json(json!({"sandbox": sandbox, "routes": []})))
+}
+
 /// `sortOrder`: `desc` (the default) or `asc`.
 pub fn sort_order(query: &QueryPairs) -> Result<bool, VercelError> {
     match query.get("sortOrder").unwrap_or("desc") {

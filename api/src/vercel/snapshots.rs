@@ -17,7 +17,7 @@ use entity::store::snapshots;
 use entity::{Operation, snapshot, workload, workload_spec};
 use serde_json::{Value, json};
 
-/// A snapshot as the SDK validates it.
+/// A snapshot as the SDK 3.x validates it.
 pub fn snapshot_json(snapshot: &snapshot::Model) -> Value {
     let status = match snapshot.status.as_str() {
         snapshots::CREATED | snapshots::DELETED => snapshot.status.as_str(),
@@ -33,6 +33,16 @@ pub fn snapshot_json(snapshot: &snapshot::Model) -> Value {
         "updatedAt": snapshot.updated_at.timestamp_millis(),
         "creationMethod": "manual",
     })
+}
+
+/// A snapshot as the SDK 1.x validates it: its source is the (v1) sandbox.
+pub fn snapshot_json_v1(snapshot: &snapshot::Model) -> Value {
+    let mut json = snapshot_json(snapshot);
+    if let Some(object) = json.as_object_mut() {
+        let source = object.remove("sourceSessionId").unwrap_or_default();
+        object.insert("sourceSandboxId".into(), source);
+    }
+    json
 }
 
 /// Takes a snapshot of the session (stopping it) as an engine task, and waits for it: the
@@ -107,7 +117,7 @@ pub async fn create(
     Ok(HttpResponse::Ok().insert_header(located(&base, &task)).json(body))
 }
 
-async fn find(state: &AppState, team: &Team, id: &str) -> Result<snapshot::Model, VercelError> {
+pub async fn find(state: &AppState, team: &Team, id: &str) -> Result<snapshot::Model, VercelError> {
     let shown: String = id.chars().filter(|c| !c.is_control()).collect();
     let not_found = || VercelError::NotFound(format!("Snapshot {shown} not found"));
     if !super::sandboxes::name_ok(id) {
@@ -138,15 +148,20 @@ pub async fn delete(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, VercelError> {
-    let snapshot = find(&state, &team, &path).await?;
+    let snapshot = remove(&state, &team, &path).await?;
+    Ok(HttpResponse::Ok().json(json!({"snapshot": snapshot_json(&snapshot)})))
+}
+
+/// Marks the team's snapshot `deleted` and removes its archive; the snapshot now.
+pub async fn remove(state: &AppState, team: &Team, id: &str) -> Result<snapshot::Model, VercelError> {
+    let snapshot = find(state, team, id).await?;
     if snapshot.status != snapshots::DELETED {
         snapshots::set_status(&state.db, &snapshot.id, &snapshot.status, snapshots::DELETED, None).await?;
         if let Err(err) = tokio::fs::remove_file(&snapshot.path).await {
             tracing::warn!(%err, path = %snapshot.path, "could not remove a deleted snapshot's archive");
         }
     }
-    let snapshot = snapshots::find(&state.db, &snapshot.id).await?.unwrap_or(snapshot);
-    Ok(HttpResponse::Ok().json(json!({"snapshot": snapshot_json(&snapshot)})))
+    Ok(snapshots::find(&state.db, &snapshot.id).await?.unwrap_or(snapshot))
 }
 
 /// `GET /v2/sandboxes/snapshots?project=&name=&limit=&cursor=`: `{snapshots, pagination}`,

@@ -142,3 +142,82 @@ pub async fn list(team: Team, req: HttpRequest, state: web::Data<AppState>) -> R
     let body = json!({"sandboxes": sandboxes, "pagination": {"count": sandboxes.len(), "next": next, "prev": prev}});
     Ok(HttpResponse::Ok().json(body))
 }
+
+/// `POST /v1/sandboxes/{id}/snapshot`: stops the sandbox and archives its directory (an engine
+/// task); `{snapshot, sandbox}` once done. A sandbox that is not running: 400.
+pub async fn snapshot(
+    team: Team,
+    base: BaseUrl,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+    vercel: web::Data<VercelState>,
+) -> Result<HttpResponse, VercelError> {
+    let (session, spec) = find(&state, &team, &path).await?;
+    if session.state == entity::WorkloadState::Stopped {
+        return Err(VercelError::BadRequest("The sandbox is stopped".into()));
+    }
+    let (taken, task) = super::snapshots::take(&state, &team, &vercel, &spec, &session).await?;
+    let body = json!({
+        "snapshot": super::snapshots::snapshot_json_v1(&taken),
+        "sandbox": session_json(&state, &spec, &session).await?,
+    });
+    Ok(HttpResponse::Ok().insert_header(located(&base, &task)).json(body))
+}
+
+/// `GET /v1/sandboxes/snapshots/{id}`: `{snapshot}`.
+pub async fn get_snapshot(
+    team: Team,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, VercelError> {
+    let snapshot = super::snapshots::find(&state, &team, &path).await?;
+    Ok(HttpResponse::Ok().json(json!({"snapshot": super::snapshots::snapshot_json_v1(&snapshot)})))
+}
+
+/// `DELETE /v1/sandboxes/snapshots/{id}`: `{snapshot}`, `deleted`.
+pub async fn delete_snapshot(
+    team: Team,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, VercelError> {
+    let snapshot = super::snapshots::remove(&state, &team, &path).await?;
+    Ok(HttpResponse::Ok().json(json!({"snapshot": super::snapshots::snapshot_json_v1(&snapshot)})))
+}
+
+/// `GET /v1/sandboxes/snapshots?project=&limit=&until=&since=`: the project's snapshots newest
+/// first, one page; `next` is the `until` of the next page (exclusive, ms).
+pub async fn list_snapshots(
+    team: Team,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, VercelError> {
+    let query = QueryPairs::of(&req)?;
+    let limit = query.number("limit", 1..=100, 20)?;
+    let ms = |name: &str| -> Result<Option<i64>, VercelError> {
+        query
+            .get(name)
+            .map(|t| t.parse::<i64>().ok().filter(|ms| (0..=253_402_300_799_999).contains(ms)))
+            .map(|ms| ms.ok_or_else(|| VercelError::BadRequest(format!("{name} must be a time in ms since the epoch"))))
+            .transpose()
+    };
+    let (since, until) = (ms("since")?, ms("until")?);
+    // Strictly before `until`: a cursor at that instant with the lowest id.
+    let after = until.and_then(chrono::DateTime::from_timestamp_millis).map(|at| entity::store::page::Cursor {
+        sort: entity::store::snapshots::CURSOR_SORT.to_owned(),
+        descending: true,
+        value: at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        id: String::new(),
+    });
+    let page =
+        entity::store::snapshots::page(&state.db, team.tenant.id, query.get("project"), None, after.as_ref(), limit)
+            .await?;
+    let items: Vec<&entity::snapshot::Model> =
+        page.items.iter().filter(|s| since.is_none_or(|since| s.created_at.timestamp_millis() > since)).collect();
+    let next = page.next.as_ref().and(items.last()).map(|s| s.created_at.timestamp_millis());
+    let prev = items.first().map(|s| s.created_at.timestamp_millis());
+    let snapshots: Vec<Value> = items.iter().map(|s| super::snapshots::snapshot_json_v1(s)).collect();
+    Ok(HttpResponse::Ok().json(json!({
+        "snapshots": snapshots,
+        "pagination": {"count": snapshots.len(), "next": next, "prev": prev},
+    })))
+}

@@ -352,6 +352,24 @@ pub async fn numbered_page(
     Ok((rows, total))
 }
 
+/// `touch` with new limits too (they hold for the spec's next workloads).
+pub async fn touch_with_limits(
+    db: &impl ConnectionTrait,
+    seen: &workload_spec::Model,
+    meta: &serde_json::Value,
+    limits: &crate::outcome::Limits,
+) -> Result<bool, DbErr> {
+    use sea_orm::sea_query::Expr;
+    let update = workload_spec::Entity::update_many()
+        .col_expr(workload_spec::Column::Meta, Expr::value(meta.to_string()))
+        .col_expr(workload_spec::Column::CpuMillis, Expr::value(limits.cpu_millis.and_then(|n| i32::try_from(n).ok())))
+        .col_expr(
+            workload_spec::Column::MemoryBytes,
+            Expr::value(limits.memory_bytes.and_then(|n| i64::try_from(n).ok())),
+        );
+    compare_and_set(db, seen, update).await
+}
+
 /// Records a change of the spec now (its `updated_at`, and its `meta` when given), if it is
 /// still as `seen` (not changed nor deleted meanwhile): a compare-and-set, so of requests that
 /// read the same spec and race to change it, one wins and the others learn they lost.
@@ -360,12 +378,21 @@ pub async fn touch(
     seen: &workload_spec::Model,
     meta: Option<&serde_json::Value>,
 ) -> Result<bool, DbErr> {
-    let mut update = workload_spec::Entity::update_many()
-        .col_expr(workload_spec::Column::UpdatedAt, sea_orm::sea_query::Expr::value(super::now()));
+    let mut update = workload_spec::Entity::update_many();
     if let Some(meta) = meta {
         update = update.col_expr(workload_spec::Column::Meta, sea_orm::sea_query::Expr::value(meta.to_string()));
     }
+    compare_and_set(db, seen, update).await
+}
+
+/// `update`, and `updated_at` now, if the spec is still as `seen`.
+async fn compare_and_set(
+    db: &impl ConnectionTrait,
+    seen: &workload_spec::Model,
+    update: sea_orm::UpdateMany<workload_spec::Entity>,
+) -> Result<bool, DbErr> {
     let updated = update
+        .col_expr(workload_spec::Column::UpdatedAt, sea_orm::sea_query::Expr::value(super::now()))
         .filter(workload_spec::Column::Id.eq(&seen.id))
         .filter(workload_spec::Column::UpdatedAt.eq(seen.updated_at))
         .filter(workload_spec::Column::DeletedAt.is_null())
