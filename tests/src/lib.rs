@@ -164,6 +164,8 @@ pub struct Options {
     pub daytona_minute_ms: u64,
     /// What a Daytona sandbox runs, if not the default `sleep infinity`.
     pub daytona_command: Option<Vec<String>>,
+    /// What a Vercel session runs, if not the default `sleep infinity`.
+    pub vercel_command: Option<Vec<String>>,
     /// The Daytona face's quotas and maxima, if not the defaults.
     pub daytona_limits: Option<api::daytona::DaytonaSettings>,
 }
@@ -185,6 +187,7 @@ impl Default for Options {
             daytona_minute_ms: 60_000,
             daytona_command: None,
             daytona_limits: None,
+            vercel_command: None,
         }
     }
 }
@@ -317,6 +320,9 @@ async fn settings_for(dir: &Path, options: &Options) -> ApiSettings {
         settings.daytona = limits.clone();
     }
     settings.daytona.minute_ms = options.daytona_minute_ms;
+    if let Some(command) = &options.vercel_command {
+        settings.vercel.session_command = command.clone();
+    }
     if let Some(command) = &options.daytona_command {
         settings.daytona.sandbox_command = command.clone();
     }

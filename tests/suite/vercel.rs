@@ -432,7 +432,45 @@ async fn v1_sandboxes_are_created_stopped_and_listed_by_time_without_losing_any(
     assert_error(&theirs.call("GET", &format!("/v1/sandboxes/{}", ids[1]), None).await, 404, "not_found");
 }
 
+/// While a session stops (one that ignores SIGTERM, in its grace period), calls that need it
+/// running answer 422 `sandbox_stopping`, which the SDK treats as "resume and retry"; once
+/// stopped, 410 `sandbox_stopped`.
+async fn calls_on_a_stopping_session_get_422_and_on_a_stopped_one_410(mode: Mode) {
+    let stubborn = ["sh", "-c", "trap '' TERM; while :; do sleep 0.1; done"].map(String::from).to_vec();
+    let options = Options { grace_period_ms: 10_000, vercel_command: Some(stubborn), ..Options::default() };
+    let app = TestApp::in_mode(mode, options).await;
+    let team = Vercel::for_team(&app.base, &app.db, "acme").await;
+    let created = create(&team, json!({"projectId": "prj", "name": "slow", "persistent": false})).await;
+    let id = created["session"]["id"].as_str().expect("id").to_owned();
+    let stop = {
+        let (base, token) = (app.base.clone(), team.token.clone());
+        let path = format!("/v2/sandboxes/sessions/{id}/stop");
+        actix_web::rt::spawn(async move { Vercel { base, token, team: "acme".into() }.call("POST", &path, None).await })
+    };
+    tests::wait_until("the session to be stopping", T, || {
+        let (team, path) = (&team, format!("/v2/sandboxes/sessions/{id}"));
+        async move { team.ok("GET", &path, None).await["session"]["status"] == "stopping" }
+    })
+    .await;
+    let extend = format!("/v2/sandboxes/sessions/{id}/extend-timeout");
+    assert_error(&team.call("POST", &extend, Some(&json!({"duration": 1000}))).await, 422, "sandbox_stopping");
+    assert_error(
+        &team.call("POST", &format!("/v2/sandboxes/sessions/{id}/snapshot"), None).await,
+        422,
+        "sandbox_stopping",
+    );
+    let stopped = stop.await.expect("join");
+    assert_eq!(
+        (stopped.status, stopped.json()["session"]["status"].as_str()),
+        (200, Some("stopped")),
+        "{}",
+        stopped.body
+    );
+    assert_error(&team.call("POST", &extend, Some(&json!({"duration": 1000}))).await, 410, "sandbox_stopped");
+}
+
 in_both_modes!(
+    calls_on_a_stopping_session_get_422_and_on_a_stopped_one_410,
     v1_sandboxes_are_created_stopped_and_listed_by_time_without_losing_any,
     a_named_sandbox_is_created_stopped_resumed_and_deleted_with_its_files_kept,
     session_timeouts_stop_sessions_and_extend_timeout_moves_them,
