@@ -1,7 +1,7 @@
 //! The Daytona face over HTTP, as Daytona's generated clients call it: create, get (by id and by
 //! name), stop (graceful and forced), start, delete, with the exact `Sandbox` JSON and Daytona's
 //! errors and states; every stop leaves no process of the sandbox alive. (The official clients
-//! themselves come next; see the issue.)
+//! and SDKs themselves run in `compat`.)
 
 use serde_json::json;
 use std::time::Duration;

@@ -1,6 +1,8 @@
-//! The Vercel Sandbox face (v2) over HTTP, as `@vercel/sandbox` 3.x calls it: named sandboxes
+//! The Vercel Sandbox face over HTTP, as `@vercel/sandbox` calls it: v2 (3.x) named sandboxes
 //! and their sessions, stop answered once stopped, resume into a new session with the files
-//! kept, session timeouts as scheduled stops, Vercel's errors, in both modes.
+//! kept, snapshots restored into new sandboxes, session timeouts as scheduled stops; v1 (1.x)
+//! sandboxes paged by time; Vercel's errors; in both modes. (The SDKs themselves run in
+//! `compat`.)
 
 use serde_json::json;
 use std::time::Duration;
