@@ -823,11 +823,24 @@ async fn a_schedule_runs_once_across_processes_and_outlives_the_api() {
     a_schedule_runs_once_across_processes_and_outlives_the_api_that_made_it().await;
 }
 
+/// Waits until the stubborn command of the spec `id` has set its trap (its `trapped` file).
+pub async fn trapped(app: &TestApp, id: &str) {
+    let spec = entity::store::specs::find(&app.db, id).await.expect("db").expect("spec");
+    let file = std::path::Path::new(&spec.working_dir).join("trapped");
+    tests::wait_until("the command to ignore SIGTERM", Duration::from_secs(30), || {
+        let file = file.clone();
+        async move { file.exists() }
+    })
+    .await;
+}
+
 /// A sandbox that ignores SIGTERM takes its grace period to stop: meanwhile every change is a
 /// 409 and it shows `stopping`; a forced stop kills it at once. Requests racing to change one
 /// sandbox: exactly one wins, the others get a 409, and one task is submitted.
 async fn changes_in_progress_are_409_and_racing_changes_have_one_winner(mode: Mode) {
-    let stubborn = ["sh", "-c", "trap '' TERM; while :; do sleep 0.1; done"].map(String::from).to_vec();
+    // It ignores SIGTERM once its trap is set, and says so (`trapped`): a stop that came before
+    // would end it at once (seen under load), so the test waits for the file before stopping.
+    let stubborn = ["sh", "-c", "trap '' TERM; : > trapped; while :; do sleep 0.1; done"].map(String::from).to_vec();
     let options = Options {
         grace_period_ms: 6_000,
         daytona_command: Some(stubborn),
@@ -839,12 +852,14 @@ async fn changes_in_progress_are_409_and_racing_changes_have_one_winner(mode: Mo
     let body = json!({"name": "stubborn", "autoStopInterval": 0});
     let id = acme.ok("POST", "/api/sandbox", Some(&body)).await["id"].as_str().expect("id").to_owned();
     let workload = entity::store::workloads::active_of_spec(&app.db, &id).await.expect("db").expect("active").id;
+    trapped(&app, &id).await;
 
     // A graceful stop cancelled in its grace period through its Operation-Location: no SIGKILL
     // follows, the sandbox is started again, its process alive; the delete its stop scheduled
     // leaves it running, and its auto-stop is still there.
     let body = json!({"name": "revived", "autoStopInterval": 60, "autoDeleteInterval": 1});
     let revived = acme.ok("POST", "/api/sandbox", Some(&body)).await["id"].as_str().expect("id").to_owned();
+    trapped(&app, &revived).await;
     let stop = acme.call("POST", &format!("/api/sandbox/{revived}/stop"), None).await;
     assert_eq!(stop.status, 200);
     let task = stop.header("Operation-Location").expect("Operation-Location").trim_start_matches(&app.base).to_owned();

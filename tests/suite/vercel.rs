@@ -438,12 +438,19 @@ async fn v1_sandboxes_are_created_stopped_and_listed_by_time_without_losing_any(
 /// running answer 422 `sandbox_stopping`, which the SDK treats as "resume and retry"; once
 /// stopped, 410 `sandbox_stopped`.
 async fn calls_on_a_stopping_session_get_422_and_on_a_stopped_one_410(mode: Mode) {
-    let stubborn = ["sh", "-c", "trap '' TERM; while :; do sleep 0.1; done"].map(String::from).to_vec();
+    let stubborn = ["sh", "-c", "trap '' TERM; : > trapped; while :; do sleep 0.1; done"].map(String::from).to_vec();
     let options = Options { grace_period_ms: 10_000, vercel_command: Some(stubborn), ..Options::default() };
     let app = TestApp::in_mode(mode, options).await;
     let team = Vercel::for_team(&app.base, &app.db, "acme").await;
     let created = create(&team, json!({"projectId": "prj", "name": "slow", "persistent": false})).await;
     let id = created["session"]["id"].as_str().expect("id").to_owned();
+    let spec = entity::store::workloads::find(&app.db, &workload_of(&created["session"]))
+        .await
+        .expect("db")
+        .expect("workload")
+        .spec_id;
+    // Stopped before its trap is set, it would end at once: wait for it (see the Daytona suite).
+    crate::daytona::trapped(&app, &spec).await;
     let stop = {
         let (base, token) = (app.base.clone(), team.token.clone());
         let path = format!("/v2/sandboxes/sessions/{id}/stop");
