@@ -23,10 +23,10 @@ impl BaseUrl {
         BaseUrl(base_url(req, state.public_base_url.as_deref(), &state.trusted_proxies))
     }
 
-    /// Where the bearer-token callers read a task: `<base>/api/tasks/{id}`, what a face's
-    /// `Operation-Location` names.
-    pub fn operation_location(&self, task_id: i32) -> String {
-        format!("{}/api/tasks/{task_id}", self.0)
+    /// The `Operation-Location` header naming the task where the bearer-token callers read it:
+    /// `<base>/api/tasks/{id}`.
+    pub fn operation_location(&self, task_id: i32) -> (&'static str, String) {
+        ("Operation-Location", format!("{}/api/tasks/{task_id}", self.0))
     }
 }
 

@@ -189,7 +189,7 @@ async fn accepted(
             view::sandbox(&spec, &view::Progress { active, pending: Some(task.clone()), last: None }, org)
         }
     };
-    Ok(HttpResponse::Ok().insert_header(("Operation-Location", location)).json(body))
+    Ok(HttpResponse::Ok().insert_header(location).json(body))
 }
 
 /// The sandbox's states now.

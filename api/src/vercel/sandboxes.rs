@@ -220,13 +220,7 @@ async fn started(
     resumed: Option<bool>,
 ) -> Result<HttpResponse, VercelError> {
     wait_session(state, team, spec, &task).await?;
-    Ok(HttpResponse::Ok().insert_header(located(base, &task)).json(answer(state, spec, resumed).await?))
-}
-
-/// The `Operation-Location` of the task that did the work: `/api/tasks/{n}`, readable with the
-/// same token.
-pub fn located(base: &BaseUrl, task: &entity::task::Model) -> (&'static str, String) {
-    ("Operation-Location", base.operation_location(task.id))
+    Ok(HttpResponse::Ok().insert_header(base.operation_location(task.id)).json(answer(state, spec, resumed).await?))
 }
 
 /// `GET /v2/sandboxes/{name}[?resume=true]`: the sandbox and its current session; with
@@ -411,5 +405,5 @@ pub async fn delete(
     let current = workloads::newest_of_spec(&state.db, &spec.id).await?.ok_or(VercelError::Internal)?;
     let facts = facts(&state, std::slice::from_ref(&current)).await?.remove(&current.id).unwrap_or_default();
     let body = json!({"sandbox": view::sandbox(&spec, &current, &facts)});
-    Ok(HttpResponse::Ok().insert_header(located(&base, &task)).json(body))
+    Ok(HttpResponse::Ok().insert_header(base.operation_location(task.id)).json(body))
 }

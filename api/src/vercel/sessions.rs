@@ -94,11 +94,10 @@ pub async fn submit_stop(
     Ok(Some(task))
 }
 
-/// The current session (the newest workload) of each of these specs, by spec id, in two reads.
+/// The current session (the newest workload) of each of these specs, by spec id, in one read.
 pub async fn current_of(state: &AppState, spec_ids: &[&str]) -> Result<HashMap<String, workload::Model>, VercelError> {
-    let ended = workloads::last_ended_of_specs(&state.db, spec_ids).await?;
-    let active = workloads::active_of_specs(&state.db, spec_ids).await?;
-    Ok(ended.into_iter().chain(active).map(|w| (w.spec_id.clone(), w)).collect())
+    let newest = workloads::newest_of_specs(&state.db, spec_ids).await?;
+    Ok(newest.into_iter().map(|w| (w.spec_id.clone(), w)).collect())
 }
 
 /// Grows the running session's timeout by `body.duration` ms (its scheduled stop moves). A
@@ -179,10 +178,10 @@ pub async fn stop(
     if session.state != WorkloadState::Stopped && Attributes::of(&spec).persistent {
         // A persistent sandbox's stop keeps its directory as a snapshot.
         let (taken, task) = super::snapshots::take(&state, &team, &vercel, &spec, &session).await?;
-        response.insert_header(super::sandboxes::located(&base, &task));
+        response.insert_header(base.operation_location(task.id));
         snapshot = Some(super::snapshots::snapshot_json(&taken));
     } else if let Some(task) = submit_stop(&state, &team, &session, Some(STOP_WAIT)).await? {
-        response.insert_header(super::sandboxes::located(&base, &task));
+        response.insert_header(base.operation_location(task.id));
     }
     let mut body = json!({
         "session": session_json(&state, &spec, &session).await?,

@@ -6,7 +6,6 @@
 use super::VercelState;
 use super::auth::Team;
 use super::error::VercelError;
-use super::sandboxes::located;
 use super::view;
 use crate::origin::BaseUrl;
 use crate::query::QueryPairs;
@@ -114,7 +113,7 @@ pub async fn create(
         "snapshot": snapshot_json(&taken),
         "session": super::sessions::session_json(&state, &spec, &session).await?,
     });
-    Ok(HttpResponse::Ok().insert_header(located(&base, &task)).json(body))
+    Ok(HttpResponse::Ok().insert_header(base.operation_location(task.id)).json(body))
 }
 
 pub async fn find(state: &AppState, team: &Team, id: &str) -> Result<snapshot::Model, VercelError> {

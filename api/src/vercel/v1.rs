@@ -6,7 +6,7 @@
 use super::VercelState;
 use super::auth::Team;
 use super::error::VercelError;
-use super::sandboxes::{create_spec, located, wait_session};
+use super::sandboxes::{create_spec, wait_session};
 use super::sessions::{current_of, extend, facts, find_of, session_json, submit_stop};
 use super::view;
 use crate::origin::BaseUrl;
@@ -39,7 +39,7 @@ pub async fn create(
     let (spec, task) = create_spec(&state, &team, &vercel, view::FACE_V1, body).await?;
     let session = wait_session(&state, &team, &spec, &task).await?.ok_or(VercelError::Internal)?;
     let body = json!({"sandbox": session_json(&state, &spec, &session).await?, "routes": []});
-    Ok(HttpResponse::Ok().insert_header(located(&base, &task)).json(body))
+    Ok(HttpResponse::Ok().insert_header(base.operation_location(task.id)).json(body))
 }
 
 /// `GET /v1/sandboxes/{id}`: `{sandbox, routes}`.
@@ -59,7 +59,7 @@ pub async fn stop(
     let (session, spec) = find(&state, &team, &path).await?;
     let mut response = HttpResponse::Ok();
     if let Some(task) = submit_stop(&state, &team, &session, None).await? {
-        response.insert_header(located(&base, &task));
+        response.insert_header(base.operation_location(task.id));
     }
     Ok(response.json(json!({"sandbox": session_json(&state, &spec, &session).await?})))
 }
@@ -161,7 +161,7 @@ pub async fn snapshot(
         "snapshot": super::snapshots::snapshot_json_v1(&taken),
         "sandbox": session_json(&state, &spec, &session).await?,
     });
-    Ok(HttpResponse::Ok().insert_header(located(&base, &task)).json(body))
+    Ok(HttpResponse::Ok().insert_header(base.operation_location(task.id)).json(body))
 }
 
 /// `GET /v1/sandboxes/snapshots/{id}`: `{snapshot}`.

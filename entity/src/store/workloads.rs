@@ -77,30 +77,34 @@ pub async fn active_of_specs(db: &impl ConnectionTrait, spec_ids: &[&str]) -> Re
     workload::Entity::find().filter(Column::ActiveSpecId.is_in(spec_ids.iter().copied())).all(db).await
 }
 
+/// The newest workload of each of these specs (its active one, if it has one: a spec's next
+/// workload starts only once the last has stopped), in one read.
+fn newest_of_specs_query(spec_ids: &[&str]) -> Select<workload::Entity> {
+    let latest = sea_orm::sea_query::Expr::cust(
+        "workloads.created_at = (SELECT MAX(later.created_at) FROM workloads later WHERE later.spec_id = workloads.spec_id)",
+    );
+    workload::Entity::find().filter(Column::SpecId.is_in(spec_ids.iter().copied())).filter(latest)
+}
+
+/// The newest workload of each of these specs, whatever its state, in one read.
+pub async fn newest_of_specs(db: &impl ConnectionTrait, spec_ids: &[&str]) -> Result<Vec<workload::Model>, DbErr> {
+    if spec_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    newest_of_specs_query(spec_ids).all(db).await
+}
+
+/// The newest workload of the spec, whatever its state.
+pub async fn newest_of_spec(db: &impl ConnectionTrait, spec_id: &str) -> Result<Option<workload::Model>, DbErr> {
+    newest_of_specs_query(&[spec_id]).order_by_desc(Column::Id).one(db).await
+}
+
 /// The last workload of each of these specs that has none active (how it ended), in one read.
 pub async fn last_ended_of_specs(db: &impl ConnectionTrait, spec_ids: &[&str]) -> Result<Vec<workload::Model>, DbErr> {
     if spec_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let latest = sea_orm::sea_query::Expr::cust(
-        "workloads.created_at = (SELECT MAX(later.created_at) FROM workloads later WHERE later.spec_id = workloads.spec_id)",
-    );
-    workload::Entity::find()
-        .filter(Column::SpecId.is_in(spec_ids.iter().copied()))
-        .filter(Column::State.eq(WorkloadState::Stopped))
-        .filter(latest)
-        .all(db)
-        .await
-}
-
-/// The newest workload of the spec, whatever its state.
-pub async fn newest_of_spec(db: &impl ConnectionTrait, spec_id: &str) -> Result<Option<workload::Model>, DbErr> {
-    workload::Entity::find()
-        .filter(Column::SpecId.eq(spec_id))
-        .order_by_desc(Column::CreatedAt)
-        .order_by_desc(Column::Id)
-        .one(db)
-        .await
+    newest_of_specs_query(spec_ids).filter(Column::State.eq(WorkloadState::Stopped)).all(db).await
 }
 
 /// Workloads of `runner` that have not stopped yet.

@@ -126,17 +126,18 @@ async fn verify(ctx: &Ctx, spec: &workload_spec::Model, workload: workload::Mode
         Some(handle) => handle.verifiably_alive_async().await,
         None => false,
     };
-    if let Some(handle) = handle.filter(|_| ran && alive) {
-        let watched = ctx.samplers.lock().is_ok_and(|s| s.contains_key(&workload.id));
-        if !watched {
-            tracing::info!(workload = %workload.id, "a re-run found its workload running: watching it");
-            watch(ctx.clone(), workload.id.clone(), Exit::Adopted(handle));
+    match handle {
+        Some(handle) if alive && ran => {
+            let watched = ctx.samplers.lock().is_ok_and(|s| s.contains_key(&workload.id));
+            if !watched {
+                tracing::info!(workload = %workload.id, "a re-run found its workload running: watching it");
+                watch(ctx.clone(), workload.id.clone(), Exit::Adopted(handle));
+            }
+            return Ok(started);
         }
-        return Ok(started);
-    }
-    if let (Some(handle), true) = (crate::contain::Handle::of(&workload), alive) {
         // Only its gate, which gives up by itself (the runner that held it is gone): end it now.
-        handle.kill_async().await;
+        Some(handle) if alive => handle.kill_async().await,
+        _ => {}
     }
     let end = if ran {
         End::Unobserved { why: Unobserved::RunnerRestarted { runner: ctx.runner_id.clone() } }
