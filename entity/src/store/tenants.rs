@@ -8,14 +8,22 @@ pub async fn find_by_name(db: &impl ConnectionTrait, name: &str) -> Result<Optio
     tenant::Entity::find().filter(tenant::Column::Name.eq(name)).one(db).await
 }
 
-/// The tenant called `name`, created if there is none.
+/// The tenant called `name`, created if there is none (by this call or, racing it, another:
+/// the unique name decides, and the loser reads the winner's).
 pub async fn find_or_create(db: &impl ConnectionTrait, name: &str) -> Result<tenant::Model, DbErr> {
     if let Some(tenant) = find_by_name(db, name).await? {
         return Ok(tenant);
     }
-    tenant::ActiveModel { name: Set(name.to_owned()), created_at: Set(super::now()), ..Default::default() }
-        .insert(db)
-        .await
+    let created =
+        tenant::ActiveModel { name: Set(name.to_owned()), created_at: Set(super::now()), ..Default::default() }
+            .insert(db)
+            .await;
+    match created {
+        Err(err) if matches!(err.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_))) => {
+            find_by_name(db, name).await?.ok_or(err)
+        }
+        other => other,
+    }
 }
 
 pub async fn create_token(
