@@ -297,7 +297,8 @@ async fn on_postgresql_a_page_after_a_deep_cursor_is_an_index_range_read() {
 async fn explain_page(db: &DatabaseConnection, query: &WorkloadQuery, after: &Cursor) -> String {
     use sea_orm::QueryTrait;
     let backend = db.get_database_backend();
-    let statement = entity::store::workloads::page_query(1, query, Some(after), 100).expect("query").build(backend);
+    let statement =
+        entity::store::workloads::page_query(backend, 1, query, Some(after), 100).expect("query").build(backend);
     let values = statement.values.map(|v| v.0).unwrap_or_default();
     let explained = sea_orm::Statement::from_sql_and_values(backend, format!("EXPLAIN {}", statement.sql), values);
     let rows = db.query_all_raw(explained).await.expect("explain");

@@ -294,7 +294,27 @@ async fn vercel_errors_listing_and_tenancy(mode: Mode) {
         };
         assert_error(&team.call("GET", &path, None).await, 400, "bad_request");
     }
-    assert_error(&team.call("GET", "/v2/sandboxes/sessions?project=prj", None).await, 400, "bad_request");
+    // Sessions without a sandbox's name: the project's, two a page to the end; none of another
+    // project's or team's.
+    let mut sessions = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let after = cursor.as_ref().map(|c| format!("&cursor={c}")).unwrap_or_default();
+        let page = team.ok("GET", &format!("/v2/sandboxes/sessions?project=prj&limit=2{after}"), None).await;
+        for session in page["sessions"].as_array().expect("page") {
+            assert_strict_session(session);
+            sessions.push(session["sourceSandboxName"].as_str().expect("name").to_owned());
+        }
+        match page["pagination"]["next"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(sessions, ["sb-4", "sb-3", "sb-2", "sb-1", "sb-0"], "newest first, each once");
+    let everywhere = team.ok("GET", "/v2/sandboxes/sessions", None).await;
+    assert_eq!(everywhere["sessions"].as_array().map(Vec::len), Some(6), "the team's, every project");
+    assert_eq!(other.ok("GET", "/v2/sandboxes/sessions?project=elsewhere", None).await["sessions"], json!([]));
+    assert_error(&team.call("GET", "/v2/sandboxes/sessions?name=has%20space", None).await, 400, "bad_request");
     for unknown in ["/v2/sandboxes/sessions/sbx_nope", "/v2/sandboxes/sessions/nope/stop", "/v2/sandboxes/sb-0/nothing"]
     {
         assert_error(&team.call("GET", unknown, None).await, 404, "not_found");

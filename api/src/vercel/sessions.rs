@@ -1,4 +1,4 @@
-//! Sessions: list (of one named sandbox), get, stop (answered once stopped), extend-timeout.
+//! Sessions: list (of one named sandbox, or of a project), get, stop (answered once stopped), extend-timeout.
 //! A session's timeout is a scheduled stop of its workload (`schedule_timeout`).
 
 use super::auth::Team;
@@ -135,17 +135,29 @@ pub async fn get(team: Team, path: web::Path<String>, state: web::Data<AppState>
 
 /// `GET /v2/sandboxes/sessions?name=...`: `{sessions, pagination: {count, next}}`, the named
 /// sandbox's sessions by creation time (`sortOrder` desc by default; `limit` 1..50 default 20;
-/// an opaque `cursor`).
+/// an opaque `cursor`). Without `name` (the SDK always sends it; Vercel leaves it undocumented),
+/// the sessions of every sandbox of the `project` (of the team's, without it).
 pub async fn list(team: Team, req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, VercelError> {
     let query = QueryPairs::of(&req)?;
     let limit = query.number("limit", 1..=50, 20)?;
     let descending = sort_order(&query)?;
-    let name = query.get("name").ok_or_else(|| VercelError::BadRequest("name is required".into()))?;
-    if !name_ok(name) {
-        return Err(VercelError::BadRequest("name must be letters, digits, '_' and '-', at most 128".into()));
+    let mut workload_query = workloads::WorkloadQuery { descending, ..Default::default() };
+    match query.get("name") {
+        Some(name) if !name_ok(name) => {
+            return Err(VercelError::BadRequest("name must be letters, digits, '_' and '-', at most 128".into()));
+        }
+        Some(name) => {
+            let spec = super::sandboxes::find(&state, &team, name, query.get("project")).await?;
+            workload_query.spec_id = Some(spec.id);
+        }
+        None => {
+            workload_query.of_specs = Some(specs::SpecQuery {
+                face: Some(view::FACE),
+                scope: query.get("project").map(str::to_owned),
+                ..specs::SpecQuery::default()
+            });
+        }
     }
-    let spec = super::sandboxes::find(&state, &team, name, query.get("project")).await?;
-    let workload_query = workloads::WorkloadQuery { spec_id: Some(spec.id.clone()), descending, ..Default::default() };
     let after = match query.get("cursor") {
         Some(text) if !text.is_empty() => {
             Some(workload_query.cursor(text).map_err(|_| VercelError::BadRequest("Invalid cursor".into()))?)
@@ -153,9 +165,15 @@ pub async fn list(team: Team, req: HttpRequest, state: web::Data<AppState>) -> R
         _ => None,
     };
     let page = workloads::page(&state.db, team.tenant.id, &workload_query, after.as_ref(), limit).await?;
+    let spec_ids: Vec<&str> = page.items.iter().map(|w| w.spec_id.as_str()).collect();
+    let specs: HashMap<String, workload_spec::Model> =
+        specs::find_many(&state.db, &spec_ids).await?.into_iter().map(|s| (s.id.clone(), s)).collect();
     let mut facts = facts(&state, &page.items).await?;
-    let sessions: Vec<Value> =
-        page.items.iter().map(|w| view::session(&spec, w, &facts.remove(&w.id).unwrap_or_default())).collect();
+    let sessions: Vec<Value> = page
+        .items
+        .iter()
+        .filter_map(|w| Some(view::session(specs.get(&w.spec_id)?, w, &facts.remove(&w.id).unwrap_or_default())))
+        .collect();
     let next = page.next.map(|c| c.encode());
     Ok(HttpResponse::Ok().json(json!({"sessions": sessions, "pagination": {"count": sessions.len(), "next": next}})))
 }

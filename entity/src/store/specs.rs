@@ -1,7 +1,7 @@
 use crate::workload_spec;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder,
+    QueryOrder, QuerySelect, QueryTrait,
 };
 
 /// What a jobs file declares about one spec.
@@ -125,6 +125,11 @@ pub async fn find(db: &impl ConnectionTrait, id: &str) -> Result<Option<workload
     live().filter(workload_spec::Column::Id.eq(id)).one(db).await
 }
 
+/// These specs (those not deleted), in one read.
+pub async fn find_many(db: &impl ConnectionTrait, ids: &[&str]) -> Result<Vec<workload_spec::Model>, DbErr> {
+    live().filter(workload_spec::Column::Id.is_in(ids.iter().copied())).all(db).await
+}
+
 /// Deletes the spec, if it has no active workload (else false: stop it first). Its name is
 /// freed: it becomes `DESTROYED_<name>_<unix ms>`.
 pub async fn mark_deleted(db: &impl ConnectionTrait, spec: &workload_spec::Model) -> Result<bool, DbErr> {
@@ -238,6 +243,15 @@ impl SpecQuery {
         let cursor = super::page::Cursor::decode(text, self.sort.key(), self.descending)?;
         self.sort.sea_value(&cursor.value).map(|_| cursor).ok_or(super::page::BadCursor)
     }
+}
+
+/// The ids of the tenant's live specs that `query` filters in, as a subquery.
+pub fn ids_query(
+    backend: sea_orm::DbBackend,
+    tenant_id: i32,
+    query: &SpecQuery,
+) -> sea_orm::sea_query::SelectStatement {
+    filtered(backend, tenant_id, query).select_only().column(workload_spec::Column::Id).into_query()
 }
 
 /// The tenant's live specs that `query` filters in (unordered).

@@ -173,6 +173,9 @@ pub struct WorkloadQuery {
     pub spec_id: Option<String>,
     pub name_prefix: Option<String>,
     pub id_prefix: Option<String>,
+    /// Only workloads of the tenant's live specs that this query filters in (such as one
+    /// face's scope: a Vercel project's sessions).
+    pub of_specs: Option<super::specs::SpecQuery>,
     pub sort: WorkloadSort,
     pub descending: bool,
 }
@@ -235,7 +238,7 @@ pub async fn page(
     limit: u64,
 ) -> Result<Page<workload::Model>, DbErr> {
     let limit = limit.clamp(1, super::page::MAX_LIMIT);
-    let rows = page_query(tenant_id, query, after, limit)?.all(db).await?;
+    let rows = page_query(db.get_database_backend(), tenant_id, query, after, limit)?.all(db).await?;
     Ok(super::page::finish(rows, limit, |w| Cursor {
         sort: query.sort.key().to_owned(),
         descending: query.descending,
@@ -246,6 +249,7 @@ pub async fn page(
 
 /// The query `page` runs: `limit + 1` rows, to know whether a next page exists.
 pub fn page_query(
+    backend: sea_orm::DbBackend,
     tenant_id: i32,
     query: &WorkloadQuery,
     after: Option<&Cursor>,
@@ -263,6 +267,9 @@ pub fn page_query(
     }
     if let Some(prefix) = &query.id_prefix {
         select = select.filter(Column::Id.like(super::page::starts_with(prefix)));
+    }
+    if let Some(specs) = &query.of_specs {
+        select = select.filter(Column::SpecId.in_subquery(super::specs::ids_query(backend, tenant_id, specs)));
     }
     let (sort, id) = (query.sort.column(), Column::Id);
     if let Some(cursor) = after {
