@@ -42,6 +42,8 @@ pub enum Outcome {
     Snapshotted { workload: String, spec_name: String, snapshot: String, size_bytes: i64 },
     /// The snapshot could not be taken; why.
     SnapshotFailed { snapshot: String, reason: String },
+    /// The snapshot is deleted and its archive removed (or it was already).
+    SnapshotDeleted { snapshot: String },
     /// Cancelled before it did anything: while queued (by its owner), or by its runner at start.
     CancelledBeforeStart { queued: bool, workload: Option<String> },
     /// Its runner stopped responding past the deadline; the operation did not complete.
@@ -194,7 +196,8 @@ impl Outcome {
             | Outcome::KeptRunning { .. }
             | Outcome::Stopped { .. }
             | Outcome::AlreadyStopped { .. }
-            | Outcome::Snapshotted { .. } => true,
+            | Outcome::Snapshotted { .. }
+            | Outcome::SnapshotDeleted { .. } => true,
             Outcome::Legacy { success, .. } => *success,
             _ => false,
         }

@@ -57,6 +57,9 @@ pub enum Operation {
     /// Stop a workload, then archive its spec's working directory (`TaskParams::snapshot`).
     #[sea_orm(string_value = "snapshot_workload")]
     SnapshotWorkload,
+    /// Delete a snapshot (its target) and its archive.
+    #[sea_orm(string_value = "delete_snapshot")]
+    DeleteSnapshot,
 }
 
 /// A workload's state. (The Veeam face calls Running "Working".)

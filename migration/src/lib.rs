@@ -19,6 +19,7 @@ mod m20261201_000013_tenant_spec_names;
 mod m20261201_000014_spec_deletion;
 mod m20261201_000015_schedules_and_env;
 mod m20261206_000016_snapshots;
+mod m20261206_000017_snapshot_expiry;
 
 pub struct Migrator;
 
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000014_spec_deletion::Migration),
             Box::new(m20261201_000015_schedules_and_env::Migration),
             Box::new(m20261206_000016_snapshots::Migration),
+            Box::new(m20261206_000017_snapshot_expiry::Migration),
         ]
     }
 }

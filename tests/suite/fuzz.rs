@@ -326,6 +326,7 @@ async fn generated_vercel_input_never_gets_a_5xx(mode: Mode) {
             format!("/v2/sandboxes?{query}"),
             format!("/v2/sandboxes/one?{query}"),
             format!("/v2/sandboxes/sessions?name=one&{query}"),
+            format!("/v2/sandboxes/sessions?{query}"),
         ] {
             let resp = team.call("GET", &path, None).await;
             check_vercel(&path, resp.status, &resp.body);
@@ -346,8 +347,19 @@ async fn generated_vercel_input_never_gets_a_5xx(mode: Mode) {
         serde_json::json!({"A": "1", "B=": "2"}),
         serde_json::json!(true),
     ]);
-    let fields =
-        ["projectId", "name", "persistent", "timeout", "resources", "runtime", "env", "tags", "ports", "source"];
+    let fields = [
+        "projectId",
+        "name",
+        "persistent",
+        "timeout",
+        "resources",
+        "runtime",
+        "env",
+        "tags",
+        "ports",
+        "source",
+        "snapshotExpiration",
+    ];
     let bodies = proptest::collection::vec((proptest::sample::select(fields.to_vec()), values), 0..5);
     for (n, pairs) in samples(bodies).into_iter().enumerate() {
         let mut body: serde_json::Map<String, serde_json::Value> =
@@ -358,6 +370,19 @@ async fn generated_vercel_input_never_gets_a_5xx(mode: Mode) {
         let resp = team.call("POST", "/v3/sandboxes", Some(&body)).await;
         check_vercel(&format!("create {body}"), resp.status, &resp.body);
         assert!([200, 400, 409].contains(&resp.status), "create {body}: {} {}", resp.status, resp.body);
+    }
+    // Snapshot bodies: a bad expiration is a 400; a good one stops the session (then 410).
+    let two = team.ok("POST", "/v3/sandboxes", Some(&serde_json::json!({"projectId": "prj", "name": "two"}))).await;
+    let path = format!("/v2/sandboxes/sessions/{}/snapshot", two["session"]["id"].as_str().expect("id"));
+    let expirations = proptest::prop_oneof![
+        proptest::sample::select(vec![serde_json::json!(-1), serde_json::json!(1.5), serde_json::json!("x")]),
+        proptest::num::i64::ANY.prop_map(|n| serde_json::json!(n)),
+    ];
+    for expiration in samples(expirations) {
+        let body = serde_json::json!({"expiration": expiration});
+        let resp = team.call("POST", &path, Some(&body)).await;
+        check_vercel(&format!("snapshot {body}"), resp.status, &resp.body);
+        assert!([200, 400, 410].contains(&resp.status), "snapshot {body}: {} {}", resp.status, resp.body);
     }
     // The server lives on, and the first sandbox is as it was.
     let got = team.ok("GET", "/v2/sandboxes/one", None).await;

@@ -129,8 +129,18 @@ async fn a_named_sandbox_is_created_stopped_resumed_and_deleted_with_its_files_k
     assert_ne!(copy_home, home);
     assert_eq!(std::fs::read_to_string(copy_home.join("kept.txt")).expect("restored"), "from the first session");
     assert_eq!(copy["session"]["status"], "running");
-    let deleted_snapshot = team.ok("DELETE", &format!("/v2/sandboxes/snapshots/{snap_id}"), None).await;
-    assert_eq!(deleted_snapshot["snapshot"]["status"], "deleted");
+    let archive = entity::store::snapshots::find(&app.db, &snap_id).await.expect("db").expect("row").path;
+    assert!(std::path::Path::new(&archive).exists(), "{archive}");
+    // Deleting it is an engine task too: answered once done, its archive removed.
+    let resp = team.call("DELETE", &format!("/v2/sandboxes/snapshots/{snap_id}"), None).await;
+    let location = resp.header("Operation-Location").expect("Operation-Location").to_owned();
+    assert_eq!(resp.json()["snapshot"]["status"], "deleted");
+    let task = tests::daytona::Daytona { base: app.base.clone(), token: team.token.clone() };
+    let task = task.ok("GET", location.strip_prefix(&app.base).expect("same base"), None).await;
+    assert_eq!((task["operation"].as_str(), task["state"].as_str()), (Some("DeleteSnapshot"), Some("Finished")));
+    assert!(!std::path::Path::new(&archive).exists(), "{archive} is left");
+    let twice = team.call("DELETE", &format!("/v2/sandboxes/snapshots/{snap_id}"), None).await;
+    assert_eq!((twice.status, twice.header("Operation-Location")), (200, None), "deleted already: nothing to do");
     let again = json!({"projectId": "prj", "name": "from-gone", "source": {"type": "snapshot", "snapshotId": snap_id}});
     assert_error(&team.call("POST", "/v3/sandboxes", Some(&again)).await, 410, "snapshot_not_found");
     let theirs = Vercel::for_team(&app.base, &app.db, "globex").await;
@@ -142,6 +152,73 @@ async fn a_named_sandbox_is_created_stopped_resumed_and_deleted_with_its_files_k
     assert_eq!(marked_processes(&second), Vec::<i32>::new());
     assert!(!home.exists(), "{} is left", home.display());
     assert_error(&team.call("GET", "/v2/sandboxes/box-a", None).await, 404, "not_found");
+}
+
+/// A snapshot's `expiration` (asked for, or its sandbox's `snapshotExpiration` for the
+/// snapshots its stops take) schedules its deletion: once due, it is deleted by itself, its
+/// archive removed, and it can no longer be a source. Bad expirations are 400s.
+async fn snapshots_expire_by_themselves(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options::default()).await;
+    let team = Vercel::for_team(&app.base, &app.db, "acme").await;
+    let body = json!({"projectId": "prj", "name": "keeps-a-day", "snapshotExpiration": 86_400_000});
+    let created = create(&team, body).await;
+    assert_eq!(created["sandbox"]["snapshotExpiration"], 86_400_000);
+    let session = created["session"]["id"].as_str().expect("id").to_owned();
+    for bad in [json!({"expiration": -1}), json!({"expiration": "1"}), json!({"expiration": 1e20}), json!([1])] {
+        let path = format!("/v2/sandboxes/sessions/{session}/snapshot");
+        assert_error(&team.call("POST", &path, Some(&bad)).await, 400, "bad_request");
+    }
+    let patch = json!({"snapshotExpiration": -5});
+    assert_error(&team.call("PATCH", "/v2/sandboxes/keeps-a-day", Some(&patch)).await, 400, "bad_request");
+    assert_eq!(marked_processes(&workload_of(&created["session"])).len(), 1, "bad requests stopped nothing");
+
+    // The stop's snapshot expires a day after it was taken.
+    let stopped = team.ok("POST", &format!("/v2/sandboxes/sessions/{session}/stop"), None).await;
+    let snapshot = &stopped["snapshot"];
+    let expires = snapshot["expiresAt"].as_i64().expect("expiresAt");
+    assert!((expires - snapshot["createdAt"].as_i64().expect("createdAt") - 86_400_000).abs() < 5_000, "{snapshot}");
+    // Asked for by the snapshot call itself: an hour; 0 is never.
+    let resumed = team.ok("GET", "/v2/sandboxes/keeps-a-day?resume=true", None).await;
+    let path = format!("/v2/sandboxes/sessions/{}/snapshot", resumed["session"]["id"].as_str().expect("id"));
+    let hourly = team.ok("POST", &path, Some(&json!({"expiration": 3_600_000}))).await["snapshot"].clone();
+    assert!(hourly["expiresAt"].is_number(), "{hourly}");
+    let resumed = team.ok("GET", "/v2/sandboxes/keeps-a-day?resume=true", None).await;
+    let path = format!("/v2/sandboxes/sessions/{}/snapshot", resumed["session"]["id"].as_str().expect("id"));
+    let forever = team.ok("POST", &path, Some(&json!({"expiration": 0}))).await["snapshot"].clone();
+    assert_eq!(forever.get("expiresAt"), None, "{forever}");
+
+    // Once its deletion is due, the hourly one is deleted by itself, with its archive.
+    let id = hourly["id"].as_str().expect("id").to_owned();
+    let archive = entity::store::snapshots::find(&app.db, &id).await.expect("db").expect("row").path;
+    assert!(std::path::Path::new(&archive).exists());
+    assert_eq!(tests::daytona::make_due(&app.db, &id).await, 1, "one scheduled deletion");
+    let team = &team;
+    tests::wait_until("the expired snapshot is deleted", T, || async {
+        team.ok("GET", &format!("/v2/sandboxes/snapshots/{id}"), None).await["snapshot"]["status"] == "deleted"
+    })
+    .await;
+    tests::wait_until("its archive is removed", T, || async { !std::path::Path::new(&archive).exists() }).await;
+    let source = json!({"projectId": "prj", "source": {"type": "snapshot", "snapshotId": id}});
+    assert_error(&team.call("POST", "/v3/sandboxes", Some(&source)).await, 410, "snapshot_not_found");
+    let kept = forever["id"].as_str().expect("id");
+    let copy = json!({"projectId": "prj", "name": "from-forever", "source": {"type": "snapshot", "snapshotId": kept}});
+    assert_eq!(create(team, copy).await["session"]["status"], "running", "the one kept for ever still restores");
+    // One that expires while it is being taken (1 ms): the deletion and the snapshot task race,
+    // and whichever comes second, it ends deleted with no archive left.
+    let resumed = team.ok("GET", "/v2/sandboxes/keeps-a-day?resume=true", None).await;
+    let path = format!("/v2/sandboxes/sessions/{}/snapshot", resumed["session"]["id"].as_str().expect("id"));
+    let brief = team.ok("POST", &path, Some(&json!({"expiration": 1}))).await["snapshot"].clone();
+    assert_eq!(brief["status"], "deleted", "past its expiry: {brief}");
+    let brief = entity::store::snapshots::find(&app.db, brief["id"].as_str().expect("id")).await.expect("db");
+    let brief = brief.expect("row");
+    tests::wait_until("the brief snapshot's deletion runs", T, || async {
+        let row = entity::store::snapshots::find(&app.db, &brief.id).await.expect("db").expect("row");
+        row.status == "deleted" && !std::path::Path::new(&brief.path).exists()
+    })
+    .await;
+    let day = snapshot["id"].as_str().expect("id");
+    let listed = team.ok("GET", &format!("/v2/sandboxes/snapshots/{day}"), None).await;
+    assert_eq!(listed["snapshot"]["status"], "created", "the day-long one is still there");
 }
 
 /// A session's timeout stops it by itself (a scheduled stop of its workload), and
@@ -505,4 +582,5 @@ in_both_modes!(
     session_timeouts_stop_sessions_and_extend_timeout_moves_them,
     racing_stops_of_one_session_have_one_effect_and_all_answer_stopped,
     vercel_errors_listing_and_tenancy,
+    snapshots_expire_by_themselves,
 );

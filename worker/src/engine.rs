@@ -288,5 +288,7 @@ pub(crate) async fn route_of(
         Operation::StopWorkload | Operation::SnapshotWorkload => {
             workloads::find(db, target_id).await?.map(|s| s.runner_id)
         }
+        // Any runner: snapshots are on the runners' shared sandbox storage.
+        Operation::DeleteSnapshot => None,
     })
 }

@@ -196,10 +196,12 @@ impl States {
     pub fn of(progress: &Progress) -> Self {
         use SandboxState::*;
         let stored = stored_state(progress.active.as_ref());
-        let heading = progress.pending.as_ref().map(|t| match t.operation {
-            Operation::StartWorkload => Started,
-            Operation::StopSpec | Operation::StopWorkload | Operation::SnapshotWorkload => Stopped,
-            Operation::DeleteSpec => Destroyed,
+        let heading = progress.pending.as_ref().and_then(|t| match t.operation {
+            Operation::StartWorkload => Some(Started),
+            Operation::StopSpec | Operation::StopWorkload | Operation::SnapshotWorkload => Some(Stopped),
+            Operation::DeleteSpec => Some(Destroyed),
+            // Not a sandbox's task.
+            Operation::DeleteSnapshot => None,
         });
         let error_reason = match (stored, heading) {
             (Stopped, None) => progress.last.as_ref().and_then(error_reason),

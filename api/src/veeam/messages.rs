@@ -65,6 +65,7 @@ fn message(outcome: &Outcome, task: &task::Model) -> String {
             format!("Job \"{spec_name}\" was saved as snapshot {snapshot}.")
         }
         Outcome::SnapshotFailed { snapshot, reason } => format!("Snapshot {snapshot} could not be taken: {reason}."),
+        Outcome::SnapshotDeleted { snapshot } => format!("Snapshot {snapshot} was deleted."),
         Outcome::Legacy { message, .. } => message.clone(),
     }
 }

@@ -141,6 +141,7 @@ pub fn operation_name(operation: entity::Operation) -> &'static str {
         entity::Operation::StopWorkload => "StopJobSession",
         entity::Operation::DeleteSpec => "DeleteJob",
         entity::Operation::SnapshotWorkload => "SnapshotJobSession",
+        entity::Operation::DeleteSnapshot => "DeleteSnapshot",
     }
 }
 

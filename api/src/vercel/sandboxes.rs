@@ -90,6 +90,7 @@ pub struct CreateSandbox {
     source: Option<Value>,
     env: BTreeMap<String, String>,
     tags: BTreeMap<String, String>,
+    snapshot_expiration: Option<i64>,
 }
 
 /// `POST /v3/sandboxes` (and `/v2/sandboxes`): creates the named sandbox and its first session,
@@ -168,6 +169,7 @@ pub async fn create_spec(
         memory: vcpus * 2048,
         timeout,
         runtime: body.runtime,
+        snapshot_expiration: body.snapshot_expiration.map(super::snapshots::expiration).transpose()?,
     };
     let new = specs::NewSpec {
         name: name.clone(),
@@ -320,10 +322,12 @@ struct UpdateSandbox {
     resources: Resources,
     timeout: Option<i64>,
     tags: Option<BTreeMap<String, String>>,
+    snapshot_expiration: Option<i64>,
 }
 
 /// `PATCH /v2/sandboxes/{name}`: changes the sandbox's `persistent`, `resources.vcpus` (and its
-/// memory, 2048 MB a vCPU), `timeout` and `tags` (replaced whole), for its next sessions;
+/// memory, 2048 MB a vCPU), `timeout`, `snapshotExpiration` and `tags` (replaced whole), for
+/// its next sessions;
 /// `{sandbox, routes}`. Racing changes: one wins, the others get a 409.
 pub async fn update(
     team: Team,
@@ -355,6 +359,9 @@ pub async fn update(
             return Err(VercelError::BadRequest("timeout must be from 1000 to 86400000 ms".into()));
         }
         attributes.timeout = timeout;
+    }
+    if let Some(expiration) = body.snapshot_expiration {
+        attributes.snapshot_expiration = Some(super::snapshots::expiration(expiration)?);
     }
     if let Some(tags) = body.tags {
         if tags.iter().any(|(k, v)| k.is_empty() || k.contains(['"', '\\', ':', '\0']) || v.contains('\0')) {

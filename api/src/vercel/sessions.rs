@@ -195,7 +195,8 @@ pub async fn stop(
     let mut snapshot = None;
     if session.state != WorkloadState::Stopped && Attributes::of(&spec).persistent {
         // A persistent sandbox's stop keeps its directory as a snapshot.
-        let (taken, task) = super::snapshots::take(&state, &team, &vercel, &spec, &session).await?;
+        let expiration = Attributes::of(&spec).snapshot_expiration;
+        let (taken, task) = super::snapshots::take(&state, &team, &vercel, &spec, &session, expiration).await?;
         response.insert_header(base.operation_location(task.id));
         snapshot = Some(super::snapshots::snapshot_json(&taken));
     } else if let Some(task) = submit_stop(&state, &team, &session, Some(STOP_WAIT)).await? {

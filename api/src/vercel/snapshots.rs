@@ -1,7 +1,7 @@
 //! Snapshots (v2): an archive of a named sandbox's working directory, taken by an engine task
 //! that stops the session first (`POST .../sessions/{id}/snapshot`, and a persistent sandbox's
-//! stop), read, listed and deleted here, and restored into a new sandbox created from it
-//! (`source: {type: "snapshot"}`).
+//! stop), read and listed here, deleted by an engine task (asked for, or scheduled by its
+//! `expiration`), and restored into a new sandbox created from it (`source: {type: "snapshot"}`).
 
 use super::VercelState;
 use super::auth::Team;
@@ -19,10 +19,11 @@ use serde_json::{Value, json};
 /// A snapshot as the SDK 3.x validates it.
 pub fn snapshot_json(snapshot: &snapshot::Model) -> Value {
     let status = match snapshot.status.as_str() {
-        snapshots::CREATED | snapshots::DELETED => snapshot.status.as_str(),
+        _ if snapshot.is_gone() => snapshots::DELETED,
+        snapshots::CREATED => snapshots::CREATED,
         _ => "failed",
     };
-    json!({
+    let mut json = json!({
         "id": snapshot.id,
         "sourceSessionId": view::session_id(&snapshot.workload_id),
         "region": view::REGION,
@@ -31,7 +32,37 @@ pub fn snapshot_json(snapshot: &snapshot::Model) -> Value {
         "createdAt": snapshot.created_at.timestamp_millis(),
         "updatedAt": snapshot.updated_at.timestamp_millis(),
         "creationMethod": "manual",
-    })
+    });
+    if let Some(at) = snapshot.expires_at {
+        json["expiresAt"] = json!(at.timestamp_millis());
+    }
+    json
+}
+
+/// The most a snapshot may be kept before it expires: the engine's scheduling horizon.
+const MAX_EXPIRATION_MS: i64 = 100 * 365 * 86_400_000;
+
+/// A requested `expiration` (ms; 0: never), or a 400.
+pub fn expiration(ms: i64) -> Result<i64, VercelError> {
+    if (0..=MAX_EXPIRATION_MS).contains(&ms) {
+        Ok(ms)
+    } else {
+        Err(VercelError::BadRequest(format!("expiration must be from 0 (never) to {MAX_EXPIRATION_MS} ms")))
+    }
+}
+
+/// The `expiration` of a snapshot request: no body (what the SDK sends without one), or
+/// `{"expiration": ms}`.
+pub fn requested_expiration(body: &[u8]) -> Result<Option<i64>, VercelError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let bad = || VercelError::BadRequest("The body must be a JSON object, with expiration in ms".into());
+    let body: Value = serde_json::from_slice(body).map_err(|_| bad())?;
+    match body.as_object().ok_or_else(bad)?.get("expiration") {
+        None | Some(Value::Null) => Ok(None),
+        Some(ms) => expiration(ms.as_i64().ok_or_else(bad)?).map(Some),
+    }
 }
 
 /// A snapshot as the SDK 1.x validates it: its source is the (v1) sandbox.
@@ -47,24 +78,36 @@ pub fn snapshot_json_v1(snapshot: &snapshot::Model) -> Value {
 /// Takes a snapshot of the session (stopping it) as an engine task, and waits for it: the
 /// snapshot as it ended (`created`, or `failed`), and the task. Of requests racing to snapshot
 /// one sandbox, one submits (a compare-and-set on its spec) and the others wait for that one's
-/// snapshot: one archive, every answer the same.
+/// snapshot: one archive, every answer the same. With an `expiration` (ms, 0: never), its
+/// deletion is scheduled first, so no snapshot outlives its expiry whatever happens next.
 pub async fn take(
     state: &AppState,
     team: &Team,
     vercel: &VercelState,
     spec: &workload_spec::Model,
     session: &workload::Model,
+    expiration: Option<i64>,
 ) -> Result<(snapshot::Model, entity::task::Model), VercelError> {
     let id = format!("snap_{}", uuid::Uuid::new_v4().simple());
     let path = vercel.sandbox_dir.join(".snapshots").join(format!("{id}.tar.gz"));
     let scope = view::Attributes::of(spec).scope;
-    snapshots::insert(&state.db, &id, team.tenant.id, session, &scope, &path.display().to_string()).await?;
+    let expires_at = expiration
+        .filter(|ms| *ms > 0)
+        .and_then(chrono::TimeDelta::try_milliseconds)
+        .and_then(|ms| entity::store::now().checked_add_signed(ms));
+    let path = path.display().to_string();
+    snapshots::insert(&state.db, &id, team.tenant.id, session, &scope, &path, expires_at).await?;
+    if let Some(at) = expires_at {
+        let delete = team.submission(Operation::DeleteSnapshot, &id, TaskParams::default());
+        state.engine.schedule(delete, at).await?;
+    }
     let params = TaskParams { snapshot: Some(id.clone()), ..TaskParams::default() };
     let submission = team.submission(Operation::SnapshotWorkload, &session.id, params);
     let task = match state.engine.submit_if_unchanged(submission, spec, None).await? {
         Ok(task) => task,
         Err(_) => {
             // Another request got there first: its snapshot is this one's.
+            state.engine.unschedule(&id, team.user_id).await?;
             snapshots::remove_pending(&state.db, &id).await?;
             let ids = [session.id.as_str()];
             let snapshots = entity::store::tasks::of_targets(&state.db, &ids, &[Operation::SnapshotWorkload]).await?;
@@ -87,11 +130,12 @@ pub async fn current_of(
     spec: &workload_spec::Model,
 ) -> Result<Option<String>, VercelError> {
     let page = snapshots::page(&state.db, tenant_id, None, Some(&spec.id), None, 1).await?;
-    Ok(page.items.into_iter().find(|s| s.status == snapshots::CREATED).map(|s| s.id))
+    Ok(page.items.into_iter().find(|s| s.status == snapshots::CREATED && !s.is_gone()).map(|s| s.id))
 }
 
 /// `POST /v2/sandboxes/sessions/{id}/snapshot`: `{snapshot, session}`, once the session is
-/// stopped and its directory archived. A session that is not running: 410 (422 while stopping),
+/// stopped and its directory archived; `{"expiration": ms}` (0: never, the default) deletes it
+/// by itself that long after. A session that is not running: 410 (422 while stopping),
 /// so that the SDK resumes and retries.
 pub async fn create(
     team: Team,
@@ -99,7 +143,9 @@ pub async fn create(
     path: web::Path<String>,
     state: web::Data<AppState>,
     vercel: web::Data<VercelState>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, VercelError> {
+    let expiration = requested_expiration(&body)?;
     let (session, spec) = super::sessions::find_of(&state, &team, &path, view::FACE).await?;
     let facts =
         super::sessions::facts(&state, std::slice::from_ref(&session)).await?.remove(&session.id).unwrap_or_default();
@@ -108,7 +154,7 @@ pub async fn create(
         "stopping" => return Err(VercelError::SandboxStopping),
         _ => return Err(VercelError::SandboxStopped),
     }
-    let (taken, task) = take(&state, &team, &vercel, &spec, &session).await?;
+    let (taken, task) = take(&state, &team, &vercel, &spec, &session, expiration).await?;
     let body = json!({
         "snapshot": snapshot_json(&taken),
         "session": super::sessions::session_json(&state, &spec, &session).await?,
@@ -125,11 +171,11 @@ pub async fn find(state: &AppState, team: &Team, id: &str) -> Result<snapshot::M
     snapshots::find_of(&state.db, team.tenant.id, id).await?.ok_or_else(not_found)
 }
 
-/// The team's snapshot to create a sandbox from: created (not deleted, not failed), else 410
-/// `snapshot_not_found`, as Vercel answers.
+/// The team's snapshot to create a sandbox from: created (not deleted, not expired, not
+/// failed), else 410 `snapshot_not_found`, as Vercel answers.
 pub async fn source(state: &AppState, team: &Team, id: &str) -> Result<snapshot::Model, VercelError> {
     match find(state, team, id).await {
-        Ok(snapshot) if snapshot.status == snapshots::CREATED => Ok(snapshot),
+        Ok(snapshot) if snapshot.status == snapshots::CREATED && !snapshot.is_gone() => Ok(snapshot),
         Ok(_) | Err(VercelError::NotFound(_)) => Err(VercelError::SnapshotNotFound),
         Err(err) => Err(err),
     }
@@ -144,23 +190,33 @@ pub async fn get(team: Team, path: web::Path<String>, state: web::Data<AppState>
 /// `DELETE /v2/sandboxes/snapshots/{id}`: `{snapshot}`, `deleted`, its archive removed.
 pub async fn delete(
     team: Team,
+    base: BaseUrl,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, VercelError> {
-    let snapshot = remove(&state, &team, &path).await?;
-    Ok(HttpResponse::Ok().json(json!({"snapshot": snapshot_json(&snapshot)})))
+    let (snapshot, mut response) = remove(&state, &team, &base, &path).await?;
+    Ok(response.json(json!({"snapshot": snapshot_json(&snapshot)})))
 }
 
-/// Marks the team's snapshot `deleted` and removes its archive; the snapshot now.
-pub async fn remove(state: &AppState, team: &Team, id: &str) -> Result<snapshot::Model, VercelError> {
+/// Deletes the team's snapshot as an engine task (its archive removed), answering once it is
+/// done: the snapshot now, and a response carrying the task's `Operation-Location`. One
+/// already deleted is answered as it is, with no task.
+pub async fn remove(
+    state: &AppState,
+    team: &Team,
+    base: &BaseUrl,
+    id: &str,
+) -> Result<(snapshot::Model, actix_web::HttpResponseBuilder), VercelError> {
     let snapshot = find(state, team, id).await?;
+    let mut response = HttpResponse::Ok();
     if snapshot.status != snapshots::DELETED {
-        snapshots::set_status(&state.db, &snapshot.id, &snapshot.status, snapshots::DELETED, None).await?;
-        if let Err(err) = tokio::fs::remove_file(&snapshot.path).await {
-            tracing::warn!(%err, path = %snapshot.path, "could not remove a deleted snapshot's archive");
-        }
+        let delete = team.submission(Operation::DeleteSnapshot, &snapshot.id, TaskParams::default());
+        let task = state.engine.submit(delete).await?;
+        state.engine.unschedule_except(&snapshot.id, &[task.id], team.user_id).await?;
+        state.engine.wait_finished(task.id, super::sessions::STOP_WAIT).await?;
+        response.insert_header(base.operation_location(task.id));
     }
-    Ok(snapshots::find(&state.db, &snapshot.id).await?.unwrap_or(snapshot))
+    Ok((snapshots::find(&state.db, &snapshot.id).await?.unwrap_or(snapshot), response))
 }
 
 /// `GET /v2/sandboxes/snapshots?project=&name=&limit=&cursor=`: `{snapshots, pagination}`,

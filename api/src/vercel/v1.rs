@@ -151,12 +151,14 @@ pub async fn snapshot(
     path: web::Path<String>,
     state: web::Data<AppState>,
     vercel: web::Data<VercelState>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, VercelError> {
+    let expiration = super::snapshots::requested_expiration(&body)?;
     let (session, spec) = find(&state, &team, &path).await?;
     if session.state == entity::WorkloadState::Stopped {
         return Err(VercelError::BadRequest("The sandbox is stopped".into()));
     }
-    let (taken, task) = super::snapshots::take(&state, &team, &vercel, &spec, &session).await?;
+    let (taken, task) = super::snapshots::take(&state, &team, &vercel, &spec, &session, expiration).await?;
     let body = json!({
         "snapshot": super::snapshots::snapshot_json_v1(&taken),
         "sandbox": session_json(&state, &spec, &session).await?,
@@ -177,11 +179,12 @@ pub async fn get_snapshot(
 /// `DELETE /v1/sandboxes/snapshots/{id}`: `{snapshot}`, `deleted`.
 pub async fn delete_snapshot(
     team: Team,
+    base: BaseUrl,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, VercelError> {
-    let snapshot = super::snapshots::remove(&state, &team, &path).await?;
-    Ok(HttpResponse::Ok().json(json!({"snapshot": super::snapshots::snapshot_json_v1(&snapshot)})))
+    let (snapshot, mut response) = super::snapshots::remove(&state, &team, &base, &path).await?;
+    Ok(response.json(json!({"snapshot": super::snapshots::snapshot_json_v1(&snapshot)})))
 }
 
 /// `GET /v1/sandboxes/snapshots?project=&limit=&until=&since=`: the project's snapshots newest

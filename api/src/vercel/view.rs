@@ -37,6 +37,9 @@ pub struct Attributes {
     pub timeout: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub runtime: Option<String>,
+    /// ms: how long the snapshots its stops take are kept (none or 0: for ever).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot_expiration: Option<i64>,
 }
 
 impl Default for Attributes {
@@ -49,6 +52,7 @@ impl Default for Attributes {
             memory: 4096,
             timeout: 300_000,
             runtime: None,
+            snapshot_expiration: None,
         }
     }
 }
@@ -162,6 +166,9 @@ pub fn sandbox(spec: &workload_spec::Model, current: &workload::Model, facts: &S
     });
     if let Some(runtime) = &a.runtime {
         json["runtime"] = json!(runtime);
+    }
+    if let Some(expiration) = a.snapshot_expiration {
+        json["snapshotExpiration"] = json!(expiration);
     }
     json
 }

@@ -20,6 +20,15 @@ pub struct Model {
     pub path: String,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// When it is deleted by itself (a scheduled engine task); none: never.
+    pub expires_at: Option<DateTimeUtc>,
+}
+
+impl Model {
+    /// Whether it is deleted, or past its expiry (deleted by itself, or about to be).
+    pub fn is_gone(&self) -> bool {
+        self.status == crate::store::snapshots::DELETED || self.expires_at.is_some_and(|at| at <= crate::store::now())
+    }
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

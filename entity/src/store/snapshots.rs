@@ -1,4 +1,5 @@
-//! Snapshots: written `pending` before their task, `created` or `failed` by the runner.
+//! Snapshots: written `pending` before their task, `created` or `failed` by the runner,
+//! `deleted` by a delete task (the owner's, or the one their expiry scheduled).
 
 use crate::snapshot::{self, Column};
 use sea_orm::sea_query::Expr;
@@ -11,7 +12,8 @@ pub const CREATED: &str = "created";
 pub const FAILED: &str = "failed";
 pub const DELETED: &str = "deleted";
 
-/// A new snapshot, `pending`, of `workload` (of `spec`), to be archived at `path`.
+/// A new snapshot, `pending`, of `workload` (of `spec`), to be archived at `path`, deleted by
+/// itself at `expires_at` (when given; the caller schedules that).
 pub async fn insert(
     db: &impl ConnectionTrait,
     id: &str,
@@ -19,6 +21,7 @@ pub async fn insert(
     workload: &crate::workload::Model,
     scope: &str,
     path: &str,
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Result<snapshot::Model, DbErr> {
     let now = super::now();
     snapshot::ActiveModel {
@@ -32,6 +35,7 @@ pub async fn insert(
         path: Set(path.to_owned()),
         created_at: Set(now),
         updated_at: Set(now),
+        expires_at: Set(expires_at),
     }
     .insert(db)
     .await

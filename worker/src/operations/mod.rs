@@ -3,6 +3,7 @@
 //!
 //! `watch` follows a workload's process group until it ends and records how it ended.
 
+mod delete_snapshot;
 mod delete_spec;
 mod flights;
 mod snapshot_workload;
@@ -124,6 +125,7 @@ pub async fn perform(ctx: &Ctx, task: &task::Model, cancel: &CancellationToken) 
         Operation::StopWorkload => stop_workload::run(ctx, task, cancel).await,
         Operation::DeleteSpec => delete_spec::run(ctx, task, cancel).await,
         Operation::SnapshotWorkload => snapshot_workload::run(ctx, task, cancel).await,
+        Operation::DeleteSnapshot => delete_snapshot::run(ctx, task).await,
     }
 }
 

@@ -1,7 +1,8 @@
 //! SnapshotWorkload: stops the workload (joining its stop flight, like StopWorkload), then
 //! archives its spec's working directory as the task's snapshot (`TaskParams::snapshot`, a
 //! `pending` row the face wrote), and marks the snapshot `created` with its size, or `failed`.
-//! A re-run finds the snapshot no longer pending and reports what it became.
+//! A re-run finds the snapshot no longer pending and reports what it became. One deleted while
+//! it was being taken keeps no archive.
 
 use super::{Ctx, OpError, stop_workload};
 use entity::state::Outcome;
@@ -47,7 +48,11 @@ pub async fn run(ctx: &Ctx, task: &task::Model, cancel: &CancellationToken) -> R
     match crate::archive::pack(Path::new(&spec.working_dir), Path::new(&snapshot.path)).await {
         Ok(size) => {
             let size = i64::try_from(size).unwrap_or(i64::MAX);
-            snapshots::set_status(&ctx.db, &id, snapshots::PENDING, snapshots::CREATED, Some(size)).await?;
+            if !snapshots::set_status(&ctx.db, &id, snapshots::PENDING, snapshots::CREATED, Some(size)).await? {
+                // Deleted while it was being taken (its expiry came first): nothing is kept.
+                super::delete_snapshot::remove_archive(&snapshot.path).await;
+                return Ok(failed("it was deleted while it was being taken"));
+            }
             Ok(taken(size))
         }
         Err(err) => {
