@@ -142,13 +142,17 @@ async fn daytonas_npm_sdk_drives_a_sandboxs_whole_life(mode: Mode) {
 /// Vercel's SDK (npm `@vercel/sandbox`, the latest 3.x), unmodified, pointed at the server through
 /// its `fetch` option: see `compat/vercel_sdk.js`.
 async fn vercels_sdk_creates_lists_stops_resumes_and_deletes_named_sandboxes(mode: Mode) {
-    let app = TestApp::in_mode(mode, Options::default()).await;
+    // Each session notes its sandbox in its working directory, so that the script can see the
+    // files kept across a resume and restored from a snapshot.
+    let command = ["sh", "-c", "echo \"$BOX\" >> runs.txt; exec sleep infinity"].map(String::from).to_vec();
+    let app = TestApp::in_mode(mode, Options { vercel_command: Some(command), ..Options::default() }).await;
     let acme = tests::vercel::Vercel::for_team(&app.base, &app.db, "acme").await;
     let other = tests::vercel::Vercel::for_team(&app.base, &app.db, "globex").await;
+    let sandbox_dir = app.dir.join("data").join("vercel").display().to_string();
     let mut client = Command::new("node");
     client
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/compat/vercel_sdk.js"))
-        .args([&app.base, &acme.token, &acme.team, &other.token, &other.team])
+        .args([&app.base, &acme.token, &acme.team, &other.token, &other.team, &sandbox_dir])
         .env("NODE_PATH", npm_with("compat-npm-vercel-3", "@vercel/sandbox", "@vercel/sandbox@3"));
     run_client(client, "vercel sdk 3.").await;
 }
