@@ -1,0 +1,302 @@
+//! The scenarios: what each mode is asked to do, and the baselines.
+
+use crate::Cli;
+use crate::baseline::{self, Pipeline};
+use crate::load::{self, Plan, Run, Wire, request};
+use crate::system::{ADMIN, Mode, System};
+use base64::Engine as _;
+use entity::{Operation, task, workload};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A measured scenario: answers a second and their latencies.
+#[derive(Debug, Clone, Default)]
+pub struct Measure {
+    pub rate: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub count: u64,
+    /// Answers that were not 2xx, and requests with no answer.
+    pub failed: u64,
+}
+
+impl Measure {
+    pub fn of(mut run: Run) -> Self {
+        let ok: u64 = run.statuses.iter().filter(|(s, _)| (200..300).contains(*s)).map(|(_, n)| n).sum();
+        Measure {
+            rate: ok as f64 / run.elapsed.as_secs_f64().max(1e-9),
+            p50_ms: run.quantile_ms(0.5),
+            p99_ms: run.quantile_ms(0.99),
+            max_ms: run.quantile_ms(1.0),
+            count: ok,
+            failed: run.answered() - ok + run.errors,
+        }
+    }
+
+    pub fn of_pipeline(mut pipeline: Pipeline) -> Self {
+        Measure {
+            rate: pipeline.rate,
+            p50_ms: load::quantile_ms(&mut pipeline.latencies_us, 0.5),
+            p99_ms: load::quantile_ms(&mut pipeline.latencies_us, 0.99),
+            max_ms: load::quantile_ms(&mut pipeline.latencies_us, 1.0),
+            count: pipeline.finished,
+            failed: 0,
+        }
+    }
+}
+
+pub struct Baselines {
+    pub trivial: Measure,
+    pub pipeline: Measure,
+}
+
+pub async fn baselines(connections: usize, window: Duration) -> Result<Baselines, String> {
+    let trivial = baseline::Trivial::start().await?;
+    let plan: Plan = Arc::new(|_, _| request("GET", "/", &[], None));
+    let trivial = Measure::of(load::closed_loop(trivial.addr, connections, window, plan).await);
+    let pipeline = Measure::of_pipeline(baseline::raw_pipeline(connections, window).await?);
+    Ok(Baselines { trivial, pipeline })
+}
+
+/// What one mode measured, by figure name (see `report`).
+pub struct ModeResult {
+    pub mode: Mode,
+    pub figures: Vec<(&'static str, Measure)>,
+    /// Seconds from the first stop request until every live workload was stopped.
+    pub live_stop_secs: f64,
+    pub live: usize,
+    pub rss_api_mb: f64,
+    pub rss_worker_mb: Option<f64>,
+}
+
+pub async fn mode(mode: Mode, cli: &Cli, window: Duration) -> Result<ModeResult, String> {
+    let system = System::start(mode, cli.workers).await?;
+    let measured = measure(&system, cli, window).await;
+    let (rss_api_mb, rss_worker_mb) = system.peak_rss_mb();
+    let log = system.dir.join("api.log");
+    let tail = std::fs::read_to_string(&log).unwrap_or_default();
+    system.stop().await;
+    let (figures, live_stop_secs) = measured.map_err(|e| {
+        let last: Vec<&str> = tail.lines().rev().take(20).collect();
+        format!("{} mode: {e}\napi log (last lines, newest first):\n{}", mode.name(), last.join("\n"))
+    })?;
+    Ok(ModeResult { mode, figures, live_stop_secs, live: cli.live, rss_api_mb, rss_worker_mb })
+}
+
+struct Clients {
+    veeam: String,
+    bearer: String,
+}
+
+impl Clients {
+    fn veeam(&self, method: &str, path: &str, accept: &str) -> Wire {
+        request(method, path, &[("X-RestSvcSessionId", &self.veeam), ("Accept", accept)], None)
+    }
+
+    fn bearer(&self, method: &str, path: &str, body: Option<&serde_json::Value>) -> Wire {
+        let auth = format!("Bearer {}", self.bearer);
+        let mut headers = vec![("Authorization", auth.as_str()), ("Accept", "application/json")];
+        if body.is_some() {
+            headers.push(("Content-Type", "application/json"));
+        }
+        request(method, path, &headers, body.map(|b| b.to_string()).as_deref())
+    }
+}
+
+async fn one(system: &System, wire: &Wire) -> Result<load::Answer, String> {
+    load::Conn::new(system.addr).send(wire).await.map_err(|e| e.to_string())
+}
+
+async fn measure(system: &System, cli: &Cli, window: Duration) -> Result<(Vec<(&'static str, Measure)>, f64), String> {
+    let c = cli.connections;
+    let basic =
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", ADMIN.0, ADMIN.1)));
+    let logon = one(system, &request("POST", "/api/sessionMngr/?v=latest", &[("Authorization", &basic)], None)).await?;
+    let clients = Clients {
+        veeam: logon.header("X-RestSvcSessionId").ok_or(format!("logon: {}", logon.status))?.to_owned(),
+        bearer: system.token("bench").await?,
+    };
+    let mut figures = Vec::new();
+
+    // Veeam: sessions of a job whose command exits at once, stopped again and again: every stop
+    // is a whole task through the pipeline, with no grace period in it.
+    let job = entity::store::specs::list(&system.db)
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .find(|s| s.name == "Bench")
+        .ok_or("the Bench job is not loaded")?;
+    let sessions = if cli.smoke { 2 } else { 16 };
+    for _ in 0..sessions {
+        let started =
+            one(system, &clients.veeam("POST", &format!("/api/jobs/{}?action=start", job.id), "application/json"))
+                .await?;
+        let task = started.json()["TaskId"].as_str().ok_or(format!("start: {}", started.status))?.to_owned();
+        wait_veeam_task(system, &clients, &task).await?;
+    }
+    let sessions: Vec<String> = workload::Entity::find()
+        .filter(workload::Column::SpecId.eq(job.id.as_str()))
+        .all(&system.db)
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|w| w.id)
+        .collect();
+    if sessions.is_empty() {
+        return Err("no Veeam session to stop".into());
+    }
+    let stop_plan = |clients: &Clients, sessions: &[String]| -> Plan {
+        let (token, sessions) = (clients.veeam.clone(), sessions.to_vec());
+        Arc::new(move |n, _| {
+            let path = format!("/api/backupSessions/{}?action=stop", sessions[n as usize % sessions.len()]);
+            request("POST", &path, &[("X-RestSvcSessionId", &token), ("Accept", "application/json")], None)
+        })
+    };
+    let since = chrono::Utc::now();
+    let accepts = load::closed_loop(system.addr, c, window, stop_plan(&clients, &sessions)).await;
+    let accepts = Measure::of(accepts);
+    let e2e = finished_since(system, since, Operation::StopWorkload).await?;
+    figures.push(("veeam_accept", accepts.clone()));
+    figures.push(("veeam_e2e", Measure::of_pipeline(e2e)));
+    // The same stops at a fixed rate, half the sustained one: latency without coordinated omission.
+    let rate = (accepts.rate / 2.0).max(1.0);
+    let open = load::open_loop(system.addr, c, rate, window, stop_plan(&clients, &sessions)).await;
+    figures.push(("veeam_accept_open", Measure::of(open)));
+    finished_since(system, since, Operation::StopWorkload).await?;
+
+    // Polls of a finished task and of live sandboxes.
+    let stop = one(
+        system,
+        &clients.veeam("POST", &format!("/api/backupSessions/{}?action=stop", sessions[0]), "application/json"),
+    )
+    .await?;
+    let veeam_task = stop.json()["TaskId"].as_str().ok_or(format!("stop: {}", stop.status))?.to_owned();
+    wait_veeam_task(system, &clients, &veeam_task).await?;
+
+    // Vercel sessions and Daytona sandboxes, live (`sleep infinity`), created in a batch.
+    let vercel_creates: Vec<Wire> = (0..cli.vercel_live)
+        .map(|n| {
+            let body = json!({"projectId": "bench", "name": format!("v-{n}"), "persistent": false, "ports": []});
+            clients.bearer("POST", "/v3/sandboxes?teamId=bench", Some(&body))
+        })
+        .collect();
+    let (run, answers) = load::batch(system.addr, c, vercel_creates).await;
+    let vercel_sessions: Vec<String> = answers
+        .iter()
+        .filter_map(|a| a.as_ref().filter(|a| a.status == 200))
+        .filter_map(|a| a.json()["session"]["id"].as_str().map(str::to_owned))
+        .collect();
+    let bearer_task = answers
+        .iter()
+        .flatten()
+        .find_map(|a| a.header("Operation-Location").map(str::to_owned))
+        .and_then(|l| l.find("/api/tasks/").map(|at| l[at..].to_owned()))
+        .ok_or(format!("no Vercel session was created: {:?}", run.statuses))?;
+    if vercel_sessions.len() != cli.vercel_live {
+        return Err(format!(
+            "{} of {} Vercel sessions created: {:?}",
+            vercel_sessions.len(),
+            cli.vercel_live,
+            run.statuses
+        ));
+    }
+    let daytona_creates: Vec<Wire> = (0..cli.live)
+        .map(|n| clients.bearer("POST", "/api/sandbox", Some(&json!({"name": format!("d-{n}")}))))
+        .collect();
+    let (run, answers) = load::batch(system.addr, c, daytona_creates).await;
+    let sandboxes: Vec<String> = answers
+        .iter()
+        .filter_map(|a| a.as_ref().filter(|a| a.status == 200))
+        .filter(|a| a.json()["state"] == "started")
+        .filter_map(|a| a.json()["id"].as_str().map(str::to_owned))
+        .collect();
+    if sandboxes.len() != cli.live {
+        return Err(format!("{} of {} Daytona sandboxes started: {:?}", sandboxes.len(), cli.live, run.statuses));
+    }
+
+    let polls: [(&'static str, Wire); 5] = [
+        ("poll_veeam_json", clients.veeam("GET", &format!("/api/tasks/{veeam_task}"), "application/json")),
+        ("poll_veeam_xml", clients.veeam("GET", &format!("/api/tasks/{veeam_task}"), "application/xml")),
+        ("poll_bearer_task", clients.bearer("GET", &bearer_task, None)),
+        ("poll_daytona_sandbox", clients.bearer("GET", &format!("/api/sandbox/{}", sandboxes[0]), None)),
+        (
+            "poll_vercel_session",
+            clients.bearer("GET", &format!("/v2/sandboxes/sessions/{}?teamId=bench", vercel_sessions[0]), None),
+        ),
+    ];
+    for (name, wire) in polls {
+        let plan: Plan = Arc::new(move |_, _| wire.clone());
+        figures.push((name, Measure::of(load::closed_loop(system.addr, c, window, plan).await)));
+    }
+
+    // Every live Daytona sandbox stopped at once: accepted stops, and the time until the last
+    // one's processes are gone (its task finished).
+    let since = chrono::Utc::now();
+    let started = Instant::now();
+    let stops: Vec<Wire> =
+        sandboxes.iter().map(|id| clients.bearer("POST", &format!("/api/sandbox/{id}/stop"), None)).collect();
+    let (run, _) = load::batch(system.addr, c, stops).await;
+    figures.push(("daytona_accept", Measure::of(run)));
+    let stopped = finished_since(system, since, Operation::StopSpec).await?;
+    let live_stop_secs = started.elapsed().as_secs_f64();
+    if stopped.finished != sandboxes.len() as u64 {
+        return Err(format!("{} of {} live sandboxes stopped", stopped.finished, sandboxes.len()));
+    }
+    figures.push(("daytona_stop_e2e", Measure::of_pipeline(stopped)));
+
+    // Every live Vercel session stopped: each answered once stopped.
+    let stops: Vec<Wire> = vercel_sessions
+        .iter()
+        .map(|id| clients.bearer("POST", &format!("/v2/sandboxes/sessions/{id}/stop?teamId=bench"), None))
+        .collect();
+    let (run, _) = load::batch(system.addr, c, stops).await;
+    figures.push(("vercel_stop", Measure::of(run)));
+    Ok((figures, live_stop_secs))
+}
+
+async fn wait_veeam_task(system: &System, clients: &Clients, task: &str) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let wire = clients.veeam("GET", &format!("/api/tasks/{task}"), "application/json");
+    loop {
+        let answer = one(system, &wire).await?;
+        if answer.json()["State"] == "Finished" {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("task {task} did not finish: {}", String::from_utf8_lossy(&answer.body)));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until every `operation` task created since `since` has finished (up to 5 minutes);
+/// their rate and latency from their own timestamps.
+async fn finished_since(
+    system: &System,
+    since: chrono::DateTime<chrono::Utc>,
+    operation: Operation,
+) -> Result<Pipeline, String> {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let tasks = task::Entity::find()
+            .filter(task::Column::CreatedAt.gte(since))
+            .filter(task::Column::Operation.eq(operation))
+            .all(&system.db)
+            .await
+            .map_err(|e| e.to_string())?;
+        if tasks.iter().all(|t| t.finished_at.is_some()) {
+            let secs = |t: chrono::DateTime<chrono::Utc>| t.timestamp_micros() as f64 / 1e6;
+            let rows: Vec<(f64, f64)> =
+                tasks.iter().filter_map(|t| Some((secs(t.created_at), secs(t.finished_at?)))).collect();
+            return Ok(Pipeline::of(&rows));
+        }
+        if Instant::now() > deadline {
+            let open = tasks.iter().filter(|t| t.finished_at.is_none()).count();
+            return Err(format!("{open} {operation} tasks did not finish within 5 minutes"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
