@@ -27,17 +27,25 @@ pub struct TokenCaller {
     pub user_id: i32,
 }
 
-/// The caller, if the request carries a live token (`None`: none, or not a live one).
+/// The caller, if the request carries a live token (`None`: none, or not a live one): one
+/// read (the token and its tenant), the tenant's token user being known after its first.
 pub async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Option<TokenCaller>, sea_orm::DbErr> {
     let Some(token) = token(req.headers()) else {
         return Ok(None);
     };
-    let Some(api_token) = tenants::authenticate(&state.db, &crate::passwords::token_hash(token)).await? else {
+    let Some((_, tenant)) = tenants::authenticate(&state.db, &crate::passwords::token_hash(token)).await? else {
         return Ok(None);
     };
-    let Some(tenant) = tenants::find(&state.db, api_token.tenant_id).await? else {
-        return Ok(None);
+    let known = state.token_users.lock().ok().and_then(|users| users.get(&tenant.id).copied());
+    let user_id = match known {
+        Some(id) => id,
+        None => {
+            let id = users::token_user(&state.db, &tenant).await?.id;
+            if let Ok(mut users) = state.token_users.lock() {
+                users.insert(tenant.id, id);
+            }
+            id
+        }
     };
-    let user_id = users::token_user(&state.db, &tenant).await?.id;
     Ok(Some(TokenCaller { tenant, user_id }))
 }

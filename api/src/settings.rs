@@ -13,6 +13,8 @@ use worker::settings::{RunnerArgs, RunnerSettings};
 pub struct ApiSettings {
     pub host: String,
     pub port: u16,
+    /// HTTP worker threads; default: one a core.
+    pub http_workers: Option<usize>,
     /// Embedded mode keeps its SQLite file here.
     pub data_dir: PathBuf,
     /// PostgreSQL (or SQLite) URL; default: `sqlite://<data_dir>/taskq.sqlite`.
@@ -32,11 +34,21 @@ pub struct ApiSettings {
     pub vercel: VercelSettings,
 }
 
+impl ApiSettings {
+    /// The HTTP worker threads: as set, else one a core.
+    pub fn http_workers(&self) -> usize {
+        self.http_workers
+            .filter(|n| *n > 0)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+    }
+}
+
 impl Default for ApiSettings {
     fn default() -> Self {
         Self {
             host: "127.0.0.1".to_owned(),
             port: 9399,
+            http_workers: None,
             data_dir: PathBuf::from("data"),
             database_url: None,
             amqp_url: None,
@@ -106,6 +118,8 @@ pub struct Overrides {
     pub host: Option<String>,
     #[arg(long, env = "PORT", global = true)]
     pub port: Option<u16>,
+    #[arg(long, env = "HTTP_WORKERS", global = true)]
+    pub http_workers: Option<usize>,
     #[arg(long, env = "DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
     #[arg(long, env = "DATABASE_URL", global = true)]
@@ -140,6 +154,9 @@ impl Cli {
         }
         if let Some(v) = o.port {
             s.port = v;
+        }
+        if o.http_workers.is_some() {
+            s.http_workers = o.http_workers;
         }
         if let Some(v) = o.data_dir {
             s.data_dir = v;

@@ -44,6 +44,7 @@ impl Application {
             engine: engine.clone(),
             public_base_url: settings.public_base_url.clone(),
             trusted_proxies: TrustedProxies::parse(&settings.trusted_proxies)?,
+            token_users: Default::default(),
         });
 
         let listener = TcpListener::bind((settings.host.as_str(), settings.port))
@@ -67,7 +68,7 @@ impl Application {
                 extensions.insert(LocalAddr(local));
             }
         })
-        .workers(2)
+        .workers(settings.http_workers())
         .shutdown_timeout(settings.runner.shutdown_timeout().as_secs().max(1))
         .disable_signals()
         .listen(listener)

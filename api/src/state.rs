@@ -3,6 +3,8 @@
 
 use crate::origin::TrustedProxies;
 use sea_orm::DatabaseConnection;
+use std::collections::HashMap;
+use std::sync::Mutex;
 use worker::engine::Engine;
 
 pub struct AppState {
@@ -12,4 +14,6 @@ pub struct AppState {
     pub public_base_url: Option<String>,
     /// Peers whose forwarded headers are believed.
     pub trusted_proxies: TrustedProxies,
+    /// Each tenant's token user (see `bearer`), once read: it is made once and never changes.
+    pub token_users: Mutex<HashMap<i32, i32>>,
 }

@@ -1,6 +1,7 @@
 //! `/api/tasks/{n}` for API-token callers (`Authorization: Bearer`), whatever face they use:
 //! the long-running-operation resource that every token face's `Operation-Location` names.
-//! `GET` reads a task in JSON, with `Retry-After` while it is not final; `DELETE` cancels it (a
+//! `GET` reads a task in JSON, with its `ETag` (`If-None-Match` → 304) and `Retry-After` while
+//! it is not final; `DELETE` cancels it (a
 //! queued task never runs; a running one's runner is told at once) and answers with it. A token
 //! reaches only the tasks that tokens of its tenant submitted. Errors are RFC 9457 problem
 //! details (`application/problem+json`), in no vendor's dialect. A caller without a bearer
@@ -10,7 +11,8 @@ use crate::bearer::TokenCaller;
 use crate::db_error::{DbFault, RETRY_AFTER_SECS};
 use crate::state::AppState;
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::http::header::{ETag, EntityTag, IfNoneMatch};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
 use entity::store::tasks;
 use entity::task;
 use serde_json::{Value, json};
@@ -118,12 +120,33 @@ pub fn task_json(task: &task::Model) -> Value {
     })
 }
 
-/// The task; while it is not final, `Retry-After: 1` says when to ask again (the
-/// long-running-operation convention; a scheduled task says when it is due).
+/// The entity tag of a task's representation `variant` (its format, for a face that has
+/// several): it changes whenever the task does (every change moves its `updated_at`).
+pub fn etag(task: &task::Model, variant: &str) -> EntityTag {
+    EntityTag::new_strong(format!("{}.{}.{variant}", task.id, task.updated_at.timestamp_micros()))
+}
+
+/// A 304 when the request's `If-None-Match` names `tag` (the client's copy is current).
+pub fn not_modified(req: &HttpRequest, tag: &EntityTag) -> Option<HttpResponse> {
+    let matches = match req.get_header::<IfNoneMatch>()? {
+        IfNoneMatch::Any => true,
+        IfNoneMatch::Items(tags) => tags.iter().any(|t| t.weak_eq(tag)),
+    };
+    matches.then(|| HttpResponse::NotModified().insert_header(ETag(tag.clone())).finish())
+}
+
+/// The task, with its `ETag` (`If-None-Match` → 304); while it is not final, `Retry-After: 1`
+/// says when to ask again (the long-running-operation convention; a scheduled task says when
+/// it is due).
 async fn get(req: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, TaskError> {
     let caller = caller(&req, &state).await?;
     let task = find(&state, &caller, &path).await?;
+    let tag = etag(&task, "json");
+    if let Some(unchanged) = not_modified(&req, &tag) {
+        return Ok(unchanged);
+    }
     let mut response = HttpResponse::Ok();
+    response.insert_header(ETag(tag));
     if !task.state.is_final() {
         let now = entity::store::now();
         let wait = task.not_before.filter(|at| *at > now).map_or(1, |at| (at - now).num_seconds().max(1));

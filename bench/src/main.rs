@@ -38,6 +38,10 @@ pub struct Cli {
     /// Live Vercel sessions stopped (each answered once stopped).
     #[arg(long, default_value_t = 200)]
     pub vercel_live: usize,
+    /// Where the `api` and `worker` binaries are (default: beside this one), to measure
+    /// another build.
+    #[arg(long)]
+    pub bin_dir: Option<PathBuf>,
     /// Where the JSON results go.
     #[arg(long, default_value = "target/loadbench.json")]
     pub out: PathBuf,

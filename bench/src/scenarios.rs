@@ -73,7 +73,7 @@ pub struct ModeResult {
 }
 
 pub async fn mode(mode: Mode, cli: &Cli, window: Duration) -> Result<ModeResult, String> {
-    let system = System::start(mode, cli.workers).await?;
+    let system = System::start(mode, cli.workers, cli.bin_dir.as_deref()).await?;
     let measured = measure(&system, cli, window).await;
     let (rss_api_mb, rss_worker_mb) = system.peak_rss_mb();
     let log = system.dir.join("api.log");

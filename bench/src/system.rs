@@ -57,10 +57,13 @@ pub async fn drop_pg_database(url: &str) {
     }
 }
 
-/// A binary built beside this one (`target/<profile>/<name>`).
-pub fn binary(name: &str) -> Result<PathBuf, String> {
+/// The binary `name` in `dir`, else built beside this one (`target/<profile>/<name>`).
+pub fn binary(dir: Option<&Path>, name: &str) -> Result<PathBuf, String> {
     let me = std::env::current_exe().map_err(|e| e.to_string())?;
-    let path = me.parent().ok_or("no directory")?.join(name);
+    let path = match dir {
+        Some(dir) => dir.join(name),
+        None => me.parent().ok_or("no directory")?.join(name),
+    };
     path.exists()
         .then_some(path.clone())
         .ok_or(format!("{} is not built (cargo build -p api -p worker)", path.display()))
@@ -70,6 +73,15 @@ pub fn free_port() -> Result<u16, String> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
 }
+
+/// The Daytona quotas, raised so that a thousand sandboxes can run at once.
+const CONFIG: &str = r#"
+[daytona]
+max_running_sandboxes = 100000
+max_total_cpu = 1000000
+max_total_memory_gib = 1000000
+max_total_disk_gib = 10000000
+"#;
 
 /// The job every Veeam stop in the throughput scenarios targets: its command exits at once, so
 /// a stop of its session measures the pipeline, not a grace period.
@@ -82,6 +94,8 @@ command = ["true"]
 
 pub struct System {
     pub addr: SocketAddr,
+    /// Its `CGROUP_PREFIX` (and queue prefix): its workloads' cgroups, removed with it.
+    prefix: String,
     pub db: DatabaseConnection,
     pub dir: PathBuf,
     pub api: Child,
@@ -90,24 +104,28 @@ pub struct System {
 }
 
 impl System {
-    /// Starts the system in `mode` (with `workers` runners when distributed), ready to serve.
-    pub async fn start(mode: Mode, workers: usize) -> Result<Self, String> {
+    /// Starts the system in `mode` (with `workers` runners when distributed), ready to serve;
+    /// its binaries from `bin_dir` (to compare builds), else beside this one.
+    pub async fn start(mode: Mode, workers: usize, bin_dir: Option<&Path>) -> Result<Self, String> {
         let dir = std::env::temp_dir().join(format!("loadbench-{}", short_id()));
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         let jobs = dir.join("jobs.toml");
         let work = dir.join("work");
         let text = JOBS.replace("command = ", &format!("working_dir = \"{}\"\ncommand = ", work.display()));
         std::fs::write(&jobs, text).map_err(|e| e.to_string())?;
+        let config = dir.join("api.toml");
+        std::fs::write(&config, CONFIG).map_err(|e| e.to_string())?;
         let port = free_port()?;
         let prefix = format!("bench-{}", short_id());
         let database_url = match mode {
             Mode::Embedded => None,
             Mode::Distributed => Some(fresh_pg_database().await?),
         };
-        let mut api = Command::new(binary("api")?);
+        let mut api = Command::new(binary(bin_dir, "api")?);
         api.env("DATA_DIR", dir.join("data"))
             .env("PORT", port.to_string())
             .env("JOBS_FILE", &jobs)
+            .env("API_CONFIG", &config)
             .env("ADMIN_USER", ADMIN.0)
             .env("ADMIN_PASSWORD", ADMIN.1)
             .env("QUEUE_PREFIX", &prefix)
@@ -125,6 +143,7 @@ impl System {
         let api = api.spawn().map_err(|e| format!("api: {e}"))?;
         let mut system = System {
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            prefix: prefix.clone(),
             db: Database::connect(database_url.clone().unwrap_or_else(|| "sqlite::memory:".to_owned()))
                 .await
                 .map_err(|e| e.to_string())?,
@@ -135,7 +154,7 @@ impl System {
         };
         if let Some(url) = &database_url {
             for n in 0..workers {
-                let worker = Command::new(binary("worker")?)
+                let worker = Command::new(binary(bin_dir, "worker")?)
                     .env("DATABASE_URL", url)
                     .env("AMQP_URL", amqp_url())
                     .env("QUEUE_PREFIX", &prefix)
@@ -222,10 +241,41 @@ impl System {
             let _ = child.kill();
             let _ = child.wait();
         }
+        // Workloads outlive their runner by design: end what this run left.
+        kill_processes_under(&self.dir);
+        remove_cgroups(&self.prefix);
         if let Some(url) = &self.database_url {
             drop_pg_database(url).await;
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// SIGKILLs every process whose working directory is under `dir` (the workloads, whatever
+/// contains them).
+fn kill_processes_under(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return };
+    for pid in entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok()) {
+        if std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(dir)) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
+/// Kills what is left in the run's cgroups and removes them.
+fn remove_cgroups(prefix: &str) {
+    use worker::contain::{cgroup2_mounts, limits, remove_cgroup};
+    for mount in cgroup2_mounts() {
+        let dir = mount.join(prefix);
+        if dir.is_dir() {
+            let _ = std::fs::write(dir.join("cgroup.kill"), "1");
+            remove_cgroup(&dir);
+        }
+    }
+    for dir in limits::v1_prefix_dirs(prefix) {
+        if dir.is_dir() {
+            remove_cgroup(&dir);
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Tasks as resources: committed before the 202, per-user, listed, removed once finished.
 
 use std::time::Duration;
-use tests::http::JSON;
+use tests::http::{JSON, XML, request};
 use tests::{Mode, Options, Session, TestApp, in_both_modes, wait_until};
 
 async fn the_task_row_exists_before_the_202_leaves(mode: Mode) {
@@ -76,7 +76,56 @@ async fn a_task_committed_but_never_published_is_published_by_the_relay(mode: Mo
     .await;
 }
 
+/// Task GETs carry an `ETag` per representation; `If-None-Match` with the current one is a
+/// 304 with no body, and once the task changes the old tag gets the new task (200). The same
+/// for the bearer `/api/tasks/{n}`.
+async fn task_gets_answer_304_while_the_task_is_unchanged(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options::default()).await;
+    let session = app.logon().await;
+    let task = session.act(&format!("/api/jobs/{}?action=start", app.job_id("Runs").await)).await;
+    let id = task["TaskId"].as_str().expect("id").to_owned();
+    let url = format!("{}/api/tasks/{id}", app.base);
+    let get = |accept: &'static str, tag: Option<String>| {
+        let (url, token) = (url.clone(), session.token.clone());
+        async move {
+            let mut headers = vec![("X-RestSvcSessionId", token.as_str()), ("Accept", accept)];
+            if let Some(tag) = &tag {
+                headers.push(("If-None-Match", tag.as_str()));
+            }
+            request("GET", &url, &headers).await
+        }
+    };
+    session.wait_finished(&id, Duration::from_secs(20)).await;
+    let json = get(JSON, None).await;
+    let tag = json.header("ETag").expect("ETag").to_owned();
+    let xml = get(XML, None).await;
+    assert_ne!(xml.header("ETag"), Some(tag.as_str()), "one tag per representation");
+    let unchanged = get(JSON, Some(tag.clone())).await;
+    assert_eq!((unchanged.status, unchanged.body.as_str(), unchanged.header("ETag")), (304, "", Some(tag.as_str())));
+    let listed = get(JSON, Some(format!("\"other\", {tag}"))).await;
+    assert_eq!(listed.status, 304, "any tag of the list");
+    assert_eq!(get(XML, Some(tag.clone())).await.status, 200, "the JSON tag is not the XML one");
+
+    // The bearer resource: a token's task (a sandbox's scheduled auto-stop, which waits),
+    // tagged the same way; cancelling it changes it, and the old tag gets the new task.
+    let daytona = tests::daytona::Daytona::for_tenant(&app.base, &app.db, "acme").await;
+    let sandbox = daytona.ok("POST", "/api/sandbox", Some(&serde_json::json!({"autoStopInterval": 5}))).await;
+    let sandbox = sandbox["id"].as_str().expect("id");
+    let scheduled = entity::store::tasks::scheduled_for(&app.db, sandbox).await.expect("db");
+    let url = format!("{}/api/tasks/{}", app.base, scheduled.first().expect("the auto-stop").id);
+    let auth = format!("Bearer {}", daytona.token);
+    let first = request("GET", &url, &[("Authorization", &auth)]).await;
+    let tag = first.header("ETag").expect("ETag").to_owned();
+    let again = request("GET", &url, &[("Authorization", &auth), ("If-None-Match", &tag)]).await;
+    assert_eq!((again.status, again.body.as_str()), (304, ""));
+    assert_eq!(request("DELETE", &url, &[("Authorization", &auth)]).await.status, 200);
+    let changed = request("GET", &url, &[("Authorization", &auth), ("If-None-Match", &tag)]).await;
+    assert_eq!(changed.status, 200, "the task changed since that tag");
+    assert_ne!(changed.header("ETag"), Some(tag.as_str()));
+}
+
 in_both_modes!(
+    task_gets_answer_304_while_the_task_is_unchanged,
     the_task_row_exists_before_the_202_leaves,
     tasks_belong_to_their_user_across_logon_sessions_and_others_get_404,
     deleting_a_finished_task_removes_it,

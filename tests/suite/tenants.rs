@@ -20,9 +20,9 @@ async fn api_tokens_are_shown_once_stored_as_hashes_listed_without_the_secret_an
 
     let db = server.db().await;
     let hash = api::passwords::token_hash(&token);
-    let row = entity::store::tenants::authenticate(&db, &hash).await.expect("db").expect("a live token");
+    let (row, tenant) = entity::store::tenants::authenticate(&db, &hash).await.expect("db").expect("a live token");
     let acme = entity::store::tenants::find_by_name(&db, "acme").await.expect("db").expect("tenant created");
-    assert_eq!(row.tenant_id, acme.id);
+    assert_eq!((row.tenant_id, tenant.id), (acme.id, acme.id));
     assert_ne!(row.token_hash, token, "only the hash is stored");
 
     let (ok, listing) = admin(&["token", "list"]);

@@ -1,6 +1,6 @@
 //! The logon-session token: taken from the `X-RestSvcSessionId` cookie (which wins, as in EM) or
 //! header; an empty cookie counts as none. Unknown or idle for longer than the timeout → 401.
-//! Each request restarts the timer.
+//! Each request restarts the timer (written at most once a second: `logons::TOUCH_EVERY`).
 //!
 //! Cross-site request forgery: a browser attaches the cookie to any request, even one a page
 //! of another site makes (a form POST). A state-changing request (not GET, HEAD or OPTIONS)
@@ -14,7 +14,7 @@ use crate::state::AppState;
 use actix_web::dev::Payload;
 use actix_web::http::Method;
 use actix_web::{FromRequest, HttpRequest, web};
-use entity::store::{logons, users};
+use entity::store::logons;
 use entity::{logon_session, user};
 use futures_util::future::LocalBoxFuture;
 
@@ -51,13 +51,11 @@ impl FromRequest for Caller {
                 )
             })?;
             let idle_since = entity::store::now() - veeam.session_idle_timeout;
-            let logon =
+            let (logon, user) =
                 logons::authenticate(&state.db, &crate::passwords::token_hash(&token), idle_since).await?.ok_or_else(
                     || VeeamError::Unauthorized("The session has expired or does not exist. Log on again.".into()),
                 )?;
-            let user = users::find(&state.db, logon.user_id)
-                .await?
-                .ok_or_else(|| VeeamError::Unauthorized("The session's user no longer exists.".into()))?;
+            let user = user.ok_or_else(|| VeeamError::Unauthorized("The session's user no longer exists.".into()))?;
             Ok(Caller { user, logon })
         })
     }

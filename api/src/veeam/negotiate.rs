@@ -23,6 +23,13 @@ pub enum Format {
 }
 
 impl Format {
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Xml => "xml",
+            Format::Json => "json",
+        }
+    }
+
     pub fn content_type(self) -> &'static str {
         match self {
             Format::Xml => "application/xml; charset=utf-8",

@@ -11,7 +11,7 @@ use super::roles::Role;
 use super::views::{List, TaskView};
 use crate::state::AppState;
 use actix_web::http::StatusCode;
-use actix_web::http::header::LOCATION;
+use actix_web::http::header::{ETAG, LOCATION};
 use actix_web::{HttpRequest, HttpResponse, web};
 use entity::outcome::TaskParams;
 use entity::store::tasks;
@@ -64,7 +64,13 @@ pub async fn get_task(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, VeeamError> {
     let task = find(&state, &caller, &id).await?;
-    Ok(ok(&TaskView::new(&task, &hrefs(&req, &state))))
+    let tag = crate::tasks::etag(&task, format().name());
+    if let Some(unchanged) = crate::tasks::not_modified(&req, &tag) {
+        return Ok(unchanged);
+    }
+    let mut response = ok(&TaskView::new(&task, &hrefs(&req, &state)));
+    response.headers_mut().insert(ETAG, tag.to_string().parse().map_err(VeeamError::internal)?);
+    Ok(response)
 }
 
 /// Always 204 for a task of yours. Queued: cancelled at once, it never runs, and stays readable

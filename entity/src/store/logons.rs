@@ -23,15 +23,24 @@ pub async fn create(
     .await
 }
 
-/// The live session whose token hashes to `token_hash`, touched so that its idle timer restarts. Sessions idle
-/// since before `idle_since` are expired: deleted and not returned.
+/// How often a session's idle timer is written: a request restarts the timer only when the
+/// last write is at least this old, so polling with a session writes at most once a second
+/// (its idle timeout runs from its last write: up to this much early).
+pub const TOUCH_EVERY: chrono::TimeDelta = chrono::TimeDelta::seconds(1);
+
+/// The live session whose token hashes to `token_hash`, and its user (none: deleted), in one
+/// read; its idle timer restarted (see `TOUCH_EVERY`). Sessions idle since before `idle_since`
+/// are expired: deleted and not returned.
 pub async fn authenticate(
     db: &impl ConnectionTrait,
     token_hash: &str,
     idle_since: DateTime<Utc>,
-) -> Result<Option<logon_session::Model>, DbErr> {
-    let Some(session) =
-        logon_session::Entity::find().filter(logon_session::Column::TokenHash.eq(token_hash)).one(db).await?
+) -> Result<Option<(logon_session::Model, Option<crate::user::Model>)>, DbErr> {
+    let Some((mut session, user)) = logon_session::Entity::find()
+        .filter(logon_session::Column::TokenHash.eq(token_hash))
+        .find_also_related(crate::user::Entity)
+        .one(db)
+        .await?
     else {
         return Ok(None);
     };
@@ -40,12 +49,15 @@ pub async fn authenticate(
         return Ok(None);
     }
     let now = super::now();
-    logon_session::Entity::update_many()
-        .col_expr(logon_session::Column::LastSeenAt, Expr::value(now))
-        .filter(logon_session::Column::Id.eq(&session.id))
-        .exec(db)
-        .await?;
-    Ok(Some(logon_session::Model { last_seen_at: now, ..session }))
+    if now - session.last_seen_at >= TOUCH_EVERY {
+        logon_session::Entity::update_many()
+            .col_expr(logon_session::Column::LastSeenAt, Expr::value(now))
+            .filter(logon_session::Column::Id.eq(&session.id))
+            .exec(db)
+            .await?;
+        session.last_seen_at = now;
+    }
+    Ok(Some((session, user)))
 }
 
 pub async fn list_for_user(db: &impl ConnectionTrait, user_id: i32) -> Result<Vec<logon_session::Model>, DbErr> {

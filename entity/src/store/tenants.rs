@@ -68,13 +68,18 @@ pub async fn revoke_token(db: &impl ConnectionTrait, id: i32) -> Result<bool, Db
     Ok(updated.rows_affected > 0)
 }
 
-/// The live (not revoked) token whose hash is `token_hash`.
-pub async fn authenticate(db: &impl ConnectionTrait, token_hash: &str) -> Result<Option<api_token::Model>, DbErr> {
-    api_token::Entity::find()
+/// The live (not revoked) token whose hash is `token_hash`, and its tenant, in one read.
+pub async fn authenticate(
+    db: &impl ConnectionTrait,
+    token_hash: &str,
+) -> Result<Option<(api_token::Model, tenant::Model)>, DbErr> {
+    let found = api_token::Entity::find()
         .filter(api_token::Column::TokenHash.eq(token_hash))
         .filter(api_token::Column::RevokedAt.is_null())
+        .find_also_related(tenant::Entity)
         .one(db)
-        .await
+        .await?;
+    Ok(found.and_then(|(token, tenant)| Some((token, tenant?))))
 }
 
 /// Takes the tenant's row lock until the transaction `db` ends (a write that changes nothing):
