@@ -4,6 +4,8 @@
 
 #[path = "suite/auth.rs"]
 mod auth;
+#[path = "suite/caching.rs"]
+mod caching;
 #[path = "suite/cancellation.rs"]
 mod cancellation;
 #[path = "suite/compat.rs"]

@@ -97,7 +97,8 @@ async fn caller(req: &HttpRequest, state: &AppState) -> Result<TokenCaller, Task
 async fn find(state: &AppState, caller: &TokenCaller, id: &str) -> Result<task::Model, TaskError> {
     let not_found = || TaskError::NotFound(id.chars().filter(|c| !c.is_control()).collect());
     let number = crate::ids::task_number(id).ok_or_else(not_found)?;
-    tasks::find_of_user(&state.db, number, caller.tenant.id, caller.user_id).await?.ok_or_else(not_found)
+    let task = state.engine.task(number).await?;
+    task.filter(|t| t.tenant_id == caller.tenant.id && t.user_id == caller.user_id).ok_or_else(not_found)
 }
 
 /// A task as JSON: what it does to which target, where it is, and how it ended.

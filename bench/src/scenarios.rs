@@ -155,17 +155,21 @@ async fn measure(system: &System, cli: &Cli, window: Duration) -> Result<(Vec<(&
             request("POST", &path, &[("X-RestSvcSessionId", &token), ("Accept", "application/json")], None)
         })
     };
-    let since = chrono::Utc::now();
-    let accepts = load::closed_loop(system.addr, c, window, stop_plan(&clients, &sessions)).await;
-    let accepts = Measure::of(accepts);
-    let e2e = finished_since(system, since, Operation::StopWorkload).await?;
-    figures.push(("veeam_accept", accepts.clone()));
-    figures.push(("veeam_e2e", Measure::of_pipeline(e2e)));
-    // The same stops at a fixed rate, half the sustained one: latency without coordinated omission.
-    let rate = (accepts.rate / 2.0).max(1.0);
-    let open = load::open_loop(system.addr, c, rate, window, stop_plan(&clients, &sessions)).await;
-    figures.push(("veeam_accept_open", Measure::of(open)));
-    finished_since(system, since, Operation::StopWorkload).await?;
+    let group = |name: &str| cli.only.iter().any(|g| g == name);
+    if group("accepts") {
+        let since = chrono::Utc::now();
+        let accepts = load::closed_loop(system.addr, c, window, stop_plan(&clients, &sessions)).await;
+        let accepts = Measure::of(accepts);
+        let e2e = finished_since(system, since, Operation::StopWorkload).await?;
+        figures.push(("veeam_accept", accepts.clone()));
+        figures.push(("veeam_e2e", Measure::of_pipeline(e2e)));
+        // The same stops at a fixed rate, half the sustained one: latency without coordinated
+        // omission.
+        let rate = (accepts.rate / 2.0).max(1.0);
+        let open = load::open_loop(system.addr, c, rate, window, stop_plan(&clients, &sessions)).await;
+        figures.push(("veeam_accept_open", Measure::of(open)));
+        finished_since(system, since, Operation::StopWorkload).await?;
+    }
 
     // Polls of a finished task and of live sandboxes.
     let stop = one(
@@ -227,13 +231,17 @@ async fn measure(system: &System, cli: &Cli, window: Duration) -> Result<(Vec<(&
             clients.bearer("GET", &format!("/v2/sandboxes/sessions/{}?teamId=bench", vercel_sessions[0]), None),
         ),
     ];
-    for (name, wire) in polls {
+    for (name, wire) in polls.into_iter().filter(|_| group("polls")) {
         let plan: Plan = Arc::new(move |_, _| wire.clone());
         figures.push((name, Measure::of(load::closed_loop(system.addr, c, window, plan).await)));
     }
 
     // Every live Daytona sandbox stopped at once: accepted stops, and the time until the last
-    // one's processes are gone (its task finished).
+    // one's processes are gone (its task finished). (Left running otherwise: the system's stop
+    // ends them.)
+    if !group("live") {
+        return Ok((figures, 0.0));
+    }
     let since = chrono::Utc::now();
     let started = Instant::now();
     let stops: Vec<Wire> =

@@ -20,6 +20,7 @@ mod m20261201_000014_spec_deletion;
 mod m20261201_000015_schedules_and_env;
 mod m20261206_000016_snapshots;
 mod m20261206_000017_snapshot_expiry;
+mod m20261206_000018_task_deletion_events;
 
 pub struct Migrator;
 
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000015_schedules_and_env::Migration),
             Box::new(m20261206_000016_snapshots::Migration),
             Box::new(m20261206_000017_snapshot_expiry::Migration),
+            Box::new(m20261206_000018_task_deletion_events::Migration),
         ]
     }
 }

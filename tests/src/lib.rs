@@ -225,6 +225,17 @@ impl TestApp {
         Self::spawn(Options { distributed: true, ..Options::default() }).await
     }
 
+    /// Another `api` instance on the same database and queues (distributed mode), with its
+    /// own engine, memory and listeners, as a second `api` process has: its base URL.
+    pub async fn another_api(&self) -> String {
+        assert!(self.settings.amqp_url.is_some(), "a second api needs distributed mode");
+        let settings = ApiSettings { port: 0, ..self.settings.clone() };
+        let app = Application::build(settings).await.expect("second api starts");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        actix_web::rt::spawn(app.run_until_stopped());
+        base
+    }
+
     /// An app in `mode` with `options`; in distributed mode with one running worker.
     pub async fn in_mode(mode: Mode, options: Options) -> Self {
         let mut app = Self::spawn(Options { distributed: matches!(mode, Mode::Distributed), ..options }).await;

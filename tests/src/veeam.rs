@@ -28,6 +28,13 @@ impl Session {
     }
 
     /// `path` is under the base URL (`/api/...`); `accept` may be empty for no Accept header.
+    /// The same logon session, used against another `api` instance at `base`.
+    pub fn on(&self, base: &str) -> Self {
+        let logon =
+            Resp { status: self.logon.status, headers: self.logon.headers.clone(), body: self.logon.body.clone() };
+        Self { base: base.to_owned(), token: self.token.clone(), logon }
+    }
+
     pub async fn call(&self, method: &str, path: &str, accept: &str) -> Resp {
         let mut headers = vec![("X-RestSvcSessionId", self.token.as_str())];
         if !accept.is_empty() {

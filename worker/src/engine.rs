@@ -9,6 +9,7 @@
 //!   running task gets its cancel flag (which the runner's heartbeat reads) and its runner a
 //!   message (which makes it immediate, sent in the background); a finished task is left as it is.
 //!
+//! - `task` reads a task, a finished one from memory (`finished`); `delete_finished` removes one.
 //! - `wait_finished` waits for a task to finish, up to a deadline, on task-state events (see
 //!   `events`), never by polling: for faces whose vendor answers only once an operation is done.
 //!
@@ -16,6 +17,7 @@
 
 use crate::dispatch::Dispatcher;
 use crate::events::{TaskEvents, TaskSignal};
+use crate::finished::FinishedTasks;
 use chrono::{DateTime, Utc};
 use entity::outcome::TaskParams;
 use entity::state::{Outcome, TaskEvent, TransitionError};
@@ -89,11 +91,34 @@ pub struct Engine {
     db: DatabaseConnection,
     dispatcher: Dispatcher,
     events: TaskEvents,
+    finished: FinishedTasks,
 }
 
 impl Engine {
-    pub fn new(db: DatabaseConnection, dispatcher: Dispatcher, events: TaskEvents) -> Self {
-        Self { db, dispatcher, events }
+    pub fn new(db: DatabaseConnection, dispatcher: Dispatcher, events: TaskEvents, finished: FinishedTasks) -> Self {
+        Self { db, dispatcher, events, finished }
+    }
+
+    /// The task as it is: a finished one from memory once read (it never changes; see
+    /// `finished`), any other from the database.
+    pub async fn task(&self, id: i32) -> Result<Option<task::Model>, DbErr> {
+        if let Some(task) = self.finished.get(id) {
+            return Ok(Some(task));
+        }
+        let epoch = self.finished.epoch();
+        let task = tasks::get(&self.db, id).await?;
+        if let Some(task) = &task {
+            self.finished.offer(task, epoch);
+        }
+        Ok(task)
+    }
+
+    /// Deletes a finished task (false: it is not finished, or gone), and says so to every
+    /// process's memory of it.
+    pub async fn delete_finished(&self, id: i32) -> Result<bool, DbErr> {
+        let deleted = tasks::delete_finished(&self.db, id).await?;
+        self.events.changed(id);
+        Ok(deleted)
     }
 
     /// The task once it has finished, or as it is when `timeout` runs out; `None` if there is

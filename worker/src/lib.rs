@@ -12,6 +12,7 @@ pub mod contain;
 pub mod dispatch;
 pub mod engine;
 pub mod events;
+pub mod finished;
 pub mod lease;
 pub mod operations;
 pub mod process;

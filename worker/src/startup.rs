@@ -8,24 +8,32 @@ use crate::events::TaskEvents;
 use crate::runner::Runner;
 use crate::settings::RunnerSettings;
 use migration::{Migrator, MigratorTrait};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, TransactionTrait};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// Connects and applies the migrations. SQLite gets WAL and a busy timeout, so the API and the
-/// in-process runner can write at once.
+/// Connects and applies the migrations. Every SQLite connection gets WAL and a busy timeout, so
+/// the API and the in-process runner can write at once.
 pub async fn connect_database(url: &str) -> Result<DatabaseConnection, String> {
     // Fail fast when the database is down (callers answer 503 or retry) instead of queueing
     // for the pool's default 30 s.
     let mut options = ConnectOptions::new(url);
-    options.acquire_timeout(Duration::from_secs(3)).connect_timeout(Duration::from_secs(3));
+    options
+        .acquire_timeout(Duration::from_secs(3))
+        .connect_timeout(Duration::from_secs(3))
+        // A pooled connection is checked only once it has been idle a while (a dropped one is
+        // found then), not with a round trip before every query.
+        .test_before_acquire_if_idle_for(Duration::from_secs(30))
+        // On every connection of the pool, not only the first.
+        .map_sqlx_sqlite_opts(|sqlite| {
+            sqlite
+                .journal_mode(SqliteJournalMode::Wal)
+                .busy_timeout(Duration::from_secs(10))
+                .synchronous(SqliteSynchronous::Normal)
+        });
     let db = Database::connect(options).await.map_err(|e| format!("cannot connect to the database: {e}"))?;
-    if db.get_database_backend() == DbBackend::Sqlite {
-        for pragma in ["PRAGMA journal_mode=WAL", "PRAGMA busy_timeout=10000", "PRAGMA synchronous=NORMAL"] {
-            db.execute_unprepared(pragma).await.map_err(|e| e.to_string())?;
-        }
-    }
     migrate(&db, url).await.map_err(|e| format!("migrations failed: {e}"))?;
     Ok(db)
 }
@@ -127,7 +135,8 @@ pub async fn start_engine(
     };
     let dispatcher = Dispatcher::new(db.clone(), broker, settings.clone(), events.clone());
     tokio::spawn(dispatcher.clone().run(shutdown.clone()));
-    Ok((Engine::new(db, dispatcher, events), Drained(runner)))
+    let finished = crate::finished::FinishedTasks::following(&events, shutdown.clone());
+    Ok((Engine::new(db, dispatcher, events, finished), Drained(runner)))
 }
 
 /// Completes once the runner (if any) has drained after shutdown.

@@ -54,7 +54,8 @@ pub async fn list_tasks(
 
 async fn find(state: &AppState, caller: &Caller, id: &str) -> Result<task::Model, VeeamError> {
     let row_id = super::ids::parse_task_id(id).ok_or_else(|| VeeamError::no_such_task(id))?;
-    tasks::find_for_user(&state.db, row_id, caller.user.id).await?.ok_or_else(|| VeeamError::no_such_task(id))
+    let task = state.engine.task(row_id).await?.filter(|t| t.user_id == caller.user.id);
+    task.ok_or_else(|| VeeamError::no_such_task(id))
 }
 
 pub async fn get_task(
@@ -82,7 +83,7 @@ pub async fn delete_task(
 ) -> Result<HttpResponse, VeeamError> {
     let task = find(&state, &caller, &id).await?;
     if let Cancelled::AlreadyFinished(task) = state.engine.cancel(&task, caller.user.id).await? {
-        tasks::delete_finished(&state.db, task.id).await?;
+        state.engine.delete_finished(task.id).await?;
     }
     Ok(HttpResponse::NoContent().finish())
 }

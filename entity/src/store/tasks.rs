@@ -61,22 +61,6 @@ pub async fn get(db: &impl ConnectionTrait, id: i32) -> Result<Option<task::Mode
     task::Entity::find_by_id(id).one(db).await
 }
 
-/// The task, if it exists and belongs to `user_id`: another user's task does not exist for you.
-pub async fn find_for_user(db: &impl ConnectionTrait, id: i32, user_id: i32) -> Result<Option<task::Model>, DbErr> {
-    task::Entity::find_by_id(id).filter(Column::UserId.eq(user_id)).one(db).await
-}
-
-/// The tenant's task `id`; another tenant's does not exist.
-/// The task, if `user_id` of `tenant_id` submitted it.
-pub async fn find_of_user(
-    db: &impl ConnectionTrait,
-    id: i32,
-    tenant_id: i32,
-    user_id: i32,
-) -> Result<Option<task::Model>, DbErr> {
-    task::Entity::find_by_id(id).filter(Column::TenantId.eq(tenant_id)).filter(Column::UserId.eq(user_id)).one(db).await
-}
-
 pub async fn list_for_user(db: &impl ConnectionTrait, user_id: i32) -> Result<Vec<task::Model>, DbErr> {
     task::Entity::find().filter(Column::UserId.eq(user_id)).order_by_asc(Column::Id).all(db).await
 }
