@@ -98,10 +98,10 @@ impl FinishedTasks {
         let epoch = inner.epoch;
         inner.tasks.remove(&id);
         inner.recent.push_back((epoch, id));
-        if inner.recent.len() > REMEMBERED {
-            if let Some((forgotten, _)) = inner.recent.pop_front() {
-                inner.floor = inner.floor.max(forgotten);
-            }
+        if inner.recent.len() > REMEMBERED
+            && let Some((forgotten, _)) = inner.recent.pop_front()
+        {
+            inner.floor = inner.floor.max(forgotten);
         }
     }
 
