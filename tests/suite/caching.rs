@@ -78,3 +78,50 @@ async fn two_api_processes_never_answer_an_older_state_and_forget_a_deleted_task
     })
     .await;
 }
+
+/// Credentials kept in memory stop working on every `api` process once they stop being valid:
+/// a token revoked in the database (as `api token revoke` does, from another process), a logon
+/// session logged off on one instance. Nothing expires by time here, so only the database's
+/// notification can explain the 401 on the instance that did not do it.
+#[actix_web::test]
+async fn a_revoked_token_and_a_deleted_logon_session_stop_working_on_every_api_process() {
+    let app = TestApp::in_mode(Mode::Distributed, Options::default()).await;
+    let other_base = app.another_api().await;
+    let here = tests::daytona::Daytona::for_tenant(&app.base, &app.db, "acme").await;
+    let there = tests::daytona::Daytona { base: other_base.clone(), token: here.token.clone() };
+    let kept = tests::daytona::Daytona::for_tenant(&app.base, &app.db, "acme").await;
+    for client in [&here, &there] {
+        for _ in 0..5 {
+            assert_eq!(client.call("GET", "/api/sandbox", None).await.status, 200, "read, then kept");
+        }
+    }
+    let hash = api::passwords::token_hash(&here.token);
+    let (row, _) = entity::store::tenants::authenticate(&app.db, &hash).await.expect("db").expect("live");
+    assert!(entity::store::tenants::revoke_token(&app.db, row.id).await.expect("db"));
+    for client in [&here, &there] {
+        wait_until("the revoked token is refused", T, || async {
+            client.call("GET", "/api/sandbox", None).await.status == 401
+        })
+        .await;
+    }
+    // Another token of the tenant is untouched.
+    let kept_there = tests::daytona::Daytona { base: other_base.clone(), token: kept.token.clone() };
+    assert_eq!(kept.call("GET", "/api/sandbox", None).await.status, 200);
+    assert_eq!(kept_there.call("GET", "/api/sandbox", None).await.status, 200);
+
+    // A logon session used on both instances, logged off on one.
+    let a = app.logon().await;
+    let b = a.on(&other_base);
+    for session in [&a, &b] {
+        for _ in 0..5 {
+            assert_eq!(session.call("GET", "/api/tasks", JSON).await.status, 200);
+        }
+    }
+    let id = tests::xml::text(&a.logon.body, "SessionId").expect("id");
+    assert_eq!(b.call("DELETE", &format!("/api/logonSessions/{id}"), "").await.status, 204);
+    assert_eq!(b.call("GET", "/api/tasks", JSON).await.status, 401, "at once where it was deleted");
+    wait_until("the other instance refuses the deleted session", T, || async {
+        a.call("GET", "/api/tasks", JSON).await.status == 401
+    })
+    .await;
+}

@@ -50,46 +50,78 @@ impl TaskEvents {
 
     /// On PostgreSQL, relays the database's notifications into this process until `shutdown`.
     pub fn listen(&self, db: &DatabaseConnection, shutdown: CancellationToken) {
-        if db.get_database_backend() != DbBackend::Postgres {
-            return;
-        }
-        let (pool, events) = (db.get_postgres_connection_pool().clone(), self.clone());
-        tokio::spawn(async move {
-            let mut backoff = Duration::from_millis(200);
-            while !shutdown.is_cancelled() {
-                let listening = events.relay(&pool);
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    Err(err) = listening => {
-                        tracing::warn!(%err, "task notifications lost; listening again in {backoff:?}");
-                    }
-                }
+        let events = self.clone();
+        follow(db, CHANNEL, shutdown, move |notice| match notice {
+            Notice::Payload(payload) => match payload.parse() {
+                Ok(id) => events.changed(id),
+                Err(_) => tracing::warn!(payload, "odd task notification"),
+            },
+            Notice::Listening | Notice::Lost => {
                 let _ = events.tx.send(TaskSignal::Resync);
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         });
     }
+}
 
-    /// Relays notifications until the listener fails.
-    async fn relay(&self, pool: &sea_orm::sqlx::PgPool) -> Result<std::convert::Infallible, sea_orm::sqlx::Error> {
-        let mut listener = sea_orm::sqlx::postgres::PgListener::connect_with(pool).await?;
-        listener.listen(CHANNEL).await?;
-        // Anything that changed while we were not listening is unknown to us.
-        let _ = self.tx.send(TaskSignal::Resync);
-        loop {
-            match listener.try_recv().await? {
-                Some(notification) => match notification.payload().parse() {
-                    Ok(id) => self.changed(id),
-                    Err(_) => tracing::warn!(payload = notification.payload(), "odd task notification"),
-                },
-                // The connection dropped; the listener reconnects on the next call.
-                None => {
-                    let _ = self.tx.send(TaskSignal::Resync);
+/// What a followed notification channel says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice<'a> {
+    Payload(&'a str),
+    /// Listening (again): what was notified before is unknown.
+    Listening,
+    /// Not listening: notifications are missed until `Listening`.
+    Lost,
+}
+
+/// On PostgreSQL, follows `channel` until `shutdown`, telling `on` each notification, and when
+/// it starts and stops listening (reconnecting with a backoff); false on SQLite, which has no
+/// notifications (its one process signals its own changes).
+pub fn follow(
+    db: &DatabaseConnection,
+    channel: &'static str,
+    shutdown: CancellationToken,
+    on: impl Fn(Notice<'_>) + Send + Sync + 'static,
+) -> bool {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return false;
+    }
+    let pool = db.get_postgres_connection_pool().clone();
+    tokio::spawn(async move {
+        let mut backoff = Duration::from_millis(200);
+        while !shutdown.is_cancelled() {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                Err(err) = relay(&pool, channel, &on) => {
+                    tracing::warn!(%err, channel, "notifications lost; listening again in {backoff:?}");
                 }
+            }
+            on(Notice::Lost);
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    });
+    true
+}
+
+/// Relays `channel`'s notifications to `on` until the listener fails.
+async fn relay(
+    pool: &sea_orm::sqlx::PgPool,
+    channel: &str,
+    on: &impl Fn(Notice<'_>),
+) -> Result<std::convert::Infallible, sea_orm::sqlx::Error> {
+    let mut listener = sea_orm::sqlx::postgres::PgListener::connect_with(pool).await?;
+    listener.listen(channel).await?;
+    on(Notice::Listening);
+    loop {
+        match listener.try_recv().await? {
+            Some(notification) => on(Notice::Payload(notification.payload())),
+            // The connection dropped; the listener reconnects on the next call.
+            None => {
+                on(Notice::Lost);
+                on(Notice::Listening);
             }
         }
     }
