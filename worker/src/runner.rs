@@ -1,15 +1,18 @@
 //! The runner: claims tasks from its deliveries and performs them.
 //!
-//! Deliveries are handled one at a time, in order. A run message is settled only after the
-//! database holds the claim (a compare-and-set `Queued → Running` that opens a new attempt):
-//! ack-on-claim. Broker redelivery therefore covers only the window before the claim; after it,
+//! Deliveries are claimed concurrently (up to `CLAIMS_AT_ONCE`), each in its own tokio task. A
+//! run message is settled only after the database holds the claim (a compare-and-set
+//! `Queued → Running` that opens a new attempt): ack-on-claim. Broker redelivery therefore covers only the window before the claim; after it,
 //! the database owns the task, and the runner heartbeat is its lease. The operation then runs in
 //! its own tokio task, so a long stop never holds a delivery unacknowledged (RabbitMQ's consumer
 //! ack timeout cannot fire) and never blocks the next delivery (a cancel is seen at once).
 //!
-//! Every in-flight task has a `CancellationToken`. A cancel message cancels it at once; the
-//! heartbeat loop also reads the `cancel_requested` flags of this runner's tasks, so a lost cancel
-//! message is still honoured within one heartbeat.
+//! Every in-flight task has a `CancellationToken`, registered *before* its claim: a cancel
+//! message (sent once the task is Running, so possibly while its claim is still being
+//! acknowledged here) cancels it at once, and an operation starting with a cancelled token
+//! does nothing. Duplicate deliveries of one task share its token. The heartbeat loop also
+//! reads the `cancel_requested` flags of this runner's tasks, so a lost cancel message is still
+//! honoured within one heartbeat.
 //!
 //! On start, the runner re-adopts what it owned before a crash: it watches its workloads' process
 //! groups again, and re-runs its Running tasks under a new attempt, fencing out the old one.
@@ -37,6 +40,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
+/// How many deliveries are claimed at once (each claim is a database round trip or two: done
+/// one at a time, they bounded the whole pipeline).
+const CLAIMS_AT_ONCE: usize = 32;
 /// An operation that keeps failing on the database this long gives up with a failure outcome
 /// (a database restart takes seconds; an error that lasts minutes is not going away).
 const GIVE_UP_AFTER: Duration = Duration::from_secs(300);
@@ -46,7 +52,9 @@ pub struct Runner {
     ctx: Ctx,
     broker: Arc<dyn Broker>,
     heartbeat_interval: Duration,
-    in_flight: Arc<Mutex<HashMap<i32, CancellationToken>>>,
+    /// The token of each task being claimed or performed here, with how many deliveries of
+    /// it hold it.
+    in_flight: Arc<Mutex<HashMap<i32, (CancellationToken, usize)>>>,
     /// Every in-flight operation, so that shutdown can wait for them.
     operations: TaskTracker,
     shutdown_timeout: Duration,
@@ -123,15 +131,19 @@ impl Runner {
         tokio::spawn(async move { broker.consume(&id, tx, consumer_shutdown).await });
         let heartbeat_stop = CancellationToken::new();
         tokio::spawn(self.clone().heartbeat(heartbeat_stop.clone()));
+        let claims = Arc::new(tokio::sync::Semaphore::new(CLAIMS_AT_ONCE));
         loop {
             let delivery = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 delivery = rx.recv() => delivery,
             };
-            match delivery {
-                Some(delivery) => self.handle(delivery).await,
-                None => break,
-            }
+            let Some(delivery) = delivery else { break };
+            let Ok(permit) = claims.clone().acquire_owned().await else { break };
+            let this = self.clone();
+            self.operations.spawn(async move {
+                this.handle(delivery).await;
+                drop(permit);
+            });
         }
         drop(rx);
         self.operations.close();
@@ -154,19 +166,25 @@ impl Runner {
             }
         };
         match message {
-            QueueMessage::Run { task_id } => match self.claim(task_id).await {
-                Ok(Some(task)) => {
-                    let token = self.track(task.id);
-                    delivery.acker.ack().await;
-                    self.spawn_execute(task, token);
+            QueueMessage::Run { task_id } => {
+                let token = self.track(task_id);
+                match self.claim(task_id).await {
+                    Ok(Some(task)) => {
+                        delivery.acker.ack().await;
+                        self.spawn_execute(task, token);
+                    }
+                    Ok(None) => {
+                        self.untrack(task_id);
+                        delivery.acker.ack().await;
+                    }
+                    Err(err) => {
+                        self.untrack(task_id);
+                        tracing::warn!(task_id, %err, "cannot claim now: returning the message");
+                        tokio::time::sleep(RETRY_PAUSE).await;
+                        delivery.acker.reject(true).await;
+                    }
                 }
-                Ok(None) => delivery.acker.ack().await,
-                Err(err) => {
-                    tracing::warn!(task_id, %err, "cannot claim now: returning the message");
-                    tokio::time::sleep(RETRY_PAUSE).await;
-                    delivery.acker.reject(true).await;
-                }
-            },
+            }
             QueueMessage::Cancel { task_id } => {
                 self.cancel_local(task_id);
                 delivery.acker.ack().await;
@@ -195,16 +213,30 @@ impl Runner {
         }
     }
 
+    /// The task's token, shared by every delivery of it being handled here.
     fn track(&self, task_id: i32) -> CancellationToken {
-        let token = CancellationToken::new();
-        if let Ok(mut in_flight) = self.in_flight.lock() {
-            in_flight.insert(task_id, token.clone());
+        let Ok(mut in_flight) = self.in_flight.lock() else {
+            return CancellationToken::new();
+        };
+        let entry = in_flight.entry(task_id).or_insert_with(|| (CancellationToken::new(), 0));
+        entry.1 += 1;
+        entry.0.clone()
+    }
+
+    /// One delivery of the task is done with its token.
+    fn untrack(&self, task_id: i32) {
+        if let Ok(mut in_flight) = self.in_flight.lock()
+            && let Some(entry) = in_flight.get_mut(&task_id)
+        {
+            entry.1 -= 1;
+            if entry.1 == 0 {
+                in_flight.remove(&task_id);
+            }
         }
-        token
     }
 
     fn cancel_local(&self, task_id: i32) {
-        if let Some(token) = self.in_flight.lock().ok().and_then(|m| m.get(&task_id).cloned()) {
+        if let Some((token, _)) = self.in_flight.lock().ok().and_then(|m| m.get(&task_id).cloned()) {
             tracing::info!(task_id, "cancelling a running task");
             token.cancel();
         }
@@ -256,9 +288,7 @@ impl Runner {
                         }
                     }
                 }
-                if let Ok(mut in_flight) = this.in_flight.lock() {
-                    in_flight.remove(&task.id);
-                }
+                this.untrack(task.id);
                 this.ctx.forget_claim(task.id);
             },
             span,
