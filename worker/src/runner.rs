@@ -1,6 +1,7 @@
 //! The runner: claims tasks from its deliveries and performs them.
 //!
-//! Deliveries are claimed concurrently (up to `CLAIMS_AT_ONCE`), each in its own tokio task. A
+//! Deliveries are claimed concurrently (up to `CLAIMS_AT_ONCE` on PostgreSQL; one at a time on
+//! SQLite), each in its own tokio task. A
 //! run message is settled only after the database holds the claim (a compare-and-set
 //! `Queued → Running` that opens a new attempt): ack-on-claim. Broker redelivery therefore covers only the window before the claim; after it,
 //! the database owns the task, and the runner heartbeat is its lease. The operation then runs in
@@ -40,8 +41,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
-/// How many deliveries are claimed at once (each claim is a database round trip or two: done
-/// one at a time, they bounded the whole pipeline).
+/// How many deliveries are claimed at once on PostgreSQL (each claim is a database round trip
+/// or two: done one at a time, they bounded the whole pipeline). SQLite has one writer, which
+/// concurrent claims would only queue for (and its busy handler sleeps): one at a time there.
 const CLAIMS_AT_ONCE: usize = 32;
 /// An operation that keeps failing on the database this long gives up with a failure outcome
 /// (a database restart takes seconds; an error that lasts minutes is not going away).
@@ -131,7 +133,11 @@ impl Runner {
         tokio::spawn(async move { broker.consume(&id, tx, consumer_shutdown).await });
         let heartbeat_stop = CancellationToken::new();
         tokio::spawn(self.clone().heartbeat(heartbeat_stop.clone()));
-        let claims = Arc::new(tokio::sync::Semaphore::new(CLAIMS_AT_ONCE));
+        let at_once = match self.ctx.db.get_database_backend() {
+            sea_orm::DbBackend::Postgres => CLAIMS_AT_ONCE,
+            _ => 1,
+        };
+        let claims = Arc::new(tokio::sync::Semaphore::new(at_once));
         loop {
             let delivery = tokio::select! {
                 _ = shutdown.cancelled() => break,
