@@ -23,9 +23,10 @@ pub async fn connect_database(url: &str) -> Result<DatabaseConnection, String> {
     options
         .acquire_timeout(Duration::from_secs(3))
         .connect_timeout(Duration::from_secs(3))
-        // A pooled connection is checked only once it has been idle a while (a dropped one is
-        // found then), not with a round trip before every query.
-        .test_before_acquire_if_idle_for(Duration::from_secs(30))
+        // A pooled connection is checked (a round trip) only once it has been idle for a second,
+        // not before every query: a busy pool's connections are in use, and after an outage
+        // (which takes longer) the dead ones are found and replaced before a query meets them.
+        .test_before_acquire_if_idle_for(Duration::from_secs(1))
         // On every connection of the pool, not only the first.
         .map_sqlx_sqlite_opts(|sqlite| {
             sqlite

@@ -54,7 +54,12 @@ struct Publisher {
     _connection: Connection,
     channel: Channel,
     declared: HashSet<String>,
+    /// Which connection this is (a publish that failed drops only the one it used).
+    generation: u64,
 }
+
+/// Numbers publisher connections.
+static GENERATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 impl AmqpBroker {
     pub fn new(url: &str, settings: &RunnerSettings) -> Self {
@@ -141,17 +146,15 @@ impl AmqpBroker {
         Ok(())
     }
 
-    async fn publish_once(
-        &self,
-        publisher: &mut Option<Publisher>,
-        queue: &str,
-        payload: &[u8],
-    ) -> Result<(), BrokerError> {
+    /// The publishing channel, connected and with `queue` declared (under the publisher lock),
+    /// and its connection's generation.
+    async fn channel_for(&self, publisher: &mut Option<Publisher>, queue: &str) -> Result<(Channel, u64), BrokerError> {
         if publisher.as_ref().is_none_or(|p| !p.channel.status().connected()) {
             let connection = self.connect().await?;
             let channel = connection.create_channel().await.map_err(unavailable)?;
             channel.confirm_select(ConfirmSelectOptions::default()).await.map_err(unavailable)?;
-            *publisher = Some(Publisher { _connection: connection, channel, declared: HashSet::new() });
+            let generation = GENERATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            *publisher = Some(Publisher { _connection: connection, channel, declared: HashSet::new(), generation });
         }
         let Some(p) = publisher.as_mut() else {
             return Err(BrokerError::Unavailable("no channel".into()));
@@ -160,9 +163,14 @@ impl AmqpBroker {
             self.declare(&p.channel, queue).await.map_err(unavailable)?;
             p.declared.insert(queue.to_owned());
         }
+        Ok((p.channel.clone(), p.generation))
+    }
+
+    /// Publishes persistently on `channel` and waits for the broker's confirm. Many of these run
+    /// at once on one channel: confirms are pipelined, not one message at a time.
+    async fn publish_confirmed(channel: &Channel, queue: &str, payload: &[u8]) -> Result<(), BrokerError> {
         let properties = BasicProperties::default().with_delivery_mode(2).with_content_type("application/json".into());
-        let confirmation = p
-            .channel
+        let confirmation = channel
             .basic_publish(
                 "".into(),
                 queue.into(),
@@ -259,19 +267,34 @@ fn unavailable(err: lapin::Error) -> BrokerError {
 impl Broker for AmqpBroker {
     async fn publish(&self, route: &Route, message: QueueMessage) -> Result<(), BrokerError> {
         let queue = self.queue_for(route);
-        let mut publisher = self.publisher.lock().await;
-        let result =
-            match tokio::time::timeout(BROKER_TIMEOUT, self.publish_once(&mut publisher, &queue, &message.to_bytes()))
-                .await
-            {
-                Ok(result) => result,
-                Err(_) => Err(BrokerError::Unavailable(format!("no publisher confirm within {BROKER_TIMEOUT:?}"))),
+        let publishing = async {
+            // The lock covers connecting and declaring only; the publish and its confirm run
+            // beside the others'.
+            let (channel, generation) = {
+                let mut publisher = self.publisher.lock().await;
+                let channel = self.channel_for(&mut publisher, &queue).await;
+                if channel.is_err() {
+                    *publisher = None;
+                }
+                channel?
             };
-        if result.is_err() {
-            // Start from a fresh connection next time.
-            *publisher = None;
+            let published = Self::publish_confirmed(&channel, &queue, &message.to_bytes()).await;
+            if published.is_err() {
+                // Start from a fresh connection next time (unless another publish already did).
+                let mut publisher = self.publisher.lock().await;
+                if publisher.as_ref().is_some_and(|p| p.generation == generation) {
+                    *publisher = None;
+                }
+            }
+            published
+        };
+        match tokio::time::timeout(BROKER_TIMEOUT, publishing).await {
+            Ok(result) => result,
+            Err(_) => {
+                *self.publisher.lock().await = None;
+                Err(BrokerError::Unavailable(format!("no publisher confirm within {BROKER_TIMEOUT:?}")))
+            }
         }
-        result
     }
 
     async fn shared_ready(&self) -> Option<u32> {
