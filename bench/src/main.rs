@@ -38,9 +38,10 @@ pub struct Cli {
     /// Live Vercel sessions stopped (each answered once stopped).
     #[arg(long, default_value_t = 200)]
     pub vercel_live: usize,
-    /// Only these groups of scenarios: accepts, polls, live (comma-separated; default all). The
-    /// polls still create `--live` sandboxes and `--vercel-live` sessions to read.
-    #[arg(long, value_delimiter = ',', default_value = "accepts,polls,live")]
+    /// Only these groups of scenarios: accepts, polls, live, scale (comma-separated; default
+    /// all). The polls still create `--live` sandboxes and `--vercel-live` sessions to read;
+    /// scale runs on PostgreSQL only.
+    #[arg(long, value_delimiter = ',', default_value = "accepts,polls,live,scale")]
     pub only: Vec<String>,
     /// Where the `api` and `worker` binaries are (default: beside this one), to measure
     /// another build.

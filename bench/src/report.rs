@@ -248,6 +248,27 @@ impl Report {
             })
             .collect();
         out.push_str(&format!("| peak RSS | {} | — | — | |\n", cells.join(" | ")));
+        let (small, large) = if self.smoke { ("1,000", "10,000") } else { ("10,000", "1,000,000") };
+        for (label, small_key, large_key) in [
+            ("poll p99, a random stored task", "scale_poll_small", "scale_poll_large"),
+            ("list p99, `GET /api/query?type=Task&pageSize=100`", "scale_list_small", "scale_list_large"),
+        ] {
+            let cells: Vec<String> = self
+                .modes
+                .iter()
+                .map(|m| {
+                    let find = |key: &str| m.figures.iter().find(|(k, _)| *k == key).map(|(_, f)| f.p99_ms);
+                    match (find(small_key), find(large_key)) {
+                        (Some(a), Some(b)) => format!("{} ms → {} ms (×{:.2})", ms(a), ms(b), b / a.max(1e-9)),
+                        _ => "— (PostgreSQL only)".to_owned(),
+                    }
+                })
+                .collect();
+            out.push_str(&format!(
+                "| {label}, {small} → {large} stored tasks | {} | — | — | ≤ ×1.5 |\n",
+                cells.join(" | ")
+            ));
+        }
         let p = &self.baselines.pipeline;
         out.push_str(&format!(
             "\nBaselines: the trivial actix-web handler answered {}/s (p99 {} ms); the raw durable pipeline finished {}/s (p50 {} ms, p99 {} ms).\n",

@@ -239,30 +239,100 @@ async fn measure(system: &System, cli: &Cli, window: Duration) -> Result<(Vec<(&
     // Every live Daytona sandbox stopped at once: accepted stops, and the time until the last
     // one's processes are gone (its task finished). (Left running otherwise: the system's stop
     // ends them.)
-    if !group("live") {
-        return Ok((figures, 0.0));
-    }
-    let since = chrono::Utc::now();
-    let started = Instant::now();
-    let stops: Vec<Wire> =
-        sandboxes.iter().map(|id| clients.bearer("POST", &format!("/api/sandbox/{id}/stop"), None)).collect();
-    let (run, _) = load::batch(system.addr, c, stops).await;
-    figures.push(("daytona_accept", Measure::of(run)));
-    let stopped = finished_since(system, since, Operation::StopSpec).await?;
-    let live_stop_secs = started.elapsed().as_secs_f64();
-    if stopped.finished != sandboxes.len() as u64 {
-        return Err(format!("{} of {} live sandboxes stopped", stopped.finished, sandboxes.len()));
-    }
-    figures.push(("daytona_stop_e2e", Measure::of_pipeline(stopped)));
+    let mut live_stop_secs = 0.0;
+    if group("live") {
+        let since = chrono::Utc::now();
+        let started = Instant::now();
+        let stops: Vec<Wire> =
+            sandboxes.iter().map(|id| clients.bearer("POST", &format!("/api/sandbox/{id}/stop"), None)).collect();
+        let (run, _) = load::batch(system.addr, c, stops).await;
+        figures.push(("daytona_accept", Measure::of(run)));
+        let stopped = finished_since(system, since, Operation::StopSpec).await?;
+        live_stop_secs = started.elapsed().as_secs_f64();
+        if stopped.finished != sandboxes.len() as u64 {
+            return Err(format!("{} of {} live sandboxes stopped", stopped.finished, sandboxes.len()));
+        }
+        figures.push(("daytona_stop_e2e", Measure::of_pipeline(stopped)));
 
-    // Every live Vercel session stopped: each answered once stopped.
-    let stops: Vec<Wire> = vercel_sessions
-        .iter()
-        .map(|id| clients.bearer("POST", &format!("/v2/sandboxes/sessions/{id}/stop?teamId=bench"), None))
-        .collect();
-    let (run, _) = load::batch(system.addr, c, stops).await;
-    figures.push(("vercel_stop", Measure::of(run)));
+        // Every live Vercel session stopped: each answered once stopped.
+        let stops: Vec<Wire> = vercel_sessions
+            .iter()
+            .map(|id| clients.bearer("POST", &format!("/v2/sandboxes/sessions/{id}/stop?teamId=bench"), None))
+            .collect();
+        let (run, _) = load::batch(system.addr, c, stops).await;
+        figures.push(("vercel_stop", Measure::of(run)));
+    }
+    // Last: it leaves a million tasks behind.
+    if group("scale") && system.is_postgres() {
+        figures.extend(scale(system, &clients, cli, window).await?);
+    }
     Ok((figures, live_stop_secs))
+}
+
+/// Polls of stored tasks (random ones) and the first page of the task query, with `SMALL`
+/// then `LARGE` finished tasks stored (PostgreSQL; seeded with SQL, as `scripts/bench` does).
+async fn scale(
+    system: &System,
+    clients: &Clients,
+    cli: &Cli,
+    window: Duration,
+) -> Result<Vec<(&'static str, Measure)>, String> {
+    use sea_orm::ConnectionTrait;
+    let (small, large) = if cli.smoke { (1_000, 10_000) } else { (10_000, 1_000_000) };
+    let admin = entity::store::users::find_by_name(&system.db, ADMIN.0)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("no admin user")?;
+    let seed = |from: u64, to: u64| {
+        format!(
+            "INSERT INTO tasks (tenant_id, user_id, operation, target_id, state, attempt, cancel_requested, success, \
+             outcome, created_at, updated_at, finished_at) \
+             SELECT {tenant}, {user}, 'stop_workload', md5(n::text)::uuid::text, 'Finished', 1, false, true, \
+             '{{\"kind\":\"already_stopped\",\"workload\":\"w\",\"workload_name\":\"n\"}}', \
+             timestamptz '2026-01-01' + n * interval '1 second', timestamptz '2026-01-01' + n * interval '1 second', \
+             timestamptz '2026-01-01' + n * interval '1 second' FROM generate_series({from}, {to}) AS n; ANALYZE tasks",
+            tenant = admin.tenant_id,
+            user = admin.id,
+        )
+    };
+    let mut figures = Vec::new();
+    let mut seeded = 0;
+    for (rows, poll_key, list_key) in
+        [(small, "scale_poll_small", "scale_list_small"), (large, "scale_poll_large", "scale_list_large")]
+    {
+        system.db.execute_unprepared(&seed(seeded + 1, rows)).await.map_err(|e| e.to_string())?;
+        seeded = rows;
+        let (first, last): (i32, i32) = {
+            let row = system
+                .db
+                .query_one_raw(sea_orm::Statement::from_string(
+                    sea_orm::DbBackend::Postgres,
+                    "SELECT min(id), max(id) FROM tasks WHERE created_at < timestamptz '2026-02-01'",
+                ))
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("no tasks")?;
+            (row.try_get_by_index(0).map_err(|e| e.to_string())?, row.try_get_by_index(1).map_err(|e| e.to_string())?)
+        };
+        let token = clients.veeam.clone();
+        // Spread over the seeded tasks (contiguous ids, created in January): at a million, most
+        // are not in any process's memory.
+        let plan: Plan = Arc::new(move |n, _| {
+            let span = u64::try_from(last - first + 1).unwrap_or(1).max(1);
+            let id = i64::from(first) + i64::try_from(n.wrapping_mul(2_654_435_761) % span).unwrap_or(0);
+            request(
+                "GET",
+                &format!("/api/tasks/task-{id}"),
+                &[("X-RestSvcSessionId", &token), ("Accept", "application/json")],
+                None,
+            )
+        });
+        figures.push((poll_key, Measure::of(load::closed_loop(system.addr, cli.connections, window, plan).await)));
+        let list = clients.veeam("GET", "/api/query?type=Task&pageSize=100", "application/json");
+        let plan: Plan = Arc::new(move |_, _| list.clone());
+        figures.push((list_key, Measure::of(load::closed_loop(system.addr, cli.connections, window, plan).await)));
+    }
+    Ok(figures)
 }
 
 async fn wait_veeam_task(system: &System, clients: &Clients, task: &str) -> Result<(), String> {

@@ -197,6 +197,10 @@ impl System {
         }
     }
 
+    pub fn is_postgres(&self) -> bool {
+        self.database_url.is_some()
+    }
+
     /// Peak resident memory (MB) of the api, and of the workers (the largest), so far.
     pub fn peak_rss_mb(&self) -> (f64, Option<f64>) {
         let api = peak_rss_mb(self.api.id()).unwrap_or(0.0);
