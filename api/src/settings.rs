@@ -64,7 +64,7 @@ impl Default for ApiSettings {
 
 #[derive(Debug, Parser)]
 #[command(
-    about = "Asynchronous task-queue backend: Veeam Enterprise Manager's REST task API and Daytona's sandbox API on real processes"
+    about = "Asynchronous task-queue backend: Veeam Enterprise Manager's REST task API, Daytona's and Vercel's sandbox APIs, on real processes"
 )]
 pub struct Cli {
     /// TOML file with any of the settings (snake_case keys; runner keys under [runner], the
