@@ -247,7 +247,7 @@ impl System {
         }
         // Workloads outlive their runner by design: end what this run left.
         kill_processes_under(&self.dir);
-        remove_cgroups(&self.prefix);
+        worker::contain::remove_prefix(&self.prefix);
         if let Some(url) = &self.database_url {
             drop_pg_database(url).await;
         }
@@ -262,23 +262,6 @@ fn kill_processes_under(dir: &Path) {
     for pid in entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok()) {
         if std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(dir)) {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-        }
-    }
-}
-
-/// Kills what is left in the run's cgroups and removes them.
-fn remove_cgroups(prefix: &str) {
-    use worker::contain::{cgroup2_mounts, limits, remove_cgroup};
-    for mount in cgroup2_mounts() {
-        let dir = mount.join(prefix);
-        if dir.is_dir() {
-            let _ = std::fs::write(dir.join("cgroup.kill"), "1");
-            remove_cgroup(&dir);
-        }
-    }
-    for dir in limits::v1_prefix_dirs(prefix) {
-        if dir.is_dir() {
-            remove_cgroup(&dir);
         }
     }
 }

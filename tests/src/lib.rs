@@ -363,7 +363,7 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         self.workers.clear();
         kill_processes_under(&self.dir);
-        remove_test_cgroups(&self.settings.runner.cgroup_prefix);
+        worker::contain::remove_prefix(&self.settings.runner.cgroup_prefix);
         let Some(database_url) = self.settings.database_url.clone() else { return };
         let prefix = self.settings.runner.queue_prefix.clone();
         let mut queues = vec![format!("{prefix}.tasks"), format!("{prefix}.dead")];
@@ -419,24 +419,6 @@ pub fn workload_processes(dir: &Path) -> Vec<i32> {
                 .unwrap_or(false)
         })
         .collect()
-}
-
-/// Kills whatever is left in a test's cgroups (`<cgroup2 mount>/<prefix>`) and removes them,
-/// with the cgroup v1 directories made for limits.
-pub fn remove_test_cgroups(prefix: &str) {
-    use worker::contain::{cgroup2_mounts, limits, remove_cgroup};
-    for mount in cgroup2_mounts() {
-        let dir = mount.join(prefix);
-        if dir.is_dir() {
-            let _ = std::fs::write(dir.join("cgroup.kill"), "1");
-            remove_cgroup(&dir);
-        }
-    }
-    for dir in limits::v1_prefix_dirs(prefix) {
-        if dir.is_dir() {
-            remove_cgroup(&dir);
-        }
-    }
 }
 
 /// Live (not zombie) processes whose environment carries the workload's marker
@@ -543,7 +525,7 @@ impl EmbeddedServer {
 impl Drop for EmbeddedServer {
     fn drop(&mut self) {
         kill_processes_under(&self.dir);
-        remove_test_cgroups(&self.cgroup_prefix);
+        worker::contain::remove_prefix(&self.cgroup_prefix);
     }
 }
 

@@ -327,8 +327,7 @@ struct UpdateSandbox {
 
 /// `PATCH /v2/sandboxes/{name}`: changes the sandbox's `persistent`, `resources.vcpus` (and its
 /// memory, 2048 MB a vCPU), `timeout`, `snapshotExpiration` and `tags` (replaced whole), for
-/// its next sessions;
-/// `{sandbox, routes}`. Racing changes: one wins, the others get a 409.
+/// its next sessions; `{sandbox, routes}`. Racing changes: one wins, the others get a 409.
 pub async fn update(
     team: Team,
     path: web::Path<String>,

@@ -212,7 +212,7 @@ pub async fn remove(
     if snapshot.status != snapshots::DELETED {
         let delete = team.submission(Operation::DeleteSnapshot, &snapshot.id, TaskParams::default());
         let task = state.engine.submit(delete).await?;
-        state.engine.unschedule_except(&snapshot.id, &[task.id], team.user_id).await?;
+        state.engine.unschedule(&snapshot.id, team.user_id).await?;
         state.engine.wait_finished(task.id, super::sessions::STOP_WAIT).await?;
         response.insert_header(base.operation_location(task.id));
     }

@@ -416,6 +416,24 @@ fn freeze(path: &Path, frozen: bool) -> bool {
     false
 }
 
+/// Retires a `CGROUP_PREFIX`: kills whatever is left in its cgroups (under every cgroup2
+/// mount) and removes them, with the cgroup v1 directories made for limits. For whoever ran a
+/// throwaway runner under its own prefix (the tests, the load benchmark).
+pub fn remove_prefix(prefix: &str) {
+    for mount in cgroup2_mounts() {
+        let dir = mount.join(prefix);
+        if dir.is_dir() {
+            let _ = std::fs::write(dir.join("cgroup.kill"), "1");
+            remove_cgroup(&dir);
+        }
+    }
+    for dir in limits::v1_prefix_dirs(prefix) {
+        if dir.is_dir() {
+            remove_cgroup(&dir);
+        }
+    }
+}
+
 /// Removes the cgroup and the cgroups below it, deepest first (they are empty by now).
 pub fn remove_cgroup(path: &Path) {
     if let Ok(entries) = std::fs::read_dir(path) {
