@@ -5,7 +5,6 @@
 
 pub mod admin;
 pub mod bearer;
-pub mod credentials;
 pub mod daytona;
 pub mod db_error;
 pub mod ids;

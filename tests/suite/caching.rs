@@ -79,10 +79,10 @@ async fn two_api_processes_never_answer_an_older_state_and_forget_a_deleted_task
     .await;
 }
 
-/// Credentials kept in memory stop working on every `api` process once they stop being valid:
-/// a token revoked in the database (as `api token revoke` does, from another process), a logon
-/// session logged off on one instance. Nothing expires by time here, so only the database's
-/// notification can explain the 401 on the instance that did not do it.
+/// Credentials stop working on every `api` process once they stop being valid: a token revoked
+/// in the database (as `api token revoke` does, from another process), a logon session logged
+/// off on one instance, each after it was used on both. (Credentials are read from the
+/// database on every request, so that this holds at once: see docs/benchmarks.md.)
 #[actix_web::test]
 async fn a_revoked_token_and_a_deleted_logon_session_stop_working_on_every_api_process() {
     let app = TestApp::in_mode(Mode::Distributed, Options::default()).await;

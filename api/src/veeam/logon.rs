@@ -116,7 +116,6 @@ pub async fn delete_logon_session(
 ) -> Result<HttpResponse, VeeamError> {
     let logon = find_logon(&state, &caller, &id).await?;
     logons::delete(&state.db, &logon.id).await?;
-    state.credentials.forget_logon(&logon.token_hash);
     let mut response = HttpResponse::NoContent().finish();
     if logon.id == caller.logon.id {
         // Logging off: the browser forgets the cookie too.
