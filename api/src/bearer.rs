@@ -27,14 +27,19 @@ pub struct TokenCaller {
     pub user_id: i32,
 }
 
-/// The caller, if the request carries a live token (`None`: none, or not a live one): one
-/// read (the token and its tenant), the tenant's token user being known after its first. The
-/// token itself is read every time: a revoked one is refused at once, by every process.
+/// The caller, if the request carries a live token (`None`: none, or not a live one): from
+/// memory while it stays valid (`credentials`), else one read (the token and its tenant), the
+/// tenant's token user being known after its first.
 pub async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Option<TokenCaller>, sea_orm::DbErr> {
     let Some(token) = token(req.headers()) else {
         return Ok(None);
     };
-    let Some((_, tenant)) = tenants::authenticate(&state.db, &crate::passwords::token_hash(token)).await? else {
+    let hash = crate::passwords::token_hash(token);
+    if let Some(caller) = state.credentials.token(&hash) {
+        return Ok(Some(caller));
+    }
+    let epoch = state.credentials.epoch();
+    let Some((_, tenant)) = tenants::authenticate(&state.db, &hash).await? else {
         return Ok(None);
     };
     let known = state.token_users.lock().ok().and_then(|users| users.get(&tenant.id).copied());
@@ -48,5 +53,7 @@ pub async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Option<
             id
         }
     };
-    Ok(Some(TokenCaller { tenant, user_id }))
+    let caller = TokenCaller { tenant, user_id };
+    state.credentials.keep_token(&hash, &caller, epoch);
+    Ok(Some(caller))
 }

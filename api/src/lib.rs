@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod bearer;
+pub mod credentials;
 pub mod daytona;
 pub mod db_error;
 pub mod ids;

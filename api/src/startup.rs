@@ -39,12 +39,14 @@ impl Application {
         let veeam = web::Data::new(veeam::start(&db, &settings.veeam, &shutdown).await?);
         let sandboxes = web::Data::new(daytona::start(&settings.daytona, &settings.data_dir)?);
         let vercel_state = web::Data::new(vercel::start(&settings.vercel, &settings.data_dir)?);
+        let credentials = crate::credentials::Credentials::following(&db, shutdown.clone());
         let state = web::Data::new(AppState {
             db,
             engine: engine.clone(),
             public_base_url: settings.public_base_url.clone(),
             trusted_proxies: TrustedProxies::parse(&settings.trusted_proxies)?,
             token_users: Default::default(),
+            credentials,
         });
 
         let listener = TcpListener::bind((settings.host.as_str(), settings.port))

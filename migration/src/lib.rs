@@ -21,6 +21,7 @@ mod m20261201_000015_schedules_and_env;
 mod m20261206_000016_snapshots;
 mod m20261206_000017_snapshot_expiry;
 mod m20261206_000018_task_deletion_events;
+mod m20261206_000019_auth_events;
 
 pub struct Migrator;
 
@@ -47,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000016_snapshots::Migration),
             Box::new(m20261206_000017_snapshot_expiry::Migration),
             Box::new(m20261206_000018_task_deletion_events::Migration),
+            Box::new(m20261206_000019_auth_events::Migration),
         ]
     }
 }

@@ -79,31 +79,34 @@ async fn two_api_processes_never_answer_an_older_state_and_forget_a_deleted_task
     .await;
 }
 
-/// Credentials stop working on every `api` process once they stop being valid: a token revoked
-/// in the database (as `api token revoke` does, from another process), a logon session logged
-/// off on one instance, each after it was used on both. (Credentials are read from the
-/// database on every request, so that this holds at once: see docs/benchmarks.md.)
+/// Credentials kept in memory stop working at once on every `api` process when they stop
+/// being valid: a token revoked in the database (as `api token revoke` does, from another
+/// process), a logon session logged off on one instance. Both instances are polled without
+/// pause, before, during and after: every request sent after the revocation returned is a 401,
+/// on both. (A revocation returns once every process has heard of it; without that, the
+/// instance that did not revoke answers 200 until the database's notification reaches it.)
 #[actix_web::test]
-async fn a_revoked_token_and_a_deleted_logon_session_stop_working_on_every_api_process() {
+async fn a_revoked_token_and_a_deleted_logon_session_stop_working_at_once_on_every_api_process() {
     let app = TestApp::in_mode(Mode::Distributed, Options::default()).await;
     let other_base = app.another_api().await;
     let here = tests::daytona::Daytona::for_tenant(&app.base, &app.db, "acme").await;
-    let there = tests::daytona::Daytona { base: other_base.clone(), token: here.token.clone() };
     let kept = tests::daytona::Daytona::for_tenant(&app.base, &app.db, "acme").await;
-    for client in [&here, &there] {
-        for _ in 0..5 {
-            assert_eq!(client.call("GET", "/api/sandbox", None).await.status, 200, "read, then kept");
-        }
-    }
+    let bearer = format!("Bearer {}", here.token);
+    let polled = |base: &str| (format!("{base}/api/sandbox"), vec![("Authorization".to_owned(), bearer.clone())]);
     let hash = api::passwords::token_hash(&here.token);
     let (row, _) = entity::store::tenants::authenticate(&app.db, &hash).await.expect("db").expect("live");
-    assert!(entity::store::tenants::revoke_token(&app.db, row.id).await.expect("db"));
-    for client in [&here, &there] {
-        wait_until("the revoked token is refused", T, || async {
-            client.call("GET", "/api/sandbox", None).await.status == 401
-        })
-        .await;
-    }
+    // Both answer from memory: each holds its lease.
+    wait_until("both instances hold a lease", T, || async {
+        use sea_orm::{ConnectionTrait, DbBackend, Statement};
+        let sql = "SELECT count(*) AS n FROM api_processes WHERE expires_at > now()";
+        let row = app.db.query_one_raw(Statement::from_string(DbBackend::Postgres, sql)).await.expect("db");
+        row.expect("row").try_get::<i64>("", "n").expect("n") == 2
+    })
+    .await;
+    refused_at_once_on_both(vec![polled(&app.base), polled(&other_base)], async {
+        assert!(entity::store::tenants::revoke_token(&app.db, row.id).await.expect("db"));
+    })
+    .await;
     // Another token of the tenant is untouched.
     let kept_there = tests::daytona::Daytona { base: other_base.clone(), token: kept.token.clone() };
     assert_eq!(kept.call("GET", "/api/sandbox", None).await.status, 200);
@@ -112,16 +115,91 @@ async fn a_revoked_token_and_a_deleted_logon_session_stop_working_on_every_api_p
     // A logon session used on both instances, logged off on one.
     let a = app.logon().await;
     let b = a.on(&other_base);
-    for session in [&a, &b] {
-        for _ in 0..5 {
-            assert_eq!(session.call("GET", "/api/tasks", JSON).await.status, 200);
-        }
-    }
+    let polled = |base: &str| {
+        let headers = vec![("X-RestSvcSessionId".to_owned(), a.token.clone()), ("Accept".to_owned(), JSON.to_owned())];
+        (format!("{base}/api/tasks"), headers)
+    };
     let id = tests::xml::text(&a.logon.body, "SessionId").expect("id");
-    assert_eq!(b.call("DELETE", &format!("/api/logonSessions/{id}"), "").await.status, 204);
-    assert_eq!(b.call("GET", "/api/tasks", JSON).await.status, 401, "at once where it was deleted");
-    wait_until("the other instance refuses the deleted session", T, || async {
-        a.call("GET", "/api/tasks", JSON).await.status == 401
+    refused_at_once_on_both(vec![polled(&app.base), polled(&other_base)], async {
+        assert_eq!(b.call("DELETE", &format!("/api/logonSessions/{id}"), "").await.status, 204);
     })
     .await;
+}
+
+/// Polls each of `polled` (a URL and its headers) without pause from two clients each, until
+/// `revoke` has returned and each client has sent 20 more requests: every request sent before
+/// the revocation began is a 200, and every one sent after it returned a 401. The revocation
+/// begins once every client has had a 200.
+async fn refused_at_once_on_both(polled: Vec<(String, Vec<(String, String)>)>, revoke: impl Future<Output = ()>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+    // (began, returned) of the revocation.
+    let window: Arc<Mutex<(Option<Instant>, Option<Instant>)>> = Arc::default();
+    let ready = Arc::new(AtomicUsize::new(0));
+    let mut pollers = Vec::new();
+    for (url, headers) in polled.iter().flat_map(|p| [p.clone(), p.clone()]) {
+        let (window, ready) = (window.clone(), ready.clone());
+        pollers.push(actix_web::rt::spawn(async move {
+            let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let mut after = 0;
+            let mut before = 0;
+            while after < 20 {
+                let sent = Instant::now();
+                let status = request("GET", &url, &headers).await.status;
+                let (began, returned) = *window.lock().expect("window");
+                if returned.is_some_and(|at| sent > at) {
+                    assert_eq!(status, 401, "{url}: a request sent after the revocation returned");
+                    after += 1;
+                } else if began.is_none_or(|at| sent < at) {
+                    assert_eq!(status, 200, "{url}: a request sent before the revocation");
+                    if before == 0 {
+                        ready.fetch_add(1, Ordering::SeqCst);
+                    }
+                    before += 1;
+                }
+            }
+        }));
+    }
+    let clients = pollers.len();
+    wait_until("every client has been answered", T, || async { ready.load(Ordering::SeqCst) == clients }).await;
+    window.lock().expect("window").0 = Some(Instant::now());
+    revoke.await;
+    window.lock().expect("window").1 = Some(Instant::now());
+    for poller in pollers {
+        poller.await.expect("poller");
+    }
+}
+
+/// A process that holds a lease but never hears a revocation (stalled, or cut off from the
+/// database's notifications) delays the revocation until its lease has lapsed, and is refused
+/// a new lease until it has heard it: it can never answer from memory after the revocation
+/// returned.
+#[actix_web::test]
+async fn a_revocation_outwaits_the_lease_of_a_process_that_does_not_hear_it() {
+    use entity::store::revocations;
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let app = TestApp::in_mode(Mode::Distributed, Options::default()).await;
+    let one = |sql: &'static str| {
+        let db = app.db.clone();
+        async move {
+            let row = db.query_one_raw(Statement::from_string(DbBackend::Postgres, sql)).await.expect("db");
+            row.expect("row").try_get::<i64>("", "v").expect("v")
+        }
+    };
+    let synced = one("SELECT n AS v FROM auth_sync").await;
+    assert!(revocations::hold(&app.db, "stalled", synced).await.expect("db"), "a lease for a process up to date");
+    let client = tests::daytona::Daytona::for_tenant(&app.base, &app.db, "acme").await;
+    assert_eq!(client.call("GET", "/api/sandbox", None).await.status, 200);
+    let hash = api::passwords::token_hash(&client.token);
+    let (row, _) = entity::store::tenants::authenticate(&app.db, &hash).await.expect("db").expect("live");
+    assert!(entity::store::tenants::revoke_token(&app.db, row.id).await.expect("revoked, and settled"));
+    let lapsed =
+        one("SELECT (expires_at <= clock_timestamp())::int::int8 AS v FROM api_processes WHERE id = 'stalled'").await;
+    assert_eq!(lapsed, 1, "the revocation returned only once the stalled process's lease had lapsed");
+    assert!(!revocations::hold(&app.db, "stalled", synced).await.expect("db"), "no lease before it has heard");
+    assert_eq!(client.call("GET", "/api/sandbox", None).await.status, 401);
+    let now = one("SELECT n AS v FROM auth_sync").await;
+    assert!(now > synced);
+    assert!(revocations::hold(&app.db, "stalled", now).await.expect("db"), "a lease again once it has heard");
 }

@@ -1,6 +1,7 @@
 //! The logon-session token: taken from the `X-RestSvcSessionId` cookie (which wins, as in EM) or
 //! header; an empty cookie counts as none. Unknown or idle for longer than the timeout → 401.
-//! Each request restarts the timer (written at most once a second: `logons::TOUCH_EVERY`).
+//! Each request restarts the timer (written at most once a second: `logons::TOUCH_EVERY`). A
+//! checked session is kept in memory while it stays valid (see `credentials`).
 //!
 //! Cross-site request forgery: a browser attaches the cookie to any request, even one a page
 //! of another site makes (a form POST). A state-changing request (not GET, HEAD or OPTIONS)
@@ -50,12 +51,22 @@ impl FromRequest for Caller {
                     "The authorization header has been expected but not found (or found but is expired).".into(),
                 )
             })?;
-            let idle_since = entity::store::now() - veeam.session_idle_timeout;
+            let now = entity::store::now();
+            let idle_since = now - veeam.session_idle_timeout;
             let hash = crate::passwords::token_hash(&token);
+            // Kept in memory while valid, and until its idle timer is due to be written again.
+            if let Some((logon, user)) = state.credentials.logon(&hash)
+                && logon.last_seen_at >= idle_since
+                && now - logon.last_seen_at < logons::TOUCH_EVERY
+            {
+                return Ok(Caller { user, logon });
+            }
+            let epoch = state.credentials.epoch();
             let (logon, user) = logons::authenticate(&state.db, &hash, idle_since).await?.ok_or_else(|| {
                 VeeamError::Unauthorized("The session has expired or does not exist. Log on again.".into())
             })?;
             let user = user.ok_or_else(|| VeeamError::Unauthorized("The session's user no longer exists.".into()))?;
+            state.credentials.keep_logon(&hash, &logon, &user, epoch);
             Ok(Caller { user, logon })
         })
     }

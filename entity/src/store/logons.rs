@@ -1,8 +1,8 @@
 use crate::logon_session;
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    sea_query::Expr,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, sea_query::Expr,
 };
 
 pub async fn create(
@@ -76,8 +76,14 @@ pub async fn find_for_user(
     logon_session::Entity::find_by_id(id.to_owned()).filter(logon_session::Column::UserId.eq(user_id)).one(db).await
 }
 
-pub async fn delete(db: &impl ConnectionTrait, id: &str) -> Result<u64, DbErr> {
-    Ok(logon_session::Entity::delete_by_id(id.to_owned()).exec(db).await?.rows_affected)
+/// Deletes a logon session (logging off); how many. Returns once no `api` process accepts it
+/// (`revocations::settle`).
+pub async fn delete(db: &DatabaseConnection, id: &str) -> Result<u64, DbErr> {
+    let deleted = logon_session::Entity::delete_by_id(id.to_owned()).exec(db).await?.rows_affected;
+    if deleted > 0 {
+        super::revocations::settle(db).await?;
+    }
+    Ok(deleted)
 }
 
 /// Deletes the sessions idle since before `idle_since`; how many.

@@ -3,6 +3,7 @@
 
 pub mod logons;
 pub mod page;
+pub mod revocations;
 pub mod runners;
 pub mod snapshots;
 pub mod specs;

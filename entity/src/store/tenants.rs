@@ -1,7 +1,7 @@
 use crate::{api_token, tenant};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    sea_query::Expr,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, sea_query::Expr,
 };
 
 pub async fn find_by_name(db: &impl ConnectionTrait, name: &str) -> Result<Option<tenant::Model>, DbErr> {
@@ -57,14 +57,18 @@ pub async fn list_tokens(db: &impl ConnectionTrait) -> Result<Vec<(api_token::Mo
         .collect())
 }
 
-/// Revokes a token; false when there is no such live token.
-pub async fn revoke_token(db: &impl ConnectionTrait, id: i32) -> Result<bool, DbErr> {
+/// Revokes a token; false when there is no such live token. Returns once no `api` process
+/// accepts it (`revocations::settle`).
+pub async fn revoke_token(db: &DatabaseConnection, id: i32) -> Result<bool, DbErr> {
     let updated = api_token::Entity::update_many()
         .col_expr(api_token::Column::RevokedAt, Expr::value(super::now()))
         .filter(api_token::Column::Id.eq(id))
         .filter(api_token::Column::RevokedAt.is_null())
         .exec(db)
         .await?;
+    if updated.rows_affected > 0 {
+        super::revocations::settle(db).await?;
+    }
     Ok(updated.rows_affected > 0)
 }
 
