@@ -203,7 +203,7 @@ fn in_progress() -> DaytonaError {
 
 pub async fn get(org: Org, path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, DaytonaError> {
     let spec = find(&state, &org, &path).await?;
-    render(&state, &org, &spec).await
+    Ok(HttpResponse::Ok().json(sandbox_json(&state, &org, &spec).await?))
 }
 
 /// `GET /api/sandbox/{idOrName}/toolbox-proxy-url`: `{url}`, where the sandbox's toolbox is

@@ -55,24 +55,35 @@ pub async fn find_of(
         VercelError::NotFound(format!("{} {shown} not found", if face == view::FACE { "Session" } else { "Sandbox" }))
     };
     let workload_id = view::workload_id(id).ok_or_else(not_found)?;
-    let session = workloads::find_of(&state.db, team.tenant.id, &workload_id).await?.ok_or_else(not_found)?;
-    let spec = specs::find(&state.db, &session.spec_id).await?.filter(|s| s.is_of_face(face)).ok_or_else(not_found)?;
-    Ok((session, spec))
+    workloads::find_with_spec_of(&state.db, team.tenant.id, &workload_id)
+        .await?
+        .filter(|(_, spec)| spec.is_of_face(face))
+        .ok_or_else(not_found)
 }
 
 async fn find(state: &AppState, team: &Team, id: &str) -> Result<(workload::Model, workload_spec::Model), VercelError> {
     find_of(state, team, id, view::FACE).await
 }
 
-/// The session as it is now, in JSON (v2's `session`, v1's `sandbox`).
+/// The session as it is now, in JSON (v2's `session`, v1's `sandbox`): read again, after a
+/// change.
 pub async fn session_json(
     state: &AppState,
     spec: &workload_spec::Model,
     session: &workload::Model,
 ) -> Result<Value, VercelError> {
     let session = workloads::find(&state.db, &session.id).await?.unwrap_or_else(|| session.clone());
-    let facts = facts(state, std::slice::from_ref(&session)).await?.remove(&session.id).unwrap_or_default();
-    Ok(view::session(spec, &session, &facts))
+    session_view(state, spec, &session).await
+}
+
+/// The session as just read, in JSON, with its stops.
+pub async fn session_view(
+    state: &AppState,
+    spec: &workload_spec::Model,
+    session: &workload::Model,
+) -> Result<Value, VercelError> {
+    let facts = facts(state, std::slice::from_ref(session)).await?.remove(&session.id).unwrap_or_default();
+    Ok(view::session(spec, session, &facts))
 }
 
 /// Submits a stop of the session unless it is stopped (nothing then: `None`), waiting up to
@@ -130,7 +141,7 @@ pub async fn extend(
 /// `GET /v2/sandboxes/sessions/{id}`: `{session, routes}`.
 pub async fn get(team: Team, path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, VercelError> {
     let (session, spec) = find(&state, &team, &path).await?;
-    Ok(HttpResponse::Ok().json(json!({"session": session_json(&state, &spec, &session).await?, "routes": []})))
+    Ok(HttpResponse::Ok().json(json!({"session": session_view(&state, &spec, &session).await?, "routes": []})))
 }
 
 /// `GET /v2/sandboxes/sessions?name=...`: `{sessions, pagination: {count, next}}`, the named

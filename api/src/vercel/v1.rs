@@ -7,7 +7,7 @@ use super::VercelState;
 use super::auth::Team;
 use super::error::VercelError;
 use super::sandboxes::{create_spec, wait_session};
-use super::sessions::{current_of, extend, facts, find_of, session_json, submit_stop};
+use super::sessions::{current_of, extend, facts, find_of, session_json, session_view, submit_stop};
 use super::view;
 use crate::origin::BaseUrl;
 use crate::query::QueryPairs;
@@ -45,7 +45,7 @@ pub async fn create(
 /// `GET /v1/sandboxes/{id}`: `{sandbox, routes}`.
 pub async fn get(team: Team, path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, VercelError> {
     let (session, spec) = find(&state, &team, &path).await?;
-    Ok(HttpResponse::Ok().json(json!({"sandbox": session_json(&state, &spec, &session).await?, "routes": []})))
+    Ok(HttpResponse::Ok().json(json!({"sandbox": session_view(&state, &spec, &session).await?, "routes": []})))
 }
 
 /// `POST /v1/sandboxes/{id}/stop`: `{sandbox}` at once, `stopping` (a stop already done or

@@ -34,6 +34,27 @@ pub async fn find_of(db: &impl ConnectionTrait, tenant_id: i32, id: &str) -> Res
     workload::Entity::find_by_id(id.to_owned()).filter(Column::TenantId.eq(tenant_id)).one(db).await
 }
 
+/// The tenant's workload `id` with its spec, in one read.
+pub async fn find_with_spec_of(
+    db: &impl ConnectionTrait,
+    tenant_id: i32,
+    id: &str,
+) -> Result<Option<(workload::Model, crate::workload_spec::Model)>, DbErr> {
+    use sea_orm::JoinType;
+    let spec = sea_orm::RelationDef::from(
+        workload::Entity::belongs_to(crate::workload_spec::Entity)
+            .from(Column::SpecId)
+            .to(crate::workload_spec::Column::Id),
+    );
+    let found = workload::Entity::find_by_id(id.to_owned())
+        .filter(Column::TenantId.eq(tenant_id))
+        .join(JoinType::InnerJoin, spec)
+        .select_also(crate::workload_spec::Entity)
+        .one(db)
+        .await?;
+    Ok(found.and_then(|(workload, spec)| Some((workload, spec?))))
+}
+
 /// The tenant's workloads, oldest first.
 pub async fn list_of(db: &impl ConnectionTrait, tenant_id: i32) -> Result<Vec<workload::Model>, DbErr> {
     workload::Entity::find()
