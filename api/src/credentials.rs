@@ -38,6 +38,8 @@ pub struct Credentials {
 
 #[derive(Default)]
 struct Inner {
+    /// The finished tasks this process keeps: forgotten, and gated, with the credentials.
+    finished: worker::finished::FinishedTasks,
     /// This process's lease (`api_processes.id`).
     id: String,
     /// Listening: what is kept is kept coherent. Never set on SQLite.
@@ -63,8 +65,15 @@ struct Kept {
 impl Credentials {
     /// Credentials kept coherent by the database's notifications (PostgreSQL), until
     /// `shutdown`; on SQLite, a cache that keeps nothing.
-    pub fn following(db: &sea_orm::DatabaseConnection, shutdown: CancellationToken) -> Self {
-        let inner = Inner { id: uuid::Uuid::new_v4().to_string(), ..Default::default() };
+    ///
+    /// The finished tasks this process keeps (`finished`) are kept coherent the same way: a
+    /// deleted one is forgotten when its notice comes, and they are used only within the lease.
+    pub fn following(
+        db: &sea_orm::DatabaseConnection,
+        finished: &worker::finished::FinishedTasks,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let inner = Inner { id: uuid::Uuid::new_v4().to_string(), finished: finished.clone(), ..Default::default() };
         let credentials = Self { inner: Arc::new(inner) };
         let this = credentials.clone();
         let followed = worker::events::follow(db, CHANNEL, shutdown.clone(), move |notice| match notice {
@@ -82,6 +91,10 @@ impl Credentials {
                 this.forget_all();
             }
             Notice::Payload(payload) => match payload.split_once(':') {
+                Some(("task", id)) => match id.parse() {
+                    Ok(id) => this.inner.finished.invalidate(id),
+                    Err(_) => this.inner.finished.clear(),
+                },
                 Some(("sync", n)) => {
                     // Every notification committed before it has been handled (in order).
                     this.inner.synced.fetch_max(n.parse().unwrap_or(0), Ordering::SeqCst);
@@ -97,6 +110,8 @@ impl Credentials {
             },
         });
         if followed {
+            let gate = credentials.clone();
+            finished.gate(move || gate.usable());
             tokio::spawn(credentials.clone().keep_lease(db.clone(), shutdown));
         }
         credentials
@@ -205,6 +220,7 @@ impl Credentials {
     }
 
     fn forget_all(&self) {
+        self.inner.finished.clear();
         self.forget(|kept| {
             kept.tokens.clear();
             kept.logons.clear();

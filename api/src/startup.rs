@@ -39,7 +39,7 @@ impl Application {
         let veeam = web::Data::new(veeam::start(&db, &settings.veeam, &shutdown).await?);
         let sandboxes = web::Data::new(daytona::start(&settings.daytona, &settings.data_dir)?);
         let vercel_state = web::Data::new(vercel::start(&settings.vercel, &settings.data_dir)?);
-        let credentials = crate::credentials::Credentials::following(&db, shutdown.clone());
+        let credentials = crate::credentials::Credentials::following(&db, engine.finished(), shutdown.clone());
         let state = web::Data::new(AppState {
             db,
             engine: engine.clone(),

@@ -3,7 +3,9 @@
 //! commit, `NOTIFY taskq_auth_changed` with
 //! - `token:<hash>` when an API token is revoked (or its row changes, or goes);
 //! - `logon:<hash>` when a logon session is deleted (logged off, or expired);
-//! - `*` when a user or a tenant changes or goes (rare: everything is forgotten).
+//! - `*` when a user or a tenant changes or goes (rare: everything is forgotten);
+//! - `task:<id>` when a task is deleted (a finished task kept in memory is forgotten; sent on
+//!   this channel too, so that it is ordered with the syncs below).
 //!
 //! A session's idle-timer write is no change of its validity and notifies nothing.
 //!
@@ -44,6 +46,13 @@ const UP: &[&str] = &[
      END $$ LANGUAGE plpgsql",
     "CREATE TRIGGER logon_sessions_notify_deleted AFTER DELETE ON logon_sessions FOR EACH ROW
      EXECUTE FUNCTION taskq_notify_logon_deleted()",
+    "CREATE OR REPLACE FUNCTION taskq_notify_task_forgotten() RETURNS trigger AS $$
+     BEGIN
+         PERFORM pg_notify('taskq_auth_changed', 'task:' || OLD.id::text);
+         RETURN NULL;
+     END $$ LANGUAGE plpgsql",
+    "CREATE TRIGGER tasks_notify_forgotten AFTER DELETE ON tasks FOR EACH ROW
+     EXECUTE FUNCTION taskq_notify_task_forgotten()",
     "CREATE OR REPLACE FUNCTION taskq_notify_auth_all() RETURNS trigger AS $$
      BEGIN
          PERFORM pg_notify('taskq_auth_changed', '*');
@@ -62,6 +71,8 @@ const DOWN: &[&str] = &[
     "DROP TRIGGER IF EXISTS tenants_notify_deleted ON tenants",
     "DROP TRIGGER IF EXISTS tenants_notify_changed ON tenants",
     "DROP TRIGGER IF EXISTS users_notify_changed ON users",
+    "DROP TRIGGER IF EXISTS tasks_notify_forgotten ON tasks",
+    "DROP FUNCTION IF EXISTS taskq_notify_task_forgotten()",
     "DROP FUNCTION IF EXISTS taskq_notify_auth_all()",
     "DROP TRIGGER IF EXISTS logon_sessions_notify_deleted ON logon_sessions",
     "DROP FUNCTION IF EXISTS taskq_notify_logon_deleted()",

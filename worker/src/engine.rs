@@ -113,12 +113,22 @@ impl Engine {
         Ok(task)
     }
 
-    /// Deletes a finished task (false: it is not finished, or gone), and says so to every
-    /// process's memory of it.
+    /// Deletes a finished task (false: it is not finished, or gone). Returns once no process
+    /// keeps it in memory: this one forgets it at once, and the others have heard of it
+    /// (`revocations::settle`; see `finished`).
     pub async fn delete_finished(&self, id: i32) -> Result<bool, DbErr> {
         let deleted = tasks::delete_finished(&self.db, id).await?;
+        self.finished.invalidate(id);
         self.events.changed(id);
+        if deleted {
+            entity::store::revocations::settle(&self.db).await?;
+        }
         Ok(deleted)
+    }
+
+    /// The finished tasks this process keeps.
+    pub fn finished(&self) -> &FinishedTasks {
+        &self.finished
     }
 
     /// The task once it has finished, or as it is when `timeout` runs out; `None` if there is

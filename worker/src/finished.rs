@@ -4,6 +4,11 @@
 //! task events (`events`: the deleting process signals it, and on PostgreSQL a trigger
 //! notifies every process at commit).
 //!
+//! A deletion returns only once every `api` process has forgotten the task: the deleting
+//! process forgets it at once, and on PostgreSQL the others hear it in order with the
+//! credential notices, whose syncs and leases make a deletion wait for them (see
+//! `entity::store::revocations`); a process without its lease reads the database (`gate`).
+//!
 //! A read that races a deletion must not put the deleted task back: every invalidation is
 //! numbered (an epoch), a reader notes the epoch before its database read, and its row is kept
 //! only if no invalidation of that task (and no `Resync`, which invalidates everything) came
@@ -22,9 +27,13 @@ pub const CAPACITY: usize = 100_000;
 /// is not kept (it might have missed one).
 const REMEMBERED: usize = 4_096;
 
+/// Whether what is kept may be used now (a process's lease; see `gate`).
+type Gate = Arc<dyn Fn() -> bool + Send + Sync>;
+
 #[derive(Clone, Default)]
 pub struct FinishedTasks {
     inner: Arc<Mutex<Inner>>,
+    gate: Arc<std::sync::OnceLock<Gate>>,
 }
 
 #[derive(Default)]
@@ -60,7 +69,16 @@ impl FinishedTasks {
         cache
     }
 
+    /// Uses what is kept only while `usable` holds (on PostgreSQL: while the process holds its
+    /// lease, so that a deletion settled elsewhere is never missed); without a gate, always.
+    pub fn gate(&self, usable: impl Fn() -> bool + Send + Sync + 'static) {
+        let _ = self.gate.set(Arc::new(usable));
+    }
+
     pub fn get(&self, id: i32) -> Option<task::Model> {
+        if self.gate.get().is_some_and(|usable| !usable()) {
+            return None;
+        }
         self.inner.lock().ok()?.tasks.get(&id).cloned()
     }
 
@@ -92,7 +110,8 @@ impl FinishedTasks {
         }
     }
 
-    fn invalidate(&self, id: i32) {
+    /// Forgets task `id` (it was deleted), at once.
+    pub fn invalidate(&self, id: i32) {
         let Ok(mut inner) = self.inner.lock() else { return };
         inner.epoch += 1;
         let epoch = inner.epoch;
@@ -105,7 +124,8 @@ impl FinishedTasks {
         }
     }
 
-    fn clear(&self) {
+    /// Forgets every task (notices may have been missed).
+    pub fn clear(&self) {
         let Ok(mut inner) = self.inner.lock() else { return };
         inner.epoch += 1;
         inner.floor = inner.epoch;

@@ -42,6 +42,8 @@ pub fn scope(state: web::Data<VeeamState>) -> impl actix_web::dev::HttpServiceFa
     web::scope("/api")
         .app_data(state)
         .wrap(from_fn(middleware::negotiate_format))
+        // First, as the path polled most: each pattern tried before it costs a match.
+        .service(resource("/tasks/{id}", vec![web::get().to(tasks::get_task), web::delete().to(tasks::delete_task)]))
         .service(resource("", vec![web::get().to(logon::get_entry_point)]))
         .service(resource("/sessionmngr", vec![web::post().to(logon::create_logon_session)]))
         .service(resource("/logonsessions", vec![web::get().to(logon::list_logon_sessions)]))
@@ -58,7 +60,6 @@ pub fn scope(state: web::Data<VeeamState>) -> impl actix_web::dev::HttpServiceFa
             vec![web::get().to(sessions::get_session), web::post().to(sessions::act_on_session)],
         ))
         .service(resource("/tasks", vec![web::get().to(tasks::list_tasks)]))
-        .service(resource("/tasks/{id}", vec![web::get().to(tasks::get_task), web::delete().to(tasks::delete_task)]))
         .service(resource("/query", vec![web::get().to(query::run_query)]))
     // No default service: a path under /api that no resource matches goes to the application's
     // (which tells a Veeam caller's from a token caller's); it calls `not_found` for Veeam's.

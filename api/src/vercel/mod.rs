@@ -65,42 +65,40 @@ pub fn configure(state: web::Data<VercelState>) -> impl FnOnce(&mut web::Service
         let resource = |path: &str| {
             web::resource(path).app_data(state.clone()).app_data(json.clone()).default_service(web::to(not_found))
         };
-        cfg.service(resource("/v1/sandboxes").route(web::post().to(v1::create)).route(web::get().to(v1::list)))
-            .service(resource("/v1/sandboxes/snapshots").route(web::get().to(v1::list_snapshots)))
+        // Under static scopes, so that the router matches a path of another face with a prefix
+        // comparison instead of trying each of these patterns (a regular expression each).
+        let v1 = web::scope("/v1/sandboxes")
+            .service(resource("").route(web::post().to(v1::create)).route(web::get().to(v1::list)))
+            .service(resource("/snapshots").route(web::get().to(v1::list_snapshots)))
             .service(
-                resource("/v1/sandboxes/snapshots/{id}")
+                resource("/snapshots/{id}")
                     .route(web::get().to(v1::get_snapshot))
                     .route(web::delete().to(v1::delete_snapshot)),
             )
-            .service(resource("/v1/sandboxes/{id}").route(web::get().to(v1::get)))
-            .service(resource("/v1/sandboxes/{id}/snapshot").route(web::post().to(v1::snapshot)))
-            .service(resource("/v1/sandboxes/{id}/stop").route(web::post().to(v1::stop)))
-            .service(resource("/v1/sandboxes/{id}/extend-timeout").route(web::post().to(v1::extend_timeout)))
-            .service(resource("/v3/sandboxes").route(web::post().to(sandboxes::create)))
+            .service(resource("/{id}").route(web::get().to(v1::get)))
+            .service(resource("/{id}/snapshot").route(web::post().to(v1::snapshot)))
+            .service(resource("/{id}/stop").route(web::post().to(v1::stop)))
+            .service(resource("/{id}/extend-timeout").route(web::post().to(v1::extend_timeout)));
+        let v2 = web::scope("/v2/sandboxes")
+            .service(resource("").route(web::post().to(sandboxes::create)).route(web::get().to(sandboxes::list)))
+            .service(resource("/sessions").route(web::get().to(sessions::list)))
+            .service(resource("/snapshots").route(web::get().to(snapshots::list)))
             .service(
-                resource("/v2/sandboxes")
-                    .route(web::post().to(sandboxes::create))
-                    .route(web::get().to(sandboxes::list)),
-            )
-            .service(resource("/v2/sandboxes/sessions").route(web::get().to(sessions::list)))
-            .service(resource("/v2/sandboxes/snapshots").route(web::get().to(snapshots::list)))
-            .service(
-                resource("/v2/sandboxes/snapshots/{id}")
+                resource("/snapshots/{id}")
                     .route(web::get().to(snapshots::get))
                     .route(web::delete().to(snapshots::delete)),
             )
-            .service(resource("/v2/sandboxes/sessions/{id}/snapshot").route(web::post().to(snapshots::create)))
-            .service(resource("/v2/sandboxes/sessions/{id}").route(web::get().to(sessions::get)))
-            .service(resource("/v2/sandboxes/sessions/{id}/stop").route(web::post().to(sessions::stop)))
+            .service(resource("/sessions/{id}/snapshot").route(web::post().to(snapshots::create)))
+            .service(resource("/sessions/{id}").route(web::get().to(sessions::get)))
+            .service(resource("/sessions/{id}/stop").route(web::post().to(sessions::stop)))
+            .service(resource("/sessions/{id}/extend-timeout").route(web::post().to(sessions::extend_timeout)))
             .service(
-                resource("/v2/sandboxes/sessions/{id}/extend-timeout").route(web::post().to(sessions::extend_timeout)),
-            )
-            .service(
-                resource("/v2/sandboxes/{name}")
+                resource("/{name}")
                     .route(web::get().to(sandboxes::get))
                     .route(web::patch().to(sandboxes::update))
                     .route(web::delete().to(sandboxes::delete)),
             );
+        cfg.service(v1).service(resource("/v3/sandboxes").route(web::post().to(sandboxes::create))).service(v2);
     }
 }
 
