@@ -1,17 +1,17 @@
 //! Credentials checked once, kept in memory: an API token's caller (`bearer`) and a logon
 //! session with its user (`veeam::auth`), so that a poll needs no database read to know who
-//! asks. Kept only on PostgreSQL, where the database tells every process at commit when a
-//! credential stops being valid (`NOTIFY taskq_auth_changed`: a token revoked, a logon session
-//! deleted, a user or tenant changed; see the migration that adds the triggers).
+//! asks. On PostgreSQL the database tells every process at commit when a credential stops
+//! being valid (`NOTIFY taskq_auth_changed`: a token revoked, a logon session deleted, a user or
+//! tenant changed; see the migration that adds the triggers). On SQLite (one `api` process, but
+//! `api token revoke` writes the file from another) the process reads the last sync number
+//! every 25 ms instead and forgets everything when it has moved.
 //!
 //! What is kept is used only while this process listens and holds its lease, renewed every
 //! second, and granted only while it has handled every revocation settled so far: a revocation
 //! returns once every process has heard of it (`entity::store::revocations`), so a revoked
 //! token or a deleted logon session is refused at once by every process. When the listener is
 //! down, everything is forgotten and every request reads the database until it listens again;
-//! a process that stalls loses its lease and reads the database until it has caught up. On
-//! SQLite (one `api` process, but `api token revoke` writes the file from another), nothing is
-//! kept.
+//! a process that stalls loses its lease and reads the database until it has caught up.
 //!
 //! A read that races an invalidation must not put the old credential back: invalidations are
 //! numbered, and a credential read from the database is kept only if none came after the read
@@ -42,7 +42,7 @@ struct Inner {
     finished: worker::finished::FinishedTasks,
     /// This process's lease (`api_processes.id`).
     id: String,
-    /// Listening: what is kept is kept coherent. Never set on SQLite.
+    /// Listening (on SQLite: reading the syncs): what is kept is kept coherent.
     listening: AtomicBool,
     /// The last sync handled: every revocation settled up to it is forgotten here.
     synced: AtomicI64,
@@ -63,8 +63,8 @@ struct Kept {
 }
 
 impl Credentials {
-    /// Credentials kept coherent by the database's notifications (PostgreSQL), until
-    /// `shutdown`; on SQLite, a cache that keeps nothing.
+    /// Credentials kept coherent by the database's notifications (PostgreSQL) or by reading
+    /// its syncs (SQLite), until `shutdown`.
     ///
     /// The finished tasks this process keeps (`finished`) are kept coherent the same way: a
     /// deleted one is forgotten when its notice comes, and they are used only within the lease.
@@ -109,12 +109,74 @@ impl Credentials {
                 _ => this.forget_all(),
             },
         });
+        let gate = credentials.clone();
+        finished.gate(move || gate.usable());
         if followed {
-            let gate = credentials.clone();
-            finished.gate(move || gate.usable());
             tokio::spawn(credentials.clone().keep_lease(db.clone(), shutdown));
+        } else {
+            tokio::spawn(credentials.clone().poll_syncs(db.clone(), shutdown));
         }
         credentials
+    }
+
+    /// On SQLite (no notifications): reads the last sync every `SQLITE_POLL`, forgets
+    /// everything kept when it has moved, and renews the lease every `LEASE / 3` and at once
+    /// after forgetting, until `shutdown`.
+    async fn poll_syncs(self, db: sea_orm::DatabaseConnection, shutdown: CancellationToken) {
+        let inner = &self.inner;
+        inner.listening.store(true, Ordering::SeqCst);
+        let mut renewed: Option<Instant> = None;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(revocations::SQLITE_POLL) => {}
+            }
+            let last = match revocations::last_sync(&db).await {
+                Ok(last) => last,
+                Err(err) => {
+                    tracing::warn!(%err, "could not read the last credential sync");
+                    continue;
+                }
+            };
+            // Read after the revocations it numbers committed; forgotten after: what is kept
+            // from now on was read after them (or is refused by the epoch).
+            let moved = last > inner.synced.load(Ordering::SeqCst);
+            if moved {
+                self.forget_all();
+                inner.synced.store(last, Ordering::SeqCst);
+            }
+            if moved || renewed.is_none_or(|at| at.elapsed() >= LEASE / 3) {
+                self.renew(&db).await;
+                renewed = Some(Instant::now());
+            }
+        }
+        self.give_up(&db).await;
+    }
+
+    /// Asks for the lease again, with the last sync handled.
+    async fn renew(&self, db: &sea_orm::DatabaseConnection) {
+        let inner = &self.inner;
+        let asked = Instant::now();
+        match revocations::hold(db, &inner.id, inner.synced.load(Ordering::SeqCst)).await {
+            Ok(true) => {
+                if let Ok(mut lease) = inner.lease_until.lock() {
+                    *lease = Some(asked + LEASE);
+                }
+            }
+            // A revocation this process has not handled yet is being settled.
+            Ok(false) => {}
+            Err(err) => tracing::warn!(%err, "could not renew the credential lease"),
+        }
+    }
+
+    /// Stops using what is kept, and releases the lease (shutting down).
+    async fn give_up(&self, db: &sea_orm::DatabaseConnection) {
+        if let Ok(mut lease) = self.inner.lease_until.lock() {
+            *lease = None;
+        }
+        if let Err(err) = revocations::release(db, &self.inner.id).await {
+            tracing::warn!(%err, "could not release the credential lease");
+        }
     }
 
     /// Renews this process's lease every `LEASE / 3`, and at once when a sync is heard (which
@@ -136,24 +198,9 @@ impl Credentials {
                 tracing::warn!(%err, "could not announce the last credential sync");
                 inner.announce.store(true, Ordering::SeqCst);
             }
-            let asked = Instant::now();
-            match revocations::hold(&db, &inner.id, inner.synced.load(Ordering::SeqCst)).await {
-                Ok(true) => {
-                    if let Ok(mut lease) = inner.lease_until.lock() {
-                        *lease = Some(asked + LEASE);
-                    }
-                }
-                // A revocation this process has not heard of yet is being settled.
-                Ok(false) => {}
-                Err(err) => tracing::warn!(%err, "could not renew the credential lease"),
-            }
+            self.renew(&db).await;
         }
-        if let Ok(mut lease) = inner.lease_until.lock() {
-            *lease = None;
-        }
-        if let Err(err) = revocations::release(&db, &inner.id).await {
-            tracing::warn!(%err, "could not release the credential lease");
-        }
+        self.give_up(&db).await;
     }
 
     /// What is kept may be used: listening, and within the lease.

@@ -1,6 +1,6 @@
-//! Credential notifications (PostgreSQL only), so that every `api` process can keep the
-//! credentials it has checked in memory and forget one as soon as it stops being valid: at
-//! commit, `NOTIFY taskq_auth_changed` with
+//! Credential notifications (PostgreSQL; SQLite gets the two tables below only), so that every
+//! `api` process can keep the credentials it has checked in memory and forget one as soon as it
+//! stops being valid: at commit, `NOTIFY taskq_auth_changed` with
 //! - `token:<hash>` when an API token is revoked (or its row changes, or goes);
 //! - `logon:<hash>` when a logon session is deleted (logged off, or expired);
 //! - `*` when a user or a tenant changes or goes (rare: everything is forgotten);
@@ -82,21 +82,28 @@ const DOWN: &[&str] = &[
     "DROP TABLE IF EXISTS auth_sync",
 ];
 
+/// SQLite has no notifications: its processes read `auth_sync` (see `revocations`), and a lease
+/// ends at a time in milliseconds since the epoch.
+const UP_SQLITE: &[&str] = &[
+    "CREATE TABLE auth_sync (n INTEGER NOT NULL)",
+    "INSERT INTO auth_sync (n) VALUES (0)",
+    "CREATE TABLE api_processes (id TEXT PRIMARY KEY, synced INTEGER NOT NULL, expires_at INTEGER NOT NULL)",
+];
+
+const DOWN_SQLITE: &[&str] = &["DROP TABLE IF EXISTS api_processes", "DROP TABLE IF EXISTS auth_sync"];
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        run(m, UP).await
+        run(m, if m.get_database_backend() == DbBackend::Postgres { UP } else { UP_SQLITE }).await
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        run(m, DOWN).await
+        run(m, if m.get_database_backend() == DbBackend::Postgres { DOWN } else { DOWN_SQLITE }).await
     }
 }
 
 async fn run(m: &SchemaManager<'_>, statements: &[&str]) -> Result<(), DbErr> {
-    if m.get_database_backend() != DbBackend::Postgres {
-        return Ok(());
-    }
     for statement in statements {
         m.get_connection().execute_unprepared(statement).await?;
     }

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 use tests::http::{JSON, request};
-use tests::{Mode, Options, Session, TestApp, wait_until};
+use tests::{Mode, Options, Session, TestApp, in_both_modes, wait_until};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -73,7 +73,7 @@ async fn two_api_processes_never_answer_an_older_state_and_forget_a_deleted_task
         let headers = vec![("X-RestSvcSessionId".to_owned(), a.token.clone()), ("Accept".to_owned(), JSON.to_owned())];
         (format!("{base}/api/tasks/{id}"), headers)
     };
-    gone_at_once_on_both(vec![polled(&app.base), polled(&other_base)], 404, async {
+    gone_at_once_everywhere(vec![polled(&app.base), polled(&other_base)], 404, async {
         assert_eq!(b.call("DELETE", &format!("/api/tasks/{id}"), "").await.status, 204);
     })
     .await;
@@ -81,56 +81,61 @@ async fn two_api_processes_never_answer_an_older_state_and_forget_a_deleted_task
 
 /// Credentials kept in memory stop working at once on every `api` process when they stop
 /// being valid: a token revoked in the database (as `api token revoke` does, from another
-/// process), a logon session logged off on one instance. Both instances are polled without
-/// pause, before, during and after: every request sent after the revocation returned is a 401,
-/// on both. (A revocation returns once every process has heard of it; without that, the
-/// instance that did not revoke answers 200 until the database's notification reaches it.)
-#[actix_web::test]
-async fn a_revoked_token_and_a_deleted_logon_session_stop_working_at_once_on_every_api_process() {
-    let app = TestApp::in_mode(Mode::Distributed, Options::default()).await;
-    let other_base = app.another_api().await;
+/// process), a logon session logged off. The instances (two in distributed mode, the one in
+/// embedded mode) are polled without pause, before, during and after: every request sent after
+/// the revocation returned is a 401. (A revocation returns once every process has heard of it;
+/// without that, an instance answers 200 until the notification, or its read of the last sync,
+/// reaches it.)
+async fn a_revoked_token_and_a_deleted_logon_session_stop_working_at_once_on_every_api_process(mode: Mode) {
+    let app = TestApp::in_mode(mode, Options::default()).await;
+    let mut bases = vec![app.base.clone()];
+    if let Mode::Distributed = mode {
+        bases.push(app.another_api().await);
+    }
     let here = tests::daytona::Daytona::for_tenant(&app.base, &app.db, "acme").await;
     let kept = tests::daytona::Daytona::for_tenant(&app.base, &app.db, "acme").await;
     let bearer = format!("Bearer {}", here.token);
-    let polled = |base: &str| (format!("{base}/api/sandbox"), vec![("Authorization".to_owned(), bearer.clone())]);
+    let polled = |base: &String| (format!("{base}/api/sandbox"), vec![("Authorization".to_owned(), bearer.clone())]);
     let hash = api::passwords::token_hash(&here.token);
     let (row, _) = entity::store::tenants::authenticate(&app.db, &hash).await.expect("db").expect("live");
-    // Both answer from memory: each holds its lease.
-    wait_until("both instances hold a lease", T, || async {
-        use sea_orm::{ConnectionTrait, DbBackend, Statement};
-        let sql = "SELECT count(*) AS n FROM api_processes WHERE expires_at > now()";
-        let row = app.db.query_one_raw(Statement::from_string(DbBackend::Postgres, sql)).await.expect("db");
-        row.expect("row").try_get::<i64>("", "n").expect("n") == 2
-    })
-    .await;
-    gone_at_once_on_both(vec![polled(&app.base), polled(&other_base)], 401, async {
+    // Every instance answers from memory: each holds its lease.
+    wait_until("every instance holds a lease", T, || async { leases(&app).await == bases.len() as i64 }).await;
+    gone_at_once_everywhere(bases.iter().map(polled).collect(), 401, async {
         assert!(entity::store::tenants::revoke_token(&app.db, row.id).await.expect("db"));
     })
     .await;
     // Another token of the tenant is untouched.
-    let kept_there = tests::daytona::Daytona { base: other_base.clone(), token: kept.token.clone() };
-    assert_eq!(kept.call("GET", "/api/sandbox", None).await.status, 200);
-    assert_eq!(kept_there.call("GET", "/api/sandbox", None).await.status, 200);
+    for base in &bases {
+        let kept = tests::daytona::Daytona { base: base.clone(), token: kept.token.clone() };
+        assert_eq!(kept.call("GET", "/api/sandbox", None).await.status, 200);
+    }
 
-    // A logon session used on both instances, logged off on one.
+    // A logon session used on every instance, logged off on the last.
     let a = app.logon().await;
-    let b = a.on(&other_base);
-    let polled = |base: &str| {
+    let b = a.on(bases.last().expect("an instance"));
+    let polled = |base: &String| {
         let headers = vec![("X-RestSvcSessionId".to_owned(), a.token.clone()), ("Accept".to_owned(), JSON.to_owned())];
         (format!("{base}/api/tasks"), headers)
     };
     let id = tests::xml::text(&a.logon.body, "SessionId").expect("id");
-    gone_at_once_on_both(vec![polled(&app.base), polled(&other_base)], 401, async {
+    gone_at_once_everywhere(bases.iter().map(polled).collect(), 401, async {
         assert_eq!(b.call("DELETE", &format!("/api/logonSessions/{id}"), "").await.status, 204);
     })
     .await;
+}
+
+/// The leases held now.
+async fn leases(app: &TestApp) -> i64 {
+    // Every lease is behind a sync not taken yet.
+    let last = entity::store::revocations::last_sync(&app.db).await.expect("db");
+    entity::store::revocations::behind(&app.db, last + 1).await.expect("db")
 }
 
 /// Polls each of `polled` (a URL and its headers) without pause from two clients each, until
 /// `revoke` has returned and each client has sent 20 more requests: every request sent before
 /// the revocation began is a 200, and every one sent after it returned a `gone`. The
 /// revocation begins once every client has had a 200.
-async fn gone_at_once_on_both(
+async fn gone_at_once_everywhere(
     polled: Vec<(String, Vec<(String, String)>)>,
     gone: u16,
     revoke: impl Future<Output = ()>,
@@ -179,31 +184,29 @@ async fn gone_at_once_on_both(
 /// database's notifications) delays the revocation until its lease has lapsed, and is refused
 /// a new lease until it has heard it: it can never answer from memory after the revocation
 /// returned.
-#[actix_web::test]
-async fn a_revocation_outwaits_the_lease_of_a_process_that_does_not_hear_it() {
+async fn a_revocation_outwaits_the_lease_of_a_process_that_does_not_hear_it(mode: Mode) {
     use entity::store::revocations;
-    use sea_orm::{ConnectionTrait, DbBackend, Statement};
-    let app = TestApp::in_mode(Mode::Distributed, Options::default()).await;
-    let one = |sql: &'static str| {
-        let db = app.db.clone();
-        async move {
-            let row = db.query_one_raw(Statement::from_string(DbBackend::Postgres, sql)).await.expect("db");
-            row.expect("row").try_get::<i64>("", "v").expect("v")
-        }
-    };
-    let synced = one("SELECT n AS v FROM auth_sync").await;
+    let app = TestApp::in_mode(mode, Options::default()).await;
+    let synced = revocations::last_sync(&app.db).await.expect("db");
     assert!(revocations::hold(&app.db, "stalled", synced).await.expect("db"), "a lease for a process up to date");
     let client = tests::daytona::Daytona::for_tenant(&app.base, &app.db, "acme").await;
     assert_eq!(client.call("GET", "/api/sandbox", None).await.status, 200);
     let hash = api::passwords::token_hash(&client.token);
     let (row, _) = entity::store::tenants::authenticate(&app.db, &hash).await.expect("db").expect("live");
     assert!(entity::store::tenants::revoke_token(&app.db, row.id).await.expect("revoked, and settled"));
-    let lapsed =
-        one("SELECT (expires_at <= clock_timestamp())::int::int8 AS v FROM api_processes WHERE id = 'stalled'").await;
-    assert_eq!(lapsed, 1, "the revocation returned only once the stalled process's lease had lapsed");
+    let now = revocations::last_sync(&app.db).await.expect("db");
+    assert!(now > synced);
+    assert_eq!(
+        revocations::behind(&app.db, now).await.expect("db"),
+        0,
+        "it returned once the stalled lease had lapsed"
+    );
     assert!(!revocations::hold(&app.db, "stalled", synced).await.expect("db"), "no lease before it has heard");
     assert_eq!(client.call("GET", "/api/sandbox", None).await.status, 401);
-    let now = one("SELECT n AS v FROM auth_sync").await;
-    assert!(now > synced);
     assert!(revocations::hold(&app.db, "stalled", now).await.expect("db"), "a lease again once it has heard");
 }
+
+in_both_modes!(
+    a_revoked_token_and_a_deleted_logon_session_stop_working_at_once_on_every_api_process,
+    a_revocation_outwaits_the_lease_of_a_process_that_does_not_hear_it,
+);
