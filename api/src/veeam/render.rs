@@ -8,7 +8,7 @@ use actix_web::http::StatusCode;
 
 pub fn render(format: Format, status: StatusCode, view: &impl Representation) -> HttpResponse {
     let body = match format {
-        Format::Json => view.json().to_string(),
+        Format::Json => view.json_text(),
         Format::Xml => {
             let mut x = Xml::document();
             view.xml(&mut x);

@@ -10,6 +10,10 @@ use serde_json::{Value, json};
 pub trait Representation {
     fn json(&self) -> Value;
     fn xml(&self, x: &mut Xml);
+    /// The JSON as text (a view on a hot path writes it without building a `Value`).
+    fn json_text(&self) -> String {
+        self.json().to_string()
+    }
 }
 
 /// Absolute URLs under the public base (`http://host:port`).
@@ -39,11 +43,14 @@ pub fn timestamp(at: &DateTime<Utc>) -> String {
     format!("{}Z", text.trim_end_matches('0').trim_end_matches('.'))
 }
 
-#[derive(Clone)]
+/// A link; in JSON `{"Rel", "Href", "Name", "Type"}`.
+#[derive(Clone, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct Link {
     pub rel: &'static str,
     pub href: String,
     pub name: Option<String>,
+    #[serde(rename = "Type")]
     pub kind: Option<&'static str>,
 }
 
@@ -58,7 +65,7 @@ impl Link {
 }
 
 pub fn links_json(links: &[Link]) -> Value {
-    Value::Array(links.iter().map(|l| json!({"Rel": l.rel, "Href": l.href, "Name": l.name, "Type": l.kind})).collect())
+    serde_json::to_value(links).unwrap_or_default()
 }
 
 pub fn links_xml(x: &mut Xml, links: &[Link]) {
@@ -180,15 +187,54 @@ impl TaskView {
     }
 }
 
+/// A task in JSON, written straight from the view (the most polled answer).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct TaskJson<'a> {
+    task_id: &'a str,
+    state: &'a str,
+    operation: &'a str,
+    result: Option<TaskResultJson<'a>>,
+    links: &'a [Link],
+    href: &'a str,
+    #[serde(rename = "Type")]
+    kind: &'static str,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct TaskResultJson<'a> {
+    message: Option<&'a str>,
+    success: bool,
+    credentials_needed: bool,
+    confirmation_needed: bool,
+}
+
+impl TaskView {
+    fn wire(&self) -> TaskJson<'_> {
+        TaskJson {
+            task_id: &self.task_id,
+            state: self.state,
+            operation: &self.operation,
+            result: self.result.as_ref().map(|(success, message)| TaskResultJson {
+                message: message.as_deref(),
+                success: *success,
+                credentials_needed: false,
+                confirmation_needed: false,
+            }),
+            links: &self.links,
+            href: &self.href,
+            kind: "Task",
+        }
+    }
+}
+
 impl Representation for TaskView {
     fn json(&self) -> Value {
-        let result = self.result.as_ref().map(|(success, message)| {
-            json!({"Message": message, "Success": success, "CredentialsNeeded": false, "ConfirmationNeeded": false})
-        });
-        json!({
-            "TaskId": self.task_id, "State": self.state, "Operation": self.operation, "Result": result,
-            "Links": links_json(&self.links), "Href": self.href, "Type": "Task",
-        })
+        serde_json::to_value(self.wire()).unwrap_or_default()
+    }
+    fn json_text(&self) -> String {
+        serde_json::to_string(&self.wire()).unwrap_or_default()
     }
     fn xml(&self, x: &mut Xml) {
         x.element("Task", &[("Type", Some("Task")), ("Href", Some(&self.href))], |x| {
@@ -504,5 +550,36 @@ impl Representation for EnterpriseManagerView<'_> {
                 }
             });
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A task's JSON is written straight from the view: the same bytes as Veeam's field order
+    /// built as a `Value`, finished or not.
+    #[test]
+    fn a_tasks_json_text_is_its_json_in_veeams_field_order() {
+        for result in [None, Some((true, None)), Some((false, Some("no such \"session\"".to_owned())))] {
+            let view = TaskView {
+                task_id: "task-7".into(),
+                state: if result.is_some() { "Finished" } else { "Running" },
+                operation: "StopJobSession".into(),
+                result: result.clone(),
+                links: vec![Link::new("Delete", Some("Task"), "http://h/api/tasks/task-7".into()).named("n")],
+                href: "http://h/api/tasks/task-7".into(),
+            };
+            let expected = json!({
+                "TaskId": "task-7", "State": view.state, "Operation": "StopJobSession",
+                "Result": result.as_ref().map(|(success, message)| json!({
+                    "Message": message, "Success": success, "CredentialsNeeded": false, "ConfirmationNeeded": false,
+                })),
+                "Links": [{"Rel": "Delete", "Href": "http://h/api/tasks/task-7", "Name": "n", "Type": "Task"}],
+                "Href": "http://h/api/tasks/task-7", "Type": "Task",
+            });
+            assert_eq!(view.json_text(), expected.to_string());
+            assert_eq!(view.json(), expected);
+        }
     }
 }
