@@ -22,6 +22,7 @@ mod m20261206_000016_snapshots;
 mod m20261206_000017_snapshot_expiry;
 mod m20261206_000018_task_deletion_events;
 mod m20261206_000019_auth_events;
+mod m20261206_000020_task_counts;
 
 pub struct Migrator;
 
@@ -49,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000017_snapshot_expiry::Migration),
             Box::new(m20261206_000018_task_deletion_events::Migration),
             Box::new(m20261206_000019_auth_events::Migration),
+            Box::new(m20261206_000020_task_counts::Migration),
         ]
     }
 }

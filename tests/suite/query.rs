@@ -196,7 +196,65 @@ async fn every_field_filters_in_the_database_as_the_representation_shows_it(mode
     assert_eq!(tasks[0]["TaskId"], "task-1");
 }
 
+/// The unfiltered task query's `PagesCount` (one task a page) is every task of the user, from
+/// the counts the database keeps rather than a scan: right after starts submitted all at once,
+/// after deletes racing more starts, and never another user's; a filtered query still counts
+/// its matches.
+async fn the_task_querys_page_count_is_every_task_of_the_user_exactly(mode: Mode) {
+    use futures_util::future::join_all;
+    let app = TestApp::in_mode(mode, Options::default()).await;
+    let session = app.logon().await;
+    let quick = app.job_id("Quick").await;
+    let user = entity::store::users::find_by_name(&app.db, tests::ADMIN.0).await.expect("db").expect("admin").id;
+    let stored = || async { entity::store::tasks::list_for_user(&app.db, user).await.expect("db").len() as u64 };
+    let pages = |filter: &str| {
+        let path = format!("/api/query?type=Task&pageSize=1{filter}");
+        let session = &session;
+        async move { session.get_json(&path).await["PagingInfo"]["PagesCount"].as_u64().expect("PagesCount") }
+    };
+    let start_path = format!("/api/jobs/{quick}?action=start");
+    let start = || session.act(&start_path);
+    let started: Vec<_> = join_all((0..12).map(|_| start())).await;
+    assert_eq!(pages("").await, stored().await);
+    assert_eq!(stored().await, 12);
+
+    let ids: Vec<String> = started.iter().map(|t| t["TaskId"].as_str().expect("TaskId").to_owned()).collect();
+    for id in &ids {
+        session.wait_finished(id, Duration::from_secs(20)).await;
+    }
+    let paths: Vec<String> = ids.iter().take(6).map(|id| format!("/api/tasks/{id}")).collect();
+    let deletes = join_all(paths.iter().map(|path| session.call("DELETE", path, "")));
+    let (deleted, more) = futures_util::join!(deletes, join_all((0..5).map(|_| start())));
+    assert!(deleted.iter().all(|r| r.status == 204));
+    assert_eq!(more.len(), 5);
+    assert_eq!(stored().await, 11);
+    assert_eq!(pages("").await, 11);
+    assert_eq!(
+        entity::store::tasks::count_of_user(&app.db, user).await.expect("db"),
+        11,
+        "the kept count, as the stored rows"
+    );
+
+    // Another user's count is their own; a filter counts its matches.
+    api::passwords::add_user(&app.db, entity::tenant::DEFAULT, "eve", "eve-pw", api::veeam::Role::PortalAdministrator)
+        .await
+        .expect("user");
+    let eve = Session::logon(&app.base, "eve", "eve-pw").await;
+    assert_eq!(eve.get_json("/api/query?type=Task&pageSize=1").await["PagingInfo"]["PagesCount"], 1, "none: one page");
+    for id in &ids[6..] {
+        assert_eq!(session.task(id).await["State"], "Finished");
+    }
+    let finished = entity::store::tasks::list_for_user(&app.db, user)
+        .await
+        .expect("db")
+        .iter()
+        .filter(|t| t.state == entity::TaskState::Finished)
+        .count() as u64;
+    assert_eq!(pages(&format!("&filter={}", enc("State==Finished"))).await, finished.max(1));
+}
+
 in_both_modes!(
+    the_task_querys_page_count_is_every_task_of_the_user_exactly,
     every_field_filters_in_the_database_as_the_representation_shows_it,
     filters_combine_and_or_groups_quoted_values_and_times_as_real_clients_send_them,
     results_are_sorted_and_paged_with_paging_links,

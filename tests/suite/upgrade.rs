@@ -51,6 +51,11 @@ async fn upgraded(base: &str, mut workload: std::process::Child) {
     assert!(live_members(pid).is_empty(), "left: {:?}", live_members(pid));
     let stopped = session.session(id).await;
     assert_eq!((stopped["State"].as_str(), stopped["Result"].as_str()), (Some("Stopped"), Some("Failed")));
+    // The task query's page count: the tasks the upgrade counted, and the stop since.
+    let listed = session.get_json("/api/tasks").await["Tasks"].as_array().expect("tasks").len();
+    assert_eq!(listed, 2, "the previous release's task and the stop");
+    let pages = session.get_json("/api/query?type=Task&pageSize=1").await;
+    assert_eq!(pages["PagingInfo"]["PagesCount"], 2, "{pages}");
 }
 
 #[actix_web::test]

@@ -61,6 +61,20 @@ pub async fn get(db: &impl ConnectionTrait, id: i32) -> Result<Option<task::Mode
     task::Entity::find_by_id(id).one(db).await
 }
 
+/// How many tasks user `user_id` has, from the counts the triggers keep (`task_counts`, see
+/// the migration that adds it): no scan of the tasks, however many.
+pub async fn count_of_user(db: &impl ConnectionTrait, user_id: i32) -> Result<u64, DbErr> {
+    let backend = db.get_database_backend();
+    let sql = if backend == sea_orm::DbBackend::Postgres {
+        "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) AS n FROM task_counts WHERE user_id = $1"
+    } else {
+        "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) AS n FROM task_counts WHERE user_id = ?"
+    };
+    let row = db.query_one_raw(sea_orm::Statement::from_sql_and_values(backend, sql, [user_id.into()])).await?;
+    let n: i64 = row.map(|row| row.try_get("", "n")).transpose()?.unwrap_or(0);
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
 pub async fn list_for_user(db: &impl ConnectionTrait, user_id: i32) -> Result<Vec<task::Model>, DbErr> {
     task::Entity::find().filter(Column::UserId.eq(user_id)).order_by_asc(Column::Id).all(db).await
 }

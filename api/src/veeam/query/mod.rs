@@ -1,7 +1,8 @@
 //! `GET /api/query?type=BackupJobSession|Task`: filter, sort, page, references or entities.
 //!
 //! The filter (grammar in `filter`) and the sort run in the database (`sql`), which counts the
-//! matches for `PagesCount` and returns only the requested page.
+//! matches for `PagesCount` and returns only the requested page. A user's tasks without a
+//! filter are not counted but read from the counts the database keeps (`tasks::count_of_user`).
 
 mod filter;
 mod sql;
@@ -136,8 +137,15 @@ fn page(params: &Params) -> Result<Page, VeeamError> {
     Ok(Page { num: number("page", 1)?, size: number("pageSize", DEFAULT_PAGE_SIZE)? })
 }
 
+/// The request's filter, if it has one.
+fn filter_text(params: &Params) -> Option<&str> {
+    params.get("filter").filter(|f| !f.trim().is_empty())
+}
+
 /// Filters, sorts and pages `base` in the database as the parameters say: the page's rows and
-/// the number of pages. Rows that sort equal keep `tie_break` order.
+/// the number of pages. Rows that sort equal keep `tie_break` order. `unfiltered_total` is how
+/// many rows `base` holds, when known without counting them (used when there is no filter).
+#[allow(clippy::too_many_arguments)]
 async fn select<E: EntityTrait>(
     db: &DatabaseConnection,
     base: Select<E>,
@@ -146,15 +154,18 @@ async fn select<E: EntityTrait>(
     params: &Params,
     page: &Page,
     tie_break: &[E::Column],
+    unfiltered_total: Option<u64>,
 ) -> Result<(Vec<E::Model>, usize), VeeamError>
 where
     E::Model: Send + Sync,
 {
     let sql = Sql { backend: db.get_database_backend() };
     let mut query = base;
-    if let Some(text) = params.get("filter").filter(|f| !f.trim().is_empty()) {
+    let mut known_total = unfiltered_total;
+    if let Some(text) = filter_text(params) {
         let filter = filter::parse(text, schema).map_err(VeeamError::BadRequest)?;
         query = query.filter(sql.condition(&filter, &source));
+        known_total = None;
     }
     let sort = match (params.get("sortAsc"), params.get("sortDesc")) {
         (Some(_), Some(_)) => {
@@ -164,7 +175,11 @@ where
         (None, Some(field)) => Some((schema.field(field).map_err(VeeamError::BadRequest)?, true)),
         (None, None) => None,
     };
-    let total = usize::try_from(query.clone().count(db).await?).unwrap_or(usize::MAX);
+    let total = match known_total {
+        Some(total) => total,
+        None => query.clone().count(db).await?,
+    };
+    let total = usize::try_from(total).unwrap_or(usize::MAX);
     let pages = total.div_ceil(page.size).max(1);
     let skip = (page.num - 1).saturating_mul(page.size);
     if skip >= total {
@@ -301,6 +316,7 @@ pub async fn run_query(
             &params,
             &page,
             &[workload::Column::CreatedAt, workload::Column::Id],
+            None,
         )
         .await?;
         let body = if params.wants_entities() {
@@ -318,6 +334,11 @@ pub async fn run_query(
             &params,
             &page,
             &[task::Column::Id],
+            // Every task of the user is counted by the database's triggers.
+            match filter_text(&params) {
+                None => Some(entity::store::tasks::count_of_user(&state.db, caller.user.id).await?),
+                Some(_) => None,
+            },
         )
         .await?;
         (Body::Tasks(rows), pages)
