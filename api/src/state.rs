@@ -16,6 +16,6 @@ pub struct AppState {
     pub trusted_proxies: TrustedProxies,
     /// Each tenant's token user (see `bearer`), once read: it is made once and never changes.
     pub token_users: Mutex<HashMap<i32, i32>>,
-    /// Credentials checked once and kept while they stay valid (PostgreSQL only).
+    /// Credentials checked once and kept while they stay valid (see `credentials`).
     pub credentials: crate::credentials::Credentials,
 }

@@ -1,4 +1,4 @@
-//! Revocations that every `api` process has heard of before they return (PostgreSQL only).
+//! Revocations that every `api` process has heard of before they return.
 //!
 //! Each `api` process keeps the credentials it has checked in memory (`api::credentials`) and
 //! forgets one when the database notifies, at commit, that it changed (`NOTIFY
@@ -16,6 +16,9 @@
 //!   being settled, the processes that have not heard of it cannot renew.
 //! - `settle` returns when every process with a lease has handled `sync:n`, or lost its lease.
 //!   That takes one notification round trip, and at most `LEASE` when a process is stuck.
+//!   Whether a lease has lapsed is judged by the database's clock (SQLite: the machine's),
+//!   while the process stops using it by its own monotonic clock, counted from before it
+//!   asked: a database clock stepped forward by more than a lease could end a wait early.
 //!
 //! So once a revocation returns, no process accepts what it revoked.
 //!
