@@ -76,7 +76,7 @@ impl Credentials {
         let inner = Inner { id: uuid::Uuid::new_v4().to_string(), finished: finished.clone(), ..Default::default() };
         let credentials = Self { inner: Arc::new(inner) };
         let this = credentials.clone();
-        let followed = worker::events::follow(db, CHANNEL, shutdown.clone(), move |notice| match notice {
+        let followed = worker::events::follow(db, &[CHANNEL], shutdown.clone(), move |notice| match notice {
             Notice::Listening => {
                 this.forget_all();
                 this.inner.listening.store(true, Ordering::SeqCst);
@@ -90,7 +90,7 @@ impl Credentials {
                 }
                 this.forget_all();
             }
-            Notice::Payload(payload) => match payload.split_once(':') {
+            Notice::Payload { payload, .. } => match payload.split_once(':') {
                 Some(("task", id)) => match id.parse() {
                     Ok(id) => this.inner.finished.invalidate(id),
                     Err(_) => this.inner.finished.clear(),

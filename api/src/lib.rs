@@ -18,3 +18,4 @@ pub mod state;
 pub mod tasks;
 pub mod veeam;
 pub mod vercel;
+pub mod views;

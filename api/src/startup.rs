@@ -40,6 +40,7 @@ impl Application {
         let sandboxes = web::Data::new(daytona::start(&settings.daytona, &settings.data_dir)?);
         let vercel_state = web::Data::new(vercel::start(&settings.vercel, &settings.data_dir)?);
         let credentials = crate::credentials::Credentials::following(&db, engine.finished(), shutdown.clone());
+        let views = crate::views::Views::following(&db, shutdown.clone());
         let state = web::Data::new(AppState {
             db,
             engine: engine.clone(),
@@ -47,6 +48,7 @@ impl Application {
             trusted_proxies: TrustedProxies::parse(&settings.trusted_proxies)?,
             token_users: Default::default(),
             credentials,
+            views,
         });
 
         let listener = TcpListener::bind((settings.host.as_str(), settings.port))

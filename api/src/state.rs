@@ -18,4 +18,6 @@ pub struct AppState {
     pub token_users: Mutex<HashMap<i32, i32>>,
     /// Credentials checked once and kept while they stay valid (see `credentials`).
     pub credentials: crate::credentials::Credentials,
+    /// Sandbox and session views kept while they stay current (see `views`).
+    pub views: crate::views::Views,
 }

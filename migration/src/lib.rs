@@ -23,6 +23,7 @@ mod m20261206_000017_snapshot_expiry;
 mod m20261206_000018_task_deletion_events;
 mod m20261206_000019_auth_events;
 mod m20261206_000020_task_counts;
+mod m20261206_000021_view_changes;
 
 pub struct Migrator;
 
@@ -51,6 +52,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000018_task_deletion_events::Migration),
             Box::new(m20261206_000019_auth_events::Migration),
             Box::new(m20261206_000020_task_counts::Migration),
+            Box::new(m20261206_000021_view_changes::Migration),
         ]
     }
 }

@@ -212,3 +212,156 @@ in_both_modes!(
     a_revoked_token_and_a_deleted_logon_session_stop_working_at_once_on_every_api_process,
     a_revocation_outwaits_the_lease_of_a_process_that_does_not_hear_it,
 );
+
+/// A view kept in memory (a sandbox's, a session's) is never answered once a change of its spec
+/// has committed, however soon after: here the change is committed by another connection (on
+/// PostgreSQL, as another process would) and the view asked for right after, a hundred times.
+/// (The process hears of changes by notification, which may come later than a client that saw
+/// the change elsewhere: what it answers from memory waits for a barrier first. On SQLite it
+/// reads the versions the triggers bump.)
+#[actix_web::test]
+async fn a_kept_view_is_never_answered_after_a_change_of_its_spec_has_committed() {
+    use entity::store::specs::{self, NewSpec};
+    use sea_orm::ConnectionTrait;
+    for (db, url) in tests::migrated_databases().await {
+        let writer = match &url {
+            Some(url) => sea_orm::Database::connect(url).await.expect("postgres"),
+            None => db.clone(),
+        };
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let views = api::views::Views::following(&db, shutdown.clone());
+        let new = NewSpec {
+            name: "kept".into(),
+            command: vec!["true".into()],
+            working_dir: "/".into(),
+            meta: serde_json::json!({}),
+            limits: Default::default(),
+            env: Default::default(),
+            disk_bytes: None,
+        };
+        let spec = specs::create(&writer, entity::tenant::DEFAULT, &new).await.expect("spec");
+        // Once it listens (PostgreSQL), what is offered is answered.
+        wait_until("the views to follow changes", T, || async {
+            views.offer(&spec.id, 0_u32, views.epoch());
+            views.fresh::<u32>(&spec.id).await.is_some()
+        })
+        .await;
+        let change = format!("UPDATE workload_specs SET updated_at = CURRENT_TIMESTAMP WHERE id = '{}'", spec.id);
+        for round in 1..=100_u32 {
+            views.offer(&spec.id, round, views.epoch());
+            assert_eq!(views.fresh::<u32>(&spec.id).await.as_deref(), Some(&round), "unchanged: answered from memory");
+            writer.execute_unprepared(&change).await.expect("change");
+            assert!(views.fresh::<u32>(&spec.id).await.is_none(), "round {round}: answered after its spec changed");
+        }
+        shutdown.cancel();
+        if let Some(url) = url {
+            drop((db, writer));
+            tests::drop_pg_database(&url).await;
+        }
+    }
+}
+
+/// The order a sandbox's states come in while it is stopped, then started: a poll may only
+/// ever move forward.
+fn sandbox_rank(state: &str, starting_again: bool) -> u8 {
+    match (state, starting_again) {
+        ("started", false) => 0,
+        ("stopping", false) => 1,
+        ("stopped", _) => 2,
+        ("starting", true) => 3,
+        ("started", true) => 4,
+        (other, _) => panic!("unexpected state {other}"),
+    }
+}
+
+/// Two `api` processes answer a sandbox's and a session's polls from memory, and neither ever
+/// answers a state older than one either has answered: polled alternately, from before a stop
+/// to after the next start. Another tenant's sandbox stays a 404 on both, however often it was
+/// read.
+#[actix_web::test]
+async fn two_api_processes_never_answer_an_older_sandbox_or_session_state() {
+    let app = TestApp::in_mode(Mode::Distributed, Options::default()).await;
+    let other_base = app.another_api().await;
+    let a = tests::daytona::Daytona::for_tenant(&app.base, &app.db, "acme").await;
+    let b = tests::daytona::Daytona { base: other_base.clone(), token: a.token.clone() };
+    let id = a.ok("POST", "/api/sandbox", Some(&serde_json::json!({"name": "polled"}))).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let path = format!("/api/sandbox/{id}");
+    for client in [&a, &b] {
+        assert_eq!(client.ok("GET", &path, None).await["state"], "started");
+    }
+    let mut seen = 0;
+    let poll_until = async |to: &str, starting_again: bool, seen: &mut u8| {
+        for polls in 0..4_000 {
+            let client = if polls % 2 == 0 { &a } else { &b };
+            let state = client.ok("GET", &path, None).await["state"].as_str().expect("state").to_owned();
+            let rank = sandbox_rank(&state, starting_again);
+            assert!(rank >= *seen, "poll {polls} went back to {state}");
+            *seen = rank;
+            if state == to {
+                return;
+            }
+        }
+        panic!("not {to}");
+    };
+    b.ok("POST", &format!("{path}/stop"), None).await;
+    poll_until("stopped", false, &mut seen).await;
+    a.ok("POST", &format!("{path}/start"), None).await;
+    poll_until("started", true, &mut seen).await;
+
+    let eve = tests::daytona::Daytona::for_tenant(&app.base, &app.db, "eve").await;
+    for base in [&app.base, &other_base] {
+        let eve = tests::daytona::Daytona { base: base.clone(), token: eve.token.clone() };
+        assert_eq!(eve.call("GET", &path, None).await.status, 404, "another tenant's sandbox");
+    }
+
+    // A Vercel session: running on both, then stopped on one; once the stop has answered, never
+    // running again on either.
+    let team = tests::vercel::Vercel::for_team(&app.base, &app.db, "acme").await;
+    let body = serde_json::json!({"projectId": "p", "name": "polled-session", "persistent": false, "ports": []});
+    let session = team.ok("POST", "/v3/sandboxes", Some(&body)).await["session"]["id"].as_str().expect("id").to_owned();
+    let path = format!("/v2/sandboxes/sessions/{session}");
+    let other = tests::vercel::Vercel { base: other_base.clone(), token: team.token.clone(), team: team.team.clone() };
+    for client in [&team, &other] {
+        for _ in 0..3 {
+            assert_eq!(client.ok("GET", &path, None).await["session"]["status"], "running");
+        }
+    }
+    other.ok("POST", &format!("{path}/stop"), None).await;
+    for client in [&team, &other, &team, &other] {
+        let status = client.ok("GET", &path, None).await["session"]["status"].as_str().expect("status").to_owned();
+        assert_eq!(status, "stopped", "answered once stopped, so stopped everywhere after");
+    }
+}
+
+/// A sandbox's kept view lasts only until a task scheduled for it comes due (its state changes
+/// then, with no write): here its auto-stop comes due while the relay, which would publish it,
+/// is not looking.
+async fn a_kept_sandbox_view_ends_when_a_scheduled_task_comes_due(mode: Mode) {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+    let app = TestApp::in_mode(mode, Options { relay_interval_ms: 120_000, ..Options::default() }).await;
+    let acme = tests::daytona::Daytona::for_tenant(&app.base, &app.db, "acme").await;
+    let id = acme.ok("POST", "/api/sandbox", Some(&serde_json::json!({"name": "due"}))).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let scheduled = entity::store::tasks::scheduled_for(&app.db, &id).await.expect("db");
+    assert_eq!(scheduled.len(), 1, "the auto-stop");
+    let due = chrono::Utc::now() + chrono::TimeDelta::seconds(2);
+    entity::task::Entity::update_many()
+        .col_expr(entity::task::Column::NotBefore, Expr::value(due))
+        .filter(entity::task::Column::Id.eq(scheduled[0].id))
+        .exec(&app.db)
+        .await
+        .expect("db");
+    let path = format!("/api/sandbox/{id}");
+    for _ in 0..3 {
+        assert_eq!(acme.ok("GET", &path, None).await["state"], "started", "not due yet");
+    }
+    tokio::time::sleep((due - chrono::Utc::now()).to_std().unwrap_or_default() + Duration::from_millis(100)).await;
+    assert_eq!(acme.ok("GET", &path, None).await["state"], "stopping", "due: its stop is pending");
+}
+
+in_both_modes!(a_kept_sandbox_view_ends_when_a_scheduled_task_comes_due);

@@ -51,8 +51,8 @@ impl TaskEvents {
     /// On PostgreSQL, relays the database's notifications into this process until `shutdown`.
     pub fn listen(&self, db: &DatabaseConnection, shutdown: CancellationToken) {
         let events = self.clone();
-        follow(db, CHANNEL, shutdown, move |notice| match notice {
-            Notice::Payload(payload) => match payload.parse() {
+        follow(db, &[CHANNEL], shutdown, move |notice| match notice {
+            Notice::Payload { payload, .. } => match payload.parse() {
                 Ok(id) => events.changed(id),
                 Err(_) => tracing::warn!(payload, "odd task notification"),
             },
@@ -66,19 +66,21 @@ impl TaskEvents {
 /// What a followed notification channel says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Notice<'a> {
-    Payload(&'a str),
+    /// A notification on `channel`.
+    Payload { channel: &'a str, payload: &'a str },
     /// Listening (again): what was notified before is unknown.
     Listening,
     /// Not listening: notifications are missed until `Listening`.
     Lost,
 }
 
-/// On PostgreSQL, follows `channel` until `shutdown`, telling `on` each notification, and when
-/// it starts and stops listening (reconnecting with a backoff); false on SQLite, which has no
-/// notifications (its one process signals its own changes).
+/// On PostgreSQL, follows `channels` (on one connection, so in commit order across them) until
+/// `shutdown`, telling `on` each notification, and when it starts and stops listening
+/// (reconnecting with a backoff); false on SQLite, which has no notifications (its one process
+/// signals its own changes).
 pub fn follow(
     db: &DatabaseConnection,
-    channel: &'static str,
+    channels: &[&str],
     shutdown: CancellationToken,
     on: impl Fn(Notice<'_>) + Send + Sync + 'static,
 ) -> bool {
@@ -86,13 +88,14 @@ pub fn follow(
         return false;
     }
     let pool = db.get_postgres_connection_pool().clone();
+    let channels: Vec<String> = channels.iter().map(|c| (*c).to_owned()).collect();
     tokio::spawn(async move {
         let mut backoff = Duration::from_millis(200);
         while !shutdown.is_cancelled() {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                Err(err) = relay(&pool, channel, &on) => {
-                    tracing::warn!(%err, channel, "notifications lost; listening again in {backoff:?}");
+                Err(err) = relay(&pool, &channels, &on) => {
+                    tracing::warn!(%err, ?channels, "notifications lost; listening again in {backoff:?}");
                 }
             }
             on(Notice::Lost);
@@ -106,18 +109,20 @@ pub fn follow(
     true
 }
 
-/// Relays `channel`'s notifications to `on` until the listener fails.
+/// Relays the `channels`' notifications to `on` until the listener fails.
 async fn relay(
     pool: &sea_orm::sqlx::PgPool,
-    channel: &str,
+    channels: &[String],
     on: &impl Fn(Notice<'_>),
 ) -> Result<std::convert::Infallible, sea_orm::sqlx::Error> {
     let mut listener = sea_orm::sqlx::postgres::PgListener::connect_with(pool).await?;
-    listener.listen(channel).await?;
+    listener.listen_all(channels.iter().map(String::as_str)).await?;
     on(Notice::Listening);
     loop {
         match listener.try_recv().await? {
-            Some(notification) => on(Notice::Payload(notification.payload())),
+            Some(notification) => {
+                on(Notice::Payload { channel: notification.channel(), payload: notification.payload() })
+            }
             // The connection dropped; the listener reconnects on the next call.
             None => {
                 on(Notice::Lost);

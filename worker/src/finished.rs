@@ -9,43 +9,31 @@
 //! credential notices, whose syncs and leases make a deletion wait for them (see
 //! `entity::store::revocations`); a process without its lease reads the database (`gate`).
 //!
-//! A read that races a deletion must not put the deleted task back: every invalidation is
-//! numbered (an epoch), a reader notes the epoch before its database read, and its row is kept
-//! only if no invalidation of that task (and no `Resync`, which invalidates everything) came
-//! after that epoch. Bounded: past `CAPACITY` tasks, the oldest go first.
+//! What is kept follows `kept::Kept`: a read racing a deletion cannot put the task back.
 
 use crate::events::{TaskEvents, TaskSignal};
+use crate::kept::Kept;
 use entity::task;
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 /// How many finished tasks a process keeps.
 pub const CAPACITY: usize = 100_000;
-/// How many recent invalidations are remembered; a read that started before the oldest of them
-/// is not kept (it might have missed one).
-const REMEMBERED: usize = 4_096;
 
 /// Whether what is kept may be used now (a process's lease; see `gate`).
 type Gate = Arc<dyn Fn() -> bool + Send + Sync>;
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct FinishedTasks {
-    inner: Arc<Mutex<Inner>>,
+    kept: Arc<Kept<i32, task::Model>>,
     gate: Arc<std::sync::OnceLock<Gate>>,
 }
 
-#[derive(Default)]
-struct Inner {
-    tasks: HashMap<i32, task::Model>,
-    /// Insertion order, for eviction (ids may be stale: removed tasks are skipped).
-    order: VecDeque<i32>,
-    epoch: u64,
-    /// (epoch, task id) of the latest invalidations.
-    recent: VecDeque<(u64, i32)>,
-    /// Reads that started before this epoch are not kept (a resync, or a forgotten invalidation).
-    floor: u64,
+impl Default for FinishedTasks {
+    fn default() -> Self {
+        Self { kept: Arc::new(Kept::new(CAPACITY)), gate: Arc::default() }
+    }
 }
 
 impl FinishedTasks {
@@ -79,59 +67,30 @@ impl FinishedTasks {
         if self.gate.get().is_some_and(|usable| !usable()) {
             return None;
         }
-        self.inner.lock().ok()?.tasks.get(&id).cloned()
+        self.kept.get(&id)
     }
 
     /// The epoch to note before a database read (see `offer`).
     pub fn epoch(&self) -> u64 {
-        self.inner.lock().map(|i| i.epoch).unwrap_or(u64::MAX)
+        self.kept.epoch()
     }
 
     /// Keeps `task`, read from the database after `epoch`, if it is final and nothing may have
     /// changed it since.
     pub fn offer(&self, task: &task::Model, epoch: u64) {
-        if !task.state.is_final() {
-            return;
-        }
-        let Ok(mut inner) = self.inner.lock() else { return };
-        if epoch < inner.floor || inner.recent.iter().any(|(at, id)| *id == task.id && *at > epoch) {
-            return;
-        }
-        if inner.tasks.insert(task.id, task.clone()).is_none() {
-            inner.order.push_back(task.id);
-        }
-        while inner.tasks.len() > CAPACITY {
-            match inner.order.pop_front() {
-                Some(old) => {
-                    inner.tasks.remove(&old);
-                }
-                None => break,
-            }
+        if task.state.is_final() {
+            self.kept.offer(task.id, task.clone(), epoch);
         }
     }
 
     /// Forgets task `id` (it was deleted), at once.
     pub fn invalidate(&self, id: i32) {
-        let Ok(mut inner) = self.inner.lock() else { return };
-        inner.epoch += 1;
-        let epoch = inner.epoch;
-        inner.tasks.remove(&id);
-        inner.recent.push_back((epoch, id));
-        if inner.recent.len() > REMEMBERED
-            && let Some((forgotten, _)) = inner.recent.pop_front()
-        {
-            inner.floor = inner.floor.max(forgotten);
-        }
+        self.kept.invalidate(&id);
     }
 
     /// Forgets every task (notices may have been missed).
     pub fn clear(&self) {
-        let Ok(mut inner) = self.inner.lock() else { return };
-        inner.epoch += 1;
-        inner.floor = inner.epoch;
-        inner.tasks.clear();
-        inner.order.clear();
-        inner.recent.clear();
+        self.kept.clear();
     }
 }
 
@@ -184,18 +143,5 @@ mod tests {
         cache.clear();
         cache.offer(&task(3, TaskState::Finished), read_at);
         assert!(cache.get(3).is_none(), "a resync invalidates every read begun before it");
-    }
-
-    #[test]
-    fn a_read_older_than_every_remembered_invalidation_is_not_kept() {
-        let cache = FinishedTasks::default();
-        let read_at = cache.epoch();
-        for id in 0..=(REMEMBERED as i32) {
-            cache.invalidate(1_000_000 + id);
-        }
-        cache.offer(&task(7, TaskState::Finished), read_at);
-        assert!(cache.get(7).is_none(), "it may have missed an invalidation that is forgotten");
-        cache.offer(&task(7, TaskState::Finished), cache.epoch());
-        assert!(cache.get(7).is_some());
     }
 }

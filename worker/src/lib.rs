@@ -13,6 +13,7 @@ pub mod dispatch;
 pub mod engine;
 pub mod events;
 pub mod finished;
+pub mod kept;
 pub mod lease;
 pub mod operations;
 pub mod process;

@@ -12,6 +12,7 @@ use crate::origin::BaseUrl;
 use crate::query::QueryPairs;
 use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Utc};
 use entity::outcome::TaskParams;
 use entity::store::specs::OverQuota;
 use entity::store::{specs, tasks, workloads};
@@ -70,13 +71,13 @@ pub(super) async fn sandboxes_json(
     org: &Org,
     specs: &[workload_spec::Model],
 ) -> Result<Vec<serde_json::Value>, DaytonaError> {
-    let mut progress = progress_of(state, specs).await?;
+    let (mut progress, _) = progress_of(state, specs).await?;
     Ok(specs.iter().map(|spec| view::sandbox(spec, &progress.remove(&spec.id).unwrap_or_default(), org)).collect())
 }
 
 /// What the sandbox's states are derived from.
 async fn progress(state: &AppState, spec: &workload_spec::Model) -> Result<view::Progress, DaytonaError> {
-    Ok(progress_of(state, std::slice::from_ref(spec)).await?.remove(&spec.id).unwrap_or_default())
+    Ok(progress_of(state, std::slice::from_ref(spec)).await?.0.remove(&spec.id).unwrap_or_default())
 }
 
 /// `progress` of each sandbox, by its id, in three reads: the pending tasks first, then the
@@ -84,13 +85,15 @@ async fn progress(state: &AppState, spec: &workload_spec::Model) -> Result<view:
 /// snapshot, and in this order a change between them cannot make a sandbox look idle: a task
 /// seen finished had done its work on the workload before (the other order could miss both a
 /// start's new workload and its task, finished in between, and let a second start through).
+/// And when a task scheduled for later comes due (the progress changes then, with no write).
 async fn progress_of(
     state: &AppState,
     specs: &[workload_spec::Model],
-) -> Result<HashMap<String, view::Progress>, DaytonaError> {
+) -> Result<(HashMap<String, view::Progress>, Option<DateTime<Utc>>), DaytonaError> {
     let ids: Vec<&str> = specs.iter().map(|s| s.id.as_str()).collect();
     let mut progress: HashMap<String, view::Progress> = HashMap::new();
-    for task in tasks::pending_for_each(&state.db, &ids).await? {
+    let (pending, comes_due) = tasks::pending_for_each(&state.db, &ids).await?;
+    for task in pending {
         let id = task.target_id.clone();
         progress.entry(id).or_default().pending = Some(task);
     }
@@ -103,7 +106,7 @@ async fn progress_of(
         let id = workload.spec_id.clone();
         progress.entry(id).or_default().last = Some(workload);
     }
-    Ok(progress)
+    Ok((progress, comes_due))
 }
 
 /// Submits `operation` on the sandbox for the organisation, if the sandbox is still as `spec`
@@ -201,9 +204,30 @@ fn in_progress() -> DaytonaError {
     DaytonaError::Conflict("Sandbox state change in progress".into())
 }
 
+/// What a sandbox is shown from, kept in `AppState::views` while it stays current (and until a
+/// task scheduled for later comes due).
+struct KeptSandbox {
+    spec: workload_spec::Model,
+    progress: view::Progress,
+    until: Option<DateTime<Utc>>,
+}
+
+/// `GET /api/sandbox/{idOrName}`: from the view kept of it when there is one (by id), else
+/// read, and kept.
 pub async fn get(org: Org, path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, DaytonaError> {
+    if let Some(kept) = state.views.fresh::<KeptSandbox>(&path).await
+        && kept.spec.tenant_id == org.tenant.id
+        && kept.until.is_none_or(|at| entity::store::now() < at)
+    {
+        return Ok(HttpResponse::Ok().json(view::sandbox(&kept.spec, &kept.progress, &org)));
+    }
+    let epoch = state.views.epoch();
     let spec = find(&state, &org, &path).await?;
-    Ok(HttpResponse::Ok().json(sandbox_json(&state, &org, &spec).await?))
+    let (mut progress, until) = progress_of(&state, std::slice::from_ref(&spec)).await?;
+    let progress = progress.remove(&spec.id).unwrap_or_default();
+    let body = view::sandbox(&spec, &progress, &org);
+    state.views.offer(&spec.id.clone(), KeptSandbox { spec, progress, until }, epoch);
+    Ok(HttpResponse::Ok().json(body))
 }
 
 /// `GET /api/sandbox/{idOrName}/toolbox-proxy-url`: `{url}`, where the sandbox's toolbox is

@@ -139,9 +139,37 @@ pub async fn extend(
 }
 
 /// `GET /v2/sandboxes/sessions/{id}`: `{session, routes}`.
+/// What a session is shown from, kept in `AppState::views` (under its spec) while it stays
+/// current.
+struct KeptSession {
+    session: workload::Model,
+    spec: workload_spec::Model,
+    facts: SessionFacts,
+}
+
+/// `GET /v2/sandboxes/sessions/{id}`: from the view kept of it when there is one, else read,
+/// and kept.
 pub async fn get(team: Team, path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, VercelError> {
+    let kept = match view::workload_id(&path).and_then(|id| state.views.spec_of(&id).map(|spec| (id, spec))) {
+        Some((id, spec)) => state.views.fresh::<KeptSession>(&spec).await.filter(|kept| {
+            kept.session.id == id && kept.session.tenant_id == team.tenant.id && kept.spec.is_of_face(view::FACE)
+        }),
+        None => None,
+    };
+    if let Some(kept) = kept {
+        return Ok(HttpResponse::Ok().json(session_json_of(&kept.spec, &kept.session, &kept.facts)));
+    }
+    let epoch = state.views.epoch();
     let (session, spec) = find(&state, &team, &path).await?;
-    Ok(HttpResponse::Ok().json(json!({"session": session_view(&state, &spec, &session).await?, "routes": []})))
+    let facts = facts(&state, std::slice::from_ref(&session)).await?.remove(&session.id).unwrap_or_default();
+    let body = session_json_of(&spec, &session, &facts);
+    state.views.remember_spec(&session.id, &spec.id);
+    state.views.offer(&spec.id.clone(), KeptSession { session, spec, facts }, epoch);
+    Ok(HttpResponse::Ok().json(body))
+}
+
+fn session_json_of(spec: &workload_spec::Model, session: &workload::Model, facts: &SessionFacts) -> Value {
+    json!({"session": view::session(spec, session, facts), "routes": []})
 }
 
 /// `GET /v2/sandboxes/sessions?name=...`: `{sessions, pagination: {count, next}}`, the named

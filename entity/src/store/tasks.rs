@@ -327,20 +327,30 @@ pub async fn of_targets(
 }
 
 /// `pending_for` of each of these targets, in one read: the newest unfinished due task of each
-/// that has one.
-pub async fn pending_for_each(db: &impl ConnectionTrait, target_ids: &[&str]) -> Result<Vec<task::Model>, DbErr> {
+/// that has one; and the earliest time one of them scheduled for later comes due (when the
+/// answer changes without a write).
+pub async fn pending_for_each(
+    db: &impl ConnectionTrait,
+    target_ids: &[&str],
+) -> Result<(Vec<task::Model>, Option<DateTime<Utc>>), DbErr> {
     if target_ids.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), None));
     }
     let unfinished = task::Entity::find()
         .filter(Column::TargetId.is_in(target_ids.iter().copied()))
         .filter(Column::State.is_in([TaskState::Queued, TaskState::Running]))
-        .filter(due(super::now()))
         .order_by_desc(Column::Id)
         .all(db)
         .await?;
+    let now = super::now();
+    let comes_due = unfinished.iter().filter_map(|t| t.not_before.filter(|at| *at > now)).min();
     let mut seen = std::collections::HashSet::new();
-    Ok(unfinished.into_iter().filter(|t| seen.insert(t.target_id.clone())).collect())
+    let pending = unfinished
+        .into_iter()
+        .filter(|t| t.not_before.is_none_or(|at| at <= now))
+        .filter(|t| seen.insert(t.target_id.clone()))
+        .collect();
+    Ok((pending, comes_due))
 }
 
 /// Moves a task scheduled for later to `at`; false when it is no longer waiting (it came due,

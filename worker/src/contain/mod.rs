@@ -356,8 +356,13 @@ pub struct Sampler {
 }
 
 impl Sampler {
+    /// Whether `handle`'s workload needs sampling: a cgroup keeps its own CPU total.
+    pub fn needed(handle: &Handle) -> bool {
+        !matches!(handle, Handle::Cgroup { .. })
+    }
+
     pub fn sample(&self, handle: &Handle) {
-        if matches!(handle, Handle::Cgroup { .. }) {
+        if !Self::needed(handle) {
             return;
         }
         let times: Vec<_> =
@@ -371,6 +376,9 @@ impl Sampler {
     }
 
     pub async fn sample_async(&self, handle: &Handle) {
+        if !Self::needed(handle) {
+            return;
+        }
         let (sampler, handle) = (self.clone(), handle.clone());
         let _ = tokio::task::spawn_blocking(move || sampler.sample(&handle)).await;
     }

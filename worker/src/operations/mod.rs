@@ -154,12 +154,19 @@ pub fn watch(ctx: Ctx, workload_id: String, exit: Exit) {
             let (handle, ended) = match exit {
                 Exit::Child(mut child, handle) => {
                     let leader = child.id();
-                    let status = loop {
-                        sampler.sample_async(&handle).await;
-                        tokio::select! {
-                            status = child.wait() => break status,
-                            () = tokio::time::sleep(POLL) => {}
+                    // Sampled while it runs, unless its cgroup counts for it: then only its
+                    // exit wakes this (a thousand live workloads must not cost ten thousand
+                    // wake-ups a second).
+                    let status = if Sampler::needed(&handle) {
+                        loop {
+                            sampler.sample_async(&handle).await;
+                            tokio::select! {
+                                status = child.wait() => break status,
+                                () = tokio::time::sleep(POLL) => {}
+                            }
                         }
+                    } else {
+                        child.wait().await
                     };
                     if let Some(pid) = leader.and_then(|pid| i32::try_from(pid).ok()) {
                         process::forget_spawned(pid);
