@@ -39,6 +39,11 @@ const ROUND: Duration = Duration::from_millis(250);
 
 type View = Arc<dyn Any + Send + Sync>;
 
+/// A 200 with a view's JSON, rendered when it was kept.
+pub fn json_answer(body: actix_web::web::Bytes) -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok().content_type(actix_web::http::header::ContentType::json()).body(body)
+}
+
 #[derive(Clone)]
 pub struct Views {
     inner: Arc<Inner>,

@@ -205,11 +205,14 @@ fn in_progress() -> DaytonaError {
 }
 
 /// What a sandbox is shown from, kept in `AppState::views` while it stays current (and until a
-/// task scheduled for later comes due).
+/// task scheduled for it comes due); with its JSON, as shown to requests whose toolbox link is
+/// `toolbox_proxy_url` (the link follows the request's base).
 struct KeptSandbox {
     spec: workload_spec::Model,
     progress: view::Progress,
     until: Option<DateTime<Utc>>,
+    toolbox_proxy_url: String,
+    body: web::Bytes,
 }
 
 /// `GET /api/sandbox/{idOrName}`: from the view kept of it when there is one (by id), else
@@ -219,15 +222,20 @@ pub async fn get(org: Org, path: web::Path<String>, state: web::Data<AppState>) 
         && kept.spec.tenant_id == org.tenant.id
         && kept.until.is_none_or(|at| entity::store::now() < at)
     {
+        if kept.toolbox_proxy_url == org.toolbox_proxy_url {
+            return Ok(crate::views::json_answer(kept.body.clone()));
+        }
         return Ok(HttpResponse::Ok().json(view::sandbox(&kept.spec, &kept.progress, &org)));
     }
     let epoch = state.views.epoch();
     let spec = find(&state, &org, &path).await?;
     let (mut progress, until) = progress_of(&state, std::slice::from_ref(&spec)).await?;
     let progress = progress.remove(&spec.id).unwrap_or_default();
-    let body = view::sandbox(&spec, &progress, &org);
-    state.views.offer(&spec.id.clone(), KeptSandbox { spec, progress, until }, epoch);
-    Ok(HttpResponse::Ok().json(body))
+    let body = web::Bytes::from(view::sandbox(&spec, &progress, &org).to_string());
+    let toolbox_proxy_url = org.toolbox_proxy_url.clone();
+    let kept = KeptSandbox { spec, progress, until, toolbox_proxy_url, body: body.clone() };
+    state.views.offer(&kept.spec.id.clone(), kept, epoch);
+    Ok(crate::views::json_answer(body))
 }
 
 /// `GET /api/sandbox/{idOrName}/toolbox-proxy-url`: `{url}`, where the sandbox's toolbox is

@@ -139,12 +139,11 @@ pub async fn extend(
 }
 
 /// `GET /v2/sandboxes/sessions/{id}`: `{session, routes}`.
-/// What a session is shown from, kept in `AppState::views` (under its spec) while it stays
-/// current.
+/// A session's answer, kept in `AppState::views` (under its spec) while it stays current.
 struct KeptSession {
     session: workload::Model,
     spec: workload_spec::Model,
-    facts: SessionFacts,
+    body: web::Bytes,
 }
 
 /// `GET /v2/sandboxes/sessions/{id}`: from the view kept of it when there is one, else read,
@@ -157,19 +156,16 @@ pub async fn get(team: Team, path: web::Path<String>, state: web::Data<AppState>
         None => None,
     };
     if let Some(kept) = kept {
-        return Ok(HttpResponse::Ok().json(session_json_of(&kept.spec, &kept.session, &kept.facts)));
+        return Ok(crate::views::json_answer(kept.body.clone()));
     }
     let epoch = state.views.epoch();
     let (session, spec) = find(&state, &team, &path).await?;
     let facts = facts(&state, std::slice::from_ref(&session)).await?.remove(&session.id).unwrap_or_default();
-    let body = session_json_of(&spec, &session, &facts);
+    let body = json!({"session": view::session(&spec, &session, &facts), "routes": []});
+    let body = web::Bytes::from(body.to_string());
     state.views.remember_spec(&session.id, &spec.id);
-    state.views.offer(&spec.id.clone(), KeptSession { session, spec, facts }, epoch);
-    Ok(HttpResponse::Ok().json(body))
-}
-
-fn session_json_of(spec: &workload_spec::Model, session: &workload::Model, facts: &SessionFacts) -> Value {
-    json!({"session": view::session(spec, session, facts), "routes": []})
+    state.views.offer(&spec.id.clone(), KeptSession { session, spec, body: body.clone() }, epoch);
+    Ok(crate::views::json_answer(body))
 }
 
 /// `GET /v2/sandboxes/sessions?name=...`: `{sessions, pagination: {count, next}}`, the named
