@@ -34,7 +34,7 @@ pub const CHANNEL: &str = "taskq_view_changed";
 const CAPACITY: usize = 100_000;
 /// How long a request waits for its barrier before it reads the database instead.
 const WAIT: Duration = Duration::from_millis(500);
-/// How long a round waits to hear its own notification back.
+/// How long a round may take (on PostgreSQL, to hear its own notification back).
 const ROUND: Duration = Duration::from_millis(250);
 
 type View = Arc<dyn Any + Send + Sync>;
@@ -103,11 +103,16 @@ impl Views {
                     _ = shutdown.cancelled() => return,
                     round = this.next_round() => round,
                 };
-                let ok = if on_postgres {
-                    this.hear_back(&db, &barrier, round).await
-                } else {
-                    this.read_versions(&db, &mut seen).await
+                // Bounded: a database that hangs instead of failing must not hold every later
+                // round (and so every later request's half second) behind this one.
+                let sync = async {
+                    if on_postgres {
+                        this.hear_back(&db, &barrier, round).await
+                    } else {
+                        this.read_versions(&db, &mut seen).await
+                    }
                 };
+                let ok = tokio::time::timeout(ROUND, sync).await.unwrap_or(false);
                 this.inner.done.send_replace((round, ok));
             }
         });
@@ -187,7 +192,7 @@ impl Views {
             tracing::warn!(%err, "view barrier not sent");
             return false;
         }
-        matches!(tokio::time::timeout(ROUND, heard.wait_for(|heard| *heard >= round)).await, Ok(Ok(_)))
+        heard.wait_for(|heard| *heard >= round).await.is_ok()
     }
 
     /// SQLite: forgets the views of the specs changed since the last version `seen` (everything,
