@@ -30,8 +30,9 @@ use worker::kept::Kept;
 
 /// The channel the triggers of migration 21 notify (PostgreSQL).
 pub const CHANNEL: &str = "taskq_view_changed";
-/// How many views a process keeps.
-const CAPACITY: usize = 100_000;
+/// How many views a process keeps (a sandbox's is its spec, its progress and its JSON, a few
+/// kilobytes: this bounds them to tens of megabytes; the oldest kept go first).
+const CAPACITY: usize = 20_000;
 /// How long a request waits for its barrier before it reads the database instead.
 const WAIT: Duration = Duration::from_millis(500);
 /// How long a round may take (on PostgreSQL, to hear its own notification back).
