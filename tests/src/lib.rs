@@ -68,6 +68,19 @@ pub async fn migrated_databases() -> Vec<(DatabaseConnection, Option<String>)> {
     all
 }
 
+/// A spec named `name` that runs `true`, with nothing else set (for tests of the store).
+pub fn plain_spec(name: &str) -> entity::store::specs::NewSpec {
+    entity::store::specs::NewSpec {
+        name: name.into(),
+        command: vec!["true".into()],
+        working_dir: ".".into(),
+        meta: serde_json::json!({}),
+        limits: Default::default(),
+        env: Default::default(),
+        disk_bytes: None,
+    }
+}
+
 /// Drops a database made by `fresh_pg_database` (tests that do not use `TestApp`).
 pub async fn drop_pg_database(url: &str) {
     let name = url.rsplit('/').next().expect("name");

@@ -221,7 +221,7 @@ in_both_modes!(
 /// reads the versions the triggers bump.)
 #[actix_web::test]
 async fn a_kept_view_is_never_answered_after_a_change_of_its_spec_has_committed() {
-    use entity::store::specs::{self, NewSpec};
+    use entity::store::specs;
     use sea_orm::ConnectionTrait;
     for (db, url) in tests::migrated_databases().await {
         let writer = match &url {
@@ -230,16 +230,7 @@ async fn a_kept_view_is_never_answered_after_a_change_of_its_spec_has_committed(
         };
         let shutdown = tokio_util::sync::CancellationToken::new();
         let views = api::views::Views::following(&db, shutdown.clone());
-        let new = NewSpec {
-            name: "kept".into(),
-            command: vec!["true".into()],
-            working_dir: "/".into(),
-            meta: serde_json::json!({}),
-            limits: Default::default(),
-            env: Default::default(),
-            disk_bytes: None,
-        };
-        let spec = specs::create(&writer, entity::tenant::DEFAULT, &new).await.expect("spec");
+        let spec = specs::create(&writer, entity::tenant::DEFAULT, &tests::plain_spec("kept")).await.expect("spec");
         // Once it listens (PostgreSQL), what is offered is answered.
         wait_until("the views to follow changes", T, || async {
             views.offer(&spec.id, 0_u32, views.epoch());

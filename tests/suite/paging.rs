@@ -13,16 +13,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, Database, DatabaseConnection, Entity
 use std::collections::HashSet;
 
 async fn spec(db: &DatabaseConnection) -> String {
-    let new = entity::store::specs::NewSpec {
-        name: "Spec".into(),
-        command: vec!["true".into()],
-        working_dir: ".".into(),
-        meta: serde_json::json!({}),
-        limits: Default::default(),
-        env: Default::default(),
-        disk_bytes: None,
-    };
-    entity::store::specs::upsert_by_name(db, &new).await.expect("spec").id
+    entity::store::specs::upsert_by_name(db, &tests::plain_spec("Spec")).await.expect("spec").id
 }
 
 fn workload(n: usize, tenant_id: i32, spec_id: &str) -> workload::Model {

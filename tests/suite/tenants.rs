@@ -85,15 +85,7 @@ in_both_modes!(another_tenants_jobs_sessions_and_tasks_do_not_exist_for_you);
 async fn spec_names_are_unique_within_a_tenant_not_across_tenants() {
     for (db, url) in tests::migrated_databases().await {
         let other = entity::store::tenants::find_or_create(&db, "other").await.expect("tenant").id;
-        let spec = entity::store::specs::NewSpec {
-            name: "shared name".into(),
-            command: vec!["true".into()],
-            working_dir: ".".into(),
-            meta: serde_json::json!({}),
-            limits: Default::default(),
-            env: Default::default(),
-            disk_bytes: None,
-        };
+        let spec = tests::plain_spec("shared name");
         let mine = entity::store::specs::upsert_by_name(&db, &spec).await.expect("the default tenant's");
         let theirs = entity::store::specs::create(&db, other, &spec).await.expect("another tenant may use the name");
         assert_ne!(mine.id, theirs.id);

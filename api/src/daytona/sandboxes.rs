@@ -50,19 +50,11 @@ pub(super) async fn render(
     Ok(HttpResponse::Ok().json(json_of(state, org, spec).await?))
 }
 
-/// The sandbox's JSON as it is now (its spec read again: a submit touched it).
+/// The sandbox's JSON as it is now (its spec read again: a submit touched it), with its
+/// progress.
 async fn json_of(state: &AppState, org: &Org, spec: &workload_spec::Model) -> Result<serde_json::Value, DaytonaError> {
     let spec = specs::find(&state.db, &spec.id).await?.unwrap_or_else(|| spec.clone());
-    sandbox_json(state, org, &spec).await
-}
-
-/// The sandbox's JSON: its spec with its progress.
-async fn sandbox_json(
-    state: &AppState,
-    org: &Org,
-    spec: &workload_spec::Model,
-) -> Result<serde_json::Value, DaytonaError> {
-    Ok(view::sandbox(spec, &progress(state, spec).await?, org))
+    Ok(view::sandbox(&spec, &progress(state, &spec).await?, org))
 }
 
 /// The JSON of each sandbox, from three reads whatever their number.

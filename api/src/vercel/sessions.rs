@@ -138,7 +138,6 @@ pub async fn extend(
     schedule_timeout(state, team, session, timeout).await
 }
 
-/// `GET /v2/sandboxes/sessions/{id}`: `{session, routes}`.
 /// A session's answer, kept in `AppState::views` (under its spec) while it stays current.
 struct KeptSession {
     session: workload::Model,
@@ -160,8 +159,7 @@ pub async fn get(team: Team, path: web::Path<String>, state: web::Data<AppState>
     }
     let epoch = state.views.epoch();
     let (session, spec) = find(&state, &team, &path).await?;
-    let facts = facts(&state, std::slice::from_ref(&session)).await?.remove(&session.id).unwrap_or_default();
-    let body = json!({"session": view::session(&spec, &session, &facts), "routes": []});
+    let body = json!({"session": session_view(&state, &spec, &session).await?, "routes": []});
     let body = web::Bytes::from(body.to_string());
     state.views.remember_spec(&session.id, &spec.id);
     state.views.offer(&spec.id.clone(), KeptSession { session, spec, body: body.clone() }, epoch);
