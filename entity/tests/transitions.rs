@@ -134,19 +134,32 @@ async fn the_database_holds_at_most_one_active_workload_per_spec() {
     };
     let one = entity::store::specs::upsert_by_name(&db, &spec("one")).await.expect("spec").id;
     let other = entity::store::specs::upsert_by_name(&db, &spec("other")).await.expect("spec").id;
-    let first = workloads::insert(&db, new_workload(&one, 1)).await.expect("the first claims the spec");
+    let first = workloads::insert(&db, new_workload(&one, 1)).await.expect("db").expect("the first claims the spec");
     let second = workloads::insert(&db, new_workload(&one, 2)).await.expect_err("the spec is taken");
     assert!(workloads::is_spec_taken(&second), "{second}");
-    workloads::insert(&db, new_workload(&other, 3)).await.expect("another spec is free");
+    workloads::insert(&db, new_workload(&other, 3)).await.expect("db").expect("another spec is free");
     let usage = entity::outcome::Usage { cpu_usec: Some(1500), memory_peak_bytes: None, processes_peak: Some(3) };
     let ended =
         WorkloadEvent::Ended(entity::outcome::End::Exited { code: Some(0), signal: None, during_stop: false }, usage);
-    let stopped = workloads::transition(&db, &first, ended).await.expect("ended");
+    let stopped = workloads::transition(&db, &first, ended.clone()).await.expect("ended");
     assert_eq!(stopped.active_spec_id, None, "a stopped workload releases its spec");
     assert_eq!(stopped.succeeded, Some(true), "and says it succeeded");
     assert_eq!(stopped.usage(), usage, "with what was measured");
     assert_eq!(workloads::find(&db, &first.id).await.expect("db").expect("row"), stopped, "as stored");
-    workloads::insert(&db, new_workload(&one, 4)).await.expect("the spec is free again");
+    workloads::insert(&db, new_workload(&one, 4)).await.expect("db").expect("the spec is free again");
+
+    // A spec is deleted only without an active workload, and a deleted one cannot be claimed.
+    let spec = entity::store::specs::find(&db, &other).await.expect("db").expect("spec");
+    assert!(!entity::store::specs::mark_deleted(&db, &spec).await.expect("db"), "not while its workload is active");
+    let active = workloads::active_of_spec(&db, &other).await.expect("db").expect("active");
+    workloads::transition(&db, &active, ended).await.expect("ended");
+    assert!(entity::store::specs::mark_deleted(&db, &spec).await.expect("db"), "once it has ended");
+    assert!(!entity::store::specs::mark_deleted(&db, &spec).await.expect("db"), "once");
+    assert_eq!(
+        workloads::insert(&db, new_workload(&other, 5)).await.expect("db"),
+        None,
+        "a deleted spec is not claimed"
+    );
 }
 
 /// A database written by the previous release, holding the defect this release closes (two

@@ -81,6 +81,33 @@ pub fn plain_spec(name: &str) -> entity::store::specs::NewSpec {
     }
 }
 
+/// A workload of the spec `spec_id` as a start inserts it (Starting, on runner `r`), with
+/// nothing else set (for tests of the store).
+pub fn plain_workload(spec_id: &str, start_task_id: i32) -> entity::workload::Model {
+    entity::workload::Model {
+        id: uuid::Uuid::new_v4().to_string(),
+        tenant_id: entity::tenant::DEFAULT,
+        spec_id: spec_id.into(),
+        spec_name: "Spec".into(),
+        name: "Spec".into(),
+        state: entity::WorkloadState::Starting,
+        ending: None,
+        succeeded: None,
+        created_at: entity::store::now(),
+        ended_at: None,
+        runner_id: "r".into(),
+        pid: None,
+        exit_code: None,
+        start_task_id,
+        active_spec_id: None,
+        labels: "{}".into(),
+        containment: None,
+        cpu_usec: None,
+        memory_peak_bytes: None,
+        processes_peak: None,
+    }
+}
+
 /// Drops a database made by `fresh_pg_database` (tests that do not use `TestApp`).
 pub async fn drop_pg_database(url: &str) {
     let name = url.rsplit('/').next().expect("name");

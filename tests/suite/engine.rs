@@ -312,3 +312,87 @@ in_both_modes!(
     a_forced_stop_kills_at_once_and_hurries_a_graceful_one_in_flight,
     a_cancelled_task_is_cancelled_not_failed_and_says_who_cancelled_it,
 );
+
+/// A deletion and a claim (a start's insert of its workload) of one spec, interleaved as a
+/// loaded PostgreSQL can interleave them. Each is held at one instant by a trigger that waits
+/// on an advisory lock the test holds:
+/// - the deletion has looked for an active workload and not yet written, while a claim runs;
+/// - the claim has taken the spec and not yet inserted, while a deletion begins.
+/// Exactly one wins each time: a spec is never deleted with an active workload (which once left
+/// a workload running for a deleted spec).
+#[actix_web::test]
+async fn a_spec_is_never_deleted_under_a_workload_that_claimed_it_meanwhile() {
+    use entity::store::{specs, workloads};
+    use migration::MigratorTrait;
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let url = tests::fresh_pg_database().await;
+    let db = sea_orm::Database::connect(&url).await.expect("postgres");
+    migration::Migrator::up(&db, None).await.expect("migrate");
+    db.execute_unprepared(
+        "CREATE FUNCTION held() RETURNS trigger AS $$ BEGIN PERFORM pg_advisory_xact_lock(7); RETURN NEW; END $$ LANGUAGE plpgsql",
+    )
+    .await
+    .expect("function");
+    let waiting_on_locks = || async {
+        let sql = "SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()";
+        db.query_one_raw(sea_orm::Statement::from_string(sea_orm::DbBackend::Postgres, sql))
+            .await
+            .expect("db")
+            .and_then(|row| row.try_get::<i64>("", "n").ok())
+            .unwrap_or(0)
+    };
+    let at_the_write_of_a_deletion = "CREATE TRIGGER hold BEFORE UPDATE ON workload_specs FOR EACH ROW \
+        WHEN (OLD.deleted_at IS NULL AND NEW.deleted_at IS NOT NULL) EXECUTE FUNCTION held()";
+    let at_the_insert_of_a_claim =
+        "CREATE TRIGGER hold BEFORE INSERT ON workloads FOR EACH ROW EXECUTE FUNCTION held()";
+    for (round, held_at) in [at_the_write_of_a_deletion, at_the_insert_of_a_claim].into_iter().enumerate() {
+        let spec = specs::create(&db, entity::tenant::DEFAULT, &tests::plain_spec(&format!("raced-{round}")))
+            .await
+            .expect("spec");
+        db.execute_unprepared(held_at).await.expect("trigger");
+        let holder = db.begin().await.expect("begin");
+        holder.execute_unprepared("SELECT pg_advisory_xact_lock(7)").await.expect("advisory lock");
+        let delete = {
+            let (db, spec) = (db.clone(), spec.clone());
+            async move { specs::mark_deleted(&db, &spec).await.expect("delete") }
+        };
+        let claim = {
+            let db = db.clone();
+            let workload = tests::plain_workload(&spec.id, i32::try_from(round).expect("small"));
+            async move { workloads::insert(&db, workload).await.expect("claim") }
+        };
+        // The held one first; then the other, which runs into the held one's row lock (or, as
+        // it once did, through it).
+        let (deleting, claiming) = if round == 0 {
+            let deleting = tokio::spawn(delete);
+            tests::wait_until("the deletion to be held", Duration::from_secs(10), || async {
+                waiting_on_locks().await == 1
+            })
+            .await;
+            (deleting, tokio::spawn(claim))
+        } else {
+            let claiming = tokio::spawn(claim);
+            tests::wait_until("the claim to be held", Duration::from_secs(10), || async {
+                waiting_on_locks().await == 1
+            })
+            .await;
+            (tokio::spawn(delete), claiming)
+        };
+        tests::wait_until("the other to wait or be done", Duration::from_secs(10), || async {
+            deleting.is_finished() || claiming.is_finished() || waiting_on_locks().await == 2
+        })
+        .await;
+        holder.commit().await.expect("release");
+        let (deleted, claimed) = (deleting.await.expect("delete"), claiming.await.expect("claim"));
+        for table in ["workload_specs", "workloads"] {
+            db.execute_unprepared(&format!("DROP TRIGGER IF EXISTS hold ON {table}")).await.expect("drop");
+        }
+        let active = workloads::active_of_spec(&db, &spec.id).await.expect("db");
+        let gone = specs::find(&db, &spec.id).await.expect("db").is_none();
+        assert_eq!(gone, deleted, "round {round}");
+        assert!(deleted != claimed.is_some(), "round {round}: one wins: deleted {deleted}, claimed {claimed:?}");
+        assert!(!(gone && active.is_some()), "round {round}: a deleted spec with an active workload: {active:?}");
+    }
+    db.close().await.expect("close");
+    tests::drop_pg_database(&url).await;
+}

@@ -23,25 +23,11 @@ fn workload(n: usize, tenant_id: i32, spec_id: &str) -> workload::Model {
     workload::Model {
         id: format!("{:08x}-0000-4000-8000-{n:012}", n * 7919 % 100_000),
         tenant_id,
-        spec_id: spec_id.into(),
-        spec_name: "Spec".into(),
         // Names repeat (ties again) and some hold LIKE's wildcards.
         name: ["alpha", "al%pha", "al_pha", "beta", "Beta"][n % 5].to_owned() + &(n % 4).to_string(),
         state: states[n % 3],
-        ending: None,
-        succeeded: None,
         created_at: at,
-        ended_at: None,
-        runner_id: "r".into(),
-        pid: None,
-        exit_code: None,
-        start_task_id: i32::try_from(n).expect("n"),
-        active_spec_id: None,
-        labels: "{}".into(),
-        containment: None,
-        cpu_usec: None,
-        memory_peak_bytes: None,
-        processes_peak: None,
+        ..tests::plain_workload(spec_id, i32::try_from(n).expect("n"))
     }
 }
 

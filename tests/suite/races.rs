@@ -263,6 +263,47 @@ async fn a_runner_paused_past_its_deadline_stands_down_instead_of_finishing_the_
     assert!(live_members(pid).is_empty());
 }
 
+/// A stop cancelled in the instant between recording its workload Stopping and sending SIGTERM
+/// (the runner is held there, and resumed once it has heard the cancel): the stop has no one
+/// left to act for, so it sends nothing, its task ends cancelled (it was once left Running for
+/// good, as if the runner had lost its lease), and the session is Working again.
+#[actix_web::test]
+async fn a_stop_cancelled_just_before_its_sigterm_sends_nothing_and_its_task_ends() {
+    let app = TestApp::spawn(Options { distributed: true, grace_period_ms: 1_000, ..Options::default() }).await;
+    let runner = format!("w-{}", short_id());
+    let resume = app.dir.join("resume");
+    let hold = [("TASKQ_PAUSE_AT", "stop_workload.stopping"), ("TASKQ_RESUME_WHEN", &resume.display().to_string())];
+    let _worker = app.start_worker_with(&runner, &hold);
+    let session = app.logon().await;
+    let id = session.start_job(&app.job_id("Counter").await).await;
+    let pid = session.pid_of(&app.db, &id).await;
+    let stop = task_id(&session.act(&format!("/api/backupSessions/{id}?action=stop")).await);
+    session.wait_session_state(&id, "Stopping", T).await;
+    let log = app.dir.join(format!("worker-{runner}.log"));
+    let said = |what: &'static str| {
+        let log = log.clone();
+        move || {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            async move { text.contains(what) }
+        }
+    };
+    wait_until("the runner to be held before its SIGTERM", T, said("TASKQ_PAUSE_AT: paused here")).await;
+
+    assert_eq!(session.call("DELETE", &format!("/api/tasks/{stop}"), JSON).await.status, 204);
+    wait_until("the runner to hear the cancel", T, said("cancelling a running task")).await;
+    std::fs::write(&resume, "").expect("resume");
+    let cancelled = session.wait_finished(&stop, T).await;
+    assert_eq!(cancelled["Result"]["Success"], false, "{cancelled}");
+    let message = cancelled["Result"]["Message"].as_str().expect("message");
+    assert!(message.contains("cancelled") && message.contains("nothing was done"), "{message}");
+    assert_eq!(session.session(&id).await["State"], "Working");
+    assert_eq!(sigterms(&app.dir), 0, "no signal was sent");
+    assert!(!live_members(pid).is_empty());
+    // The runner goes on: a new stop completes.
+    let again = task_id(&session.act(&format!("/api/backupSessions/{id}?action=stop")).await);
+    assert_eq!(session.wait_finished(&again, T).await["Result"]["Success"], true);
+}
+
 /// The api's link to RabbitMQ goes silent (no error, no data): a DELETE of a running task still
 /// answers at once, and the cancel still reaches the runner through the database.
 #[actix_web::test]

@@ -41,3 +41,21 @@ pub fn fault_point(name: &str) -> Result<(), sea_orm::DbErr> {
     }
     Ok(())
 }
+
+/// A pause for the fault tests, at a named point between two steps:
+/// `TASKQ_PAUSE_AT=<point>` holds the first task that reaches it until the file named by
+/// `TASKQ_RESUME_WHEN` exists, as a thread descheduled at exactly this instant would; the rest
+/// of the process goes on (it hears cancels, renews its lease). Unset in production.
+pub async fn pause_point(name: &str) {
+    static PAUSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if std::env::var_os("TASKQ_PAUSE_AT").is_none_or(|at| at != name)
+        || PAUSED.swap(true, std::sync::atomic::Ordering::SeqCst)
+    {
+        return;
+    }
+    let resume = std::path::PathBuf::from(std::env::var_os("TASKQ_RESUME_WHEN").unwrap_or_default());
+    tracing::info!(point = name, resume = %resume.display(), "TASKQ_PAUSE_AT: paused here");
+    while !resume.exists() {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

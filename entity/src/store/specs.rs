@@ -1,7 +1,7 @@
 use crate::workload_spec;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait,
+    QueryOrder, QuerySelect, QueryTrait, TransactionSession, TransactionTrait, sea_query::Expr,
 };
 
 /// What a jobs file declares about one spec.
@@ -131,26 +131,47 @@ pub async fn find_many(db: &impl ConnectionTrait, ids: &[&str]) -> Result<Vec<wo
 }
 
 /// Deletes the spec, if it has no active workload (else false: stop it first). Its name is
-/// freed: it becomes `DESTROYED_<name>_<unix ms>`.
-pub async fn mark_deleted(db: &impl ConnectionTrait, spec: &workload_spec::Model) -> Result<bool, DbErr> {
-    use sea_orm::sea_query::{Expr, ExprTrait, Query};
+/// freed: it becomes `DESTROYED_<name>_<unix ms>`. It holds the spec's row lock while it looks
+/// for an active workload, as `workloads::insert` does while it claims the spec: without it, a
+/// deletion whose snapshot predates a start's commit could delete a spec that is running.
+pub async fn mark_deleted(db: &impl TransactionTrait, spec: &workload_spec::Model) -> Result<bool, DbErr> {
+    let txn = db.begin().await?;
+    if !lock(&txn, &spec.id).await? {
+        return Ok(false);
+    }
+    // A statement after the lock: it sees every workload committed before the lock was taken.
+    let active = crate::workload::Entity::find()
+        .filter(crate::workload::Column::ActiveSpecId.eq(spec.id.clone()))
+        .one(&txn)
+        .await?;
+    if active.is_some() {
+        return Ok(false);
+    }
     let now = super::now();
-    let active = Query::select()
-        .expr(Expr::val(1))
-        .from(crate::workload::Entity)
-        .and_where(Expr::col(crate::workload::Column::ActiveSpecId).eq(spec.id.clone()))
-        .to_owned();
-    let freed = format!("DESTROYED_{}_{}", spec.name, now.timestamp_millis());
-    let updated = workload_spec::Entity::update_many()
+    workload_spec::Entity::update_many()
         .col_expr(workload_spec::Column::DeletedAt, Expr::value(now))
-        .col_expr(workload_spec::Column::Name, Expr::value(freed))
+        .col_expr(
+            workload_spec::Column::Name,
+            Expr::value(format!("DESTROYED_{}_{}", spec.name, now.timestamp_millis())),
+        )
         .col_expr(workload_spec::Column::UpdatedAt, Expr::value(now))
         .filter(workload_spec::Column::Id.eq(spec.id.clone()))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(true)
+}
+
+/// Takes the live spec's row lock until the transaction `db` ends (a write that changes
+/// nothing; SQLite takes its one write lock); false if the spec is deleted or unknown.
+pub async fn lock(db: &impl ConnectionTrait, id: &str) -> Result<bool, DbErr> {
+    let locked = workload_spec::Entity::update_many()
+        .col_expr(workload_spec::Column::Name, Expr::col(workload_spec::Column::Name))
+        .filter(workload_spec::Column::Id.eq(id))
         .filter(workload_spec::Column::DeletedAt.is_null())
-        .filter(Expr::exists(active).not())
         .exec(db)
         .await?;
-    Ok(updated.rows_affected > 0)
+    Ok(locked.rows_affected > 0)
 }
 
 /// What a listing of a tenant's specs shows, and in which order.
@@ -257,7 +278,7 @@ pub fn ids_query(
 /// The tenant's live specs that `query` filters in (unordered).
 fn filtered(backend: sea_orm::DbBackend, tenant_id: i32, query: &SpecQuery) -> sea_orm::Select<workload_spec::Entity> {
     use sea_orm::DbBackend;
-    use sea_orm::sea_query::{Expr, ExprTrait};
+    use sea_orm::sea_query::ExprTrait;
     let mut select = live().filter(workload_spec::Column::TenantId.eq(tenant_id));
     if let Some(face) = query.face {
         // A face key is one of ours, never input.
@@ -373,7 +394,6 @@ pub async fn touch_with_limits(
     meta: &serde_json::Value,
     limits: &crate::outcome::Limits,
 ) -> Result<bool, DbErr> {
-    use sea_orm::sea_query::Expr;
     let update = workload_spec::Entity::update_many()
         .col_expr(workload_spec::Column::Meta, Expr::value(meta.to_string()))
         .col_expr(workload_spec::Column::CpuMillis, Expr::value(limits.cpu_millis.and_then(|n| i32::try_from(n).ok())))
@@ -463,7 +483,6 @@ impl Quota {
 /// transaction's own writes).
 pub async fn footprint(db: &impl ConnectionTrait, tenant_id: i32, face: &'static str) -> Result<Footprint, DbErr> {
     use sea_orm::QuerySelect;
-    use sea_orm::sea_query::Expr;
     let query = SpecQuery { face: Some(face), ..SpecQuery::default() };
     let total = |column: &str| Expr::cust(format!("CAST(COALESCE(SUM({column}), 0) AS BIGINT)"));
     let running = Expr::cust(format!(

@@ -3,16 +3,25 @@ use crate::state::{TransitionError, WorkloadEvent, WorkloadState};
 use crate::workload::{self, Column};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect, Select, sea_query::Expr,
+    QueryOrder, QuerySelect, Select, TransactionSession, TransactionTrait, sea_query::Expr,
 };
 
 /// Inserts a new workload, claiming its spec: fails with a unique violation (`is_spec_taken`)
-/// when the spec already has an active workload.
-pub async fn insert(db: &impl ConnectionTrait, mut workload: workload::Model) -> Result<workload::Model, DbErr> {
+/// when the spec already has an active workload; `None` when the spec is deleted. It holds
+/// the spec's row lock meanwhile, as `specs::mark_deleted` does, so a spec is never deleted
+/// with an active workload, whichever of the two commits first.
+pub async fn insert(
+    db: &impl TransactionTrait,
+    mut workload: workload::Model,
+) -> Result<Option<workload::Model>, DbErr> {
     workload.active_spec_id = (workload.state != WorkloadState::Stopped).then(|| workload.spec_id.clone());
-    let mut active = workload.into_active_model();
-    active = active.reset_all();
-    active.insert(db).await
+    let txn = db.begin().await?;
+    if !super::specs::lock(&txn, &workload.spec_id).await? {
+        return Ok(None);
+    }
+    let inserted = workload.into_active_model().reset_all().insert(&txn).await?;
+    txn.commit().await?;
+    Ok(Some(inserted))
 }
 
 /// The insert failed because the spec already has an active workload.

@@ -31,24 +31,18 @@ pub async fn run(ctx: &Ctx, task: &task::Model, cancel: &CancellationToken) -> R
         Some(workload) => workload,
         None if cancel.is_cancelled() => return Ok(cancelled_before_start(None)),
         None => match claim_spec(ctx, task, &spec).await? {
-            Ok(workload) => workload,
-            Err(running) => {
+            Claim::Mine(workload) => workload,
+            Claim::Taken(running) => {
                 return Ok(Outcome::AlreadyRunning {
                     workload: running.id,
                     workload_name: running.name,
                     spec_name: spec.name.clone(),
                 });
             }
+            // Deleted since it was read (see `delete_spec`): run nothing.
+            Claim::SpecGone => return Ok(Outcome::SpecGone { spec: spec.id.clone() }),
         },
     };
-
-    if specs::find(&ctx.db, &spec.id).await?.is_none() {
-        // Deleted while this start claimed it (see `delete_spec`): run nothing.
-        let ended =
-            WorkloadEvent::Ended(End::StartFailed { reason: "its spec was deleted".into() }, Default::default());
-        workloads::transition(&ctx.db, &workload, ended).await?;
-        return Ok(Outcome::SpecGone { spec: spec.id.clone() });
-    }
     ctx.guard(std::slice::from_ref(task)).await?;
     let working_dir = Path::new(&spec.working_dir);
     if let Some(archive) = task.params().restore
@@ -149,13 +143,17 @@ async fn verify(ctx: &Ctx, spec: &workload_spec::Model, workload: workload::Mode
     Ok(if ran { started } else { interrupted })
 }
 
-/// Inserts this task's workload, which claims the spec. `Err(workload)`: the spec's active workload,
-/// inserted by another start.
-async fn claim_spec(
-    ctx: &Ctx,
-    task: &task::Model,
-    spec: &workload_spec::Model,
-) -> Result<Result<workload::Model, workload::Model>, OpError> {
+enum Claim {
+    /// This task's workload (inserted now, or by an earlier attempt).
+    Mine(workload::Model),
+    /// The spec's active workload, inserted by another start.
+    Taken(workload::Model),
+    SpecGone,
+}
+
+/// Inserts this task's workload, which claims the spec (a deleted spec cannot be claimed, and
+/// a claimed one cannot be deleted: `workloads::insert`).
+async fn claim_spec(ctx: &Ctx, task: &task::Model, spec: &workload_spec::Model) -> Result<Claim, OpError> {
     loop {
         let new = workload::Model {
             id: uuid::Uuid::new_v4().to_string(),
@@ -180,14 +178,15 @@ async fn claim_spec(
             processes_peak: None,
         };
         match workloads::insert(&ctx.db, new).await {
-            Ok(workload) => return Ok(Ok(workload)),
+            Ok(Some(workload)) => return Ok(Claim::Mine(workload)),
+            Ok(None) => return Ok(Claim::SpecGone),
             Err(err) if workloads::is_spec_taken(&err) => {
                 // Another start holds the spec, or an earlier attempt of this task inserted first.
                 if let Some(mine) = workloads::find_by_start_task(&ctx.db, task.id).await? {
-                    return Ok(Ok(mine));
+                    return Ok(Claim::Mine(mine));
                 }
                 if let Some(running) = workloads::active_of_spec(&ctx.db, &spec.id).await? {
-                    return Ok(Err(running));
+                    return Ok(Claim::Taken(running));
                 }
                 // The other workload ended in between: the spec is free again.
             }

@@ -5,8 +5,9 @@
 //! (`flights`), which performs the stop once, and all of them report its one outcome.
 //!
 //! Safe points for abandoning (when the last task of the flight is cancelled): before SIGTERM
-//! (nothing is done), and while waiting out the grace period (SIGKILL is not sent; the workload
-//! goes back to Running if its processes survived). Once SIGKILL is sent, the stop completes.
+//! (nothing is sent; a workload already recorded Stopping goes back to Running), and while
+//! waiting out the grace period (SIGKILL is not sent; the workload goes back to Running if its
+//! processes survived). Once SIGKILL is sent, the stop completes.
 //! Before each signal the flight checks the runner's lease (`Ctx::guard`).
 
 use super::flights::{Flight, Landing};
@@ -30,7 +31,7 @@ const KILL_WAIT: Duration = Duration::from_secs(10);
 pub enum StopReport {
     /// The workload was Stopped before the flight began.
     AlreadyStopped,
-    /// Abandoned before anything was sent.
+    /// Abandoned before anything was sent (the workload is as it was before the stop).
     NotStarted,
     /// The workload is Stopped now; how its processes ended.
     Stopped(StopHow),
@@ -133,7 +134,12 @@ async fn drive(ctx: &Ctx, workload_id: &str, flight: &Arc<Flight<StopReport>>) -
         return Ok(StopReport::Stopped(StopHow::NoProcess));
     };
 
-    ctx.guard(&flight.members()).await?;
+    crate::pause_point("stop_workload.stopping").await;
+    if !may_signal(ctx, flight).await? {
+        // Abandoned before anything was sent: the workload goes back to Running, as it was.
+        give_up(ctx, &workload, &handle).await;
+        return Ok(StopReport::NotStarted);
+    }
     let sent = handle.terminate_async().await;
     tracing::info!(workload = %workload.id, sent, "SIGTERM sent");
     let sent_at = tokio::time::Instant::now();
@@ -148,9 +154,13 @@ async fn drive(ctx: &Ctx, workload_id: &str, flight: &Arc<Flight<StopReport>>) -
             return Ok(give_up(ctx, &workload, &handle).await);
         }
         if sent_at.elapsed() >= Duration::from_millis(grace_ms) {
-            if let Err(err) = ctx.guard(&flight.members()).await {
-                give_up(ctx, &workload, &handle).await;
-                return Err(err);
+            match may_signal(ctx, flight).await {
+                Ok(true) => {}
+                Ok(false) => return Ok(give_up(ctx, &workload, &handle).await),
+                Err(err) => {
+                    give_up(ctx, &workload, &handle).await;
+                    return Err(err);
+                }
             }
             handle.kill_async().await;
             tracing::info!(workload = %workload.id, "SIGKILL sent after the grace period");
@@ -169,6 +179,18 @@ async fn drive(ctx: &Ctx, workload_id: &str, flight: &Arc<Flight<StopReport>>) -
     };
     record_end(ctx, &workload.id, End::Stopped { how }).await;
     Ok(StopReport::Stopped(how))
+}
+
+/// Whether the flight may send its next signal: the lease allows it on behalf of a member
+/// (`Ctx::guard`). `false` once the last member has left: the flight is abandoned and has no one
+/// to act for, which is a cancel to honour, not a lost lease to stand down for.
+async fn may_signal(ctx: &Ctx, flight: &Flight<StopReport>) -> Result<bool, OpError> {
+    let members = flight.members();
+    if members.is_empty() {
+        return Ok(false);
+    }
+    ctx.guard(&members).await?;
+    Ok(true)
 }
 
 fn grace_ms(ctx: &Ctx, flight: &Flight<StopReport>) -> u64 {
