@@ -24,6 +24,7 @@ mod m20261206_000018_task_deletion_events;
 mod m20261206_000019_auth_events;
 mod m20261206_000020_task_counts;
 mod m20261206_000021_view_changes;
+mod m20261206_000022_final_state_events;
 
 pub struct Migrator;
 
@@ -53,6 +54,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000019_auth_events::Migration),
             Box::new(m20261206_000020_task_counts::Migration),
             Box::new(m20261206_000021_view_changes::Migration),
+            Box::new(m20261206_000022_final_state_events::Migration),
         ]
     }
 }

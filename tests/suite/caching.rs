@@ -356,3 +356,69 @@ async fn a_kept_sandbox_view_ends_when_a_scheduled_task_comes_due(mode: Mode) {
 }
 
 in_both_modes!(a_kept_sandbox_view_ends_when_a_scheduled_task_comes_due);
+
+/// What a task's life announces on PostgreSQL: its insert and its end change what a kept view
+/// shows, and its end is what waiters and the finished-task cache wait for; its claim changes
+/// neither, and announcing it cost every claim a turn on the database-wide lock that notifying
+/// commits take (migration 22). Heard in commit order, so once the end is heard, everything
+/// before it has been.
+#[actix_web::test]
+async fn a_task_announces_its_insert_and_its_end_but_not_its_claim() {
+    use entity::state::{Outcome, TaskEvent};
+    use entity::store::{specs, tasks};
+    use migration::MigratorTrait;
+    let url = tests::fresh_pg_database().await;
+    let db = sea_orm::Database::connect(&url).await.expect("postgres");
+    migration::Migrator::up(&db, None).await.expect("migrate");
+
+    let spec = specs::create(&db, entity::tenant::DEFAULT, &tests::plain_spec("announced")).await.expect("spec");
+    let user = entity::store::users::create(&db, entity::tenant::DEFAULT, "u", "x", "PortalAdministrator")
+        .await
+        .expect("user")
+        .id;
+    // Listening from here: the spec's creation is not counted.
+    let (heard_tx, mut heard) = tokio::sync::mpsc::unbounded_channel();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let (listening_tx, mut listening) = tokio::sync::mpsc::unbounded_channel();
+    worker::events::follow(&db, &[worker::events::CHANNEL, "taskq_view_changed"], shutdown.clone(), move |notice| {
+        match notice {
+            worker::events::Notice::Payload { channel, payload } => {
+                let _ = heard_tx.send((channel.to_owned(), payload.to_owned()));
+            }
+            worker::events::Notice::Listening => {
+                let _ = listening_tx.send(());
+            }
+            worker::events::Notice::Lost => {}
+        }
+    });
+    tokio::time::timeout(T, listening.recv()).await.expect("listening").expect("listener");
+    let new = tasks::NewTask {
+        tenant_id: entity::tenant::DEFAULT,
+        user_id: user,
+        operation: entity::Operation::StopSpec,
+        target_id: &spec.id,
+        route: None,
+        params: Default::default(),
+    };
+    let queued = tasks::insert(&db, new).await.expect("insert");
+    let running = tasks::transition(&db, &queued, TaskEvent::Claim { runner: "r".into() }).await.expect("claim");
+    let outcome = Outcome::SpecGone { spec: spec.id.clone() };
+    tasks::transition(&db, &running, TaskEvent::Finish(outcome)).await.expect("finish");
+
+    // A last notification, committed after all of the above: once it is heard, so are they.
+    let last = ("taskq_view_changed".to_owned(), "last".to_owned());
+    sea_orm::ConnectionTrait::execute_unprepared(&db, "SELECT pg_notify('taskq_view_changed', 'last')")
+        .await
+        .expect("last");
+    let mut told = Vec::new();
+    while told.last() != Some(&last) {
+        told.push(tokio::time::timeout(T, heard.recv()).await.expect("heard").expect("listener"));
+    }
+    told.pop();
+    shutdown.cancel();
+    let on = |channel: &str| told.iter().filter(|(c, _)| c == channel).map(|(_, p)| p.clone()).collect::<Vec<_>>();
+    assert_eq!(on(worker::events::CHANNEL), vec![queued.id.to_string()], "the end alone: {told:?}");
+    assert_eq!(on("taskq_view_changed"), vec![spec.id.clone(), spec.id.clone()], "insert and end: {told:?}");
+    db.close().await.expect("close");
+    tests::drop_pg_database(&url).await;
+}

@@ -3,7 +3,8 @@
 //! Every process keeps one broadcast channel of "task N changed" signals, fed by
 //! - its own writes: the runner finishing a task, the sweeper abandoning one, a cancel;
 //! - on PostgreSQL, the database itself: a trigger on `tasks` sends `NOTIFY taskq_task_changed`
-//!   with the task id whenever a task's state changes, and every process `LISTEN`s. The
+//!   with the task id whenever a task reaches a final state or is deleted (what waiters and the
+//!   finished-task cache need; a claim is not announced), and every process `LISTEN`s. The
 //!   notification is delivered at commit, so it can neither precede the change nor announce one
 //!   that was rolled back, and every writer (any `api`, any `worker`) is covered without asking
 //!   it to. We chose this over a RabbitMQ fanout exchange for that atomicity, and because it
