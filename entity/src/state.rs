@@ -2,7 +2,9 @@
 //!
 //! Legality lives here as pure functions (`TaskEvent::legal_from`, `WorkloadEvent::legal_from`);
 //! the compare-and-set that applies an event is `store::tasks::transition` and
-//! `store::workloads::transition`, the only code that changes a task's or a workload's state.
+//! `store::workloads::transition`, the only code that changes a task's or a workload's state,
+//! but for a claim: `store::tasks::claim` applies `Claim` in one statement, without reading the
+//! task first (its effects are `TaskEvent::apply`'s, which a test checks).
 //!
 //! Task:    Queued --Claim--> Running --Finish--> Finished | Cancelled (by its outcome)
 //!          Running --Readopt--> Running (the same runner, back after a crash: a new attempt)

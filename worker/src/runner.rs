@@ -31,7 +31,7 @@ use crate::settings::RunnerSettings;
 use entity::message::QueueMessage;
 use entity::state::{Outcome, TaskEvent, TransitionError};
 use entity::store::{runners, tasks, workloads};
-use entity::{TaskState, task};
+use entity::task;
 use sea_orm::{DatabaseConnection, DbErr};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -199,24 +199,15 @@ impl Runner {
     }
 
     /// `Some(task)` when this delivery won the task; `None` when there is nothing to do
-    /// (duplicate delivery, cancelled before start, deleted).
+    /// (duplicate delivery, cancelled before start, deleted, or scheduled for later: the relay
+    /// publishes it again when it is due).
     async fn claim(&self, task_id: i32) -> Result<Option<task::Model>, DbErr> {
-        let Some(task) = tasks::get(&self.ctx.db, task_id).await? else {
-            return Ok(None);
-        };
-        // A scheduled task runs when due: the relay publishes it again then.
-        if task.state != TaskState::Queued || task.is_scheduled_after(entity::store::now()) {
-            return Ok(None);
-        }
         let epoch = self.ctx.lease.epoch();
-        match tasks::transition(&self.ctx.db, &task, TaskEvent::Claim { runner: self.id().to_owned() }).await {
-            Ok(task) => {
-                self.ctx.note_claim(task.id, epoch);
-                Ok(Some(task))
-            }
-            Err(TransitionError::Stale { .. } | TransitionError::Illegal { .. }) => Ok(None),
-            Err(TransitionError::Db(err)) => Err(err),
+        let claimed = tasks::claim(&self.ctx.db, task_id, self.id()).await?;
+        if let Some(task) = &claimed {
+            self.ctx.note_claim(task.id, epoch);
         }
+        Ok(claimed)
     }
 
     /// The task's token, shared by every delivery of it being handled here.

@@ -63,7 +63,11 @@ pub async fn stop(
             owner: workload.runner_id,
         });
     }
-    if cancel.is_cancelled() && workload.state != WorkloadState::Stopped {
+    if workload.state == WorkloadState::Stopped {
+        // Final: a stopped workload never runs again (a start makes a new one).
+        return Ok(outcome(workload, StopReport::AlreadyStopped));
+    }
+    if cancel.is_cancelled() {
         return Ok(cancelled_before_start(None));
     }
     let driver = ctx.clone();
