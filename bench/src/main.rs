@@ -89,12 +89,14 @@ async fn run(cli: Cli) -> Result<(), String> {
         });
     }
     eprintln!("loadbench: baselines ({} connections, {:.0} s each)", cli.connections, cli.seconds);
-    let baselines = scenarios::baselines(cli.connections, window).await?;
+    let before = scenarios::baselines(cli.connections, window).await?;
     let mut results = Vec::new();
     for mode in modes {
         eprintln!("loadbench: {} mode", mode.name());
         results.push(scenarios::mode(mode, &cli, window).await?);
     }
+    eprintln!("loadbench: baselines again");
+    let baselines = before.faster(scenarios::baselines(cli.connections, window).await?);
     let report = report::Report::new(&cli, baselines, results);
     report.check()?;
     if let Some(parent) = cli.out.parent() {

@@ -178,7 +178,11 @@ impl Report {
             "seconds": self.seconds,
             "workers": self.workers,
             "smoke": self.smoke,
-            "baselines": {"trivial_handler": measure(&self.baselines.trivial), "raw_pipeline": measure(&self.baselines.pipeline)},
+            "baselines": {
+                "trivial_handler": measure(&self.baselines.trivial),
+                "raw_pipeline": measure(&self.baselines.pipeline),
+                "runs": self.baselines.runs.iter().map(|(trivial, pipeline)| json!({"trivial_handler_rate": trivial, "raw_pipeline_rate": pipeline})).collect::<Vec<_>>(),
+            },
             "modes": modes,
         })
     }
@@ -280,13 +284,18 @@ impl Report {
             ));
         }
         let p = &self.baselines.pipeline;
+        let runs = |pick: fn(&(f64, f64)) -> f64| {
+            self.baselines.runs.iter().map(|r| format!("{}/s", rate(pick(r)))).collect::<Vec<_>>().join(" and ")
+        };
         out.push_str(&format!(
-            "\nBaselines: the trivial actix-web handler answered {}/s (p99 {} ms); the raw durable pipeline finished {}/s (p50 {} ms, p99 {} ms).\n",
+            "\nBaselines, run before and after the modes, the faster run counting: the trivial actix-web handler answered {}/s (p99 {} ms; runs {}); the raw durable pipeline finished {}/s (p50 {} ms, p99 {} ms; runs {}).\n",
             rate(self.baselines.trivial.rate),
             ms(self.baselines.trivial.p99_ms),
+            runs(|r| r.0),
             rate(p.rate),
             ms(p.p50_ms),
-            ms(p.p99_ms)
+            ms(p.p99_ms),
+            runs(|r| r.1),
         ));
         out
     }

@@ -51,6 +51,19 @@ impl Measure {
 pub struct Baselines {
     pub trivial: Measure,
     pub pipeline: Measure,
+    /// The rates of every run of them (trivial, pipeline), in order; `trivial` and `pipeline`
+    /// are the faster runs.
+    pub runs: Vec<(f64, f64)>,
+}
+
+impl Baselines {
+    /// Each baseline's faster run of the two: this machine's speed drifts within a run, and a
+    /// ratio to a baseline that happened to run slow would flatter every figure.
+    pub fn faster(self, other: Baselines) -> Baselines {
+        let pick = |a: Measure, b: Measure| if b.rate > a.rate { b } else { a };
+        let runs = self.runs.into_iter().chain(other.runs).collect();
+        Baselines { trivial: pick(self.trivial, other.trivial), pipeline: pick(self.pipeline, other.pipeline), runs }
+    }
 }
 
 pub async fn baselines(connections: usize, window: Duration) -> Result<Baselines, String> {
@@ -58,7 +71,8 @@ pub async fn baselines(connections: usize, window: Duration) -> Result<Baselines
     let plan: Plan = Arc::new(|_, _| request("GET", "/", &[], None));
     let trivial = Measure::of(load::closed_loop(trivial.addr, connections, window, plan).await);
     let pipeline = Measure::of_pipeline(baseline::raw_pipeline(connections, window).await?);
-    Ok(Baselines { trivial, pipeline })
+    let runs = vec![(trivial.rate, pipeline.rate)];
+    Ok(Baselines { trivial, pipeline, runs })
 }
 
 /// What one mode measured, by figure name (see `report`).
