@@ -81,6 +81,18 @@ pub fn plain_spec(name: &str) -> entity::store::specs::NewSpec {
     }
 }
 
+/// How many of this PostgreSQL database's backends are waiting on `condition`, an SQL
+/// condition on `pg_stat_activity` (such as `wait_event_type = 'Lock'`): how a test knows a
+/// statement it started is held where it means it to be.
+pub async fn backends_waiting(db: &DatabaseConnection, condition: &str) -> i64 {
+    let sql = format!("SELECT count(*) AS n FROM pg_stat_activity WHERE {condition} AND datname = current_database()");
+    db.query_one_raw(sea_orm::Statement::from_string(sea_orm::DbBackend::Postgres, sql))
+        .await
+        .expect("db")
+        .and_then(|row| row.try_get::<i64>("", "n").ok())
+        .unwrap_or(0)
+}
+
 /// A workload of the spec `spec_id` as a start inserts it (Starting, on runner `r`), with
 /// nothing else set (for tests of the store).
 pub fn plain_workload(spec_id: &str, start_task_id: i32) -> entity::workload::Model {

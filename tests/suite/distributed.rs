@@ -191,16 +191,7 @@ async fn phantom_start(back_before_the_commit: bool) {
     let task = session.act(&format!("/api/jobs/{}?action=start", app.job_id("Runs").await)).await;
     let task_id = task["TaskId"].as_str().expect("id").to_owned();
     wait_until("the runner's write of the pid to be committing", T, || async {
-        let sleeping = app
-            .db
-            .query_one_raw(sea_orm::Statement::from_string(
-                sea_orm::DbBackend::Postgres,
-                "SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND datname = current_database()",
-            ))
-            .await
-            .expect("db")
-            .and_then(|row| row.try_get::<i64>("", "n").ok());
-        sleeping == Some(1)
+        tests::backends_waiting(&app.db, "wait_event = 'PgSleep'").await == 1
     })
     .await;
     worker.kill9();

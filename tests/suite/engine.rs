@@ -333,14 +333,7 @@ async fn a_spec_is_never_deleted_under_a_workload_that_claimed_it_meanwhile() {
     )
     .await
     .expect("function");
-    let waiting_on_locks = || async {
-        let sql = "SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()";
-        db.query_one_raw(sea_orm::Statement::from_string(sea_orm::DbBackend::Postgres, sql))
-            .await
-            .expect("db")
-            .and_then(|row| row.try_get::<i64>("", "n").ok())
-            .unwrap_or(0)
-    };
+    let waiting_on_locks = || tests::backends_waiting(&db, "wait_event_type = 'Lock'");
     let at_the_write_of_a_deletion = "CREATE TRIGGER hold BEFORE UPDATE ON workload_specs FOR EACH ROW \
         WHEN (OLD.deleted_at IS NULL AND NEW.deleted_at IS NOT NULL) EXECUTE FUNCTION held()";
     let at_the_insert_of_a_claim =

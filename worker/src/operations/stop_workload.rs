@@ -29,7 +29,7 @@ const KILL_WAIT: Duration = Duration::from_secs(10);
 /// What a stop flight did.
 #[derive(Clone, Debug)]
 pub enum StopReport {
-    /// The workload was Stopped before the flight began.
+    /// The workload was Stopped already (when the stop read it, or when its flight began).
     AlreadyStopped,
     /// Abandoned before anything was sent (the workload is as it was before the stop).
     NotStarted,
