@@ -6,9 +6,8 @@ use entity::outcome::{End, Outcome, StopHow, Unobserved};
 use entity::{task, workload};
 
 /// `(Success, Message)` of a finished task, in EM's words.
-pub fn result(task: &task::Model) -> Option<(bool, String)> {
-    let outcome = task.ended()?;
-    Some((outcome.success(), message(&outcome, task)))
+pub fn result(outcome: &Outcome, task: &task::Model) -> (bool, String) {
+    (outcome.success(), message(outcome, task))
 }
 
 fn message(outcome: &Outcome, task: &task::Model) -> String {

@@ -180,7 +180,10 @@ impl TaskView {
             // Veeam has no queued state: a task is Running until it is Finished.
             state: if finished { "Finished" } else { "Running" },
             operation: operation_name(task.operation).to_owned(),
-            result: super::messages::result(task).map(|(success, message)| (success, Some(message))),
+            result: ended.as_ref().map(|outcome| {
+                let (success, message) = super::messages::result(outcome, task);
+                (success, Some(message))
+            }),
             links,
             href,
         }

@@ -44,7 +44,9 @@ impl Model {
 
     /// Whether `face` made this spec (its `meta` has the face's key).
     pub fn is_of_face(&self, face: &str) -> bool {
-        serde_json::from_str::<serde_json::Value>(&self.meta).is_ok_and(|meta| meta.get(face).is_some())
+        // Read on every kept sandbox or session poll: the keys only, no value is built.
+        type Keys<'a> = std::collections::HashMap<std::borrow::Cow<'a, str>, serde::de::IgnoredAny>;
+        serde_json::from_str::<Keys>(&self.meta).is_ok_and(|meta| meta.contains_key(face))
     }
 
     /// The argument vector; an error (naming the problem) when the stored command is not a JSON
@@ -113,5 +115,17 @@ mod tests {
         assert_eq!(s.meta_text("n"), "");
         assert_eq!(s.meta_text("description"), "");
         assert_eq!(spec("[]", "not json").meta_text("jobType"), "");
+    }
+
+    #[test]
+    fn a_spec_is_of_the_faces_whose_key_its_meta_has() {
+        let s = spec("[]", r#"{"daytona":{"labels":{"a":"\"b"},"x":[1,{"y":null}]},"other":1}"#);
+        assert!(s.is_of_face("daytona"));
+        assert!(s.is_of_face("other"));
+        assert!(!s.is_of_face("vercel"));
+        assert!(spec("[]", r#"{"dayt\u006fna":{}}"#).is_of_face("daytona"));
+        for not_an_object in ["[]", "\"daytona\"", "not json", ""] {
+            assert!(!spec("[]", not_an_object).is_of_face("daytona"), "{not_an_object:?}");
+        }
     }
 }
