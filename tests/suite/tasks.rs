@@ -124,6 +124,50 @@ async fn task_gets_answer_304_while_the_task_is_unchanged(mode: Mode) {
     assert_ne!(changed.header("ETag"), Some(tag.as_str()));
 }
 
+/// Every publish's confirm is recorded (`published_at`, which keeps the relay from publishing it
+/// again), however many arrive at once: here more than one statement records (they are
+/// written many to a statement), and a task claimed before its confirm is left as its runner
+/// made it.
+#[actix_web::test]
+async fn every_confirmed_publish_is_recorded_and_a_claimed_task_is_left_alone() {
+    use entity::store::tasks;
+    use std::sync::Arc;
+    for (db, url) in tests::migrated_databases().await {
+        let tenant = entity::tenant::DEFAULT;
+        let user = entity::store::users::create(&db, tenant, "publisher", "-", "").await.expect("user").id;
+        let dispatcher = worker::dispatch::Dispatcher::new(
+            db.clone(),
+            Arc::new(worker::broker::memory::MemoryBroker::default()),
+            worker::settings::RunnerSettings::default(),
+            worker::events::TaskEvents::default(),
+        );
+        let mut queued = Vec::new();
+        for _ in 0..600 {
+            let new = tasks::NewTask {
+                tenant_id: tenant,
+                user_id: user,
+                operation: entity::Operation::StartWorkload,
+                target_id: "no-such-spec",
+                route: None,
+                params: Default::default(),
+            };
+            queued.push(tasks::insert(&db, new).await.expect("insert"));
+        }
+        let claimed = tasks::claim(&db, queued[0].id, "runner").await.expect("claim").expect("claimed");
+        let published = futures_util::future::join_all(queued.iter().map(|task| dispatcher.publish_run(task))).await;
+        assert!(published.iter().all(|ok| *ok), "every publish confirmed");
+        for task in &queued[1..] {
+            let task = tasks::get(&db, task.id).await.expect("db").expect("task");
+            assert!(task.published_at.is_some(), "task {} published but not recorded", task.id);
+        }
+        assert_eq!(tasks::get(&db, claimed.id).await.expect("db"), Some(claimed), "the claimed task untouched");
+        if let Some(url) = url {
+            drop((db, dispatcher));
+            tests::drop_pg_database(&url).await;
+        }
+    }
+}
+
 in_both_modes!(
     task_gets_answer_304_while_the_task_is_unchanged,
     the_task_row_exists_before_the_202_leaves,

@@ -27,9 +27,12 @@ use entity::store::{runners, tasks};
 use entity::{TaskState, task};
 use sea_orm::{DatabaseConnection, DbErr};
 use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 const RELAY_BATCH: u64 = 200;
+/// At most this many confirms recorded by one statement.
+const MARK_BATCH: usize = 256;
 
 #[derive(Clone)]
 pub struct Dispatcher {
@@ -37,11 +40,14 @@ pub struct Dispatcher {
     broker: Arc<dyn Broker>,
     settings: RunnerSettings,
     events: TaskEvents,
+    marks: Marks,
 }
 
 impl Dispatcher {
+    /// Inside a runtime: it starts the writer of the publishes' confirms.
     pub fn new(db: DatabaseConnection, broker: Arc<dyn Broker>, settings: RunnerSettings, events: TaskEvents) -> Self {
-        Self { db, broker, settings, events }
+        let marks = Marks::start(db.clone());
+        Self { db, broker, settings, events, marks }
     }
 
     /// Publishes the task's run message and records the confirm; false if the broker failed.
@@ -49,7 +55,7 @@ impl Dispatcher {
         let route = Route::from_column(task.route.as_deref());
         match self.broker.publish(&route, QueueMessage::Run { task_id: task.id }).await {
             Ok(()) => {
-                if let Err(err) = tasks::mark_published(&self.db, task.id).await {
+                if let Err(err) = self.marks.record(task.id).await {
                     tracing::warn!(task = task.id, %err, "published, but not recorded: the relay will publish it again");
                 }
                 true
@@ -159,5 +165,40 @@ impl Dispatcher {
             }
         }
         Ok(())
+    }
+}
+
+/// Records the publishes' confirms (`published_at`), many in one statement: a confirm waits for
+/// the statement that records it, and the confirms that arrive while one runs share the next.
+/// No timer: when the pipeline is idle, a confirm is recorded at once; under load, one
+/// statement records a whole round of them instead of one each.
+#[derive(Clone)]
+struct Marks {
+    queue: mpsc::UnboundedSender<(i32, oneshot::Sender<Result<(), String>>)>,
+}
+
+impl Marks {
+    fn start(db: DatabaseConnection) -> Self {
+        let (queue, mut confirms) = mpsc::unbounded_channel::<(i32, oneshot::Sender<Result<(), String>>)>();
+        tokio::spawn(async move {
+            let mut round = Vec::with_capacity(MARK_BATCH);
+            // Ends once every dispatcher (every sender) is gone.
+            while confirms.recv_many(&mut round, MARK_BATCH).await > 0 {
+                let ids: Vec<i32> = round.iter().map(|(id, _)| *id).collect();
+                let recorded = tasks::mark_published(&db, &ids).await.map_err(|err| err.to_string());
+                for (_, done) in round.drain(..) {
+                    let _ = done.send(recorded.clone());
+                }
+            }
+        });
+        Self { queue }
+    }
+
+    /// Records task `id`'s confirm; returns once it is written.
+    async fn record(&self, id: i32) -> Result<(), String> {
+        const STOPPED: &str = "the confirms' writer has stopped";
+        let (done, recorded) = oneshot::channel();
+        self.queue.send((id, done)).map_err(|_| STOPPED.to_owned())?;
+        recorded.await.map_err(|_| STOPPED.to_owned())?
     }
 }

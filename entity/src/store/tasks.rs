@@ -137,11 +137,12 @@ pub async fn claim(db: &impl ConnectionTrait, id: i32, runner: &str) -> Result<O
     Ok(claimed.into_iter().next())
 }
 
-/// Records that the broker confirmed the run message. Not a state change.
-pub async fn mark_published(db: &impl ConnectionTrait, id: i32) -> Result<(), DbErr> {
+/// Records that the broker confirmed the run messages of `ids` (those still queued). Not a
+/// state change.
+pub async fn mark_published(db: &impl ConnectionTrait, ids: &[i32]) -> Result<(), DbErr> {
     task::Entity::update_many()
         .col_expr(Column::PublishedAt, Expr::value(super::now()))
-        .filter(Column::Id.eq(id))
+        .filter(Column::Id.is_in(ids.iter().copied()))
         .filter(Column::State.eq(TaskState::Queued))
         .exec(db)
         .await?;
