@@ -80,6 +80,7 @@ async fn a_forced_stop_kills_at_once_and_hurries_a_graceful_one_in_flight(mode: 
                 operation: entity::Operation::StopWorkload,
                 target_id: &target,
                 params,
+                owner: None,
             };
             engine.submit(submission).await.expect("submit")
         }
@@ -132,6 +133,7 @@ async fn a_cancelled_task_is_cancelled_not_failed_and_says_who_cancelled_it(mode
             operation: entity::Operation::StopWorkload,
             target_id: "00000000-0000-0000-0000-000000000000",
             params: Default::default(),
+            owner: None,
         })
         .await
         .expect("submit");
@@ -149,8 +151,14 @@ async fn deleting_a_spec_stops_its_workload_then_frees_its_name(mode: Mode) {
     let submit = |operation: entity::Operation, target: String| {
         let engine = app.engine.clone();
         async move {
-            let submission =
-                Submission { tenant_id: tenant, user_id, operation, target_id: &target, params: Default::default() };
+            let submission = Submission {
+                tenant_id: tenant,
+                user_id,
+                operation,
+                target_id: &target,
+                params: Default::default(),
+                owner: None,
+            };
             let task = engine.submit(submission).await.expect("submit");
             engine.wait_finished(task.id, Duration::from_secs(30)).await.expect("db").expect("task")
         }
@@ -232,8 +240,14 @@ async fn scheduled_tasks_wait_for_their_time_and_guarded_submits_have_one_winner
         async move { entity::store::specs::create(&db, tenant, &new).await.expect("spec") }
     };
     let spec = create("scheduled").await;
-    let submission =
-        |operation, params| Submission { tenant_id: tenant, user_id, operation, target_id: &spec.id, params };
+    let submission = |operation, params| Submission {
+        tenant_id: tenant,
+        user_id,
+        operation,
+        target_id: &spec.id,
+        params,
+        owner: None,
+    };
     let started =
         app.engine.submit(submission(entity::Operation::StartWorkload, Default::default())).await.expect("start");
     app.engine.wait_finished(started.id, Duration::from_secs(30)).await.expect("db");
@@ -298,6 +312,7 @@ async fn scheduled_tasks_wait_for_their_time_and_guarded_submits_have_one_winner
                 operation: entity::Operation::StartWorkload,
                 target_id: &seen.id,
                 params: Default::default(),
+                owner: None,
             };
             engine.submit_if_unchanged(submission, &seen, None).await.expect("db").is_ok()
         }

@@ -138,7 +138,7 @@ impl Dispatcher {
         if task.not_before.is_none() || task.published_at.is_some() {
             return Ok(Some(task.clone()));
         }
-        let route = crate::engine::route_of(&self.db, task.operation, &task.target_id).await?;
+        let route = crate::engine::route_of(&self.db, task.operation, &task.target_id, None).await?;
         if route != task.route && !tasks::set_route(&self.db, task.id, route.clone()).await? {
             return Ok(None);
         }

@@ -42,6 +42,17 @@ pub struct Submission<'a> {
     /// The spec (StartWorkload, StopSpec, DeleteSpec) or the workload (StopWorkload).
     pub target_id: &'a str,
     pub params: TaskParams,
+    /// The runner that owns the target workload, when the face has just read it (its
+    /// `runner_id`, which never changes): the engine routes by it instead of reading the
+    /// workload again. `None`: the engine reads it (`Submission::owned_by` sets it).
+    pub owner: Option<&'a str>,
+}
+
+impl<'a> Submission<'a> {
+    /// The same, aimed at a workload the face read: `runner` is its `runner_id`.
+    pub fn owned_by(self, runner: &'a str) -> Self {
+        Self { owner: Some(runner), ..self }
+    }
 }
 
 /// A quota a submission must stay within: the tenant's footprint of one face's specs (see
@@ -155,7 +166,7 @@ impl Engine {
 
     /// Commits the task (routed to the runner that owns its target, if any), then publishes it.
     pub async fn submit(&self, submission: Submission<'_>) -> Result<task::Model, DbErr> {
-        let route = route_of(&self.db, submission.operation, submission.target_id).await?;
+        let route = route_of(&self.db, submission.operation, submission.target_id, submission.owner).await?;
         let task = tasks::insert(&self.db, new_task(&submission, route)).await?;
         self.publish(&task);
         Ok(task)
@@ -173,7 +184,7 @@ impl Engine {
         seen: &workload_spec::Model,
         admission: Option<&Admission>,
     ) -> Result<Result<task::Model, Refused>, DbErr> {
-        let route = route_of(&self.db, submission.operation, submission.target_id).await?;
+        let route = route_of(&self.db, submission.operation, submission.target_id, submission.owner).await?;
         let txn = self.db.begin().await?;
         if admission.is_some() {
             tenants::lock(&txn, submission.tenant_id).await?;
@@ -309,20 +320,23 @@ fn new_task<'a>(submission: &Submission<'a>, route: Option<String>) -> tasks::Ne
 }
 
 /// The runner that must perform `operation` on `target_id`: the owner of the workload it
-/// stops; any runner for a start (or a stop of a spec that is not running).
+/// stops (`owner` when the caller knows it); any runner for a start (or a stop of a spec that is
+/// not running).
 pub(crate) async fn route_of(
     db: &DatabaseConnection,
     operation: Operation,
     target_id: &str,
+    owner: Option<&str>,
 ) -> Result<Option<String>, DbErr> {
     Ok(match operation {
         Operation::StartWorkload => None,
         Operation::StopSpec | Operation::DeleteSpec => {
             workloads::active_of_spec(db, target_id).await?.map(|s| s.runner_id)
         }
-        Operation::StopWorkload | Operation::SnapshotWorkload => {
-            workloads::find(db, target_id).await?.map(|s| s.runner_id)
-        }
+        Operation::StopWorkload | Operation::SnapshotWorkload => match owner {
+            Some(owner) => Some(owner.to_owned()),
+            None => workloads::find(db, target_id).await?.map(|s| s.runner_id),
+        },
         // Any runner: snapshots are on the runners' shared sandbox storage.
         Operation::DeleteSnapshot => None,
     })

@@ -130,6 +130,7 @@ pub async fn create(
         operation: Operation::StartWorkload,
         target_id: &id,
         params,
+        owner: None,
     };
     let (spec, task) = match state.engine.create_and_submit(start, &new, Some(&admission(&daytona))).await {
         Ok(Ok(created)) => created,

@@ -153,7 +153,7 @@ pub(super) fn submission<'a>(
     operation: Operation,
     params: TaskParams,
 ) -> Submission<'a> {
-    Submission { tenant_id: org.tenant.id, user_id: org.user_id, operation, target_id: &spec.id, params }
+    Submission { tenant_id: org.tenant.id, user_id: org.user_id, operation, target_id: &spec.id, params, owner: None }
 }
 
 /// What an answer that submitted a task shows.

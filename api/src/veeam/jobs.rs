@@ -62,9 +62,9 @@ pub async fn act_on_job(
             // Enterprise Manager names a session after its job and the time it was asked for.
             let name = format!("{}@{}", job.name, entity::store::now().format("%Y-%m-%d %H:%M:%S"));
             let params = TaskParams { name: Some(name), ..TaskParams::default() };
-            tasks::accept(&req, &state, &caller, Operation::StartWorkload, &job.id, params).await
+            tasks::accept(&req, &state, &caller, Operation::StartWorkload, &job.id, params, None).await
         }
-        "stop" => tasks::accept(&req, &state, &caller, Operation::StopSpec, &job.id, TaskParams::default()).await,
+        "stop" => tasks::accept(&req, &state, &caller, Operation::StopSpec, &job.id, TaskParams::default(), None).await,
         other => Err(VeeamError::BadRequest(format!("Action '{other}' is not supported for jobs; use start or stop."))),
     }
 }

@@ -71,7 +71,9 @@ pub async fn act_on_session(
     let session = find(&state, &caller, &id).await?;
     match action.as_str() {
         "stop" => {
-            tasks::accept(&req, &state, &caller, Operation::StopWorkload, &session.id, TaskParams::default()).await
+            let owner = Some(session.runner_id.as_str());
+            tasks::accept(&req, &state, &caller, Operation::StopWorkload, &session.id, TaskParams::default(), owner)
+                .await
         }
         other => {
             Err(VeeamError::BadRequest(format!("Action '{other}' is not supported for backup sessions; use stop.")))

@@ -28,12 +28,13 @@ pub async fn accept(
     operation: Operation,
     target_id: &str,
     params: TaskParams,
+    owner: Option<&str>,
 ) -> Result<HttpResponse, VeeamError> {
     if !Role::may_operate(&caller.user.role) {
         return Err(VeeamError::Forbidden);
     }
     let submission =
-        Submission { tenant_id: caller.user.tenant_id, user_id: caller.user.id, operation, target_id, params };
+        Submission { tenant_id: caller.user.tenant_id, user_id: caller.user.id, operation, target_id, params, owner };
     let task = state.engine.submit(submission).await?;
     let hrefs = hrefs(req, state);
     let mut response = render(format(), StatusCode::ACCEPTED, &TaskView::new(&task, &hrefs));

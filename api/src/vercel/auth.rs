@@ -24,7 +24,14 @@ impl Team {
         target_id: &'a str,
         params: entity::outcome::TaskParams,
     ) -> worker::engine::Submission<'a> {
-        worker::engine::Submission { tenant_id: self.tenant.id, user_id: self.user_id, operation, target_id, params }
+        worker::engine::Submission {
+            tenant_id: self.tenant.id,
+            user_id: self.user_id,
+            operation,
+            target_id,
+            params,
+            owner: None,
+        }
     }
 }
 

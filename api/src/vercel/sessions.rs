@@ -38,7 +38,8 @@ pub async fn schedule_timeout(
     timeout_ms: i64,
 ) -> Result<(), VercelError> {
     let at = session.created_at + chrono::TimeDelta::milliseconds(timeout_ms);
-    let stop = team.submission(Operation::StopWorkload, &session.id, TaskParams::default());
+    let stop =
+        team.submission(Operation::StopWorkload, &session.id, TaskParams::default()).owned_by(&session.runner_id);
     state.engine.schedule(stop, at).await?;
     Ok(())
 }
