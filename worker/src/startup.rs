@@ -169,3 +169,25 @@ pub async fn termination() {
     }
     let _ = tokio::signal::ctrl_c().await;
 }
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+
+    /// SQLite is built with the query planner stability guarantee (`.cargo/config.toml`):
+    /// without it, every statement with a bound `LIMIT` (every sea-orm `.one()`) is parsed and
+    /// planned again each time it runs.
+    #[tokio::test]
+    async fn sqlite_is_built_to_keep_its_plans() {
+        let db = super::connect_database("sqlite::memory:").await.expect("sqlite");
+        let options = Statement::from_string(DbBackend::Sqlite, "PRAGMA compile_options");
+        let options: Vec<String> = db
+            .query_all_raw(options)
+            .await
+            .expect("compile options")
+            .iter()
+            .map(|row| row.try_get_by_index::<String>(0).expect("text"))
+            .collect();
+        assert!(options.iter().any(|o| o == "ENABLE_QPSG"), "{options:?}");
+    }
+}
