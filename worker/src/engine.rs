@@ -44,15 +44,8 @@ pub struct Submission<'a> {
     pub params: TaskParams,
     /// The runner that owns the target workload, when the face has just read it (its
     /// `runner_id`, which never changes): the engine routes by it instead of reading the
-    /// workload again. `None`: the engine reads it (`Submission::owned_by` sets it).
+    /// workload again. `None`: the engine reads it.
     pub owner: Option<&'a str>,
-}
-
-impl<'a> Submission<'a> {
-    /// The same, aimed at a workload the face read: `runner` is its `runner_id`.
-    pub fn owned_by(self, runner: &'a str) -> Self {
-        Self { owner: Some(runner), ..self }
-    }
 }
 
 /// A quota a submission must stay within: the tenant's footprint of one face's specs (see

@@ -38,8 +38,7 @@ pub async fn schedule_timeout(
     timeout_ms: i64,
 ) -> Result<(), VercelError> {
     let at = session.created_at + chrono::TimeDelta::milliseconds(timeout_ms);
-    let stop =
-        team.submission(Operation::StopWorkload, &session.id, TaskParams::default()).owned_by(&session.runner_id);
+    let stop = team.submission(Operation::StopWorkload, &session.id, TaskParams::default());
     state.engine.schedule(stop, at).await?;
     Ok(())
 }
@@ -98,7 +97,10 @@ pub async fn submit_stop(
     if session.state == WorkloadState::Stopped {
         return Ok(None);
     }
-    let stop = team.submission(Operation::StopWorkload, &session.id, TaskParams::default());
+    let stop = worker::engine::Submission {
+        owner: Some(&session.runner_id),
+        ..team.submission(Operation::StopWorkload, &session.id, TaskParams::default())
+    };
     let task = state.engine.submit(stop).await?;
     if let Some(wait) = wait {
         state.engine.wait_finished(task.id, wait).await?;
