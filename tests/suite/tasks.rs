@@ -168,6 +168,74 @@ async fn every_confirmed_publish_is_recorded_and_a_claimed_task_is_left_alone() 
     }
 }
 
+/// Tasks submitted at once are inserted many to a transaction (`worker::batch`): each caller
+/// gets its own task, and a submission that fails (here: for a user that does not exist) fails
+/// alone, while the others of its round are inserted, as if each had been on its own.
+#[actix_web::test]
+async fn tasks_submitted_at_once_get_their_own_rows_and_a_failing_one_fails_alone() {
+    use entity::store::tasks;
+    use sea_orm::ConnectionTrait;
+    use std::sync::Arc;
+    use worker::engine::{Engine, Submission};
+    for (db, url) in tests::migrated_databases().await {
+        let tenant = entity::tenant::DEFAULT;
+        let user = entity::store::users::create(&db, tenant, "submitter", "-", "").await.expect("user").id;
+        let events = worker::events::TaskEvents::default();
+        let dispatcher = worker::dispatch::Dispatcher::new(
+            db.clone(),
+            Arc::new(worker::broker::memory::MemoryBroker::default()),
+            worker::settings::RunnerSettings::default(),
+            events.clone(),
+        );
+        let engine = Engine::new(db.clone(), dispatcher, events, worker::finished::FinishedTasks::default());
+        let targets: Vec<String> = (0..400).map(|n| format!("target-{n}")).collect();
+        let user_of = |n: usize| if n % 40 == 7 { 999_999 } else { user };
+        let submitted = futures_util::future::join_all(targets.iter().enumerate().map(|(n, target)| {
+            engine.submit(Submission {
+                tenant_id: tenant,
+                user_id: user_of(n),
+                operation: entity::Operation::StartWorkload,
+                target_id: target,
+                params: Default::default(),
+                owner: None,
+            })
+        }))
+        .await;
+        let mut ids = std::collections::HashSet::new();
+        for (n, answer) in submitted.into_iter().enumerate() {
+            if user_of(n) != user {
+                assert!(answer.is_err(), "submission {n} is for no user, yet it was inserted: {answer:?}");
+                continue;
+            }
+            let task = answer.unwrap_or_else(|err| panic!("submission {n} failed with its round: {err}"));
+            assert_eq!((task.target_id.as_str(), task.user_id), (targets[n].as_str(), user), "submission {n}'s answer");
+            // As answered, but for its publish's confirm, recorded in the background meanwhile.
+            let stored =
+                tasks::get(&db, task.id).await.expect("db").map(|t| entity::task::Model { published_at: None, ..t });
+            assert_eq!(stored.as_ref(), Some(&task), "task {} as answered", task.id);
+            assert!(ids.insert(task.id), "task {} answered twice", task.id);
+        }
+        assert_eq!(tasks::list_for_user(&db, user).await.expect("db").len(), ids.len(), "one row per submission");
+        assert_eq!(ids.len(), 390);
+        if let Some(url) = url {
+            // The rows were written many to a transaction (else this test shows nothing about
+            // rounds): on PostgreSQL, rows of one transaction share their `xmin`.
+            let rounds = db
+                .query_one_raw(sea_orm::Statement::from_string(
+                    sea_orm::DbBackend::Postgres,
+                    "SELECT count(DISTINCT xmin::text)::bigint AS n FROM tasks",
+                ))
+                .await
+                .expect("db")
+                .expect("row");
+            let rounds: i64 = rounds.try_get("", "n").expect("n");
+            assert!(rounds < 200, "{rounds} transactions for 390 tasks: they were not batched");
+            drop((db, engine));
+            tests::drop_pg_database(&url).await;
+        }
+    }
+}
+
 in_both_modes!(
     task_gets_answer_304_while_the_task_is_unchanged,
     the_task_row_exists_before_the_202_leaves,

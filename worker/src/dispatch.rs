@@ -18,6 +18,7 @@
 //! - Sweeper: a runner silent for longer than the deadline is gone; every task running on it or
 //!   queued for its queue is finished with a failure that names it, so nothing stays Running.
 
+use crate::batch::Batch;
 use crate::broker::Broker;
 use crate::events::TaskEvents;
 use crate::settings::RunnerSettings;
@@ -27,7 +28,6 @@ use entity::store::{runners, tasks};
 use entity::{TaskState, task};
 use sea_orm::{DatabaseConnection, DbErr};
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 const RELAY_BATCH: u64 = 200;
@@ -168,37 +168,23 @@ impl Dispatcher {
     }
 }
 
-/// Records the publishes' confirms (`published_at`), many in one statement: a confirm waits for
-/// the statement that records it, and the confirms that arrive while one runs share the next.
-/// No timer: when the pipeline is idle, a confirm is recorded at once; under load, one
-/// statement records a whole round of them instead of one each.
+/// Records the publishes' confirms (`published_at`), a round of them to a statement (`batch`).
 #[derive(Clone)]
-struct Marks {
-    queue: mpsc::UnboundedSender<(i32, oneshot::Sender<Result<(), String>>)>,
-}
+struct Marks(Batch<i32, Result<(), String>>);
 
 impl Marks {
     fn start(db: DatabaseConnection) -> Self {
-        let (queue, mut confirms) = mpsc::unbounded_channel::<(i32, oneshot::Sender<Result<(), String>>)>();
-        tokio::spawn(async move {
-            let mut round = Vec::with_capacity(MARK_BATCH);
-            // Ends once every dispatcher (every sender) is gone.
-            while confirms.recv_many(&mut round, MARK_BATCH).await > 0 {
-                let ids: Vec<i32> = round.iter().map(|(id, _)| *id).collect();
+        Self(Batch::start(MARK_BATCH, move |ids: Vec<i32>| {
+            let db = db.clone();
+            async move {
                 let recorded = tasks::mark_published(&db, &ids).await.map_err(|err| err.to_string());
-                for (_, done) in round.drain(..) {
-                    let _ = done.send(recorded.clone());
-                }
+                vec![recorded; ids.len()]
             }
-        });
-        Self { queue }
+        }))
     }
 
     /// Records task `id`'s confirm; returns once it is written.
     async fn record(&self, id: i32) -> Result<(), String> {
-        const STOPPED: &str = "the confirms' writer has stopped";
-        let (done, recorded) = oneshot::channel();
-        self.queue.send((id, done)).map_err(|_| STOPPED.to_owned())?;
-        recorded.await.map_err(|_| STOPPED.to_owned())?
+        self.0.run(id).await.map_err(|err| err.to_string())?
     }
 }

@@ -15,6 +15,7 @@
 //!
 //! Faces authorise, call these, and render the result in their dialect.
 
+use crate::batch::{Batch, in_one_transaction};
 use crate::dispatch::Dispatcher;
 use crate::events::{TaskEvents, TaskSignal};
 use crate::finished::FinishedTasks;
@@ -24,7 +25,8 @@ use entity::state::{Outcome, TaskEvent, TransitionError};
 use entity::store::specs::{OverQuota, Quota};
 use entity::store::{specs, tasks, tenants, workloads};
 use entity::{Operation, TaskState, task, workload_spec};
-use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
+use futures_util::future::BoxFuture;
+use sea_orm::{ActiveModelTrait, DatabaseConnection, DatabaseExecutor, DbErr, TransactionTrait};
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -90,17 +92,28 @@ pub enum Cancelled {
     AlreadyFinished(task::Model),
 }
 
+/// At most this many submitted tasks inserted in one transaction.
+const INSERT_BATCH: usize = 128;
+
 #[derive(Clone)]
 pub struct Engine {
     db: DatabaseConnection,
     dispatcher: Dispatcher,
     events: TaskEvents,
     finished: FinishedTasks,
+    /// `submit`'s inserts, a round to a transaction (`batch`).
+    inserts: Batch<task::ActiveModel, Result<task::Model, DbErr>>,
 }
 
 impl Engine {
+    /// Inside a runtime: it starts the writer of the submitted tasks.
     pub fn new(db: DatabaseConnection, dispatcher: Dispatcher, events: TaskEvents, finished: FinishedTasks) -> Self {
-        Self { db, dispatcher, events, finished }
+        let writer = db.clone();
+        let inserts = Batch::start(INSERT_BATCH, move |round: Vec<task::ActiveModel>| {
+            let db = writer.clone();
+            async move { in_one_transaction(&db, &round, insert_one).await }
+        });
+        Self { db, dispatcher, events, finished, inserts }
     }
 
     /// The task as it is: a finished one from memory once read (it never changes; see
@@ -160,7 +173,7 @@ impl Engine {
     /// Commits the task (routed to the runner that owns its target, if any), then publishes it.
     pub async fn submit(&self, submission: Submission<'_>) -> Result<task::Model, DbErr> {
         let route = route_of(&self.db, submission.operation, submission.target_id, submission.owner).await?;
-        let task = tasks::insert(&self.db, new_task(&submission, route)).await?;
+        let task = self.inserts.run(tasks::new_row(new_task(&submission, route), None)).await??;
         self.publish(&task);
         Ok(task)
     }
@@ -299,6 +312,10 @@ impl Engine {
         }
         Err(DbErr::Custom(format!("task {} kept changing while it was being cancelled", seen.id)))
     }
+}
+
+fn insert_one<'a>(db: DatabaseExecutor<'a>, row: &'a task::ActiveModel) -> BoxFuture<'a, Result<task::Model, DbErr>> {
+    Box::pin(async move { row.clone().insert(&db).await })
 }
 
 fn new_task<'a>(submission: &Submission<'a>, route: Option<String>) -> tasks::NewTask<'a> {

@@ -7,6 +7,7 @@
 //! in-process for the single-machine mode.
 
 pub mod archive;
+pub mod batch;
 pub mod broker;
 pub mod contain;
 pub mod dispatch;

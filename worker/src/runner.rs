@@ -1,7 +1,7 @@
 //! The runner: claims tasks from its deliveries and performs them.
 //!
-//! Deliveries are claimed concurrently (up to `CLAIMS_AT_ONCE` on PostgreSQL; one at a time on
-//! SQLite), each in its own tokio task. A
+//! Deliveries are claimed concurrently (up to `CLAIMS_AT_ONCE`), each in its own tokio task,
+//! and the claims and outcomes of many tasks are written a round to a transaction (`batch`). A
 //! run message is settled only after the database holds the claim (a compare-and-set
 //! `Queued → Running` that opens a new attempt): ack-on-claim. Broker redelivery therefore covers only the window before the claim; after it,
 //! the database owns the task, and the runner heartbeat is its lease. The operation then runs in
@@ -23,6 +23,7 @@
 //! shutdown timeout while it keeps heartbeating, and returns. Workloads keep running; whatever
 //! did not finish is re-adopted when the runner comes back with the same identity.
 
+use crate::batch::{Batch, in_one_transaction};
 use crate::broker::{Broker, Delivery};
 use crate::events::TaskEvents;
 use crate::lease::Lease;
@@ -32,7 +33,8 @@ use entity::message::QueueMessage;
 use entity::state::{Outcome, TaskEvent, TransitionError};
 use entity::store::{runners, tasks, workloads};
 use entity::task;
-use sea_orm::{DatabaseConnection, DbErr};
+use futures_util::future::BoxFuture;
+use sea_orm::{DatabaseConnection, DatabaseExecutor, DbErr};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -41,10 +43,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
-/// How many deliveries are claimed at once on PostgreSQL (each claim is a database round trip
-/// or two: done one at a time, they bounded the whole pipeline). SQLite has one writer, which
-/// concurrent claims would only queue for (and its busy handler sleeps): one at a time there.
+/// How many deliveries are claimed at once (done one at a time, claims bounded the whole
+/// pipeline); those waiting together are written in one round.
 const CLAIMS_AT_ONCE: usize = 32;
+/// At most this many outcomes recorded in one transaction.
+const FINISH_BATCH: usize = 128;
 /// An operation that keeps failing on the database this long gives up with a failure outcome
 /// (a database restart takes seconds; an error that lasts minutes is not going away).
 const GIVE_UP_AFTER: Duration = Duration::from_secs(300);
@@ -61,6 +64,8 @@ pub struct Runner {
     operations: TaskTracker,
     shutdown_timeout: Duration,
     events: TaskEvents,
+    claims: Batch<(i32, String), Result<Option<task::Model>, DbErr>>,
+    finishes: Batch<(task::Model, Outcome), Result<Result<task::Model, TransitionError>, DbErr>>,
 }
 
 impl Runner {
@@ -72,6 +77,15 @@ impl Runner {
         mechanism: crate::contain::Mechanism,
     ) -> Self {
         let lease = Arc::new(Lease::new(settings.runner_deadline() / 2));
+        let (claims, finishes) = (db.clone(), db.clone());
+        let claims = Batch::start(CLAIMS_AT_ONCE, move |round: Vec<(i32, String)>| {
+            let db = claims.clone();
+            async move { in_one_transaction(&db, &round, claim_one).await }
+        });
+        let finishes = Batch::start(FINISH_BATCH, move |round: Vec<(task::Model, Outcome)>| {
+            let db = finishes.clone();
+            async move { in_one_transaction(&db, &round, finish_one).await }
+        });
         let ctx = Ctx {
             db,
             mechanism: Arc::new(mechanism),
@@ -90,6 +104,8 @@ impl Runner {
             operations: TaskTracker::new(),
             shutdown_timeout: settings.shutdown_timeout(),
             events,
+            claims,
+            finishes,
         }
     }
 
@@ -133,11 +149,7 @@ impl Runner {
         tokio::spawn(async move { broker.consume(&id, tx, consumer_shutdown).await });
         let heartbeat_stop = CancellationToken::new();
         tokio::spawn(self.clone().heartbeat(heartbeat_stop.clone()));
-        let at_once = match self.ctx.db.get_database_backend() {
-            sea_orm::DbBackend::Postgres => CLAIMS_AT_ONCE,
-            _ => 1,
-        };
-        let claims = Arc::new(tokio::sync::Semaphore::new(at_once));
+        let claims = Arc::new(tokio::sync::Semaphore::new(CLAIMS_AT_ONCE));
         loop {
             let delivery = tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -203,11 +215,20 @@ impl Runner {
     /// publishes it again when it is due).
     async fn claim(&self, task_id: i32) -> Result<Option<task::Model>, DbErr> {
         let epoch = self.ctx.lease.epoch();
-        let claimed = tasks::claim(&self.ctx.db, task_id, self.id()).await?;
+        let claimed = self.claims.run((task_id, self.id().to_owned())).await??;
         if let Some(task) = &claimed {
             self.ctx.note_claim(task.id, epoch);
         }
         Ok(claimed)
+    }
+
+    /// Records the task's outcome (with others finishing at the same time: `batch`).
+    async fn finish(&self, task: &task::Model, outcome: &Outcome) -> Result<task::Model, TransitionError> {
+        match self.finishes.run((task.clone(), outcome.clone())).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(err)) => Err(TransitionError::Db(err)),
+            Err(stopped) => Err(TransitionError::Db(stopped.into())),
+        }
     }
 
     /// The task's token, shared by every delivery of it being handled here.
@@ -270,7 +291,7 @@ impl Runner {
                     }
                 };
                 while let Some(outcome) = &outcome {
-                    match tasks::transition(&this.ctx.db, &task, TaskEvent::Finish(outcome.clone())).await {
+                    match this.finish(&task, outcome).await {
                         Ok(_) => {
                             this.events.changed(task.id);
                             break;
@@ -309,4 +330,24 @@ impl Runner {
             }
         }
     }
+}
+
+fn claim_one<'a>(
+    db: DatabaseExecutor<'a>,
+    (task_id, runner): &'a (i32, String),
+) -> BoxFuture<'a, Result<Option<task::Model>, DbErr>> {
+    Box::pin(async move { tasks::claim(&db, *task_id, runner).await })
+}
+
+/// A stale or illegal finish is an answer; only a database error undoes the round.
+fn finish_one<'a>(
+    db: DatabaseExecutor<'a>,
+    (task, outcome): &'a (task::Model, Outcome),
+) -> BoxFuture<'a, Result<Result<task::Model, TransitionError>, DbErr>> {
+    Box::pin(async move {
+        match tasks::transition(&db, task, TaskEvent::Finish(outcome.clone())).await {
+            Err(TransitionError::Db(err)) => Err(err),
+            answer => Ok(answer),
+        }
+    })
 }

@@ -29,6 +29,11 @@ pub async fn insert_scheduled(
     new: NewTask<'_>,
     not_before: Option<DateTime<Utc>>,
 ) -> Result<task::Model, DbErr> {
+    new_row(new, not_before).insert(db).await
+}
+
+/// The row `insert_scheduled` inserts.
+pub fn new_row(new: NewTask<'_>, not_before: Option<DateTime<Utc>>) -> task::ActiveModel {
     let now = super::now();
     task::ActiveModel {
         tenant_id: Set(new.tenant_id),
@@ -53,8 +58,6 @@ pub async fn insert_scheduled(
         not_before: Set(not_before),
         ..Default::default()
     }
-    .insert(db)
-    .await
 }
 
 pub async fn get(db: &impl ConnectionTrait, id: i32) -> Result<Option<task::Model>, DbErr> {

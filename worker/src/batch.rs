@@ -1,0 +1,119 @@
+//! Writes that many callers make at once, done many to a round: each caller waits for the round
+//! that does its write, and the writes that arrive while one round runs share the next. No
+//! timer: when the system is idle a write is done at once; under load, one round does a whole
+//! batch of them instead of one each.
+//!
+//! A round is one statement (the publishes' confirms) or one transaction of the callers'
+//! statements (`in_one_transaction`: task inserts, claims, finishes). On PostgreSQL one commit
+//! then serves the whole round: one WAL flush, and one turn at the database-wide lock that every
+//! notifying transaction holds from just before its commit until the commit is flushed. Done one
+//! by one, those commits queued on that lock (measured: 40% of the busy backends waited on it
+//! under load; see docs/benchmarks.md). On SQLite, whose one connection the accepts and the
+//! runner share, a round is one write transaction instead of one per task.
+
+use futures_util::future::BoxFuture;
+use sea_orm::{DatabaseConnection, DatabaseExecutor, DbErr, TransactionTrait};
+use std::future::Future;
+use tokio::sync::{mpsc, oneshot};
+
+/// A writer that does its callers' writes many to a round.
+pub struct Batch<I, O> {
+    queue: mpsc::UnboundedSender<(I, oneshot::Sender<O>)>,
+}
+
+impl<I, O> Clone for Batch<I, O> {
+    fn clone(&self) -> Self {
+        Self { queue: self.queue.clone() }
+    }
+}
+
+/// The writer is gone (its runtime is shutting down).
+#[derive(Debug, thiserror::Error)]
+#[error("the batch writer has stopped")]
+pub struct Stopped;
+
+impl From<Stopped> for DbErr {
+    fn from(err: Stopped) -> Self {
+        DbErr::Custom(err.to_string())
+    }
+}
+
+impl<I: Send + 'static, O: Send + 'static> Batch<I, O> {
+    /// Starts the writer (inside a runtime). `write` does a round of at most `max` items and
+    /// answers each, in their order. It ends once every handle is dropped.
+    pub fn start<W, F>(max: usize, mut write: W) -> Self
+    where
+        W: FnMut(Vec<I>) -> F + Send + 'static,
+        F: Future<Output = Vec<O>> + Send,
+    {
+        let (queue, mut items) = mpsc::unbounded_channel::<(I, oneshot::Sender<O>)>();
+        tokio::spawn(async move {
+            let mut round = Vec::with_capacity(max);
+            while items.recv_many(&mut round, max).await > 0 {
+                let (inputs, replies): (Vec<I>, Vec<oneshot::Sender<O>>) = round.drain(..).unzip();
+                for (reply, output) in replies.into_iter().zip(write(inputs).await) {
+                    let _ = reply.send(output);
+                }
+            }
+        });
+        Self { queue }
+    }
+
+    /// Does `item`'s write; returns once its round is done.
+    pub async fn run(&self, item: I) -> Result<O, Stopped> {
+        let (reply, output) = oneshot::channel();
+        self.queue.send((item, reply)).map_err(|_| Stopped)?;
+        output.await.map_err(|_| Stopped)
+    }
+}
+
+/// One item's statements, on the connection or transaction given.
+pub type One<I, T> = for<'a> fn(DatabaseExecutor<'a>, &'a I) -> BoxFuture<'a, Result<T, DbErr>>;
+
+/// `one` for each of `items`, all in one transaction (a single item: on its own, with no
+/// transaction). When a statement fails, the transaction is rolled back and each item is done
+/// again on its own, so that each gets its own answer, as if there had been no batch. When the
+/// commit fails, every item gets that error: the commit may have happened, and doing them again
+/// could do them twice.
+pub async fn in_one_transaction<I, T>(db: &DatabaseConnection, items: &[I], one: One<I, T>) -> Vec<Result<T, DbErr>> {
+    if let [item] = items {
+        return vec![one(db.into(), item).await];
+    }
+    match together(db, items, one).await {
+        Together::Committed(done) => done.into_iter().map(Ok).collect(),
+        Together::CommitFailed(err) => items.iter().map(|_| Err(DbErr::Custom(err.clone()))).collect(),
+        Together::RolledBack => {
+            let mut done = Vec::with_capacity(items.len());
+            for item in items {
+                done.push(one(db.into(), item).await);
+            }
+            done
+        }
+    }
+}
+
+enum Together<T> {
+    Committed(Vec<T>),
+    CommitFailed(String),
+    RolledBack,
+}
+
+async fn together<I, T>(db: &DatabaseConnection, items: &[I], one: One<I, T>) -> Together<T> {
+    let Ok(txn) = db.begin().await else {
+        return Together::RolledBack;
+    };
+    let mut done = Vec::with_capacity(items.len());
+    for item in items {
+        match one((&txn).into(), item).await {
+            Ok(value) => done.push(value),
+            Err(_) => {
+                let _ = txn.rollback().await;
+                return Together::RolledBack;
+            }
+        }
+    }
+    match txn.commit().await {
+        Ok(()) => Together::Committed(done),
+        Err(err) => Together::CommitFailed(err.to_string()),
+    }
+}
