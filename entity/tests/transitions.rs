@@ -35,12 +35,12 @@ async fn queued_task(db: &DatabaseConnection) -> entity::task::Model {
 async fn a_duplicate_claim_of_the_same_delivery_changes_nothing() {
     let db = db().await;
     let seen = queued_task(&db).await;
-    let claimed = tasks::claim(&db, seen.id, "r1").await.expect("db").expect("first claim");
+    let claimed = tasks::claim(&db, &[seen.id], "r1").await.expect("db").pop().expect("first claim");
     // The claim has the state machine's effects (`TaskEvent::Claim`), at the claim's instant.
     let expected = TaskEvent::Claim { runner: "r1".into() }.apply(&seen, claimed.updated_at);
     assert_eq!(claimed, expected);
     assert_eq!((claimed.state, claimed.attempt), (TaskState::Running, 1));
-    assert_eq!(tasks::claim(&db, seen.id, "r2").await.expect("db"), None, "claimed already");
+    assert_eq!(tasks::claim(&db, &[seen.id], "r2").await.expect("db"), [], "claimed already");
     let stored = tasks::get(&db, seen.id).await.expect("db").expect("row");
     assert_eq!(stored.runner_id.as_deref(), Some("r1"));
     assert_eq!(stored.attempt, 1);
@@ -50,7 +50,7 @@ async fn a_duplicate_claim_of_the_same_delivery_changes_nothing() {
 async fn a_fenced_out_attempt_cannot_finish_the_task() {
     let db = db().await;
     let seen = queued_task(&db).await;
-    let first = tasks::claim(&db, seen.id, "r1").await.expect("db").expect("claim");
+    let first = tasks::claim(&db, &[seen.id], "r1").await.expect("db").pop().expect("claim");
     let readopted = tasks::transition(&db, &first, TaskEvent::Readopt { runner: "r1".into() }).await.expect("readopt");
     assert_eq!(readopted.attempt, 2);
     let old = Outcome::NothingToStop { spec_name: "old holder".into() };
@@ -68,7 +68,7 @@ async fn a_fenced_out_attempt_cannot_finish_the_task() {
 async fn another_runner_cannot_readopt_a_task_and_finished_is_final() {
     let db = db().await;
     let seen = queued_task(&db).await;
-    let running = tasks::claim(&db, seen.id, "r1").await.expect("db").expect("claim");
+    let running = tasks::claim(&db, &[seen.id], "r1").await.expect("db").pop().expect("claim");
     let theft = tasks::transition(&db, &running, TaskEvent::Readopt { runner: "r2".into() }).await;
     assert!(matches!(theft, Err(TransitionError::Stale { .. })), "{theft:?}");
     let done = tasks::transition(&db, &running, TaskEvent::Abandon(Outcome::Internal { runner: "r1".into() }))
@@ -90,7 +90,7 @@ async fn a_cancelled_queued_task_can_no_longer_be_claimed() {
     tasks::transition(&db, &seen, TaskEvent::Cancel(Outcome::CancelledBeforeStart { queued: true, workload: None }))
         .await
         .expect("cancel");
-    assert_eq!(tasks::claim(&db, seen.id, "r1").await.expect("db"), None, "nothing to claim");
+    assert_eq!(tasks::claim(&db, &[seen.id], "r1").await.expect("db"), [], "nothing to claim");
     assert_eq!(tasks::get(&db, seen.id).await.expect("db").expect("row").success, Some(false));
 }
 

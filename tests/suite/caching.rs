@@ -401,12 +401,12 @@ async fn a_task_announces_its_insert_and_its_end_but_not_its_claim() {
         params: Default::default(),
     };
     let queued = tasks::insert(&db, new).await.expect("insert");
-    let running = tasks::claim(&db, queued.id, "r").await.expect("claim").expect("claimed");
+    let running = tasks::claim(&db, &[queued.id], "r").await.expect("claim").pop().expect("claimed");
     assert_eq!(
         (running.state, running.attempt, running.runner_id.as_deref()),
         (entity::TaskState::Running, 1, Some("r"))
     );
-    assert_eq!(tasks::claim(&db, queued.id, "r2").await.expect("claim"), None, "claimed once");
+    assert_eq!(tasks::claim(&db, &[queued.id], "r2").await.expect("claim"), [], "claimed once");
     let outcome = Outcome::SpecGone { spec: spec.id.clone() };
     tasks::transition(&db, &running, TaskEvent::Finish(outcome)).await.expect("finish");
 

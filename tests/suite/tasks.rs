@@ -153,7 +153,7 @@ async fn every_confirmed_publish_is_recorded_and_a_claimed_task_is_left_alone() 
             };
             queued.push(tasks::insert(&db, new).await.expect("insert"));
         }
-        let claimed = tasks::claim(&db, queued[0].id, "runner").await.expect("claim").expect("claimed");
+        let claimed = tasks::claim(&db, &[queued[0].id], "runner").await.expect("claim").pop().expect("claimed");
         let published = futures_util::future::join_all(queued.iter().map(|task| dispatcher.publish_run(task))).await;
         assert!(published.iter().all(|ok| *ok), "every publish confirmed");
         for task in &queued[1..] {

@@ -3,8 +3,9 @@
 //! timer: when the system is idle a write is done at once; under load, one round does a whole
 //! batch of them instead of one each.
 //!
-//! A round is one statement (the publishes' confirms) or one transaction of the callers'
-//! statements (`in_one_transaction`: task inserts, claims, finishes). On PostgreSQL one commit
+//! A round is one statement (the publishes' confirms, task inserts, claims) or one transaction
+//! of the callers' statements (`in_one_transaction`: finishes, whose rows change each its own
+//! way). On PostgreSQL one commit
 //! then serves the whole round: one WAL flush, and one turn at the database-wide lock that every
 //! notifying transaction holds from just before its commit until the commit is flushed. Done one
 //! by one, those commits queued on that lock (measured: 40% of the busy backends waited on it
@@ -12,7 +13,7 @@
 //! runner share, a round is one write transaction instead of one per task.
 
 use futures_util::future::BoxFuture;
-use sea_orm::{DatabaseConnection, DatabaseExecutor, DbErr, TransactionTrait};
+use sea_orm::{DatabaseConnection, DatabaseExecutor, DbErr, RuntimeErr, TransactionTrait};
 use std::future::Future;
 use tokio::sync::{mpsc, oneshot};
 
@@ -65,6 +66,14 @@ impl<I: Send + 'static, O: Send + 'static> Batch<I, O> {
         self.queue.send((item, reply)).map_err(|_| Stopped)?;
         output.await.map_err(|_| Stopped)
     }
+}
+
+/// Whether the database refused the statement (a constraint, a type): it did nothing, so its
+/// items may be written again one by one. Any other failure (the connection) may have come
+/// after the commit.
+pub fn refused(err: &DbErr) -> bool {
+    matches!(err, DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))
+        if matches!(**e, sea_orm::sqlx::Error::Database(_)))
 }
 
 /// One item's statements, on the connection or transaction given.

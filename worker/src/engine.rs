@@ -15,7 +15,7 @@
 //!
 //! Faces authorise, call these, and render the result in their dialect.
 
-use crate::batch::{Batch, in_one_transaction};
+use crate::batch::Batch;
 use crate::dispatch::Dispatcher;
 use crate::events::{TaskEvents, TaskSignal};
 use crate::finished::FinishedTasks;
@@ -25,8 +25,7 @@ use entity::state::{Outcome, TaskEvent, TransitionError};
 use entity::store::specs::{OverQuota, Quota};
 use entity::store::{specs, tasks, tenants, workloads};
 use entity::{Operation, TaskState, task, workload_spec};
-use futures_util::future::BoxFuture;
-use sea_orm::{ActiveModelTrait, DatabaseConnection, DatabaseExecutor, DbErr, TransactionTrait};
+use sea_orm::{ActiveModelTrait, DatabaseConnection, DbErr, EntityTrait, TransactionTrait};
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -101,7 +100,7 @@ pub struct Engine {
     dispatcher: Dispatcher,
     events: TaskEvents,
     finished: FinishedTasks,
-    /// `submit`'s inserts, a round to a transaction (`batch`).
+    /// `submit`'s inserts, a round to a statement (`batch`).
     inserts: Batch<task::ActiveModel, Result<task::Model, DbErr>>,
 }
 
@@ -111,7 +110,7 @@ impl Engine {
         let writer = db.clone();
         let inserts = Batch::start(INSERT_BATCH, move |round: Vec<task::ActiveModel>| {
             let db = writer.clone();
-            async move { in_one_transaction(&db, &round, insert_one).await }
+            async move { insert_round(&db, round).await }
         });
         Self { db, dispatcher, events, finished, inserts }
     }
@@ -314,8 +313,50 @@ impl Engine {
     }
 }
 
-fn insert_one<'a>(db: DatabaseExecutor<'a>, row: &'a task::ActiveModel) -> BoxFuture<'a, Result<task::Model, DbErr>> {
-    Box::pin(async move { row.clone().insert(&db).await })
+/// A round of submitted tasks, inserted by one statement. When the database refuses it (one of
+/// them breaks a constraint), each is inserted on its own, so that each gets its own answer.
+async fn insert_round(db: &DatabaseConnection, rows: Vec<task::ActiveModel>) -> Vec<Result<task::Model, DbErr>> {
+    if rows.len() > 1 {
+        match task::Entity::insert_many(rows.clone()).exec_with_returning(db).await {
+            Ok(inserted) => return answer_by_content(&rows, inserted),
+            Err(err) if !crate::batch::refused(&err) => {
+                let err = err.to_string();
+                return rows.iter().map(|_| Err(DbErr::Custom(err.clone()))).collect();
+            }
+            Err(_) => {}
+        }
+    }
+    let mut answers = Vec::with_capacity(rows.len());
+    for row in rows {
+        answers.push(row.insert(db).await);
+    }
+    answers
+}
+
+/// Each row asked for, with the task inserted for it: matched by content, in whatever order the
+/// database returned them (both return them in the order asked; two rows alike would be
+/// interchangeable).
+fn answer_by_content(rows: &[task::ActiveModel], inserted: Vec<task::Model>) -> Vec<Result<task::Model, DbErr>> {
+    let same = |row: &task::ActiveModel, task: &task::Model| {
+        // PostgreSQL keeps microseconds.
+        row.created_at.try_as_ref().map(|at| at.timestamp_micros()) == Some(task.created_at.timestamp_micros())
+            && row.user_id.try_as_ref() == Some(&task.user_id)
+            && row.tenant_id.try_as_ref() == Some(&task.tenant_id)
+            && row.operation.try_as_ref() == Some(&task.operation)
+            && row.target_id.try_as_ref() == Some(&task.target_id)
+            && row.params.try_as_ref() == Some(&task.params)
+            && row.route.try_as_ref() == Some(&task.route)
+            && row.not_before.try_as_ref() == Some(&task.not_before)
+    };
+    let mut left: Vec<Option<task::Model>> = inserted.into_iter().map(Some).collect();
+    rows.iter()
+        .enumerate()
+        .map(|(n, row)| {
+            let alike = |t: &Option<task::Model>| t.as_ref().is_some_and(|t| same(row, t));
+            let at = if left.get(n).is_some_and(alike) { Some(n) } else { left.iter().position(alike) };
+            at.and_then(|at| left[at].take()).ok_or_else(|| DbErr::Custom("a task inserted but not returned".into()))
+        })
+        .collect()
 }
 
 fn new_task<'a>(submission: &Submission<'a>, route: Option<String>) -> tasks::NewTask<'a> {
@@ -350,4 +391,37 @@ pub(crate) async fn route_of(
         // Any runner: snapshots are on the runners' shared sandbox storage.
         Operation::DeleteSnapshot => None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each row gets the task inserted for it, whatever order they come back in.
+    #[test]
+    fn inserted_tasks_are_given_back_by_content() {
+        let row = |target: &str| {
+            let new = tasks::NewTask {
+                tenant_id: 1,
+                user_id: 1,
+                operation: Operation::StopWorkload,
+                target_id: target,
+                route: None,
+                params: TaskParams::default(),
+            };
+            tasks::new_row(new, None)
+        };
+        let rows = [row("a"), row("b"), row("a")];
+        let inserted = |row: &task::ActiveModel, id: i32| {
+            let mut row = row.clone();
+            row.id = sea_orm::ActiveValue::Set(id);
+            sea_orm::TryIntoModel::try_into_model(row).expect("a whole row")
+        };
+        let returned = vec![inserted(&rows[2], 3), inserted(&rows[1], 2), inserted(&rows[0], 1)];
+        let answers: Vec<i32> =
+            answer_by_content(&rows, returned).into_iter().map(|t| t.expect("answered").id).collect();
+        assert_eq!(answers, [1, 2, 3]);
+        let answers = answer_by_content(&rows, vec![inserted(&rows[0], 1)]);
+        assert!(answers[0].is_ok() && answers[1].is_err() && answers[2].is_err(), "{answers:?}");
+    }
 }

@@ -64,7 +64,7 @@ pub struct Runner {
     operations: TaskTracker,
     shutdown_timeout: Duration,
     events: TaskEvents,
-    claims: Batch<(i32, String), Result<Option<task::Model>, DbErr>>,
+    claims: Batch<i32, Result<Option<task::Model>, String>>,
     finishes: Batch<(task::Model, Outcome), Result<Result<task::Model, TransitionError>, DbErr>>,
 }
 
@@ -77,10 +77,19 @@ impl Runner {
         mechanism: crate::contain::Mechanism,
     ) -> Self {
         let lease = Arc::new(Lease::new(settings.runner_deadline() / 2));
-        let (claims, finishes) = (db.clone(), db.clone());
-        let claims = Batch::start(CLAIMS_AT_ONCE, move |round: Vec<(i32, String)>| {
-            let db = claims.clone();
-            async move { in_one_transaction(&db, &round, claim_one).await }
+        let (claims, finishes, runner) = (db.clone(), db.clone(), settings.runner_id.clone());
+        // A round of claims is one statement.
+        let claims = Batch::start(CLAIMS_AT_ONCE, move |ids: Vec<i32>| {
+            let (db, runner) = (claims.clone(), runner.clone());
+            async move {
+                match tasks::claim(&db, &ids, &runner).await {
+                    Ok(claimed) => {
+                        let mut claimed: HashMap<i32, task::Model> = claimed.into_iter().map(|t| (t.id, t)).collect();
+                        ids.iter().map(|id| Ok(claimed.remove(id))).collect()
+                    }
+                    Err(err) => vec![Err(err.to_string()); ids.len()],
+                }
+            }
         });
         let finishes = Batch::start(FINISH_BATCH, move |round: Vec<(task::Model, Outcome)>| {
             let db = finishes.clone();
@@ -215,7 +224,7 @@ impl Runner {
     /// publishes it again when it is due).
     async fn claim(&self, task_id: i32) -> Result<Option<task::Model>, DbErr> {
         let epoch = self.ctx.lease.epoch();
-        let claimed = self.claims.run((task_id, self.id().to_owned())).await??;
+        let claimed = self.claims.run(task_id).await?.map_err(DbErr::Custom)?;
         if let Some(task) = &claimed {
             self.ctx.note_claim(task.id, epoch);
         }
@@ -330,13 +339,6 @@ impl Runner {
             }
         }
     }
-}
-
-fn claim_one<'a>(
-    db: DatabaseExecutor<'a>,
-    (task_id, runner): &'a (i32, String),
-) -> BoxFuture<'a, Result<Option<task::Model>, DbErr>> {
-    Box::pin(async move { tasks::claim(&db, *task_id, runner).await })
 }
 
 /// A stale or illegal finish is an answer; only a database error undoes the round.

@@ -121,23 +121,23 @@ pub async fn transition(
     Ok(next)
 }
 
-/// `TaskEvent::Claim` in one statement: the task, Running on `runner` under a new attempt, if
-/// it was Queued and due; `None` when there is nothing to claim (claimed already, cancelled,
-/// scheduled for later, gone). A compare-and-set on the state, so of racing claims one wins.
-pub async fn claim(db: &impl ConnectionTrait, id: i32, runner: &str) -> Result<Option<task::Model>, DbErr> {
+/// `TaskEvent::Claim` of the tasks `ids` in one statement: those that were Queued and due, now
+/// Running on `runner` under a new attempt (none of the others: claimed already, cancelled,
+/// scheduled for later, gone). A compare-and-set on each task's state, so of racing claims of
+/// a task one wins.
+pub async fn claim(db: &impl ConnectionTrait, ids: &[i32], runner: &str) -> Result<Vec<task::Model>, DbErr> {
     let now = super::now();
-    let claimed = task::Entity::update_many()
+    task::Entity::update_many()
         .col_expr(Column::State, Expr::value(TaskState::Running))
         .col_expr(Column::Attempt, Expr::col(Column::Attempt).add(1))
         .col_expr(Column::RunnerId, Expr::value(runner))
         .col_expr(Column::UpdatedAt, Expr::value(now))
         .col_expr(Column::StartedAt, Expr::value(now))
-        .filter(Column::Id.eq(id))
+        .filter(Column::Id.is_in(ids.iter().copied()))
         .filter(Column::State.eq(TaskState::Queued))
         .filter(Condition::any().add(Column::NotBefore.is_null()).add(Column::NotBefore.lte(now)))
         .exec_with_returning(db)
-        .await?;
-    Ok(claimed.into_iter().next())
+        .await
 }
 
 /// Records that the broker confirmed the run messages of `ids` (those still queued). Not a
