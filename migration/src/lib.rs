@@ -25,6 +25,7 @@ mod m20261206_000019_auth_events;
 mod m20261206_000020_task_counts;
 mod m20261206_000021_view_changes;
 mod m20261206_000022_final_state_events;
+mod m20261206_000023_lean_task_indexes;
 
 pub struct Migrator;
 
@@ -55,6 +56,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000020_task_counts::Migration),
             Box::new(m20261206_000021_view_changes::Migration),
             Box::new(m20261206_000022_final_state_events::Migration),
+            Box::new(m20261206_000023_lean_task_indexes::Migration),
         ]
     }
 }
