@@ -236,6 +236,76 @@ async fn tasks_submitted_at_once_get_their_own_rows_and_a_failing_one_fails_alon
     }
 }
 
+/// Outcomes recorded many to a statement (`tasks::finish`, as the runner's rounds record them)
+/// are each a compare-and-set, as `transition` makes them: the current attempt finishes with its
+/// own outcome (a cancellation as Cancelled); a fenced-out attempt, a task given twice and a task
+/// that is not running change nothing; the rows stored are as answered.
+#[actix_web::test]
+async fn outcomes_recorded_together_are_each_a_compare_and_set() {
+    use entity::state::{Outcome, TaskEvent, TransitionError};
+    use entity::store::tasks;
+    for (db, url) in tests::migrated_databases().await {
+        let tenant = entity::tenant::DEFAULT;
+        let user = entity::store::users::create(&db, tenant, "finisher", "-", "").await.expect("user").id;
+        let mut queued = Vec::new();
+        for n in 0..4 {
+            let target = format!("w-{n}");
+            let new = tasks::NewTask {
+                tenant_id: tenant,
+                user_id: user,
+                operation: entity::Operation::StopWorkload,
+                target_id: &target,
+                route: None,
+                params: Default::default(),
+            };
+            queued.push(tasks::insert(&db, new).await.expect("insert"));
+        }
+        let ids: Vec<i32> = queued[..3].iter().map(|t| t.id).collect();
+        let mut running = tasks::claim(&db, &ids, "r1").await.expect("claim");
+        running.sort_by_key(|t| t.id);
+        let (a, b_old, c) = (running[0].clone(), running[1].clone(), running[2].clone());
+        let b = tasks::transition(&db, &b_old, TaskEvent::Readopt { runner: "r1".into() }).await.expect("readopt");
+        let done = Outcome::AlreadyStopped { workload: "w-0".into(), workload_name: "w-0".into() };
+        let left = Outcome::LeftStop { workload: "w-1".into(), workload_name: "w-1".into() };
+        let answers = tasks::finish(
+            &db,
+            &[
+                (a.clone(), done.clone()),
+                (b_old.clone(), done.clone()),
+                (b.clone(), left.clone()),
+                (a.clone(), left.clone()),
+                (queued[3].clone(), done.clone()),
+            ],
+        )
+        .await
+        .expect("db");
+        let stored = |id: i32| {
+            let db = db.clone();
+            async move { tasks::get(&db, id).await.expect("db").expect("row") }
+        };
+        // PostgreSQL keeps microseconds.
+        let facts = |t: &entity::task::Model| {
+            let at = t.finished_at.map(|at| at.timestamp_micros());
+            (t.state, t.attempt, t.runner_id.clone(), t.success, t.outcome.clone(), at)
+        };
+        let a_done = answers[0].as_ref().expect("the current attempt finishes");
+        assert_eq!((a_done.state, a_done.outcome.clone()), (entity::TaskState::Finished, Some(done.to_json())));
+        assert_eq!(facts(&stored(a.id).await), facts(a_done), "stored as answered");
+        assert!(matches!(answers[1], Err(TransitionError::Stale { .. })), "fenced out: {:?}", answers[1]);
+        let b_done = answers[2].as_ref().expect("the new attempt finishes");
+        assert_eq!((b_done.state, b_done.attempt), (entity::TaskState::Cancelled, 2));
+        assert_eq!(facts(&stored(b.id).await), facts(b_done), "stored as answered");
+        assert!(matches!(answers[3], Err(TransitionError::Stale { .. })), "given twice: {:?}", answers[3]);
+        assert!(matches!(answers[4], Err(TransitionError::Illegal { .. })), "not running: {:?}", answers[4]);
+        assert_eq!(stored(queued[3].id).await, queued[3], "the queued task untouched");
+        assert_eq!(stored(c.id).await, c, "a task not given untouched");
+        if let Some(url) = url {
+            drop(db);
+            tests::drop_pg_database(&url).await;
+        }
+    }
+}
+
 in_both_modes!(
     task_gets_answer_304_while_the_task_is_unchanged,
     the_task_row_exists_before_the_202_leaves,

@@ -3,17 +3,14 @@
 //! timer: when the system is idle a write is done at once; under load, one round does a whole
 //! batch of them instead of one each.
 //!
-//! A round is one statement (the publishes' confirms, task inserts, claims) or one transaction
-//! of the callers' statements (`in_one_transaction`: finishes, whose rows change each its own
-//! way). On PostgreSQL one commit
-//! then serves the whole round: one WAL flush, and one turn at the database-wide lock that every
+//! A round is one statement: the publishes' confirms, the submitted tasks' inserts, the claims,
+//! the outcomes. On PostgreSQL one commit then serves the whole round: one WAL flush, and one turn at the database-wide lock that every
 //! notifying transaction holds from just before its commit until the commit is flushed. Done one
 //! by one, those commits queued on that lock (measured: 40% of the busy backends waited on it
 //! under load; see docs/benchmarks.md). On SQLite, whose one connection the accepts and the
 //! runner share, a round is one write transaction instead of one per task.
 
-use futures_util::future::BoxFuture;
-use sea_orm::{DatabaseConnection, DatabaseExecutor, DbErr, RuntimeErr, TransactionTrait};
+use sea_orm::{DbErr, RuntimeErr};
 use std::future::Future;
 use tokio::sync::{mpsc, oneshot};
 
@@ -74,55 +71,4 @@ impl<I: Send + 'static, O: Send + 'static> Batch<I, O> {
 pub fn refused(err: &DbErr) -> bool {
     matches!(err, DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))
         if matches!(**e, sea_orm::sqlx::Error::Database(_)))
-}
-
-/// One item's statements, on the connection or transaction given.
-pub type One<I, T> = for<'a> fn(DatabaseExecutor<'a>, &'a I) -> BoxFuture<'a, Result<T, DbErr>>;
-
-/// `one` for each of `items`, all in one transaction (a single item: on its own, with no
-/// transaction). When a statement fails, the transaction is rolled back and each item is done
-/// again on its own, so that each gets its own answer, as if there had been no batch. When the
-/// commit fails, every item gets that error: the commit may have happened, and doing them again
-/// could do them twice.
-pub async fn in_one_transaction<I, T>(db: &DatabaseConnection, items: &[I], one: One<I, T>) -> Vec<Result<T, DbErr>> {
-    if let [item] = items {
-        return vec![one(db.into(), item).await];
-    }
-    match together(db, items, one).await {
-        Together::Committed(done) => done.into_iter().map(Ok).collect(),
-        Together::CommitFailed(err) => items.iter().map(|_| Err(DbErr::Custom(err.clone()))).collect(),
-        Together::RolledBack => {
-            let mut done = Vec::with_capacity(items.len());
-            for item in items {
-                done.push(one(db.into(), item).await);
-            }
-            done
-        }
-    }
-}
-
-enum Together<T> {
-    Committed(Vec<T>),
-    CommitFailed(String),
-    RolledBack,
-}
-
-async fn together<I, T>(db: &DatabaseConnection, items: &[I], one: One<I, T>) -> Together<T> {
-    let Ok(txn) = db.begin().await else {
-        return Together::RolledBack;
-    };
-    let mut done = Vec::with_capacity(items.len());
-    for item in items {
-        match one((&txn).into(), item).await {
-            Ok(value) => done.push(value),
-            Err(_) => {
-                let _ = txn.rollback().await;
-                return Together::RolledBack;
-            }
-        }
-    }
-    match txn.commit().await {
-        Ok(()) => Together::Committed(done),
-        Err(err) => Together::CommitFailed(err.to_string()),
-    }
 }

@@ -23,7 +23,7 @@
 //! shutdown timeout while it keeps heartbeating, and returns. Workloads keep running; whatever
 //! did not finish is re-adopted when the runner comes back with the same identity.
 
-use crate::batch::{Batch, in_one_transaction};
+use crate::batch::Batch;
 use crate::broker::{Broker, Delivery};
 use crate::events::TaskEvents;
 use crate::lease::Lease;
@@ -33,8 +33,7 @@ use entity::message::QueueMessage;
 use entity::state::{Outcome, TaskEvent, TransitionError};
 use entity::store::{runners, tasks, workloads};
 use entity::task;
-use futures_util::future::BoxFuture;
-use sea_orm::{DatabaseConnection, DatabaseExecutor, DbErr};
+use sea_orm::{DatabaseConnection, DbErr};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -93,7 +92,7 @@ impl Runner {
         });
         let finishes = Batch::start(FINISH_BATCH, move |round: Vec<(task::Model, Outcome)>| {
             let db = finishes.clone();
-            async move { in_one_transaction(&db, &round, finish_one).await }
+            async move { finish_round(&db, &round).await }
         });
         let ctx = Ctx {
             db,
@@ -341,15 +340,27 @@ impl Runner {
     }
 }
 
-/// A stale or illegal finish is an answer; only a database error undoes the round.
-fn finish_one<'a>(
-    db: DatabaseExecutor<'a>,
-    (task, outcome): &'a (task::Model, Outcome),
-) -> BoxFuture<'a, Result<Result<task::Model, TransitionError>, DbErr>> {
-    Box::pin(async move {
-        match tasks::transition(&db, task, TaskEvent::Finish(outcome.clone())).await {
+/// A round of outcomes, recorded by one statement. When the database refuses it, each is
+/// recorded on its own, so that each gets its own answer; any other failure (the connection)
+/// answers them all with it.
+async fn finish_round(
+    db: &DatabaseConnection,
+    round: &[(task::Model, Outcome)],
+) -> Vec<Result<Result<task::Model, TransitionError>, DbErr>> {
+    match tasks::finish(db, round).await {
+        Ok(answers) => return answers.into_iter().map(Ok).collect(),
+        Err(err) if !crate::batch::refused(&err) => {
+            let err = err.to_string();
+            return round.iter().map(|_| Err(DbErr::Custom(err.clone()))).collect();
+        }
+        Err(_) => {}
+    }
+    let mut answers = Vec::with_capacity(round.len());
+    for (task, outcome) in round {
+        answers.push(match tasks::transition(db, task, TaskEvent::Finish(outcome.clone())).await {
             Err(TransitionError::Db(err)) => Err(err),
             answer => Ok(answer),
-        }
-    })
+        });
+    }
+    answers
 }

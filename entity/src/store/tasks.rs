@@ -121,6 +121,82 @@ pub async fn transition(
     Ok(next)
 }
 
+/// `TaskEvent::Finish` of many tasks in one statement, each a compare-and-set as `transition`
+/// makes it: for each, the row as it is now, or `Stale` (it was not as seen: a duplicate or a
+/// fenced-out attempt) or `Illegal`, in the order given.
+pub async fn finish(
+    db: &impl ConnectionTrait,
+    finishes: &[(task::Model, crate::state::Outcome)],
+) -> Result<Vec<Result<task::Model, TransitionError>>, DbErr> {
+    let now = super::now();
+    let backend = db.get_database_backend();
+    let mut values: Vec<sea_orm::Value> = vec![now.into()];
+    let mut rows = Vec::new();
+    let mut answers = Vec::with_capacity(finishes.len());
+    let mut ids = std::collections::HashSet::new();
+    for (seen, outcome) in finishes {
+        let event = TaskEvent::Finish(outcome.clone());
+        if !event.legal_from(seen.state) {
+            answers.push(Err(TransitionError::Illegal { event: event.name(), from: seen.state.to_string() }));
+            continue;
+        }
+        if !ids.insert((seen.id, seen.attempt)) {
+            // Given twice as seen alike: the first one wins, as if one after the other.
+            answers.push(Err(TransitionError::Stale { expected: format!("{} attempt {}", seen.state, seen.attempt) }));
+            continue;
+        }
+        let next = event.apply(seen, now);
+        let at = values.len();
+        let placeholder = |n: usize| match backend {
+            sea_orm::DbBackend::Postgres => format!("${}", at + n),
+            _ => format!("?{}", at + n),
+        };
+        rows.push(format!(
+            "({}, {}, {}, {}, {})",
+            placeholder(1),
+            placeholder(2),
+            placeholder(3),
+            placeholder(4),
+            placeholder(5)
+        ));
+        values.extend([
+            next.id.into(),
+            seen.attempt.into(),
+            sea_orm::ActiveEnum::to_value(&next.state).into(),
+            next.success.into(),
+            next.outcome.clone().into(),
+        ]);
+        answers.push(Ok(next));
+    }
+    if rows.is_empty() {
+        return Ok(answers);
+    }
+    let now = if backend == sea_orm::DbBackend::Postgres { "$1" } else { "?1" };
+    let sql = format!(
+        "WITH f (task_id, seen_attempt, state, success, outcome) AS (VALUES {rows}) \
+         UPDATE tasks SET state = f.state, success = f.success, outcome = f.outcome, updated_at = {now}, \
+         finished_at = {now} FROM f WHERE tasks.id = f.task_id AND tasks.state = 'Running' \
+         AND tasks.attempt = f.seen_attempt RETURNING id, attempt",
+        rows = rows.join(", "),
+    );
+    // A finish keeps the attempt: each row done is known by its id and attempt.
+    let done: std::collections::HashSet<(i32, i32)> = db
+        .query_all_raw(sea_orm::Statement::from_sql_and_values(backend, sql, values))
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get_by_index::<i32>(0)?, row.try_get_by_index::<i32>(1)?)))
+        .collect::<Result<_, DbErr>>()?;
+    Ok(answers
+        .into_iter()
+        .map(|answer| match answer {
+            Ok(next) if !done.contains(&(next.id, next.attempt)) => {
+                Err(TransitionError::Stale { expected: format!("{} attempt {}", TaskState::Running, next.attempt) })
+            }
+            other => other,
+        })
+        .collect())
+}
+
 /// `TaskEvent::Claim` of the tasks `ids` in one statement: those that were Queued and due, now
 /// Running on `runner` under a new attempt (none of the others: claimed already, cancelled,
 /// scheduled for later, gone). A compare-and-set on each task's state, so of racing claims of
