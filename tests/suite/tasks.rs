@@ -168,8 +168,8 @@ async fn every_confirmed_publish_is_recorded_and_a_claimed_task_is_left_alone() 
     }
 }
 
-/// Tasks submitted at once are inserted many to a transaction (`worker::batch`): each caller
-/// gets its own task, and a submission that fails (here: for a user that does not exist) fails
+/// Tasks submitted at once are inserted many to a statement (`worker::batch`), and read so:
+/// each caller gets its own task, and a submission that fails (here: for a user that does not exist) fails
 /// alone, while the others of its round are inserted, as if each had been on its own.
 #[actix_web::test]
 async fn tasks_submitted_at_once_get_their_own_rows_and_a_failing_one_fails_alone() {
@@ -217,8 +217,16 @@ async fn tasks_submitted_at_once_get_their_own_rows_and_a_failing_one_fails_alon
         }
         assert_eq!(tasks::list_for_user(&db, user).await.expect("db").len(), ids.len(), "one row per submission");
         assert_eq!(ids.len(), 390);
+        // Read back at once (a round to a statement too): each its own, and none for an id
+        // that is no task.
+        let asked: Vec<i32> = ids.iter().copied().chain([0, -1, 1_000_000]).collect();
+        let read = futures_util::future::join_all(asked.iter().map(|id| engine.task(*id))).await;
+        for (id, task) in asked.iter().zip(read) {
+            let task = task.expect("read");
+            assert_eq!(task.as_ref().map(|t| t.id), ids.contains(id).then_some(*id), "task {id} read");
+        }
         if let Some(url) = url {
-            // The rows were written many to a transaction (else this test shows nothing about
+            // The rows were written many to a statement (else this test shows nothing about
             // rounds): on PostgreSQL, rows of one transaction share their `xmin`.
             let rounds = db
                 .query_one_raw(sea_orm::Statement::from_string(

@@ -91,8 +91,10 @@ pub enum Cancelled {
     AlreadyFinished(task::Model),
 }
 
-/// At most this many submitted tasks inserted in one transaction.
+/// At most this many submitted tasks inserted by one statement.
 const INSERT_BATCH: usize = 128;
+/// At most this many tasks read by one statement.
+const READ_BATCH: usize = 128;
 
 #[derive(Clone)]
 pub struct Engine {
@@ -102,6 +104,8 @@ pub struct Engine {
     finished: FinishedTasks,
     /// `submit`'s inserts, a round to a statement (`batch`).
     inserts: Batch<task::ActiveModel, Result<task::Model, DbErr>>,
+    /// `task`'s reads of tasks not kept in memory, a round to a statement.
+    reads: Batch<i32, Result<Option<task::Model>, String>>,
 }
 
 impl Engine {
@@ -112,17 +116,33 @@ impl Engine {
             let db = writer.clone();
             async move { insert_round(&db, round).await }
         });
-        Self { db, dispatcher, events, finished, inserts }
+        let reader = db.clone();
+        let reads = Batch::start(READ_BATCH, move |ids: Vec<i32>| {
+            let db = reader.clone();
+            async move {
+                match tasks::get_many(&db, &ids).await {
+                    Ok(found) => {
+                        let found: std::collections::HashMap<i32, task::Model> =
+                            found.into_iter().map(|t| (t.id, t)).collect();
+                        ids.iter().map(|id| Ok(found.get(id).cloned())).collect()
+                    }
+                    Err(err) => vec![Err(err.to_string()); ids.len()],
+                }
+            }
+        });
+        Self { db, dispatcher, events, finished, inserts, reads }
     }
 
     /// The task as it is: a finished one from memory once read (it never changes; see
-    /// `finished`), any other from the database.
+    /// `finished`), any other from the database (with the reads of other requests waiting at
+    /// the same time: `batch`).
     pub async fn task(&self, id: i32) -> Result<Option<task::Model>, DbErr> {
         if let Some(task) = self.finished.get(id) {
             return Ok(Some(task));
         }
         let epoch = self.finished.epoch();
-        let task = tasks::get(&self.db, id).await?;
+        // A round begun after this request arrived: it sees every change committed before.
+        let task = self.reads.run(id).await?.map_err(DbErr::Custom)?;
         if let Some(task) = &task {
             self.finished.offer(task, epoch);
         }

@@ -64,6 +64,11 @@ pub async fn get(db: &impl ConnectionTrait, id: i32) -> Result<Option<task::Mode
     task::Entity::find_by_id(id).one(db).await
 }
 
+/// The tasks of `ids` that exist, in no particular order.
+pub async fn get_many(db: &impl ConnectionTrait, ids: &[i32]) -> Result<Vec<task::Model>, DbErr> {
+    task::Entity::find().filter(Column::Id.is_in(ids.iter().copied())).all(db).await
+}
+
 /// How many tasks user `user_id` has, from the counts the triggers keep (`task_counts`, see
 /// the migration that adds it): no scan of the tasks, however many.
 pub async fn count_of_user(db: &impl ConnectionTrait, user_id: i32) -> Result<u64, DbErr> {
