@@ -168,26 +168,32 @@ async fn every_confirmed_publish_is_recorded_and_a_claimed_task_is_left_alone() 
     }
 }
 
+/// An engine on `db` (its broker in memory), its tenant, and a user of it.
+async fn engine_with_a_user(db: &sea_orm::DatabaseConnection) -> (worker::engine::Engine, i32, i32) {
+    let tenant = entity::tenant::DEFAULT;
+    let user = entity::store::users::create(db, tenant, "submitter", "-", "").await.expect("user").id;
+    let events = worker::events::TaskEvents::default();
+    let dispatcher = worker::dispatch::Dispatcher::new(
+        db.clone(),
+        std::sync::Arc::new(worker::broker::memory::MemoryBroker::default()),
+        worker::settings::RunnerSettings::default(),
+        events.clone(),
+    );
+    let engine =
+        worker::engine::Engine::new(db.clone(), dispatcher, events, worker::finished::FinishedTasks::default());
+    (engine, tenant, user)
+}
+
 /// Tasks submitted at once are inserted many to a statement (`worker::batch`), and read so:
-/// each caller gets its own task, and a submission that fails (here: for a user that does not exist) fails
-/// alone, while the others of its round are inserted, as if each had been on its own.
+/// each caller gets its own task, and a submission that fails (here: for a user that does not
+/// exist) fails alone, while the others of its round are inserted, as if each had been alone.
 #[actix_web::test]
 async fn tasks_submitted_at_once_get_their_own_rows_and_a_failing_one_fails_alone() {
     use entity::store::tasks;
     use sea_orm::ConnectionTrait;
-    use std::sync::Arc;
-    use worker::engine::{Engine, Submission};
+    use worker::engine::Submission;
     for (db, url) in tests::migrated_databases().await {
-        let tenant = entity::tenant::DEFAULT;
-        let user = entity::store::users::create(&db, tenant, "submitter", "-", "").await.expect("user").id;
-        let events = worker::events::TaskEvents::default();
-        let dispatcher = worker::dispatch::Dispatcher::new(
-            db.clone(),
-            Arc::new(worker::broker::memory::MemoryBroker::default()),
-            worker::settings::RunnerSettings::default(),
-            events.clone(),
-        );
-        let engine = Engine::new(db.clone(), dispatcher, events, worker::finished::FinishedTasks::default());
+        let (engine, tenant, user) = engine_with_a_user(&db).await;
         let targets: Vec<String> = (0..400).map(|n| format!("target-{n}")).collect();
         let user_of = |n: usize| if n % 40 == 7 { 999_999 } else { user };
         let submitted = futures_util::future::join_all(targets.iter().enumerate().map(|(n, target)| {
@@ -238,6 +244,40 @@ async fn tasks_submitted_at_once_get_their_own_rows_and_a_failing_one_fails_alon
                 .expect("row");
             let rounds: i64 = rounds.try_get("", "n").expect("n");
             assert!(rounds < 200, "{rounds} transactions for 390 tasks: they were not batched");
+            drop((db, engine));
+            tests::drop_pg_database(&url).await;
+        }
+    }
+}
+
+/// A round that fails answers each of its requests with the database's own error, so that a
+/// face still tells an unreachable database (503 with `Retry-After`) from a fault of ours (500):
+/// here every connection is gone, and submissions and reads made at once all say so.
+#[actix_web::test]
+async fn a_failed_round_answers_each_request_with_the_databases_own_error() {
+    use worker::engine::Submission;
+    for (db, url) in tests::migrated_databases().await {
+        let (engine, tenant, user) = engine_with_a_user(&db).await;
+        db.clone().close().await.expect("close");
+        let submitted = futures_util::future::join_all((0..20).map(|_| {
+            engine.submit(Submission {
+                tenant_id: tenant,
+                user_id: user,
+                operation: entity::Operation::StartWorkload,
+                target_id: "t",
+                params: Default::default(),
+                owner: None,
+            })
+        }))
+        .await;
+        let read = futures_util::future::join_all((1..=20).map(|id| engine.task(id))).await;
+        for answer in
+            submitted.iter().map(|a| a.as_ref().map(|_| ())).chain(read.iter().map(|a| a.as_ref().map(|_| ())))
+        {
+            let err = answer.expect_err("no database, no answer");
+            assert_eq!(api::db_error::classify(err), api::db_error::DbFault::Unavailable, "{err}");
+        }
+        if let Some(url) = url {
             drop((db, engine));
             tests::drop_pg_database(&url).await;
         }

@@ -4,11 +4,15 @@
 //! batch of them instead of one each.
 //!
 //! A round is one statement: the publishes' confirms, the submitted tasks' inserts, the claims,
-//! the outcomes. On PostgreSQL one commit then serves the whole round: one WAL flush, and one turn at the database-wide lock that every
-//! notifying transaction holds from just before its commit until the commit is flushed. Done one
-//! by one, those commits queued on that lock (measured: 40% of the busy backends waited on it
+//! the outcomes, the reads of tasks not kept in memory. On PostgreSQL one commit then serves the
+//! whole round: one WAL flush, and one turn at the database-wide lock that every notifying
+//! transaction holds from just before its commit until the commit is flushed. Done one by one,
+//! those commits queued on that lock (measured: 42% of the busy backends' samples waited on it
 //! under load; see docs/benchmarks.md). On SQLite, whose one connection the accepts and the
 //! runner share, a round is one write transaction instead of one per task.
+//!
+//! A round that fails answers each of its items with the database's own error (`all_failed`),
+//! so that a face still tells an unreachable database (503) from a fault of ours (500).
 
 use sea_orm::{DbErr, RuntimeErr};
 use std::future::Future;
@@ -63,6 +67,11 @@ impl<I: Send + 'static, O: Send + 'static> Batch<I, O> {
         self.queue.send((item, reply)).map_err(|_| Stopped)?;
         output.await.map_err(|_| Stopped)
     }
+}
+
+/// Every item of a round of `n`, answered with `err`.
+pub fn all_failed<T>(err: &DbErr, n: usize) -> Vec<Result<T, DbErr>> {
+    (0..n).map(|_| Err(err.clone())).collect()
 }
 
 /// Whether the database refused the statement (a constraint, a type): it did nothing, so its

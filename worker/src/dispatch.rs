@@ -170,21 +170,23 @@ impl Dispatcher {
 
 /// Records the publishes' confirms (`published_at`), a round of them to a statement (`batch`).
 #[derive(Clone)]
-struct Marks(Batch<i32, Result<(), String>>);
+struct Marks(Batch<i32, Result<(), DbErr>>);
 
 impl Marks {
     fn start(db: DatabaseConnection) -> Self {
         Self(Batch::start(MARK_BATCH, move |ids: Vec<i32>| {
             let db = db.clone();
             async move {
-                let recorded = tasks::mark_published(&db, &ids).await.map_err(|err| err.to_string());
-                vec![recorded; ids.len()]
+                match tasks::mark_published(&db, &ids).await {
+                    Ok(()) => vec![Ok(()); ids.len()],
+                    Err(err) => crate::batch::all_failed(&err, ids.len()),
+                }
             }
         }))
     }
 
     /// Records task `id`'s confirm; returns once it is written.
-    async fn record(&self, id: i32) -> Result<(), String> {
-        self.0.run(id).await.map_err(|err| err.to_string())?
+    async fn record(&self, id: i32) -> Result<(), DbErr> {
+        self.0.run(id).await?
     }
 }

@@ -105,7 +105,7 @@ pub struct Engine {
     /// `submit`'s inserts, a round to a statement (`batch`).
     inserts: Batch<task::ActiveModel, Result<task::Model, DbErr>>,
     /// `task`'s reads of tasks not kept in memory, a round to a statement.
-    reads: Batch<i32, Result<Option<task::Model>, String>>,
+    reads: Batch<i32, Result<Option<task::Model>, DbErr>>,
 }
 
 impl Engine {
@@ -126,7 +126,7 @@ impl Engine {
                             found.into_iter().map(|t| (t.id, t)).collect();
                         ids.iter().map(|id| Ok(found.get(id).cloned())).collect()
                     }
-                    Err(err) => vec![Err(err.to_string()); ids.len()],
+                    Err(err) => crate::batch::all_failed(&err, ids.len()),
                 }
             }
         });
@@ -142,7 +142,7 @@ impl Engine {
         }
         let epoch = self.finished.epoch();
         // A round begun after this request arrived: it sees every change committed before.
-        let task = self.reads.run(id).await?.map_err(DbErr::Custom)?;
+        let task = self.reads.run(id).await??;
         if let Some(task) = &task {
             self.finished.offer(task, epoch);
         }
@@ -339,10 +339,7 @@ async fn insert_round(db: &DatabaseConnection, rows: Vec<task::ActiveModel>) -> 
     if rows.len() > 1 {
         match task::Entity::insert_many(rows.clone()).exec_with_returning(db).await {
             Ok(inserted) => return answer_by_content(&rows, inserted),
-            Err(err) if !crate::batch::refused(&err) => {
-                let err = err.to_string();
-                return rows.iter().map(|_| Err(DbErr::Custom(err.clone()))).collect();
-            }
+            Err(err) if !crate::batch::refused(&err) => return crate::batch::all_failed(&err, rows.len()),
             Err(_) => {}
         }
     }

@@ -1,7 +1,7 @@
 //! The runner: claims tasks from its deliveries and performs them.
 //!
 //! Deliveries are claimed concurrently (up to `CLAIMS_AT_ONCE`), each in its own tokio task,
-//! and the claims and outcomes of many tasks are written a round to a transaction (`batch`). A
+//! and the claims and outcomes of many tasks are written a round to a statement (`batch`). A
 //! run message is settled only after the database holds the claim (a compare-and-set
 //! `Queued → Running` that opens a new attempt): ack-on-claim. Broker redelivery therefore covers only the window before the claim; after it,
 //! the database owns the task, and the runner heartbeat is its lease. The operation then runs in
@@ -45,7 +45,7 @@ const RETRY_PAUSE: Duration = Duration::from_millis(500);
 /// How many deliveries are claimed at once (done one at a time, claims bounded the whole
 /// pipeline); those waiting together are written in one round.
 const CLAIMS_AT_ONCE: usize = 32;
-/// At most this many outcomes recorded in one transaction.
+/// At most this many outcomes recorded by one statement.
 const FINISH_BATCH: usize = 128;
 /// An operation that keeps failing on the database this long gives up with a failure outcome
 /// (a database restart takes seconds; an error that lasts minutes is not going away).
@@ -63,8 +63,8 @@ pub struct Runner {
     operations: TaskTracker,
     shutdown_timeout: Duration,
     events: TaskEvents,
-    claims: Batch<i32, Result<Option<task::Model>, String>>,
-    finishes: Batch<(task::Model, Outcome), Result<Result<task::Model, TransitionError>, DbErr>>,
+    claims: Batch<i32, Result<Option<task::Model>, DbErr>>,
+    finishes: Batch<(task::Model, Outcome), Result<task::Model, TransitionError>>,
 }
 
 impl Runner {
@@ -86,7 +86,7 @@ impl Runner {
                         let mut claimed: HashMap<i32, task::Model> = claimed.into_iter().map(|t| (t.id, t)).collect();
                         ids.iter().map(|id| Ok(claimed.remove(id))).collect()
                     }
-                    Err(err) => vec![Err(err.to_string()); ids.len()],
+                    Err(err) => crate::batch::all_failed(&err, ids.len()),
                 }
             }
         });
@@ -223,7 +223,7 @@ impl Runner {
     /// publishes it again when it is due).
     async fn claim(&self, task_id: i32) -> Result<Option<task::Model>, DbErr> {
         let epoch = self.ctx.lease.epoch();
-        let claimed = self.claims.run(task_id).await?.map_err(DbErr::Custom)?;
+        let claimed = self.claims.run(task_id).await??;
         if let Some(task) = &claimed {
             self.ctx.note_claim(task.id, epoch);
         }
@@ -232,11 +232,10 @@ impl Runner {
 
     /// Records the task's outcome (with others finishing at the same time: `batch`).
     async fn finish(&self, task: &task::Model, outcome: &Outcome) -> Result<task::Model, TransitionError> {
-        match self.finishes.run((task.clone(), outcome.clone())).await {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(err)) => Err(TransitionError::Db(err)),
-            Err(stopped) => Err(TransitionError::Db(stopped.into())),
-        }
+        self.finishes
+            .run((task.clone(), outcome.clone()))
+            .await
+            .unwrap_or_else(|stopped| Err(TransitionError::Db(stopped.into())))
     }
 
     /// The task's token, shared by every delivery of it being handled here.
@@ -346,21 +345,17 @@ impl Runner {
 async fn finish_round(
     db: &DatabaseConnection,
     round: &[(task::Model, Outcome)],
-) -> Vec<Result<Result<task::Model, TransitionError>, DbErr>> {
+) -> Vec<Result<task::Model, TransitionError>> {
     match tasks::finish(db, round).await {
-        Ok(answers) => return answers.into_iter().map(Ok).collect(),
+        Ok(answers) => return answers,
         Err(err) if !crate::batch::refused(&err) => {
-            let err = err.to_string();
-            return round.iter().map(|_| Err(DbErr::Custom(err.clone()))).collect();
+            return round.iter().map(|_| Err(TransitionError::Db(err.clone()))).collect();
         }
         Err(_) => {}
     }
     let mut answers = Vec::with_capacity(round.len());
     for (task, outcome) in round {
-        answers.push(match tasks::transition(db, task, TaskEvent::Finish(outcome.clone())).await {
-            Err(TransitionError::Db(err)) => Err(err),
-            answer => Ok(answer),
-        });
+        answers.push(tasks::transition(db, task, TaskEvent::Finish(outcome.clone())).await);
     }
     answers
 }
