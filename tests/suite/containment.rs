@@ -22,6 +22,15 @@ fn cpu_usec(pid: i32) -> i64 {
     ticks * 10_000
 }
 
+/// A process's state letter and start time (`/proc/<pid>/stat` fields 3 and 22). Pids come
+/// round again quickly (`pid_max` is 32,768 here, and the tests fork thousands of processes), so
+/// a process is known by both.
+fn stat_of(pid: i32) -> Option<(char, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
+    Some((fields.first()?.chars().next()?, fields.get(19)?.parse().ok()?))
+}
+
 fn comm(pid: i32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim().to_owned()
 }
@@ -51,7 +60,13 @@ async fn start_all(session: &Session, db: &DatabaseConnection) -> (HashMap<&'sta
 /// Stops every workload through the API: each stop succeeds, and afterwards no process of any
 /// of them is alive; the Burner reports the kernel's CPU time (within 5%).
 async fn stop_all(session: &Session, db: &DatabaseConnection, ids: &HashMap<&'static str, String>, burned: i64) {
-    let before: HashMap<&str, Vec<i32>> = ids.iter().map(|(job, id)| (*job, marked_processes(id))).collect();
+    let before: HashMap<&str, Vec<(i32, u64)>> = ids
+        .iter()
+        .map(|(job, id)| {
+            (*job, marked_processes(id).into_iter().filter_map(|pid| Some((pid, stat_of(pid)?.1))).collect())
+        })
+        .collect();
+    assert!(before.values().all(|processes| !processes.is_empty()), "every workload's processes are known: {before:?}");
     let mut tasks = Vec::new();
     for id in ids.values() {
         tasks.push(session.act(&format!("/api/backupSessions/{id}?action=stop")).await);
@@ -63,10 +78,9 @@ async fn stop_all(session: &Session, db: &DatabaseConnection, ids: &HashMap<&'st
     for (job, id) in ids {
         assert_eq!(session.session(id).await["State"], "Stopped", "{job}");
         assert_eq!(marked_processes(id), Vec::<i32>::new(), "{job}: nothing of it is alive");
-        for pid in &before[job] {
-            let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let alive =
-                state.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z') && !rest.is_empty());
+        for (pid, started) in &before[job] {
+            // The same process, not a later one given its pid.
+            let alive = stat_of(*pid).is_some_and(|(state, since)| since == *started && state != 'Z');
             assert!(!alive, "{job}: process {pid} survived the stop");
         }
         let row = entity::store::workloads::find(db, id).await.expect("db").expect("row");

@@ -109,7 +109,7 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Inside a runtime: it starts the writer of the submitted tasks.
+    /// Inside a runtime: it starts the writers of its inserts and its reads (`batch`).
     pub fn new(db: DatabaseConnection, dispatcher: Dispatcher, events: TaskEvents, finished: FinishedTasks) -> Self {
         let writer = db.clone();
         let inserts = Batch::start(INSERT_BATCH, move |round: Vec<task::ActiveModel>| {
