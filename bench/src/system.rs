@@ -250,9 +250,30 @@ impl System {
         worker::contain::remove_prefix(&self.prefix);
         if let Some(url) = &self.database_url {
             drop_pg_database(url).await;
+            let runners = (0..self.workers.len()).map(|n| format!("{}-worker-{n}", self.prefix)).collect();
+            delete_queues(&self.prefix, runners).await;
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Deletes what a distributed system of `prefix` declared on RabbitMQ: its shared, dead-letter
+/// and runners' queues, and its dead-letter exchange (else every run would leave them behind).
+async fn delete_queues(prefix: &str, runners: Vec<String>) {
+    use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
+    let Ok(connection) = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default()).await else {
+        return;
+    };
+    let Ok(channel) = connection.create_channel().await else { return };
+    let queues = [format!("{prefix}.tasks"), format!("{prefix}.dead")]
+        .into_iter()
+        .chain(runners.iter().map(|runner| format!("{prefix}.runner.{runner}")));
+    for queue in queues {
+        let _ = channel.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await;
+    }
+    let dlx = format!("{prefix}.dlx");
+    let _ = channel.exchange_delete(dlx.as_str().into(), ExchangeDeleteOptions::default()).await;
+    let _ = connection.close(0, "done".into()).await;
 }
 
 /// SIGKILLs every process whose working directory is under `dir` (the workloads, whatever
