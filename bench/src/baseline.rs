@@ -1,11 +1,11 @@
 //! The baselines every figure is a ratio to, run on the same machine in the same run:
 //!
 //! - a trivial actix-web handler (this binary, re-run as `loadbench trivial-server PORT`, with
-//!   one HTTP worker a core), for the HTTP figures;
+//!   one HTTP worker a core), for the HTTP figures, run just before and just after each of them;
 //! - a raw durable pipeline, written directly with sqlx and lapin against the same PostgreSQL
 //!   and RabbitMQ: per task one insert, one persistent publish awaiting its confirm (to a
 //!   quorum queue, as the engine's), one consume, two updates, one ack; for the engine's
-//!   end-to-end figures.
+//!   end-to-end figures, run before and after the modes.
 
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,

@@ -88,14 +88,14 @@ async fn run(cli: Cli) -> Result<(), String> {
             other => return Err(format!("unknown mode {other}: embedded or distributed")),
         });
     }
-    eprintln!("loadbench: baselines ({} connections, {:.0} s each)", cli.connections, cli.seconds);
+    eprintln!("loadbench: raw pipeline baseline ({} connections, {:.0} s)", cli.connections, cli.seconds);
     let before = scenarios::baselines(cli.connections, window).await?;
     let mut results = Vec::new();
     for mode in modes {
         eprintln!("loadbench: {} mode", mode.name());
         results.push(scenarios::mode(mode, &cli, window).await?);
     }
-    eprintln!("loadbench: baselines again");
+    eprintln!("loadbench: raw pipeline baseline again");
     let baselines = before.faster(scenarios::baselines(cli.connections, window).await?);
     let report = report::Report::new(&cli, baselines, results);
     report.check()?;

@@ -21,6 +21,9 @@ pub struct Measure {
     pub count: u64,
     /// Answers that were not 2xx, and requests with no answer.
     pub failed: u64,
+    /// For the HTTP figures: the trivial handler's rate in the runs beside this one (the
+    /// faster of the one just before and the one just after), its baseline.
+    pub trivial_beside: Option<f64>,
 }
 
 impl Measure {
@@ -33,6 +36,7 @@ impl Measure {
             max_ms: run.quantile_ms(1.0),
             count: ok,
             failed: run.answered() - ok + run.errors,
+            trivial_beside: None,
         }
     }
 
@@ -44,35 +48,32 @@ impl Measure {
             max_ms: load::quantile_ms(&mut pipeline.latencies_us, 1.0),
             count: pipeline.finished,
             failed: 0,
+            trivial_beside: None,
         }
     }
 }
 
+/// The raw pipeline, run before and after the modes.
 pub struct Baselines {
-    pub trivial: Measure,
+    /// The faster run.
     pub pipeline: Measure,
-    /// The rates of every run of them (trivial, pipeline), in order; `trivial` and `pipeline`
-    /// are the faster runs.
-    pub runs: Vec<(f64, f64)>,
+    /// The rate of every run, in order.
+    pub runs: Vec<f64>,
 }
 
 impl Baselines {
-    /// Each baseline's faster run of the two: this machine's speed drifts within a run, and a
-    /// ratio to a baseline that happened to run slow would flatter every figure.
+    /// The faster run of the two: this machine's speed drifts within a run, and a ratio to a
+    /// baseline that happened to run slow would flatter every figure.
     pub fn faster(self, other: Baselines) -> Baselines {
-        let pick = |a: Measure, b: Measure| if b.rate > a.rate { b } else { a };
         let runs = self.runs.into_iter().chain(other.runs).collect();
-        Baselines { trivial: pick(self.trivial, other.trivial), pipeline: pick(self.pipeline, other.pipeline), runs }
+        let pipeline = if other.pipeline.rate > self.pipeline.rate { other.pipeline } else { self.pipeline };
+        Baselines { pipeline, runs }
     }
 }
 
 pub async fn baselines(connections: usize, window: Duration) -> Result<Baselines, String> {
-    let trivial = baseline::Trivial::start().await?;
-    let plan: Plan = Arc::new(|_, _| request("GET", "/", &[], None));
-    let trivial = Measure::of(load::closed_loop(trivial.addr, connections, window, plan).await);
     let pipeline = Measure::of_pipeline(baseline::raw_pipeline(connections, window).await?);
-    let runs = vec![(trivial.rate, pipeline.rate)];
-    Ok(Baselines { trivial, pipeline, runs })
+    Ok(Baselines { runs: vec![pipeline.rate], pipeline })
 }
 
 /// What one mode measured, by figure name (see `report`).
@@ -245,9 +246,25 @@ async fn measure(system: &System, cli: &Cli, window: Duration) -> Result<(Vec<(&
             clients.bearer("GET", &format!("/v2/sandboxes/sessions/{}?teamId=bench", vercel_sessions[0]), None),
         ),
     ];
-    for (name, wire) in polls.into_iter().filter(|_| group("polls")) {
-        let plan: Plan = Arc::new(move |_, _| wire.clone());
-        figures.push((name, Measure::of(load::closed_loop(system.addr, c, window, plan).await)));
+    // Each poll scenario runs between two runs of the trivial handler, its baseline: the speed
+    // of this machine drifts by half within minutes, so a baseline run long before or after
+    // would make the ratio a measure of the drift.
+    if group("polls") {
+        let trivial = baseline::Trivial::start().await?;
+        let trivial_plan: Plan = Arc::new(|_, _| request("GET", "/", &[], None));
+        let mut before = load::closed_loop(trivial.addr, c, window, trivial_plan.clone()).await;
+        for (name, wire) in polls {
+            let plan: Plan = Arc::new(move |_, _| wire.clone());
+            let mut measure = Measure::of(load::closed_loop(system.addr, c, window, plan).await);
+            let after = load::closed_loop(trivial.addr, c, window, trivial_plan.clone()).await;
+            let (a, b) = (Measure::of(before), Measure::of(after.clone()));
+            if a.failed + b.failed > 0 || a.count == 0 || b.count == 0 {
+                return Err(format!("the trivial handler failed beside {name}: {a:?} {b:?}"));
+            }
+            measure.trivial_beside = Some(a.rate.max(b.rate));
+            figures.push((name, measure));
+            before = after;
+        }
     }
 
     // Every live Daytona sandbox stopped at once: accepted stops, and the time until the last
