@@ -209,6 +209,12 @@ impl Run {
         }
     }
 
+    /// Adds `later`, a run of the same requests after this one, as if they were one run.
+    pub fn then(&mut self, later: Run) {
+        self.elapsed += later.elapsed;
+        self.merge(later);
+    }
+
     /// The `q` quantile of the latencies, in ms.
     pub fn quantile_ms(&mut self, q: f64) -> f64 {
         quantile_ms(&mut self.latencies_us, q)

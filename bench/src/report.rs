@@ -229,7 +229,7 @@ impl Report {
                 }
             }
             let base_text = match row.baseline {
-                Baseline::Trivial if !bases.is_empty() => format!("trivial handler beside it {}/s", bases.join(" / ")),
+                Baseline::Trivial if !bases.is_empty() => format!("trivial handler, turn about {}/s", bases.join(" / ")),
                 Baseline::Pipeline => format!("raw pipeline {}/s", rate(self.baselines.pipeline.rate)),
                 _ => "—".into(),
             };
@@ -287,7 +287,7 @@ impl Report {
         let p = &self.baselines.pipeline;
         let runs: Vec<String> = self.baselines.runs.iter().map(|r| format!("{}/s", rate(*r))).collect();
         out.push_str(&format!(
-            "\nBaselines: the trivial actix-web handler ran just before and just after each poll scenario, the faster of the two counting (\"beside it\"); the raw durable pipeline ran before and after the modes, the faster run counting: {}/s (p50 {} ms, p99 {} ms; runs {}).\n",
+            "\nBaselines: the trivial actix-web handler took turns with each poll scenario (\"turn about\": four slices of each, a quarter of the window, alternating ABBA); the raw durable pipeline ran before and after the modes, the faster run counting: {}/s (p50 {} ms, p99 {} ms; runs {}).\n",
             rate(p.rate),
             ms(p.p50_ms),
             ms(p.p99_ms),

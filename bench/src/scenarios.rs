@@ -11,6 +11,9 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// How many slices of a poll scenario take turns with as many of its baseline (see `measure`).
+const SLICES: u32 = 4;
+
 /// A measured scenario: answers a second and their latencies.
 #[derive(Debug, Clone, Default)]
 pub struct Measure {
@@ -21,8 +24,8 @@ pub struct Measure {
     pub count: u64,
     /// Answers that were not 2xx, and requests with no answer.
     pub failed: u64,
-    /// For the HTTP figures: the trivial handler's rate in the runs beside this one (the
-    /// faster of the one just before and the one just after), its baseline.
+    /// For the HTTP figures: the trivial handler's rate in the slices that took turns with this
+    /// scenario's, its baseline.
     pub trivial_beside: Option<f64>,
 }
 
@@ -246,24 +249,31 @@ async fn measure(system: &System, cli: &Cli, window: Duration) -> Result<(Vec<(&
             clients.bearer("GET", &format!("/v2/sandboxes/sessions/{}?teamId=bench", vercel_sessions[0]), None),
         ),
     ];
-    // Each poll scenario runs between two runs of the trivial handler, its baseline: the speed
-    // of this machine drifts by half within minutes, so a baseline run long before or after
-    // would make the ratio a measure of the drift.
+    // Each poll scenario takes turns with the trivial handler, its baseline, in slices of a
+    // quarter of the window (ABBA: in pairs, the order swapped from pair to pair): this
+    // machine's speed drifts by half within minutes and by a tenth within seconds, and both
+    // must see the same drift for their ratio to measure the server rather than the machine.
     if group("polls") {
         let trivial = baseline::Trivial::start().await?;
         let trivial_plan: Plan = Arc::new(|_, _| request("GET", "/", &[], None));
-        let mut before = load::closed_loop(trivial.addr, c, window, trivial_plan.clone()).await;
+        let slice = window / SLICES;
         for (name, wire) in polls {
             let plan: Plan = Arc::new(move |_, _| wire.clone());
-            let mut measure = Measure::of(load::closed_loop(system.addr, c, window, plan).await);
-            let after = load::closed_loop(trivial.addr, c, window, trivial_plan.clone()).await;
-            let (a, b) = (Measure::of(before), Measure::of(after.clone()));
-            if a.failed + b.failed > 0 || a.count == 0 || b.count == 0 {
-                return Err(format!("the trivial handler failed beside {name}: {a:?} {b:?}"));
+            let (mut ours, mut theirs) = (Run::default(), Run::default());
+            for pair in 0..SLICES {
+                for ours_now in if pair % 2 == 0 { [false, true] } else { [true, false] } {
+                    if ours_now {
+                        ours.then(load::closed_loop(system.addr, c, slice, plan.clone()).await);
+                    } else {
+                        theirs.then(load::closed_loop(trivial.addr, c, slice, trivial_plan.clone()).await);
+                    }
+                }
             }
-            measure.trivial_beside = Some(a.rate.max(b.rate));
-            figures.push((name, measure));
-            before = after;
+            let theirs = Measure::of(theirs);
+            if theirs.failed > 0 || theirs.count == 0 {
+                return Err(format!("the trivial handler failed beside {name}: {theirs:?}"));
+            }
+            figures.push((name, Measure { trivial_beside: Some(theirs.rate), ..Measure::of(ours) }));
         }
     }
 
