@@ -496,6 +496,18 @@ pub fn marked_processes(workload_id: &str) -> Vec<i32> {
         .collect()
 }
 
+/// The live processes of a running workload, once any is seen (within 10 s). A workload is
+/// answered running once its process has passed its gate, and that process may still be in the
+/// `exec` of its command: for that instant its environment (the marker `marked_processes` looks
+/// for) reads empty, so a single look right after a start can miss it.
+pub async fn running_processes(workload_id: &str) -> Vec<i32> {
+    wait_until("the workload's processes to be seen", Duration::from_secs(10), || async {
+        !marked_processes(workload_id).is_empty()
+    })
+    .await;
+    marked_processes(workload_id)
+}
+
 pub fn kill_processes_under(dir: &Path) {
     for pid in workload_processes(dir) {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);

@@ -55,7 +55,7 @@ async fn a_sandbox_is_created_stopped_started_and_deleted_as_daytonas_clients_ex
     let started = acme.ok("POST", &format!("/api/sandbox/{id}/start"), None).await;
     assert_eq!(started["state"], "started", "{started}");
     let second = entity::store::workloads::active_of_spec(&app.db, &id).await.expect("db").expect("active").id;
-    let pid = marked_processes(&second)[0];
+    let pid = tests::running_processes(&second).await[0];
     assert_eq!(std::fs::read_link(format!("/proc/{pid}/cwd")).expect("cwd"), home);
     assert_eq!(std::fs::read_to_string(home.join("kept.txt")).expect("kept"), "from the first run");
     let again = acme.ok("POST", &format!("/api/sandbox/{id}/start"), None).await;
@@ -609,8 +609,7 @@ async fn operation_locations_name_tasks_the_token_can_read_and_env_reaches_the_c
 
     // The environment reached the sandbox's command, over the runner's.
     let workload = entity::store::workloads::active_of_spec(&app.db, &id).await.expect("db").expect("active");
-    let pids = marked_processes(&workload.id);
-    assert!(!pids.is_empty());
+    let pids = tests::running_processes(&workload.id).await;
     let environ = std::fs::read(format!("/proc/{}/environ", pids[0])).expect("environ");
     let vars: Vec<&[u8]> = environ.split(|b| *b == 0).collect();
     assert!(vars.contains(&b"GREETING=hello world".as_slice()) && vars.contains(&b"EMPTY=".as_slice()));
@@ -879,7 +878,10 @@ async fn changes_in_progress_are_409_and_racing_changes_have_one_winner(mode: Mo
     assert_eq!(sandbox["state"], "started", "the stop was abandoned, and the delete after it did nothing");
     let revived_workload =
         entity::store::workloads::active_of_spec(&app.db, &revived).await.expect("db").expect("active").id;
-    assert!(!marked_processes(&revived_workload).is_empty(), "and no SIGKILL came after the grace period");
+    assert!(
+        !tests::running_processes(&revived_workload).await.is_empty(),
+        "and no SIGKILL came after the grace period"
+    );
     let tasks = tests::daytona::tasks_of(&app.db, &revived).await;
     // (The delete scheduled at creation, after the 60 s auto-stop, is not due.)
     let kept = tasks
@@ -902,7 +904,7 @@ async fn changes_in_progress_are_409_and_racing_changes_have_one_winner(mode: Mo
         assert_error(&acme.call(method, &path, None).await, 409, "Sandbox state change in progress");
     }
     assert_eq!(acme.ok("GET", &format!("/api/sandbox/{id}"), None).await["state"], "stopping");
-    assert!(!marked_processes(&workload).is_empty(), "still in its grace period");
+    assert!(!tests::running_processes(&workload).await.is_empty(), "still in its grace period");
     acme.wait_state(&id, "stopped", Duration::from_secs(30)).await;
     assert!(began.elapsed() >= Duration::from_millis(5_500), "it took the grace period: {:?}", began.elapsed());
     assert_eq!(marked_processes(&workload), Vec::<i32>::new());

@@ -219,7 +219,7 @@ async fn phantom_start(back_before_the_commit: bool) {
     assert!(tests::marked_processes(&workload).is_empty());
     // The job can be started again, once.
     let again = session.start_job(&app.job_id("Runs").await).await;
-    assert!(!tests::marked_processes(&again).is_empty());
+    assert!(!tests::running_processes(&again).await.is_empty());
 }
 
 /// The workload that the start task `number` created.

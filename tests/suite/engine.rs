@@ -175,7 +175,7 @@ async fn deleting_a_spec_stops_its_workload_then_frees_its_name(mode: Mode) {
     let spec = entity::store::specs::create(&app.db, tenant, &new_spec("doomed")).await.expect("spec");
     let started = submit(entity::Operation::StartWorkload, spec.id.clone()).await;
     let workload = started.ended().and_then(|o| o.workload().map(str::to_owned)).expect("started");
-    assert!(!tests::marked_processes(&workload).is_empty());
+    assert!(!tests::running_processes(&workload).await.is_empty());
 
     let deleted = submit(entity::Operation::DeleteSpec, spec.id.clone()).await;
     assert!(matches!(deleted.ended(), Some(entity::outcome::Outcome::SpecDeleted { .. })), "{deleted:?}");

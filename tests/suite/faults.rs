@@ -122,7 +122,7 @@ async fn a_sandbox_auto_stop_due_while_the_embedded_server_was_down_runs_after_r
 
     api.kill9();
     assert_eq!(tests::daytona::make_due(&db, &id).await, 1, "the auto-stop");
-    assert!(!tests::marked_processes(&workload).is_empty(), "due, but nobody ran it: the sandbox still runs");
+    assert!(!tests::running_processes(&workload).await.is_empty(), "due, but nobody ran it: the sandbox still runs");
     let _api = start().await;
     acme.wait_state(&id, "stopped", Duration::from_secs(30)).await;
     assert_eq!(tests::marked_processes(&workload), Vec::<i32>::new());

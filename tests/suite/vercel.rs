@@ -17,17 +17,6 @@ fn workload_of(session: &serde_json::Value) -> String {
     uuid::Uuid::try_parse(simple).expect("uuid").hyphenated().to_string()
 }
 
-/// A process of the running workload. A session is answered running once its process has
-/// passed its gate, which may still be in the `exec` of its command: for that instant the
-/// process's environment (the marker `marked_processes` looks for) reads empty.
-async fn running_process(workload: &str) -> i32 {
-    tests::wait_until("the workload's process to be seen", Duration::from_secs(10), || async {
-        !marked_processes(workload).is_empty()
-    })
-    .await;
-    marked_processes(workload)[0]
-}
-
 async fn create(client: &Vercel, body: serde_json::Value) -> serde_json::Value {
     client.ok("POST", "/v3/sandboxes", Some(&body)).await
 }
@@ -45,7 +34,7 @@ async fn a_named_sandbox_is_created_stopped_resumed_and_deleted_with_its_files_k
     assert_eq!(sandbox["currentSessionId"], session["id"]);
     assert_eq!(created["routes"], json!([]));
     let first = workload_of(session);
-    running_process(&first).await; // It runs (else this fails).
+    tests::running_processes(&first).await; // It runs (else this fails).
 
     // Its working directory is its own, kept across sessions.
     let spec = entity::store::specs::find_named(
@@ -109,7 +98,7 @@ async fn a_named_sandbox_is_created_stopped_resumed_and_deleted_with_its_files_k
     assert_eq!((resumed["resumed"].as_bool(), resumed["session"]["status"].as_str()), (Some(true), Some("running")));
     assert_ne!(resumed["session"]["id"], session["id"], "a new session");
     let second = workload_of(&resumed["session"]);
-    let pid = running_process(&second).await;
+    let pid = tests::running_processes(&second).await[0];
     assert_eq!(std::fs::read_link(format!("/proc/{pid}/cwd")).expect("cwd"), home);
     assert_eq!(std::fs::read_to_string(home.join("kept.txt")).expect("kept"), "from the first session");
     let running = team.ok("GET", "/v2/sandboxes/box-a?resume=true", None).await;
@@ -181,7 +170,11 @@ async fn snapshots_expire_by_themselves(mode: Mode) {
     }
     let patch = json!({"snapshotExpiration": -5});
     assert_error(&team.call("PATCH", "/v2/sandboxes/keeps-a-day", Some(&patch)).await, 400, "bad_request");
-    assert_eq!(marked_processes(&workload_of(&created["session"])).len(), 1, "bad requests stopped nothing");
+    assert_eq!(
+        tests::running_processes(&workload_of(&created["session"])).await.len(),
+        1,
+        "bad requests stopped nothing"
+    );
 
     // The stop's snapshot expires a day after it was taken.
     let stopped = team.ok("POST", &format!("/v2/sandboxes/sessions/{session}/stop"), None).await;
