@@ -63,21 +63,20 @@ struct Kept {
 }
 
 impl Credentials {
-    /// Credentials kept coherent by the database's notifications (PostgreSQL, once `followers`
-    /// start) or by reading its syncs (SQLite), until `shutdown`.
+    /// Credentials kept coherent by the database's notifications (PostgreSQL) or by reading
+    /// its syncs (SQLite), until `shutdown`.
     ///
     /// The finished tasks this process keeps (`finished`) are kept coherent the same way: a
     /// deleted one is forgotten when its notice comes, and they are used only within the lease.
     pub fn following(
         db: &sea_orm::DatabaseConnection,
         finished: &worker::finished::FinishedTasks,
-        followers: &mut worker::events::Followers,
         shutdown: CancellationToken,
     ) -> Self {
         let inner = Inner { id: uuid::Uuid::new_v4().to_string(), finished: finished.clone(), ..Default::default() };
         let credentials = Self { inner: Arc::new(inner) };
         let this = credentials.clone();
-        followers.add(&[CHANNEL], move |notice| match notice {
+        let followed = worker::events::follow(db, &[CHANNEL], shutdown.clone(), move |notice| match notice {
             Notice::Listening => {
                 this.forget_all();
                 this.inner.listening.store(true, Ordering::SeqCst);
@@ -112,7 +111,7 @@ impl Credentials {
         });
         let gate = credentials.clone();
         finished.gate(move || gate.usable());
-        if db.get_database_backend() == sea_orm::DbBackend::Postgres {
+        if followed {
             tokio::spawn(credentials.clone().keep_lease(db.clone(), shutdown));
         } else {
             tokio::spawn(credentials.clone().poll_syncs(db.clone(), shutdown));

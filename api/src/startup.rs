@@ -35,17 +35,12 @@ impl Application {
             None => (Arc::new(MemoryBroker::default()), true),
         };
         let shutdown = CancellationToken::new();
-        // Every notification the process follows comes on one connection (`Followers`).
-        let mut followers = worker::events::Followers::default();
-        let (engine, drained) =
-            start_engine(db.clone(), broker, &settings.runner, embedded, &mut followers, &shutdown).await?;
+        let (engine, drained) = start_engine(db.clone(), broker, &settings.runner, embedded, &shutdown).await?;
         let veeam = web::Data::new(veeam::start(&db, &settings.veeam, &shutdown).await?);
         let sandboxes = web::Data::new(daytona::start(&settings.daytona, &settings.data_dir)?);
         let vercel_state = web::Data::new(vercel::start(&settings.vercel, &settings.data_dir)?);
-        let credentials =
-            crate::credentials::Credentials::following(&db, engine.finished(), &mut followers, shutdown.clone());
-        let views = crate::views::Views::following(&db, &mut followers, shutdown.clone());
-        followers.start(&db, shutdown.clone());
+        let credentials = crate::credentials::Credentials::following(&db, engine.finished(), shutdown.clone());
+        let views = crate::views::Views::following(&db, shutdown.clone());
         let state = web::Data::new(AppState {
             db,
             engine: engine.clone(),

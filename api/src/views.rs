@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
-use worker::events::{Followers, Notice};
+use worker::events::{Notice, follow};
 use worker::kept::Kept;
 
 /// The channel the triggers of migration 21 notify (PostgreSQL).
@@ -70,9 +70,8 @@ struct Rounds {
 }
 
 impl Views {
-    /// Views that follow the database's changes (on PostgreSQL once `followers` start) until
-    /// `shutdown`.
-    pub fn following(db: &DatabaseConnection, followers: &mut Followers, shutdown: CancellationToken) -> Self {
+    /// Views that follow the database's changes until `shutdown`.
+    pub fn following(db: &DatabaseConnection, shutdown: CancellationToken) -> Self {
         let views = Self {
             inner: Arc::new(Inner {
                 kept: Kept::new(CAPACITY),
@@ -85,8 +84,7 @@ impl Views {
         };
         let barrier = format!("taskq_view_barrier_{}", uuid::Uuid::new_v4().simple());
         let this = views.clone();
-        let on_postgres = db.get_database_backend() == DbBackend::Postgres;
-        followers.add(&[CHANNEL, &barrier], move |notice| match notice {
+        let on_postgres = follow(db, &[CHANNEL, &barrier], shutdown.clone(), move |notice| match notice {
             Notice::Payload { channel, payload } if channel == CHANNEL => {
                 this.inner.kept.invalidate(&payload.to_owned())
             }

@@ -229,9 +229,7 @@ async fn a_kept_view_is_never_answered_after_a_change_of_its_spec_has_committed(
             None => db.clone(),
         };
         let shutdown = tokio_util::sync::CancellationToken::new();
-        let mut followers = worker::events::Followers::default();
-        let views = api::views::Views::following(&db, &mut followers, shutdown.clone());
-        followers.start(&db, shutdown.clone());
+        let views = api::views::Views::following(&db, shutdown.clone());
         let spec = specs::create(&writer, entity::tenant::DEFAULT, &tests::plain_spec("kept")).await.expect("spec");
         // Once it listens (PostgreSQL), what is offered is answered.
         wait_until("the views to follow changes", T, || async {
@@ -359,56 +357,6 @@ async fn a_kept_sandbox_view_ends_when_a_scheduled_task_comes_due(mode: Mode) {
 
 in_both_modes!(a_kept_sandbox_view_ends_when_a_scheduled_task_comes_due);
 
-/// A process follows all its channels on one connection (every notification wakes every
-/// listening connection of the database), and each subscriber hears only its own channels, in
-/// commit order, and when listening starts.
-#[actix_web::test]
-async fn a_process_follows_every_channel_on_one_connection_and_each_subscriber_hears_its_own() {
-    use sea_orm::ConnectionTrait;
-    let url = tests::fresh_pg_database().await;
-    let db = sea_orm::Database::connect(&url).await.expect("postgres");
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let mut followers = worker::events::Followers::default();
-    let mut heard = Vec::new();
-    for channels in [&["ch_a"][..], &["ch_b", "ch_c"][..]] {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        followers.add(channels, move |notice| {
-            let _ = tx.send(match notice {
-                worker::events::Notice::Payload { channel, payload } => format!("{channel}:{payload}"),
-                other => format!("{other:?}"),
-            });
-        });
-        heard.push(rx);
-    }
-    assert!(followers.start(&db, shutdown.clone()), "PostgreSQL is followed");
-    for rx in &mut heard {
-        assert_eq!(tokio::time::timeout(T, rx.recv()).await.expect("listening").as_deref(), Some("Listening"));
-    }
-    let listening = sea_orm::Statement::from_sql_and_values(
-        sea_orm::DbBackend::Postgres,
-        "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
-        [],
-    );
-    let row = db.query_one_raw(listening).await.expect("count").expect("row");
-    assert_eq!(row.try_get::<i64>("", "n").expect("n"), 1, "one listening connection");
-    for (channel, payload) in [("ch_b", "1"), ("ch_a", "2"), ("ch_c", "3"), ("ch_other", "4"), ("ch_a", "5")] {
-        db.execute_unprepared(&format!("NOTIFY {channel}, '{payload}'")).await.expect("notify");
-    }
-    let mut got = Vec::new();
-    for (rx, expected) in heard.iter_mut().zip([2, 2]) {
-        let mut mine = Vec::new();
-        for _ in 0..expected {
-            mine.push(tokio::time::timeout(T, rx.recv()).await.expect("heard").expect("open"));
-        }
-        got.push(mine);
-    }
-    assert_eq!(got, [vec!["ch_a:2", "ch_a:5"], vec!["ch_b:1", "ch_c:3"]]);
-    for rx in &mut heard {
-        assert!(rx.try_recv().is_err(), "nothing else: ch_other is nobody's");
-    }
-    shutdown.cancel();
-}
-
 /// What a task's life announces on PostgreSQL: its insert and its end change what a kept view
 /// shows, and its end is what waiters and the finished-task cache wait for; its claim changes
 /// neither, and announcing it cost every claim a turn on the database-wide lock that notifying
@@ -432,17 +380,17 @@ async fn a_task_announces_its_insert_and_its_end_but_not_its_claim() {
     let (heard_tx, mut heard) = tokio::sync::mpsc::unbounded_channel();
     let shutdown = tokio_util::sync::CancellationToken::new();
     let (listening_tx, mut listening) = tokio::sync::mpsc::unbounded_channel();
-    let mut followers = worker::events::Followers::default();
-    followers.add(&[worker::events::CHANNEL, "taskq_view_changed"], move |notice| match notice {
-        worker::events::Notice::Payload { channel, payload } => {
-            let _ = heard_tx.send((channel.to_owned(), payload.to_owned()));
+    worker::events::follow(&db, &[worker::events::CHANNEL, "taskq_view_changed"], shutdown.clone(), move |notice| {
+        match notice {
+            worker::events::Notice::Payload { channel, payload } => {
+                let _ = heard_tx.send((channel.to_owned(), payload.to_owned()));
+            }
+            worker::events::Notice::Listening => {
+                let _ = listening_tx.send(());
+            }
+            worker::events::Notice::Lost => {}
         }
-        worker::events::Notice::Listening => {
-            let _ = listening_tx.send(());
-        }
-        worker::events::Notice::Lost => {}
     });
-    followers.start(&db, shutdown.clone());
     tokio::time::timeout(T, listening.recv()).await.expect("listening").expect("listener");
     let new = tasks::NewTask {
         tenant_id: entity::tenant::DEFAULT,

@@ -49,11 +49,10 @@ impl TaskEvents {
         self.tx.subscribe()
     }
 
-    /// On PostgreSQL, relays the database's notifications into this process, once `followers`
-    /// start.
-    pub fn listen(&self, followers: &mut Followers) {
+    /// On PostgreSQL, relays the database's notifications into this process until `shutdown`.
+    pub fn listen(&self, db: &DatabaseConnection, shutdown: CancellationToken) {
         let events = self.clone();
-        followers.add(&[CHANNEL], move |notice| match notice {
+        follow(db, &[CHANNEL], shutdown, move |notice| match notice {
             Notice::Payload { payload, .. } => match payload.parse() {
                 Ok(id) => events.changed(id),
                 Err(_) => tracing::warn!(payload, "odd task notification"),
@@ -76,61 +75,39 @@ pub enum Notice<'a> {
     Lost,
 }
 
-type OnNotice = Box<dyn Fn(Notice<'_>) + Send + Sync>;
-
-/// What one process follows of the database's notifications, on one connection: every
-/// notification wakes every listening connection of the database, so a process holds one, and
-/// what it hears comes in commit order across all its channels.
-#[derive(Default)]
-pub struct Followers {
-    subscribers: Vec<(Vec<String>, OnNotice)>,
-}
-
-impl Followers {
-    /// Once started, tells `on` each notification on `channels`, and when listening starts and
-    /// stops.
-    pub fn add(&mut self, channels: &[&str], on: impl Fn(Notice<'_>) + Send + Sync + 'static) {
-        self.subscribers.push((channels.iter().map(|c| (*c).to_owned()).collect(), Box::new(on)));
+/// On PostgreSQL, follows `channels` (on one connection, so in commit order across them) until
+/// `shutdown`, telling `on` each notification, and when it starts and stops listening
+/// (reconnecting with a backoff); false on SQLite, which has no notifications (its one process
+/// signals its own changes).
+pub fn follow(
+    db: &DatabaseConnection,
+    channels: &[&str],
+    shutdown: CancellationToken,
+    on: impl Fn(Notice<'_>) + Send + Sync + 'static,
+) -> bool {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return false;
     }
-
-    /// On PostgreSQL, follows every channel added until `shutdown` (reconnecting with a
-    /// backoff); false on SQLite, which has no notifications (its one process signals its own
-    /// changes).
-    pub fn start(self, db: &DatabaseConnection, shutdown: CancellationToken) -> bool {
-        if db.get_database_backend() != DbBackend::Postgres {
-            return false;
+    let pool = db.get_postgres_connection_pool().clone();
+    let channels: Vec<String> = channels.iter().map(|c| (*c).to_owned()).collect();
+    tokio::spawn(async move {
+        let mut backoff = Duration::from_millis(200);
+        while !shutdown.is_cancelled() {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                Err(err) = relay(&pool, &channels, &on) => {
+                    tracing::warn!(%err, ?channels, "notifications lost; listening again in {backoff:?}");
+                }
+            }
+            on(Notice::Lost);
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
         }
-        let pool = db.get_postgres_connection_pool().clone();
-        let mut channels: Vec<String> = self.subscribers.iter().flat_map(|(c, _)| c.iter().cloned()).collect();
-        channels.sort();
-        channels.dedup();
-        let on = move |notice: Notice<'_>| {
-            for (followed, on) in &self.subscribers {
-                match notice {
-                    Notice::Payload { channel, .. } if !followed.iter().any(|c| c == channel) => {}
-                    _ => on(notice),
-                }
-            }
-        };
-        tokio::spawn(async move {
-            let mut backoff = Duration::from_millis(200);
-            while !shutdown.is_cancelled() {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    Err(err) = relay(&pool, &channels, &on) => {
-                        tracing::warn!(%err, ?channels, "notifications lost; listening again in {backoff:?}");
-                    }
-                }
-                on(Notice::Lost);
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-        });
-        true
-    }
+    });
+    true
 }
 
 /// Relays the `channels`' notifications to `on` until the listener fails.

@@ -30,9 +30,7 @@ async fn main() -> Result<(), String> {
     let db = connect_database(&cli.database_url).await?;
     let broker = Arc::new(AmqpBroker::new(&cli.amqp_url, &settings));
     let shutdown = CancellationToken::new();
-    let mut followers = worker::events::Followers::default();
-    let (_engine, drained) = start_engine(db.clone(), broker, &settings, true, &mut followers, &shutdown).await?;
-    followers.start(&db, shutdown.clone());
+    let (_engine, drained) = start_engine(db, broker, &settings, true, &shutdown).await?;
     tracing::info!(runner = %settings.runner_id, "runner started");
     worker::startup::termination().await;
     shutdown.cancel();
