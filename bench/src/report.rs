@@ -229,7 +229,9 @@ impl Report {
                 }
             }
             let base_text = match row.baseline {
-                Baseline::Trivial if !bases.is_empty() => format!("trivial handler, turn about {}/s", bases.join(" / ")),
+                Baseline::Trivial if !bases.is_empty() => {
+                    format!("trivial handler, turn about {}/s", bases.join(" / "))
+                }
                 Baseline::Pipeline => format!("raw pipeline {}/s", rate(self.baselines.pipeline.rate)),
                 _ => "—".into(),
             };
