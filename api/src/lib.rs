@@ -4,6 +4,7 @@
 //! bootstrap, settings, and `Application`, which wires the embedded or distributed mode.
 
 pub mod admin;
+pub mod answers;
 pub mod bearer;
 pub mod credentials;
 pub mod daytona;

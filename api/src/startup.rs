@@ -49,6 +49,7 @@ impl Application {
             token_users: Default::default(),
             credentials,
             views,
+            answers: Default::default(),
         });
 
         let listener = TcpListener::bind((settings.host.as_str(), settings.port))

@@ -20,4 +20,6 @@ pub struct AppState {
     pub credentials: crate::credentials::Credentials,
     /// Sandbox and session views kept while they stay current (see `views`).
     pub views: crate::views::Views,
+    /// Finished tasks' answers, rendered once (see `answers`).
+    pub answers: crate::answers::Answers,
 }

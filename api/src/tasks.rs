@@ -11,7 +11,7 @@ use crate::bearer::TokenCaller;
 use crate::db_error::{DbFault, RETRY_AFTER_SECS};
 use crate::state::AppState;
 use actix_web::http::StatusCode;
-use actix_web::http::header::{ETag, EntityTag, IfNoneMatch};
+use actix_web::http::header::{ContentType, ETag, EntityTag, IfNoneMatch};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
 use entity::store::tasks;
 use entity::task;
@@ -147,13 +147,14 @@ async fn get(req: HttpRequest, path: web::Path<String>, state: web::Data<AppStat
         return Ok(unchanged);
     }
     let mut response = HttpResponse::Ok();
-    response.insert_header(ETag(tag));
+    response.content_type(ContentType::json()).insert_header(ETag(tag));
     if !task.state.is_final() {
         let now = entity::store::now();
         let wait = task.not_before.filter(|at| *at > now).map_or(1, |at| (at - now).num_seconds().max(1));
         response.insert_header(("Retry-After", wait.to_string()));
     }
-    Ok(response.json(task_json(&task)))
+    // The answer has no link in it: one base for all.
+    Ok(response.body(state.answers.of(&task, "bearer-json", "", || task_json(&task).to_string())))
 }
 
 async fn cancel(

@@ -255,30 +255,7 @@ mod tests {
     }
 
     fn queued() -> crate::task::Model {
-        let at = chrono::DateTime::UNIX_EPOCH;
-        crate::task::Model {
-            id: 7,
-            tenant_id: 1,
-            user_id: 1,
-            operation: Operation::StopWorkload,
-            target_id: "w".into(),
-            state: TaskState::Queued,
-            attempt: 0,
-            route: None,
-            runner_id: None,
-            cancel_requested: false,
-            cancel_requested_by: None,
-            cancel_requested_at: None,
-            params: None,
-            success: None,
-            outcome: None,
-            created_at: at,
-            updated_at: at,
-            started_at: None,
-            finished_at: None,
-            published_at: None,
-            not_before: None,
-        }
+        crate::task::Model::queued(7, Operation::StopWorkload, "w", chrono::DateTime::UNIX_EPOCH)
     }
 
     #[test]

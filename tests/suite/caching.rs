@@ -208,9 +208,53 @@ async fn a_revocation_outwaits_the_lease_of_a_process_that_does_not_hear_it(mode
     assert!(revocations::hold(&app.db, "stalled", now).await.expect("db"), "a lease again once it has heard");
 }
 
+/// A finished task's answer is rendered once and kept (`api::answers`), and still each request
+/// gets its own: the format it asks for, links under its own base (behind a trusted proxy, the
+/// host the proxy forwarded), its own `ETag`; and once the task is deleted, a 404.
+async fn a_finished_tasks_kept_answer_is_still_each_requests_own(mode: Mode) {
+    let app =
+        TestApp::in_mode(mode, Options { trusted_proxies: vec!["127.0.0.0/8".into()], ..Options::default() }).await;
+    let a = app.logon().await;
+    let task = a.act(&format!("/api/jobs/{}?action=start", app.job_id("Quick").await)).await;
+    let id = task["TaskId"].as_str().expect("id").to_owned();
+    a.wait_finished(&id, T).await;
+    let url = format!("{}/api/tasks/{id}", app.base);
+    let get = |host: &'static str, accept: &'static str| {
+        let headers = [
+            ("X-RestSvcSessionId", a.token.clone()),
+            ("Accept", accept.to_owned()),
+            ("X-Forwarded-Host", host.to_owned()),
+        ];
+        let url = url.clone();
+        async move {
+            let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            request("GET", &url, &headers).await
+        }
+    };
+    for _ in 0..3 {
+        for host in ["a.example", "b.example:9398"] {
+            let href = format!("http://{host}/api/tasks/{id}");
+            let json = get(host, JSON).await;
+            assert_eq!((json.status, json.content_type()), (200, "application/json; charset=utf-8"), "{}", json.body);
+            assert_eq!(json.json()["Href"], href.as_str());
+            assert_eq!(json.json()["State"], "Finished");
+            let xml = get(host, "application/xml").await;
+            assert_eq!((xml.status, xml.content_type()), (200, "application/xml; charset=utf-8"), "{}", xml.body);
+            assert!(xml.body.contains(&format!("Href=\"{href}\"")), "{}", xml.body);
+            assert!(xml.body.contains("<State>Finished</State>"), "{}", xml.body);
+            assert_ne!(json.header("etag"), xml.header("etag"));
+        }
+    }
+    assert_eq!(a.call("DELETE", &format!("/api/tasks/{id}"), "").await.status, 204);
+    for accept in [JSON, "application/xml"] {
+        assert_eq!(get("a.example", accept).await.status, 404);
+    }
+}
+
 in_both_modes!(
     a_revoked_token_and_a_deleted_logon_session_stop_working_at_once_on_every_api_process,
     a_revocation_outwaits_the_lease_of_a_process_that_does_not_hear_it,
+    a_finished_tasks_kept_answer_is_still_each_requests_own,
 );
 
 /// A view kept in memory (a sandbox's, a session's) is never answered once a change of its spec

@@ -101,29 +101,8 @@ mod tests {
 
     fn task(id: i32, state: TaskState) -> task::Model {
         let now = chrono::Utc::now();
-        task::Model {
-            id,
-            tenant_id: 1,
-            user_id: 1,
-            operation: entity::Operation::StopWorkload,
-            target_id: "w".into(),
-            state,
-            attempt: 1,
-            route: None,
-            runner_id: None,
-            cancel_requested: false,
-            cancel_requested_by: None,
-            cancel_requested_at: None,
-            params: None,
-            success: Some(true),
-            outcome: None,
-            created_at: now,
-            updated_at: now,
-            started_at: None,
-            finished_at: Some(now),
-            published_at: None,
-            not_before: None,
-        }
+        let queued = task::Model::queued(id, entity::Operation::StopWorkload, "w", now);
+        task::Model { state, attempt: 1, success: Some(true), finished_at: Some(now), ..queued }
     }
 
     #[test]

@@ -282,29 +282,8 @@ mod tests {
     }
 
     fn task(operation: Operation) -> task::Model {
-        task::Model {
-            id: 1,
-            tenant_id: 1,
-            user_id: 1,
-            operation,
-            target_id: "s".into(),
-            state: TaskState::Running,
-            attempt: 1,
-            route: None,
-            runner_id: None,
-            cancel_requested: false,
-            cancel_requested_by: None,
-            cancel_requested_at: None,
-            params: None,
-            success: None,
-            outcome: None,
-            created_at: chrono::Utc::now(),
-            updated_at: chrono::Utc::now(),
-            started_at: None,
-            finished_at: None,
-            published_at: None,
-            not_before: None,
-        }
+        let queued = task::Model::queued(1, operation, "s", chrono::Utc::now());
+        task::Model { state: TaskState::Running, attempt: 1, ..queued }
     }
 
     #[test]

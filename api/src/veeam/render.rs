@@ -7,15 +7,19 @@ use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 
 pub fn render(format: Format, status: StatusCode, view: &impl Representation) -> HttpResponse {
-    let body = match format {
+    HttpResponse::build(status).content_type(format.content_type()).body(text(format, view))
+}
+
+/// The view as a document in `format`.
+pub fn text(format: Format, view: &impl Representation) -> String {
+    match format {
         Format::Json => view.json_text(),
         Format::Xml => {
             let mut x = Xml::document();
             view.xml(&mut x);
             x.finish()
         }
-    };
-    HttpResponse::build(status).content_type(format.content_type()).body(body)
+    }
 }
 
 /// The format of the current request (XML outside a request scope).

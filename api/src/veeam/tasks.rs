@@ -6,12 +6,12 @@
 use super::auth::Caller;
 use super::error::VeeamError;
 use super::hrefs;
-use super::render::{format, ok, render};
+use super::render::{format, ok, render, text};
 use super::roles::Role;
 use super::views::{List, TaskView};
 use crate::state::AppState;
 use actix_web::http::StatusCode;
-use actix_web::http::header::{ETAG, LOCATION};
+use actix_web::http::header::{ETag, LOCATION};
 use actix_web::{HttpRequest, HttpResponse, web};
 use entity::outcome::TaskParams;
 use entity::store::tasks;
@@ -66,13 +66,14 @@ pub async fn get_task(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, VeeamError> {
     let task = find(&state, &caller, &id).await?;
-    let tag = crate::tasks::etag(&task, format().name());
+    let format = format();
+    let tag = crate::tasks::etag(&task, format.name());
     if let Some(unchanged) = crate::tasks::not_modified(&req, &tag) {
         return Ok(unchanged);
     }
-    let mut response = ok(&TaskView::new(&task, &hrefs(&req, &state)));
-    response.headers_mut().insert(ETAG, tag.to_string().parse().map_err(VeeamError::internal)?);
-    Ok(response)
+    let hrefs = hrefs(&req, &state);
+    let body = state.answers.of(&task, format.name(), &hrefs.base, || text(format, &TaskView::new(&task, &hrefs)));
+    Ok(HttpResponse::Ok().content_type(format.content_type()).insert_header(ETag(tag)).body(body))
 }
 
 /// Always 204 for a task of yours. Queued: cancelled at once, it never runs, and stays readable

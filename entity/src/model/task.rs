@@ -46,6 +46,34 @@ pub enum Relation {}
 impl ActiveModelBehavior for ActiveModel {}
 
 impl Model {
+    /// A task as it is inserted: queued at `at`, for user 1 of tenant 1, nothing done yet (the
+    /// tests' fixtures start from it).
+    pub fn queued(id: i32, operation: Operation, target_id: &str, at: DateTimeUtc) -> Self {
+        Self {
+            id,
+            tenant_id: 1,
+            user_id: 1,
+            operation,
+            target_id: target_id.to_owned(),
+            state: TaskState::Queued,
+            attempt: 0,
+            route: None,
+            runner_id: None,
+            cancel_requested: false,
+            cancel_requested_by: None,
+            cancel_requested_at: None,
+            params: None,
+            success: None,
+            outcome: None,
+            created_at: at,
+            updated_at: at,
+            started_at: None,
+            finished_at: None,
+            published_at: None,
+            not_before: None,
+        }
+    }
+
     pub fn params(&self) -> crate::outcome::TaskParams {
         crate::outcome::TaskParams::from_json(self.params.as_deref())
     }

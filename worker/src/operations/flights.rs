@@ -148,29 +148,8 @@ mod tests {
     use std::time::Duration;
 
     fn task(id: i32) -> task::Model {
-        task::Model {
-            id,
-            tenant_id: 1,
-            user_id: 1,
-            operation: entity::Operation::StopWorkload,
-            target_id: "s".into(),
-            state: entity::TaskState::Running,
-            attempt: 1,
-            route: None,
-            runner_id: None,
-            cancel_requested: false,
-            cancel_requested_by: None,
-            cancel_requested_at: None,
-            params: None,
-            success: None,
-            outcome: None,
-            created_at: chrono::Utc::now(),
-            updated_at: chrono::Utc::now(),
-            started_at: None,
-            finished_at: None,
-            published_at: None,
-            not_before: None,
-        }
+        let queued = task::Model::queued(id, entity::Operation::StopWorkload, "s", chrono::Utc::now());
+        task::Model { state: entity::TaskState::Running, attempt: 1, ..queued }
     }
 
     type Drive = std::pin::Pin<Box<dyn Future<Output = Landing<&'static str>> + Send>>;
