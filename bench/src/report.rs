@@ -260,7 +260,11 @@ impl Report {
         out.push_str(&format!("| peak RSS | {} | — | — | |\n", cells.join(" | ")));
         let (small, large) = if self.smoke { ("1,000", "10,000") } else { ("10,000", "1,000,000") };
         for (label, small_key, large_key) in [
-            ("poll p99, a random stored task", "scale_poll_small", "scale_poll_large"),
+            (
+                "poll p99, a random stored task (unfinished: read from the database)",
+                "scale_poll_small",
+                "scale_poll_large",
+            ),
             ("list p99, `GET /api/query?type=Task&pageSize=100`", "scale_list_small", "scale_list_large"),
         ] {
             let cells: Vec<String> = self

@@ -326,12 +326,11 @@ async fn scale(
         .ok_or("no admin user")?;
     let seed = |from: u64, to: u64| {
         format!(
-            "INSERT INTO tasks (tenant_id, user_id, operation, target_id, state, attempt, cancel_requested, success, \
-             outcome, created_at, updated_at, finished_at) \
-             SELECT {tenant}, {user}, 'stop_workload', md5(n::text)::uuid::text, 'Finished', 1, false, true, \
-             '{{\"kind\":\"already_stopped\",\"workload\":\"w\",\"workload_name\":\"n\"}}', \
+            "INSERT INTO tasks (tenant_id, user_id, operation, target_id, state, attempt, cancel_requested, \
+             created_at, updated_at, not_before) \
+             SELECT {tenant}, {user}, 'stop_workload', md5(n::text)::uuid::text, 'Queued', 0, false, \
              timestamptz '2026-01-01' + n * interval '1 second', timestamptz '2026-01-01' + n * interval '1 second', \
-             timestamptz '2026-01-01' + n * interval '1 second' FROM generate_series({from}, {to}) AS n; ANALYZE tasks",
+             timestamptz '9999-01-01' FROM generate_series({from}, {to}) AS n; ANALYZE tasks",
             tenant = admin.tenant_id,
             user = admin.id,
         )
@@ -356,8 +355,10 @@ async fn scale(
             (row.try_get_by_index(0).map_err(|e| e.to_string())?, row.try_get_by_index(1).map_err(|e| e.to_string())?)
         };
         let token = clients.veeam.clone();
-        // Spread over the seeded tasks (contiguous ids, created in January): at a million, most
-        // are not in any process's memory.
+        // Spread over the seeded tasks (contiguous ids, created in January). They are scheduled
+        // for the year 9999, so unfinished: no process keeps them, and every poll at either size
+        // reads the database (finished ones would be answered from memory at 10,000 and mostly
+        // read at a million, which measures the memory, not the scale).
         let plan: Plan = Arc::new(move |n, _| {
             let span = u64::try_from(last - first + 1).unwrap_or(1).max(1);
             let id = i64::from(first) + i64::try_from(n.wrapping_mul(2_654_435_761) % span).unwrap_or(0);
