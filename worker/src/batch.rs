@@ -69,9 +69,9 @@ impl<I: Send + 'static, O: Send + 'static> Batch<I, O> {
     }
 }
 
-/// Every item of a round of `n`, answered with `err`.
-pub fn all_failed<T>(err: &DbErr, n: usize) -> Vec<Result<T, DbErr>> {
-    (0..n).map(|_| Err(err.clone())).collect()
+/// Every item of a round of `n`, answered with `err` (as the round's own error type).
+pub fn all_failed<T, E: From<DbErr>>(err: &DbErr, n: usize) -> Vec<Result<T, E>> {
+    (0..n).map(|_| Err(err.clone().into())).collect()
 }
 
 /// Whether the database refused the statement (a constraint, a type): it did nothing, so its

@@ -349,7 +349,7 @@ async fn finish_round(
     match tasks::finish(db, round).await {
         Ok(answers) => return answers,
         Err(err) if !crate::batch::refused(&err) => {
-            return round.iter().map(|_| Err(TransitionError::Db(err.clone()))).collect();
+            return crate::batch::all_failed(&err, round.len());
         }
         Err(_) => {}
     }
