@@ -111,7 +111,7 @@ impl Credentials {
         });
         let gate = credentials.clone();
         finished.gate(move || gate.usable());
-        if followed {
+        if followed.is_some() {
             tokio::spawn(credentials.clone().keep_lease(db.clone(), shutdown));
         } else {
             tokio::spawn(credentials.clone().poll_syncs(db.clone(), shutdown));

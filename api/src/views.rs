@@ -8,9 +8,8 @@
 //! one's database read) before this process hears of it. So a kept view is answered only after
 //! a *barrier*: a round begun after the request arrived, which returns once every change
 //! committed before it began has been applied here:
-//! - PostgreSQL: the process notifies itself on its own channel and waits to hear it back, on
-//!   the connection that hears the changes; notifications come in commit order, so every change
-//!   committed before the barrier has been applied when it comes back;
+//! - PostgreSQL: the connection that hears the changes catches up (`Follower::sync`): every
+//!   change committed before the barrier has been applied when it answers;
 //! - SQLite (one writer at a time): it reads the specs whose `view_versions` row passed the last
 //!   version it saw, and forgets them.
 //!
@@ -35,7 +34,7 @@ pub const CHANNEL: &str = "taskq_view_changed";
 const CAPACITY: usize = 20_000;
 /// How long a request waits for its barrier before it reads the database instead.
 const WAIT: Duration = Duration::from_millis(500);
-/// How long a round may take (on PostgreSQL, to hear its own notification back).
+/// How long a round may take.
 const ROUND: Duration = Duration::from_millis(250);
 
 type View = Arc<dyn Any + Send + Sync>;
@@ -59,8 +58,6 @@ struct Inner {
     wake: Notify,
     /// The last round done, and whether it succeeded.
     done: watch::Sender<(u64, bool)>,
-    /// PostgreSQL: the last round heard back.
-    heard: watch::Sender<u64>,
 }
 
 #[derive(Default)]
@@ -79,21 +76,11 @@ impl Views {
                 rounds: Mutex::default(),
                 wake: Notify::new(),
                 done: watch::channel((0, false)).0,
-                heard: watch::channel(0).0,
             }),
         };
-        let barrier = format!("taskq_view_barrier_{}", uuid::Uuid::new_v4().simple());
         let this = views.clone();
-        let on_postgres = follow(db, &[CHANNEL, &barrier], shutdown.clone(), move |notice| match notice {
-            Notice::Payload { channel, payload } if channel == CHANNEL => {
-                this.inner.kept.invalidate(&payload.to_owned())
-            }
-            Notice::Payload { payload, .. } => match payload.parse::<u64>() {
-                Ok(round) => {
-                    this.inner.heard.send_if_modified(|heard| std::mem::replace(heard, round.max(*heard)) < round);
-                }
-                Err(_) => tracing::warn!(payload, "odd view barrier notification"),
-            },
+        let follower = follow(db, &[CHANNEL], shutdown.clone(), move |notice| match notice {
+            Notice::Payload { payload, .. } => this.inner.kept.invalidate(&payload.to_owned()),
             Notice::Listening | Notice::Lost => this.inner.kept.clear(),
         });
         let (this, db) = (views.clone(), db.clone());
@@ -107,10 +94,9 @@ impl Views {
                 // Bounded: a database that hangs instead of failing must not hold every later
                 // round (and so every later request's half second) behind this one.
                 let sync = async {
-                    if on_postgres {
-                        this.hear_back(&db, &barrier, round).await
-                    } else {
-                        this.read_versions(&db, &mut seen).await
+                    match &follower {
+                        Some(follower) => follower.sync().await,
+                        None => this.read_versions(&db, &mut seen).await,
                     }
                 };
                 let ok = tokio::time::timeout(ROUND, sync).await.unwrap_or(false);
@@ -179,21 +165,6 @@ impl Views {
             }
             self.inner.wake.notified().await;
         }
-    }
-
-    /// PostgreSQL: notifies `round` on the process's own channel; true once it is heard back.
-    async fn hear_back(&self, db: &DatabaseConnection, channel: &str, round: u64) -> bool {
-        let mut heard = self.inner.heard.subscribe();
-        let notify = Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT pg_notify($1, $2)",
-            [channel.into(), round.to_string().into()],
-        );
-        if let Err(err) = db.execute_raw(notify).await {
-            tracing::warn!(%err, "view barrier not sent");
-            return false;
-        }
-        heard.wait_for(|heard| *heard >= round).await.is_ok()
     }
 
     /// SQLite: forgets the views of the specs changed since the last version `seen` (everything,

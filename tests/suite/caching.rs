@@ -471,3 +471,82 @@ async fn a_task_announces_its_insert_and_its_end_but_not_its_claim() {
     db.close().await.expect("close");
     tests::drop_pg_database(&url).await;
 }
+
+/// What the kept views' barrier stands on: a follower's sync answers only once every
+/// notification committed before it was asked has been told, however soon after the commit it
+/// is asked, while other connections notify too. When its connection is killed, what it may
+/// have missed is announced (`Lost`, then `Listening`) before a sync succeeds again. (On
+/// several threads, as in the `api`: the one asking is not the one relaying.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_followers_sync_has_heard_everything_committed_before_it() {
+    use sea_orm::ConnectionTrait;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use worker::events::Notice;
+    let url = tests::fresh_pg_database().await;
+    let db = sea_orm::Database::connect(&url).await.expect("postgres");
+    let (heard, listened) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let follower = {
+        let (heard, listened) = (heard.clone(), listened.clone());
+        worker::events::follow(&db, &["taskq_sync_test"], shutdown.clone(), move |notice| match notice {
+            Notice::Payload { payload, .. } => {
+                heard.fetch_max(payload.parse().expect("a number"), Ordering::SeqCst);
+            }
+            Notice::Listening => {
+                listened.fetch_add(1, Ordering::SeqCst);
+            }
+            Notice::Lost => {}
+        })
+        .expect("PostgreSQL is followed")
+    };
+    let noise = tokio::spawn({
+        let db = db.clone();
+        async move {
+            loop {
+                let _ = db.execute_unprepared("SELECT pg_notify('taskq_sync_noise', 'x')").await;
+            }
+        }
+    });
+    // Fifty at a time (one transaction), so that some are still on their way when a sync is asked.
+    let notify = |n: u64| {
+        let db = db.clone();
+        async move {
+            let (first, last) = (n * 50 - 49, n * 50);
+            let sql =
+                format!("SELECT pg_notify('taskq_sync_test', i::text) FROM generate_series({first}, {last}) AS i");
+            db.execute_unprepared(&sql).await.expect("notify");
+        }
+    };
+    wait_until("the follower to listen", T, || follower.sync()).await;
+    for n in 1..=300 {
+        notify(n).await;
+        assert!(follower.sync().await, "sync {n}");
+        assert_eq!(
+            heard.load(Ordering::SeqCst),
+            n * 50,
+            "a sync answered before the notifications committed before it"
+        );
+    }
+
+    let told = listened.load(Ordering::SeqCst);
+    let killed = db
+        .execute_unprepared(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE query LIKE '%pg_notify($1%' AND pid <> pg_backend_pid()",
+        )
+        .await
+        .expect("kill");
+    assert_eq!(killed.rows_affected(), 1, "the follower's connection");
+    wait_until("a sync after the connection was killed", T, || follower.sync()).await;
+    assert!(listened.load(Ordering::SeqCst) > told, "listening again is announced");
+    for n in 301..=400 {
+        notify(n).await;
+        assert!(follower.sync().await, "sync {n}");
+        assert_eq!(heard.load(Ordering::SeqCst), n * 50, "after the reconnection");
+    }
+    noise.abort();
+    shutdown.cancel();
+    drop(db);
+    tests::drop_pg_database(&url).await;
+}

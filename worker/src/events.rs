@@ -16,7 +16,7 @@
 
 use sea_orm::{DatabaseConnection, DbBackend};
 use std::time::Duration;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 /// The PostgreSQL channel the `tasks` trigger notifies (see the migration that creates it).
@@ -75,27 +75,52 @@ pub enum Notice<'a> {
     Lost,
 }
 
+/// A followed listener, which can be asked to catch up (see `Follower::sync`).
+#[derive(Clone)]
+pub struct Follower {
+    syncs: mpsc::UnboundedSender<oneshot::Sender<()>>,
+}
+
+impl Follower {
+    /// True once every notification committed before this call began has been told to `on`
+    /// (in order); false when the listener lost its connection meanwhile.
+    ///
+    /// The listener's own connection commits a notification on a channel nobody listens to.
+    /// Its entry in PostgreSQL's notification queue comes after that of every transaction that
+    /// committed before (notifying transactions hold a global lock from queueing to commit),
+    /// and a backend that notified reads the queue up to its own entry before it answers
+    /// (`AtCommit_Notify` flags it, `ProcessNotifyInterrupt` runs before `ReadyForQuery`). So the
+    /// notifications before it have reached this listener, in order, when the answer comes.
+    /// Nothing comes back but the answer: no listener has a message to forward. (Cheaper than
+    /// notifying from another connection and waiting to hear it: one round trip, no message.)
+    pub async fn sync(&self) -> bool {
+        let (done, heard) = oneshot::channel();
+        self.syncs.send(done).is_ok() && heard.await.is_ok()
+    }
+}
+
 /// On PostgreSQL, follows `channels` (on one connection, so in commit order across them) until
 /// `shutdown`, telling `on` each notification, and when it starts and stops listening
-/// (reconnecting with a backoff); false on SQLite, which has no notifications (its one process
+/// (reconnecting with a backoff); none on SQLite, which has no notifications (its one process
 /// signals its own changes).
 pub fn follow(
     db: &DatabaseConnection,
     channels: &[&str],
     shutdown: CancellationToken,
     on: impl Fn(Notice<'_>) + Send + Sync + 'static,
-) -> bool {
+) -> Option<Follower> {
     if db.get_database_backend() != DbBackend::Postgres {
-        return false;
+        return None;
     }
     let pool = db.get_postgres_connection_pool().clone();
     let channels: Vec<String> = channels.iter().map(|c| (*c).to_owned()).collect();
+    let (syncs, mut asked) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         let mut backoff = Duration::from_millis(200);
         while !shutdown.is_cancelled() {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                Err(err) = relay(&pool, &channels, &on) => {
+                Err(err) = relay(&pool, &channels, &on, &mut asked) => {
                     tracing::warn!(%err, ?channels, "notifications lost; listening again in {backoff:?}");
                 }
             }
@@ -104,30 +129,73 @@ pub fn follow(
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(backoff) => {}
             }
+            // Whoever asked meanwhile is told no, rather than kept waiting.
+            while asked.try_recv().is_ok() {}
             backoff = (backoff * 2).min(Duration::from_secs(5));
         }
     });
-    true
+    Some(Follower { syncs })
 }
 
-/// Relays the `channels`' notifications to `on` until the listener fails.
+/// Relays the `channels`' notifications to `on`, and answers the syncs `asked`, until the
+/// listener fails.
 async fn relay(
     pool: &sea_orm::sqlx::PgPool,
     channels: &[String],
     on: &impl Fn(Notice<'_>),
+    asked: &mut mpsc::UnboundedReceiver<oneshot::Sender<()>>,
 ) -> Result<std::convert::Infallible, sea_orm::sqlx::Error> {
-    let mut listener = sea_orm::sqlx::postgres::PgListener::connect_with(pool).await?;
+    use sea_orm::sqlx::postgres::{PgListener, PgNotification};
+    let tell = |notification: PgNotification| {
+        on(Notice::Payload { channel: notification.channel(), payload: notification.payload() })
+    };
+    // The backend listening: when it changes, notifications were missed in between.
+    async fn backend(listener: &mut PgListener) -> Result<i32, sea_orm::sqlx::Error> {
+        sea_orm::sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(listener).await
+    }
+    let mut listener = PgListener::connect_with(pool).await?;
+    // `try_recv` is raced against syncs below, and a reconnection dropped halfway (after the
+    // pooled connection was taken, before its LISTEN) breaks the listener; so it reconnects
+    // only when asked to, outside the race (`backend` after a `None`).
+    listener.eager_reconnect(false);
     listener.listen_all(channels.iter().map(String::as_str)).await?;
+    let mut listening_on = backend(&mut listener).await?;
     on(Notice::Listening);
+    let quiet = format!("taskq_sync_{}", uuid::Uuid::new_v4().simple());
     loop {
-        match listener.try_recv().await? {
-            Some(notification) => {
-                on(Notice::Payload { channel: notification.channel(), payload: notification.payload() })
-            }
-            // The connection dropped; the listener reconnects on the next call.
-            None => {
-                on(Notice::Lost);
-                on(Notice::Listening);
+        tokio::select! {
+            received = listener.try_recv() => match received? {
+                Some(notification) => tell(notification),
+                // The connection dropped: connect again.
+                None => {
+                    on(Notice::Lost);
+                    listening_on = backend(&mut listener).await?;
+                    on(Notice::Listening);
+                }
+            },
+            Some(first) = asked.recv() => {
+                // Only those asked before the notification is sent are answered by it.
+                let mut waiting = vec![first];
+                while let Ok(more) = asked.try_recv() {
+                    waiting.push(more);
+                }
+                let backend: i32 = sea_orm::sqlx::query_scalar(
+                    "SELECT pg_backend_pid() FROM pg_notify($1, '')",
+                )
+                .bind(&quiet)
+                .fetch_one(&mut listener)
+                .await?;
+                while let Some(notification) = listener.next_buffered() {
+                    tell(notification);
+                }
+                if backend != listening_on {
+                    on(Notice::Lost);
+                    listening_on = backend;
+                    on(Notice::Listening);
+                }
+                for done in waiting {
+                    let _ = done.send(());
+                }
             }
         }
     }
