@@ -533,7 +533,7 @@ async fn a_followers_sync_has_heard_everything_committed_before_it() {
     let killed = db
         .execute_unprepared(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE query LIKE '%pg_notify($1%' AND pid <> pg_backend_pid()",
+             WHERE datname = current_database() AND query LIKE '%pg_notify($1%' AND pid <> pg_backend_pid()",
         )
         .await
         .expect("kill");
