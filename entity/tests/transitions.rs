@@ -132,6 +132,7 @@ async fn the_database_holds_at_most_one_active_workload_per_spec() {
         limits: Default::default(),
         env: Default::default(),
         disk_bytes: None,
+        face: None,
     };
     let one = entity::store::specs::upsert_by_name(&db, &spec("one")).await.expect("spec").id;
     let other = entity::store::specs::upsert_by_name(&db, &spec("other")).await.expect("spec").id;

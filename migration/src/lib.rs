@@ -26,6 +26,7 @@ mod m20261206_000020_task_counts;
 mod m20261206_000021_view_changes;
 mod m20261206_000022_final_state_events;
 mod m20261206_000023_lean_task_indexes;
+mod m20261207_000024_spec_faces;
 
 pub struct Migrator;
 
@@ -57,6 +58,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000021_view_changes::Migration),
             Box::new(m20261206_000022_final_state_events::Migration),
             Box::new(m20261206_000023_lean_task_indexes::Migration),
+            Box::new(m20261207_000024_spec_faces::Migration),
         ]
     }
 }

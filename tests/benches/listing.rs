@@ -187,9 +187,9 @@ async fn main() {
     let created = client.ok("POST", "/api/sandbox", Some(&serde_json::json!({"name": "running"}))).await;
     let running = created["id"].as_str().expect("id").to_owned();
     db.execute_unprepared(&format!(
-        "INSERT INTO workload_specs (id, tenant_id, name, command, working_dir, meta, created_at, updated_at, env)
+        "INSERT INTO workload_specs (id, tenant_id, name, command, working_dir, meta, created_at, updated_at, env, face)
          SELECT md5(n::text || 'sandbox'), (SELECT tenant_id FROM workload_specs WHERE id = '{running}'), 'stopped-' || n,
-                '[\"sleep\",\"infinity\"]', '/tmp', '{{\"daytona\":{{}}}}', now(), now(), '{{}}'
+                '[\"sleep\",\"infinity\"]', '/tmp', '{{\"daytona\":{{}}}}', now(), now(), '{{}}', 'daytona'
          FROM generate_series(1, 100) AS n"
     ))
     .await

@@ -78,6 +78,7 @@ pub fn plain_spec(name: &str) -> entity::store::specs::NewSpec {
         limits: Default::default(),
         env: Default::default(),
         disk_bytes: None,
+        face: None,
     }
 }
 

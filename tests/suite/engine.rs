@@ -171,6 +171,7 @@ async fn deleting_a_spec_stops_its_workload_then_frees_its_name(mode: Mode) {
         limits: Default::default(),
         env: Default::default(),
         disk_bytes: None,
+        face: None,
     };
     let spec = entity::store::specs::create(&app.db, tenant, &new_spec("doomed")).await.expect("spec");
     let started = submit(entity::Operation::StartWorkload, spec.id.clone()).await;
@@ -235,6 +236,7 @@ async fn scheduled_tasks_wait_for_their_time_and_guarded_submits_have_one_winner
             limits: Default::default(),
             env: Default::default(),
             disk_bytes: None,
+            face: None,
         };
         let db = app.db.clone();
         async move { entity::store::specs::create(&db, tenant, &new).await.expect("spec") }

@@ -98,3 +98,44 @@ async fn a_postgresql_database_of_the_previous_release_upgrades_and_its_workload
     upgraded(&server.base(), workload).await;
     tests::drop_pg_database(&database).await;
 }
+
+/// Migration 24 records on each spec the face that made it, read from the key of its `meta`, on
+/// both databases; a spec that no face made (a jobs file's) has none. Creates and listings by
+/// face read the column from then on, and the quota counts exactly the face's specs.
+#[actix_web::test]
+async fn specs_made_before_faces_were_recorded_get_the_face_of_their_meta() {
+    use entity::store::specs;
+    use migration::MigratorTrait;
+    for (db, url) in [(Database::connect("sqlite::memory:").await.expect("sqlite"), None), {
+        let url = tests::fresh_pg_database().await;
+        (Database::connect(&url).await.expect("postgres"), Some(url))
+    }] {
+        migration::Migrator::up(&db, Some(23)).await.expect("the schema before faces");
+        let metas = [
+            ("daytona", r#"{"daytona":{"labels":{"a":"b"}}}"#, Some("daytona")),
+            ("vercel", r#"{"vercel":{"memory":2048}}"#, Some("vercel")),
+            ("vercel-v1", r#"{"vercel_v1":{}}"#, Some("vercel_v1")),
+            ("job", r#"{"jobType":"Backup","description":"daytona"}"#, None),
+            ("bare", "{}", None),
+        ];
+        for (name, meta, _) in metas {
+            db.execute_unprepared(&format!(
+                "INSERT INTO workload_specs (id, tenant_id, name, command, working_dir, meta, created_at, updated_at, env, disk_bytes) \
+                 VALUES ('{name}', 1, '{name}', '[\"true\"]', '.', '{meta}', '2026-12-01T00:00:00Z', '2026-12-01T00:00:00Z', '{{}}', 1024)"
+            ))
+            .await
+            .expect("a spec of the old schema");
+        }
+        migration::Migrator::up(&db, None).await.expect("migrate");
+        for (name, _, face) in metas {
+            let spec = specs::find_of(&db, 1, name).await.expect("db").expect("kept");
+            assert_eq!(spec.face.as_deref(), face, "{name}");
+        }
+        let footprint = specs::footprint(&db, 1, "daytona").await.expect("footprint");
+        assert_eq!(footprint, specs::Footprint { running: 0, cpu_millis: 0, memory_bytes: 0, disk_bytes: 1024 });
+        if let Some(url) = url {
+            db.close().await.expect("close");
+            tests::drop_pg_database(&url).await;
+        }
+    }
+}

@@ -122,6 +122,7 @@ pub async fn create(
         },
         env: body.env,
         disk_bytes: u64::try_from(attributes.disk).ok().map(|gib| gib << 30),
+        face: Some("daytona"),
     };
     let params = TaskParams { name: Some(name.clone()), ..TaskParams::default() };
     let start = Submission {

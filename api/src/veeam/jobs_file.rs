@@ -75,6 +75,7 @@ pub fn parse(text: &str) -> Result<Vec<NewSpec>, String> {
                 limits,
                 env: Default::default(),
                 disk_bytes: None,
+                face: None,
             })
         })
         .collect()

@@ -183,6 +183,7 @@ pub async fn create_spec(
         },
         env: body.env,
         disk_bytes: None,
+        face: Some(face),
     };
     let params = TaskParams { name: Some(name.clone()), restore, ..TaskParams::default() };
     let start = team.submission(Operation::StartWorkload, &id, params);

@@ -17,6 +17,8 @@ pub struct NewSpec {
     pub env: std::collections::BTreeMap<String, String>,
     /// Recorded, not enforced.
     pub disk_bytes: Option<u64>,
+    /// The face that makes it, which keeps its attributes under that key of `meta`.
+    pub face: Option<&'static str>,
 }
 
 /// Inserts the spec (of the default tenant: jobs files belong to it), or updates the one with the
@@ -70,6 +72,7 @@ fn fill(active: &mut workload_spec::ActiveModel, spec: &NewSpec) -> Result<(), D
     active.disk_bytes = Set(spec.disk_bytes.and_then(|n| i64::try_from(n).ok()));
     active.env = Set(serde_json::to_string(&spec.env).map_err(|e| DbErr::Custom(e.to_string()))?);
     active.meta = Set(spec.meta.to_string());
+    active.face = Set(spec.face.map(str::to_owned));
     active.cpu_millis = Set(limits.cpu_millis.and_then(|n| i32::try_from(n).ok()));
     active.memory_bytes = Set(limits.memory_bytes.and_then(|n| i64::try_from(n).ok()));
     active.max_processes = Set(limits.max_processes.and_then(|n| i32::try_from(n).ok()));
@@ -281,11 +284,7 @@ fn filtered(backend: sea_orm::DbBackend, tenant_id: i32, query: &SpecQuery) -> s
     use sea_orm::sea_query::ExprTrait;
     let mut select = live().filter(workload_spec::Column::TenantId.eq(tenant_id));
     if let Some(face) = query.face {
-        // A face key is one of ours, never input.
-        select = select.filter(Expr::cust(match backend {
-            DbBackend::Postgres => format!("(meta::jsonb -> '{face}') IS NOT NULL"),
-            _ => format!("json_extract(meta, '$.{face}') IS NOT NULL"),
-        }));
+        select = select.filter(workload_spec::Column::Face.eq(face));
     }
     for (prefix, column) in [(&query.id_prefix, "id"), (&query.name_prefix, "name")] {
         if let Some(prefix) = prefix {
@@ -485,10 +484,12 @@ pub async fn footprint(db: &impl ConnectionTrait, tenant_id: i32, face: &'static
     use sea_orm::QuerySelect;
     let query = SpecQuery { face: Some(face), ..SpecQuery::default() };
     let total = |column: &str| Expr::cust(format!("CAST(COALESCE(SUM({column}), 0) AS BIGINT)"));
+    // From what runs (active workloads, pending starts: a few, indexed) to their specs, rather
+    // than asking of each of the tenant's specs (every sandbox it ever kept) whether it runs.
     let running = Expr::cust(format!(
-        "(EXISTS (SELECT 1 FROM workloads w WHERE w.active_spec_id = workload_specs.id) \
-         OR EXISTS (SELECT 1 FROM tasks t WHERE t.target_id = workload_specs.id AND t.operation = '{}' \
-         AND t.state IN ('{}', '{}') AND t.not_before IS NULL))",
+        "workload_specs.id IN (SELECT w.active_spec_id FROM workloads w WHERE w.active_spec_id IS NOT NULL \
+         UNION ALL SELECT t.target_id FROM tasks t WHERE t.operation = '{}' \
+         AND t.state IN ('{}', '{}') AND t.not_before IS NULL)",
         crate::Operation::StartWorkload,
         crate::TaskState::Queued,
         crate::TaskState::Running,
