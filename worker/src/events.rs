@@ -85,14 +85,11 @@ impl Follower {
     /// True once every notification committed before this call began has been told to `on`
     /// (in order); false when the listener lost its connection meanwhile.
     ///
-    /// The listener's own connection commits a notification on a channel nobody listens to.
-    /// Its entry in PostgreSQL's notification queue comes after that of every transaction that
-    /// committed before (notifying transactions hold a global lock from queueing to commit),
-    /// and a backend that notified reads the queue up to its own entry before it answers
-    /// (`AtCommit_Notify` flags it, `ProcessNotifyInterrupt` runs before `ReadyForQuery`). So the
-    /// notifications before it have reached this listener, in order, when the answer comes.
-    /// Nothing comes back but the answer: no listener has a message to forward. (Cheaper than
-    /// notifying from another connection and waiting to hear it: one round trip, no message.)
+    /// The listening connection itself notifies a channel of its own, which it listens to, and
+    /// waits to hear it: PostgreSQL delivers notifications in the order their transactions
+    /// committed, so every one committed before has been heard by then. One round trip on one
+    /// connection (PostgreSQL hands a backend that notified the notifications due to it before
+    /// its answer), and the other listeners have nothing to forward.
     pub async fn sync(&self) -> bool {
         let (done, heard) = oneshot::channel();
         self.syncs.send(done).is_ok() && heard.await.is_ok()
@@ -146,9 +143,6 @@ async fn relay(
     asked: &mut mpsc::UnboundedReceiver<oneshot::Sender<()>>,
 ) -> Result<std::convert::Infallible, sea_orm::sqlx::Error> {
     use sea_orm::sqlx::postgres::{PgListener, PgNotification};
-    let tell = |notification: PgNotification| {
-        on(Notice::Payload { channel: notification.channel(), payload: notification.payload() })
-    };
     // The backend listening: when it changes, notifications were missed in between.
     async fn backend(listener: &mut PgListener) -> Result<i32, sea_orm::sqlx::Error> {
         sea_orm::sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(listener).await
@@ -158,16 +152,33 @@ async fn relay(
     // pooled connection was taken, before its LISTEN) breaks the listener; so it reconnects
     // only when asked to, outside the race (`backend` after a `None`).
     listener.eager_reconnect(false);
-    listener.listen_all(channels.iter().map(String::as_str)).await?;
+    let own = format!("taskq_sync_{}", uuid::Uuid::new_v4().simple());
+    listener.listen_all(channels.iter().map(String::as_str).chain([own.as_str()])).await?;
     let mut listening_on = backend(&mut listener).await?;
     on(Notice::Listening);
-    let quiet = format!("taskq_sync_{}", uuid::Uuid::new_v4().simple());
+    // The syncs sent and not yet heard back, each with those it answers, oldest first.
+    let mut sent = 0_u64;
+    type Waiting = std::collections::VecDeque<(u64, Vec<oneshot::Sender<()>>)>;
+    let mut waiting = Waiting::new();
+    let tell = |notification: PgNotification, waiting: &mut Waiting| {
+        if notification.channel() != own {
+            return on(Notice::Payload { channel: notification.channel(), payload: notification.payload() });
+        }
+        let heard = notification.payload().parse().unwrap_or(0);
+        while waiting.front().is_some_and(|(sync, _)| *sync <= heard) {
+            for done in waiting.pop_front().map(|(_, asked)| asked).unwrap_or_default() {
+                let _ = done.send(());
+            }
+        }
+    };
     loop {
         tokio::select! {
             received = listener.try_recv() => match received? {
-                Some(notification) => tell(notification),
-                // The connection dropped: connect again.
+                Some(notification) => tell(notification, &mut waiting),
+                // The connection dropped: what was sent is not heard (those asking are told
+                // no); connect again.
                 None => {
+                    waiting.clear();
                     on(Notice::Lost);
                     listening_on = backend(&mut listener).await?;
                     on(Notice::Listening);
@@ -175,26 +186,24 @@ async fn relay(
             },
             Some(first) = asked.recv() => {
                 // Only those asked before the notification is sent are answered by it.
-                let mut waiting = vec![first];
+                let mut asking = vec![first];
                 while let Ok(more) = asked.try_recv() {
-                    waiting.push(more);
+                    asking.push(more);
                 }
-                let backend: i32 = sea_orm::sqlx::query_scalar(
-                    "SELECT pg_backend_pid() FROM pg_notify($1, '')",
-                )
-                .bind(&quiet)
-                .fetch_one(&mut listener)
-                .await?;
-                while let Some(notification) = listener.next_buffered() {
-                    tell(notification);
-                }
+                sent += 1;
+                waiting.push_back((sent, asking));
+                let backend: i32 = sea_orm::sqlx::query_scalar("SELECT pg_backend_pid() FROM pg_notify($1, $2)")
+                    .bind(&own)
+                    .bind(sent.to_string())
+                    .fetch_one(&mut listener)
+                    .await?;
                 if backend != listening_on {
                     on(Notice::Lost);
                     listening_on = backend;
                     on(Notice::Listening);
                 }
-                for done in waiting {
-                    let _ = done.send(());
+                while let Some(notification) = listener.next_buffered() {
+                    tell(notification, &mut waiting);
                 }
             }
         }
