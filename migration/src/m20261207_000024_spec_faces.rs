@@ -5,6 +5,7 @@
 //! create (100 ms and more with 10,000 sandboxes). Indexed with the tenant, among live specs.
 
 use sea_orm_migration::prelude::*;
+use sea_orm_migration::schema::string_null;
 use sea_orm_migration::sea_orm::DbBackend;
 
 pub struct Migration;
@@ -30,10 +31,7 @@ const FACES: [&str; 3] = ["daytona", "vercel", "vercel_v1"];
 impl MigrationTrait for Migration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
         m.alter_table(
-            Table::alter()
-                .table(WorkloadSpecs::Table)
-                .add_column(ColumnDef::new(WorkloadSpecs::Face).string().null())
-                .to_owned(),
+            Table::alter().table(WorkloadSpecs::Table).add_column(string_null(WorkloadSpecs::Face)).to_owned(),
         )
         .await?;
         let db = m.get_connection();
