@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use worker::events::Notice;
+use worker::events::{Notice, Subscriptions};
 /// At most this many of each kind are kept (then they are all forgotten and kept again).
 const CAPACITY: usize = 100_000;
 
@@ -71,12 +71,13 @@ impl Credentials {
     pub fn following(
         db: &sea_orm::DatabaseConnection,
         finished: &worker::finished::FinishedTasks,
+        subscriptions: &mut Subscriptions,
         shutdown: CancellationToken,
     ) -> Self {
         let inner = Inner { id: uuid::Uuid::new_v4().to_string(), finished: finished.clone(), ..Default::default() };
         let credentials = Self { inner: Arc::new(inner) };
         let this = credentials.clone();
-        let followed = worker::events::follow(db, &[CHANNEL], shutdown.clone(), move |notice| match notice {
+        let followed = subscriptions.on(CHANNEL, move |notice| match notice {
             Notice::Listening => {
                 this.forget_all();
                 this.inner.listening.store(true, Ordering::SeqCst);

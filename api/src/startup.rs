@@ -16,6 +16,7 @@ use worker::broker::Broker;
 use worker::broker::amqp::AmqpBroker;
 use worker::broker::memory::MemoryBroker;
 use worker::engine::Engine;
+use worker::events::Subscriptions;
 use worker::startup::{Drained, connect_database, start_engine};
 
 pub struct Application {
@@ -35,12 +36,16 @@ impl Application {
             None => (Arc::new(MemoryBroker::default()), true),
         };
         let shutdown = CancellationToken::new();
-        let (engine, drained) = start_engine(db.clone(), broker, &settings.runner, embedded, &shutdown).await?;
+        let mut subscriptions = Subscriptions::new(&db);
+        let (engine, drained) =
+            start_engine(db.clone(), broker, &settings.runner, embedded, &mut subscriptions, &shutdown).await?;
         let veeam = web::Data::new(veeam::start(&db, &settings.veeam, &shutdown).await?);
         let sandboxes = web::Data::new(daytona::start(&settings.daytona, &settings.data_dir)?);
         let vercel_state = web::Data::new(vercel::start(&settings.vercel, &settings.data_dir)?);
-        let credentials = crate::credentials::Credentials::following(&db, engine.finished(), shutdown.clone());
-        let views = crate::views::Views::following(&db, shutdown.clone());
+        let credentials =
+            crate::credentials::Credentials::following(&db, engine.finished(), &mut subscriptions, shutdown.clone());
+        let views = crate::views::Views::following(&db, &mut subscriptions, shutdown.clone());
+        subscriptions.follow(shutdown.clone());
         let state = web::Data::new(AppState {
             db,
             engine: engine.clone(),

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
-use worker::events::{Notice, follow};
+use worker::events::{Notice, Subscriptions};
 use worker::kept::Kept;
 
 /// The channel the triggers of migration 21 notify (PostgreSQL).
@@ -67,8 +67,9 @@ struct Rounds {
 }
 
 impl Views {
-    /// Views that follow the database's changes until `shutdown`.
-    pub fn following(db: &DatabaseConnection, shutdown: CancellationToken) -> Self {
+    /// Views that follow the database's changes (once `subscriptions` are followed) until
+    /// `shutdown`.
+    pub fn following(db: &DatabaseConnection, subscriptions: &mut Subscriptions, shutdown: CancellationToken) -> Self {
         let views = Self {
             inner: Arc::new(Inner {
                 kept: Kept::new(CAPACITY),
@@ -79,7 +80,7 @@ impl Views {
             }),
         };
         let this = views.clone();
-        let follower = follow(db, &[CHANNEL], shutdown.clone(), move |notice| match notice {
+        let follower = subscriptions.on(CHANNEL, move |notice| match notice {
             Notice::Payload { payload, .. } => this.inner.kept.invalidate(&payload.to_owned()),
             Notice::Listening | Notice::Lost => this.inner.kept.clear(),
         });

@@ -273,7 +273,9 @@ async fn a_kept_view_is_never_answered_after_a_change_of_its_spec_has_committed(
             None => db.clone(),
         };
         let shutdown = tokio_util::sync::CancellationToken::new();
-        let views = api::views::Views::following(&db, shutdown.clone());
+        let mut subscriptions = worker::events::Subscriptions::new(&db);
+        let views = api::views::Views::following(&db, &mut subscriptions, shutdown.clone());
+        subscriptions.follow(shutdown.clone());
         let spec = specs::create(&writer, entity::tenant::DEFAULT, &tests::plain_spec("kept")).await.expect("spec");
         // Once it listens (PostgreSQL), what is offered is answered.
         wait_until("the views to follow changes", T, || async {
@@ -530,14 +532,7 @@ async fn a_followers_sync_has_heard_everything_committed_before_it() {
     }
 
     let told = listened.load(Ordering::SeqCst);
-    let killed = db
-        .execute_unprepared(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE datname = current_database() AND query LIKE '%pg_notify($1%' AND pid <> pg_backend_pid()",
-        )
-        .await
-        .expect("kill");
-    assert_eq!(killed.rows_affected(), 1, "the follower's connection");
+    assert_eq!(kill_followers(&db).await, 1, "the follower's connection");
     wait_until("a sync after the connection was killed", T, || follower.sync()).await;
     assert!(listened.load(Ordering::SeqCst) > told, "listening again is announced");
     for n in 301..=400 {
@@ -549,4 +544,76 @@ async fn a_followers_sync_has_heard_everything_committed_before_it() {
     shutdown.cancel();
     drop(db);
     tests::drop_pg_database(&url).await;
+}
+
+/// A process follows all its channels on one listening connection (every notifying commit
+/// wakes each listening backend of the database): each channel's notifications go to its own
+/// handlers only, in commit order, and when that one connection is lost, every handler is told
+/// so, then told it listens again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_follow_every_channel_on_one_connection() {
+    use sea_orm::ConnectionTrait;
+    use std::sync::{Arc, Mutex};
+    use worker::events::{Notice, Subscriptions};
+    let url = tests::fresh_pg_database().await;
+    let db = sea_orm::Database::connect(&url).await.expect("postgres");
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let told: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut subscriptions = Subscriptions::new(&db);
+    let mut followers = Vec::new();
+    for (channel, name) in [("taskq_test_a", "a"), ("taskq_test_b", "b"), ("taskq_test_a", "a2")] {
+        let told = told.clone();
+        let follower = subscriptions.on(channel, move |notice| {
+            let line = match notice {
+                Notice::Payload { channel, payload } => format!("{name} {channel} {payload}"),
+                Notice::Listening => format!("{name} listening"),
+                Notice::Lost => format!("{name} lost"),
+            };
+            told.lock().expect("told").push(line);
+        });
+        followers.push(follower.expect("PostgreSQL is followed"));
+    }
+    subscriptions.follow(shutdown.clone());
+    let follower = followers.pop().expect("a follower");
+    wait_until("the subscriptions to listen", T, || follower.sync()).await;
+    let take = || std::mem::take(&mut *told.lock().expect("told"));
+    assert_eq!(take(), ["a listening", "b listening", "a2 listening"]);
+
+    db.execute_unprepared("SELECT pg_notify('taskq_test_b', '1'), pg_notify('taskq_test_a', '2')").await.expect("one");
+    db.execute_unprepared("SELECT pg_notify('taskq_test_c', '3')").await.expect("unfollowed");
+    db.execute_unprepared("SELECT pg_notify('taskq_test_a', '4')").await.expect("two");
+    assert!(follower.sync().await, "caught up");
+    assert_eq!(
+        take(),
+        ["b taskq_test_b 1", "a taskq_test_a 2", "a2 taskq_test_a 2", "a taskq_test_a 4", "a2 taskq_test_a 4"]
+    );
+
+    assert_eq!(kill_followers(&db).await, 1, "one listening connection for every channel");
+    wait_until("a sync after the connection was killed", T, || followers[0].sync()).await;
+    let told_then = take();
+    for name in ["a", "b", "a2"] {
+        let (lost, listening) = (format!("{name} lost"), format!("{name} listening"));
+        let at = |line: &String| told_then.iter().position(|told| told == line);
+        assert!(at(&lost) < at(&listening) && at(&lost).is_some(), "{name} told of the loss first: {told_then:?}");
+    }
+    db.execute_unprepared("SELECT pg_notify('taskq_test_b', '5')").await.expect("again");
+    assert!(followers[1].sync().await, "caught up again");
+    assert_eq!(take(), ["b taskq_test_b 5"]);
+    shutdown.cancel();
+    drop(db);
+    tests::drop_pg_database(&url).await;
+}
+
+/// Kills the connections of `db`'s database that synced a follower (other tests' databases are
+/// left alone); how many.
+async fn kill_followers(db: &sea_orm::DatabaseConnection) -> u64 {
+    use sea_orm::ConnectionTrait;
+    let killed = db
+        .execute_unprepared(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND query LIKE '%pg_notify($1%' AND pid <> pg_backend_pid()",
+        )
+        .await
+        .expect("kill");
+    killed.rows_affected()
 }

@@ -49,10 +49,11 @@ impl TaskEvents {
         self.tx.subscribe()
     }
 
-    /// On PostgreSQL, relays the database's notifications into this process until `shutdown`.
-    pub fn listen(&self, db: &DatabaseConnection, shutdown: CancellationToken) {
+    /// On PostgreSQL, relays the database's notifications into this process (once `subscriptions`
+    /// are followed).
+    pub fn listen(&self, subscriptions: &mut Subscriptions) {
         let events = self.clone();
-        follow(db, &[CHANNEL], shutdown, move |notice| match notice {
+        subscriptions.on(CHANNEL, move |notice| match notice {
             Notice::Payload { payload, .. } => match payload.parse() {
                 Ok(id) => events.changed(id),
                 Err(_) => tracing::warn!(payload, "odd task notification"),
@@ -96,10 +97,60 @@ impl Follower {
     }
 }
 
+type Handler = Box<dyn Fn(Notice<'_>) + Send + Sync>;
+type Asked = mpsc::UnboundedReceiver<oneshot::Sender<()>>;
+
+/// The channels a process follows, each with its handler, all on one listening connection.
+///
+/// Every notifying commit wakes every backend that listens in the database (PostgreSQL 15 does
+/// not look at their channels), so a process listens once, whatever it follows: each
+/// connection more costs the database a wake-up per notifying commit, and each kept-view
+/// barrier round one too.
+pub struct Subscriptions {
+    db: DatabaseConnection,
+    handlers: Vec<(String, Handler)>,
+    follower: Follower,
+    asked: Asked,
+}
+
+impl Subscriptions {
+    pub fn new(db: &DatabaseConnection) -> Self {
+        let (syncs, asked) = mpsc::unbounded_channel();
+        Self { db: db.clone(), handlers: Vec::new(), follower: Follower { syncs }, asked }
+    }
+
+    /// Tells `on` each notification of `channel`, and when listening starts and stops, once
+    /// followed. The follower (none on SQLite) catches up with every channel followed.
+    pub fn on(&mut self, channel: &str, on: impl Fn(Notice<'_>) + Send + Sync + 'static) -> Option<Follower> {
+        if self.db.get_database_backend() != DbBackend::Postgres {
+            return None;
+        }
+        self.handlers.push((channel.to_owned(), Box::new(on)));
+        Some(self.follower.clone())
+    }
+
+    /// Follows every channel subscribed to until `shutdown` (see `follow`).
+    pub fn follow(self, shutdown: CancellationToken) {
+        if self.handlers.is_empty() {
+            return;
+        }
+        let channels: Vec<String> = self.handlers.iter().map(|(channel, _)| channel.clone()).collect();
+        let handlers = self.handlers;
+        spawn(&self.db, channels, self.asked, shutdown, move |notice| match notice {
+            Notice::Payload { channel, .. } => {
+                for (_, on) in handlers.iter().filter(|(followed, _)| followed == channel) {
+                    on(notice);
+                }
+            }
+            Notice::Listening | Notice::Lost => handlers.iter().for_each(|(_, on)| on(notice)),
+        });
+    }
+}
+
 /// On PostgreSQL, follows `channels` (on one connection, so in commit order across them) until
 /// `shutdown`, telling `on` each notification, and when it starts and stops listening
 /// (reconnecting with a backoff); none on SQLite, which has no notifications (its one process
-/// signals its own changes).
+/// signals its own changes). A process follows its channels through `Subscriptions`.
 pub fn follow(
     db: &DatabaseConnection,
     channels: &[&str],
@@ -109,9 +160,19 @@ pub fn follow(
     if db.get_database_backend() != DbBackend::Postgres {
         return None;
     }
+    let (syncs, asked) = mpsc::unbounded_channel();
+    spawn(db, channels.iter().map(|c| (*c).to_owned()).collect(), asked, shutdown, on);
+    Some(Follower { syncs })
+}
+
+fn spawn(
+    db: &DatabaseConnection,
+    channels: Vec<String>,
+    mut asked: Asked,
+    shutdown: CancellationToken,
+    on: impl Fn(Notice<'_>) + Send + Sync + 'static,
+) {
     let pool = db.get_postgres_connection_pool().clone();
-    let channels: Vec<String> = channels.iter().map(|c| (*c).to_owned()).collect();
-    let (syncs, mut asked) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         let mut backoff = Duration::from_millis(200);
         while !shutdown.is_cancelled() {
@@ -131,7 +192,6 @@ pub fn follow(
             backoff = (backoff * 2).min(Duration::from_secs(5));
         }
     });
-    Some(Follower { syncs })
 }
 
 /// Relays the `channels`' notifications to `on`, and answers the syncs `asked`, until the
@@ -140,7 +200,7 @@ async fn relay(
     pool: &sea_orm::sqlx::PgPool,
     channels: &[String],
     on: &impl Fn(Notice<'_>),
-    asked: &mut mpsc::UnboundedReceiver<oneshot::Sender<()>>,
+    asked: &mut Asked,
 ) -> Result<std::convert::Infallible, sea_orm::sqlx::Error> {
     use sea_orm::sqlx::postgres::{PgListener, PgNotification};
     // The backend listening: when it changes, notifications were missed in between.

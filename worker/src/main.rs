@@ -4,6 +4,7 @@ use clap::Parser;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use worker::broker::amqp::AmqpBroker;
+use worker::events::Subscriptions;
 use worker::settings::{RunnerArgs, RunnerSettings, read_toml};
 use worker::startup::{connect_database, start_engine};
 
@@ -30,7 +31,9 @@ async fn main() -> Result<(), String> {
     let db = connect_database(&cli.database_url).await?;
     let broker = Arc::new(AmqpBroker::new(&cli.amqp_url, &settings));
     let shutdown = CancellationToken::new();
-    let (_engine, drained) = start_engine(db, broker, &settings, true, &shutdown).await?;
+    let mut subscriptions = Subscriptions::new(&db);
+    let (_engine, drained) = start_engine(db, broker, &settings, true, &mut subscriptions, &shutdown).await?;
+    subscriptions.follow(shutdown.clone());
     tracing::info!(runner = %settings.runner_id, "runner started");
     worker::startup::termination().await;
     shutdown.cancel();

@@ -4,7 +4,7 @@
 use crate::broker::Broker;
 use crate::dispatch::Dispatcher;
 use crate::engine::Engine;
-use crate::events::TaskEvents;
+use crate::events::{Subscriptions, TaskEvents};
 use crate::runner::Runner;
 use crate::settings::RunnerSettings;
 use migration::{Migrator, MigratorTrait};
@@ -103,17 +103,19 @@ pub fn init_telemetry() {
 
 /// Starts the background half of a process — a dispatcher always, and a runner when
 /// `with_runner` — and returns the engine's front door, and what to await after `shutdown` for
-/// the runner to drain. The runner registers (re-adopting its work) before the dispatcher's
+/// the runner to drain. The engine's channels are added to `subscriptions`, which the caller
+/// follows once it has added its own. The runner registers (re-adopting its work) before the dispatcher's
 /// first sweep, so a runner coming back is never taken for gone.
 pub async fn start_engine(
     db: DatabaseConnection,
     broker: Arc<dyn Broker>,
     settings: &RunnerSettings,
     with_runner: bool,
+    subscriptions: &mut Subscriptions,
     shutdown: &CancellationToken,
 ) -> Result<(Engine, Drained), String> {
     let events = TaskEvents::default();
-    events.listen(&db, shutdown.clone());
+    events.listen(subscriptions);
     let runner = if with_runner {
         let mechanism = settings.mechanism()?;
         tracing::info!(containment = %mechanism.describe(), "workloads are contained");
