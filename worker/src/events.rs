@@ -90,7 +90,9 @@ impl Follower {
     /// waits to hear it: PostgreSQL delivers notifications in the order their transactions
     /// committed, so every one committed before has been heard by then. One round trip on one
     /// connection (PostgreSQL hands a backend that notified the notifications due to it before
-    /// its answer), and the other listeners have nothing to forward.
+    /// its answer), and the other listeners have nothing to forward. When nothing has committed
+    /// since the last one heard (`Quiet`), a read of the current snapshot tells so, without a
+    /// notification, which would wake every listening backend.
     pub async fn sync(&self) -> bool {
         let (done, heard) = oneshot::channel();
         self.syncs.send(done).is_ok() && heard.await.is_ok()
@@ -216,17 +218,22 @@ async fn relay(
     listener.listen_all(channels.iter().map(String::as_str).chain([own.as_str()])).await?;
     let mut listening_on = backend(&mut listener).await?;
     on(Notice::Listening);
-    // The syncs sent and not yet heard back, each with those it answers, oldest first.
+    // The syncs sent and not yet heard back, each with those it answers and what the database
+    // looked like when it began, oldest first.
     let mut sent = 0_u64;
-    type Waiting = std::collections::VecDeque<(u64, Vec<oneshot::Sender<()>>)>;
+    type Waiting = std::collections::VecDeque<(u64, Vec<oneshot::Sender<()>>, Option<Quiet>)>;
     let mut waiting = Waiting::new();
-    let tell = |notification: PgNotification, waiting: &mut Waiting| {
+    // The database as of the last sync heard back, if nothing but that sync committed since.
+    let mut quiet: Option<Quiet> = None;
+    let tell = |notification: PgNotification, waiting: &mut Waiting, quiet: &mut Option<Quiet>| {
         if notification.channel() != own {
             return on(Notice::Payload { channel: notification.channel(), payload: notification.payload() });
         }
         let heard = notification.payload().parse().unwrap_or(0);
-        while waiting.front().is_some_and(|(sync, _)| *sync <= heard) {
-            for done in waiting.pop_front().map(|(_, asked)| asked).unwrap_or_default() {
+        while waiting.front().is_some_and(|(sync, ..)| *sync <= heard) {
+            let Some((_, asked, then)) = waiting.pop_front() else { break };
+            *quiet = then;
+            for done in asked {
                 let _ = done.send(());
             }
         }
@@ -234,38 +241,126 @@ async fn relay(
     loop {
         tokio::select! {
             received = listener.try_recv() => match received? {
-                Some(notification) => tell(notification, &mut waiting),
+                Some(notification) => tell(notification, &mut waiting, &mut quiet),
                 // The connection dropped: what was sent is not heard (those asking are told
                 // no); connect again.
                 None => {
                     waiting.clear();
+                    quiet = None;
                     on(Notice::Lost);
                     listening_on = backend(&mut listener).await?;
                     on(Notice::Listening);
                 }
             },
             Some(first) = asked.recv() => {
-                // Only those asked before the notification is sent are answered by it.
+                // Only those asked before the snapshot is read (or the notification sent) are
+                // answered by it.
                 let mut asking = vec![first];
                 while let Ok(more) = asked.try_recv() {
                     asking.push(more);
                 }
-                sent += 1;
-                waiting.push_back((sent, asking));
-                let backend: i32 = sea_orm::sqlx::query_scalar("SELECT pg_backend_pid() FROM pg_notify($1, $2)")
+                let still = match quiet.take() {
+                    Some(then) => {
+                        let now: String = sea_orm::sqlx::query_scalar("SELECT pg_current_snapshot()::text")
+                            .fetch_one(&mut listener)
+                            .await?;
+                        while let Some(notification) = listener.next_buffered() {
+                            tell(notification, &mut waiting, &mut quiet);
+                        }
+                        then.still(&now).then_some(then)
+                    }
+                    None => None,
+                };
+                if let Some(then) = still {
+                    quiet = Some(then);
+                    for done in asking {
+                        let _ = done.send(());
+                    }
+                } else {
+                    sent += 1;
+                    let (backend, snapshot, xid): (i32, String, String) = sea_orm::sqlx::query_as(
+                        "SELECT pg_backend_pid(), pg_current_snapshot()::text, pg_current_xact_id()::text \
+                         FROM pg_notify($1, $2)",
+                    )
                     .bind(&own)
                     .bind(sent.to_string())
                     .fetch_one(&mut listener)
                     .await?;
-                if backend != listening_on {
-                    on(Notice::Lost);
-                    listening_on = backend;
-                    on(Notice::Listening);
-                }
-                while let Some(notification) = listener.next_buffered() {
-                    tell(notification, &mut waiting);
+                    waiting.push_back((sent, asking, Quiet::after(&snapshot, &xid)));
+                    if backend != listening_on {
+                        on(Notice::Lost);
+                        listening_on = backend;
+                        on(Notice::Listening);
+                    }
+                    while let Some(notification) = listener.next_buffered() {
+                        tell(notification, &mut waiting, &mut quiet);
+                    }
                 }
             }
         }
+    }
+}
+
+/// The database as a sync left it, to tell later that nothing else has committed since.
+///
+/// A sync reads its statement's snapshot, then takes a transaction id (`xid`) and commits its
+/// notification. When no transaction id was handed out between the two (the snapshot's `xmax`
+/// is `xid`), and a later snapshot has `xmax` = `xid` + 1 and the same transactions in
+/// progress, then the transactions it sees committed are those the sync's snapshot saw, plus
+/// the sync's own: every one committed before the later snapshot committed before the sync's
+/// notification, so it was heard before it. Anything written in between (in any database of
+/// the server) takes an id and ends the quiet, and the next sync notifies again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quiet {
+    xmax: u64,
+    in_progress: Vec<u64>,
+}
+
+impl Quiet {
+    /// After a sync whose statement's snapshot was `snapshot` (`pg_snapshot` text,
+    /// `xmin:xmax:xip,...`) and whose transaction was `xid`; none unless no other id came
+    /// between them.
+    pub fn after(snapshot: &str, xid: &str) -> Option<Self> {
+        let (xmax, in_progress) = parse_snapshot(snapshot)?;
+        let xid: u64 = xid.parse().ok()?;
+        (xmax == xid).then(|| Self { xmax: xid + 1, in_progress })
+    }
+
+    /// Whether `snapshot` sees nothing committed that the sync did not.
+    pub fn still(&self, snapshot: &str) -> bool {
+        parse_snapshot(snapshot).is_some_and(|(xmax, in_progress)| xmax == self.xmax && in_progress == self.in_progress)
+    }
+}
+
+/// A `pg_snapshot`'s `xmax` and its transactions in progress, sorted.
+fn parse_snapshot(snapshot: &str) -> Option<(u64, Vec<u64>)> {
+    let mut parts = snapshot.split(':');
+    let (_xmin, xmax, xip) = (parts.next()?, parts.next()?.parse().ok()?, parts.next()?);
+    let mut in_progress =
+        xip.split(',').filter(|xid| !xid.is_empty()).map(str::parse).collect::<Result<Vec<u64>, _>>().ok()?;
+    in_progress.sort_unstable();
+    (parts.next().is_none()).then_some((xmax, in_progress))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_quiet_sync_holds_only_while_no_other_transaction_id_is_handed_out_and_none_ends() {
+        // Another id was handed out between the sync's snapshot and its own id.
+        assert_eq!(Quiet::after("100:100:", "101"), None);
+        assert_eq!(Quiet::after("garbage", "100"), None);
+        let quiet = Quiet::after("95:100:95,97", "100").expect("nothing between");
+        assert!(quiet.still("95:101:95,97"), "nothing since");
+        assert!(quiet.still("95:101:97,95"), "in any order");
+        assert!(!quiet.still("97:101:97"), "95 ended (committed or not) since");
+        assert!(!quiet.still("95:102:95,97"), "another id handed out since");
+        assert!(!quiet.still("95:102:95,97,101"), "another transaction in progress");
+        assert!(!quiet.still("95:101:95,97:"), "not a snapshot");
+        assert!(!quiet.still(""), "not a snapshot");
+        let idle = Quiet::after("100:100:", "100").expect("nothing between");
+        assert!(idle.still("101:101:"));
+        assert!(!idle.still("101:102:"));
     }
 }
