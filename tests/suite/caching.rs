@@ -617,3 +617,36 @@ async fn kill_followers(db: &sea_orm::DatabaseConnection) -> u64 {
         .expect("kill");
     killed.rows_affected()
 }
+
+/// The kept views' quiet barrier on PostgreSQL's own snapshots: a sync's quiet ends when a
+/// transaction that was in progress at the sync commits, though it takes no new id.
+#[tokio::test]
+async fn a_syncs_quiet_ends_when_a_transaction_in_progress_commits() {
+    use sea_orm::sqlx::{self, Connection, PgConnection};
+    use worker::events::Quiet;
+    let url = tests::fresh_pg_database().await;
+    let (mut writer, mut syncing) =
+        (PgConnection::connect(&url).await.expect("writer"), PgConnection::connect(&url).await.expect("syncing"));
+    sqlx::query("BEGIN").execute(&mut writer).await.expect("begin");
+    sqlx::query("SELECT pg_current_xact_id()").execute(&mut writer).await.expect("an id in progress");
+    // Another id may be handed out on the server between a sync's snapshot and its own id.
+    let mut quiet = None;
+    for _ in 0..1_000 {
+        let (snapshot, xid): (String, String) =
+            sqlx::query_as("SELECT pg_current_snapshot()::text, pg_current_xact_id()::text FROM pg_notify('x', '')")
+                .fetch_one(&mut syncing)
+                .await
+                .expect("sync");
+        quiet = Quiet::after(&snapshot, &xid);
+        if quiet.is_some() {
+            break;
+        }
+    }
+    let quiet = quiet.expect("a sync with no other id between its snapshot and its own");
+    sqlx::query("COMMIT").execute(&mut writer).await.expect("commit");
+    let now: String =
+        sqlx::query_scalar("SELECT pg_current_snapshot()::text").fetch_one(&mut syncing).await.expect("now");
+    assert!(!quiet.still(&now), "{now}: the writer's commit ended the quiet");
+    drop((writer, syncing));
+    tests::drop_pg_database(&url).await;
+}
