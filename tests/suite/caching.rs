@@ -426,8 +426,10 @@ async fn a_task_announces_its_insert_and_its_end_but_not_its_claim() {
     let (heard_tx, mut heard) = tokio::sync::mpsc::unbounded_channel();
     let shutdown = tokio_util::sync::CancellationToken::new();
     let (listening_tx, mut listening) = tokio::sync::mpsc::unbounded_channel();
-    worker::events::follow(&db, &[worker::events::CHANNEL, "taskq_view_changed"], shutdown.clone(), move |notice| {
-        match notice {
+    let mut subscriptions = worker::events::Subscriptions::new(&db);
+    for channel in [worker::events::CHANNEL, "taskq_view_changed"] {
+        let (heard_tx, listening_tx) = (heard_tx.clone(), listening_tx.clone());
+        subscriptions.on(channel, move |notice| match notice {
             worker::events::Notice::Payload { channel, payload } => {
                 let _ = heard_tx.send((channel.to_owned(), payload.to_owned()));
             }
@@ -435,8 +437,9 @@ async fn a_task_announces_its_insert_and_its_end_but_not_its_claim() {
                 let _ = listening_tx.send(());
             }
             worker::events::Notice::Lost => {}
-        }
-    });
+        });
+    }
+    subscriptions.follow(shutdown.clone());
     tokio::time::timeout(T, listening.recv()).await.expect("listening").expect("listener");
     let new = tasks::NewTask {
         tenant_id: entity::tenant::DEFAULT,
@@ -489,19 +492,22 @@ async fn a_followers_sync_has_heard_everything_committed_before_it() {
     let db = sea_orm::Database::connect(&url).await.expect("postgres");
     let (heard, listened) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let shutdown = tokio_util::sync::CancellationToken::new();
+    let mut subscriptions = worker::events::Subscriptions::new(&db);
     let follower = {
         let (heard, listened) = (heard.clone(), listened.clone());
-        worker::events::follow(&db, &["taskq_sync_test"], shutdown.clone(), move |notice| match notice {
-            Notice::Payload { payload, .. } => {
-                heard.fetch_max(payload.parse().expect("a number"), Ordering::SeqCst);
-            }
-            Notice::Listening => {
-                listened.fetch_add(1, Ordering::SeqCst);
-            }
-            Notice::Lost => {}
-        })
-        .expect("PostgreSQL is followed")
+        subscriptions
+            .on("taskq_sync_test", move |notice| match notice {
+                Notice::Payload { payload, .. } => {
+                    heard.fetch_max(payload.parse().expect("a number"), Ordering::SeqCst);
+                }
+                Notice::Listening => {
+                    listened.fetch_add(1, Ordering::SeqCst);
+                }
+                Notice::Lost => {}
+            })
+            .expect("PostgreSQL is followed")
     };
+    subscriptions.follow(shutdown.clone());
     let noise = tokio::spawn({
         let db = db.clone();
         async move {

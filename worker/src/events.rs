@@ -131,69 +131,46 @@ impl Subscriptions {
         Some(self.follower.clone())
     }
 
-    /// Follows every channel subscribed to until `shutdown` (see `follow`).
+    /// Follows every channel subscribed to until `shutdown`, reconnecting with a backoff. On
+    /// SQLite, which has no notifications, nothing is followed (its one process signals its own
+    /// changes).
     pub fn follow(self, shutdown: CancellationToken) {
         if self.handlers.is_empty() {
             return;
         }
         let channels: Vec<String> = self.handlers.iter().map(|(channel, _)| channel.clone()).collect();
         let handlers = self.handlers;
-        spawn(&self.db, channels, self.asked, shutdown, move |notice| match notice {
+        // Each channel's notifications to its own handlers, in commit order across them.
+        let on = move |notice: Notice<'_>| match notice {
             Notice::Payload { channel, .. } => {
                 for (_, on) in handlers.iter().filter(|(followed, _)| followed == channel) {
                     on(notice);
                 }
             }
             Notice::Listening | Notice::Lost => handlers.iter().for_each(|(_, on)| on(notice)),
+        };
+        let mut asked = self.asked;
+        let pool = self.db.get_postgres_connection_pool().clone();
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(200);
+            while !shutdown.is_cancelled() {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    Err(err) = relay(&pool, &channels, &on, &mut asked) => {
+                        tracing::warn!(%err, ?channels, "notifications lost; listening again in {backoff:?}");
+                    }
+                }
+                on(Notice::Lost);
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                // Whoever asked meanwhile is told no, rather than kept waiting.
+                while asked.try_recv().is_ok() {}
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
         });
     }
-}
-
-/// On PostgreSQL, follows `channels` (on one connection, so in commit order across them) until
-/// `shutdown`, telling `on` each notification, and when it starts and stops listening
-/// (reconnecting with a backoff); none on SQLite, which has no notifications (its one process
-/// signals its own changes). A process follows its channels through `Subscriptions`.
-pub fn follow(
-    db: &DatabaseConnection,
-    channels: &[&str],
-    shutdown: CancellationToken,
-    on: impl Fn(Notice<'_>) + Send + Sync + 'static,
-) -> Option<Follower> {
-    if db.get_database_backend() != DbBackend::Postgres {
-        return None;
-    }
-    let (syncs, asked) = mpsc::unbounded_channel();
-    spawn(db, channels.iter().map(|c| (*c).to_owned()).collect(), asked, shutdown, on);
-    Some(Follower { syncs })
-}
-
-fn spawn(
-    db: &DatabaseConnection,
-    channels: Vec<String>,
-    mut asked: Asked,
-    shutdown: CancellationToken,
-    on: impl Fn(Notice<'_>) + Send + Sync + 'static,
-) {
-    let pool = db.get_postgres_connection_pool().clone();
-    tokio::spawn(async move {
-        let mut backoff = Duration::from_millis(200);
-        while !shutdown.is_cancelled() {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                Err(err) = relay(&pool, &channels, &on, &mut asked) => {
-                    tracing::warn!(%err, ?channels, "notifications lost; listening again in {backoff:?}");
-                }
-            }
-            on(Notice::Lost);
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(backoff) => {}
-            }
-            // Whoever asked meanwhile is told no, rather than kept waiting.
-            while asked.try_recv().is_ok() {}
-            backoff = (backoff * 2).min(Duration::from_secs(5));
-        }
-    });
 }
 
 /// Relays the `channels`' notifications to `on`, and answers the syncs `asked`, until the
