@@ -617,7 +617,7 @@ async fn kill_followers(db: &sea_orm::DatabaseConnection) -> u64 {
     let killed = db
         .execute_unprepared(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE datname = current_database() AND query LIKE '%pg_current_snapshot()%' AND pid <> pg_backend_pid()",
+             WHERE datname = current_database() AND query LIKE '%pg_notify($1%' AND pid <> pg_backend_pid()",
         )
         .await
         .expect("kill");

@@ -15,6 +15,7 @@
 //! lagged behind the channel), a `Resync` wakes every waiter to read its row again.
 
 use sea_orm::{DatabaseConnection, DbBackend};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -80,7 +81,12 @@ pub enum Notice<'a> {
 #[derive(Clone)]
 pub struct Follower {
     syncs: mpsc::UnboundedSender<oneshot::Sender<()>>,
+    /// What the last sync heard back left (see `Quiet`), kept by the relay.
+    quiet: Shared,
+    pool: sea_orm::sqlx::PgPool,
 }
+
+type Shared = Arc<Mutex<Option<Quiet>>>;
 
 impl Follower {
     /// True once every notification committed before this call began has been told to `on`
@@ -91,11 +97,23 @@ impl Follower {
     /// committed, so every one committed before has been heard by then. One round trip on one
     /// connection (PostgreSQL hands a backend that notified the notifications due to it before
     /// its answer), and the other listeners have nothing to forward. When nothing has committed
-    /// since the last one heard (`Quiet`), a read of the current snapshot tells so, without a
-    /// notification, which would wake every listening backend.
+    /// since the last one heard (`Quiet`), a read of the current snapshot on a pooled connection
+    /// tells so first: no notification, which would wake every listening backend, and no turn
+    /// on the listening connection.
     pub async fn sync(&self) -> bool {
+        if self.quiet_since().await {
+            return true;
+        }
         let (done, heard) = oneshot::channel();
         self.syncs.send(done).is_ok() && heard.await.is_ok()
+    }
+
+    /// Whether nothing has committed since the last sync heard back.
+    async fn quiet_since(&self) -> bool {
+        let Some(then) = self.quiet.lock().ok().and_then(|quiet| quiet.clone()) else { return false };
+        let now =
+            sea_orm::sqlx::query_scalar::<_, String>("SELECT pg_current_snapshot()::text").fetch_one(&self.pool).await;
+        now.is_ok_and(|now| then.still(&now))
     }
 }
 
@@ -111,14 +129,15 @@ type Asked = mpsc::UnboundedReceiver<oneshot::Sender<()>>;
 pub struct Subscriptions {
     db: DatabaseConnection,
     handlers: Vec<(String, Handler)>,
-    follower: Follower,
+    syncs: mpsc::UnboundedSender<oneshot::Sender<()>>,
     asked: Asked,
+    quiet: Shared,
 }
 
 impl Subscriptions {
     pub fn new(db: &DatabaseConnection) -> Self {
         let (syncs, asked) = mpsc::unbounded_channel();
-        Self { db: db.clone(), handlers: Vec::new(), follower: Follower { syncs }, asked }
+        Self { db: db.clone(), handlers: Vec::new(), syncs, asked, quiet: Shared::default() }
     }
 
     /// Tells `on` each notification of `channel`, and when listening starts and stops, once
@@ -128,7 +147,8 @@ impl Subscriptions {
             return None;
         }
         self.handlers.push((channel.to_owned(), Box::new(on)));
-        Some(self.follower.clone())
+        let pool = self.db.get_postgres_connection_pool().clone();
+        Some(Follower { syncs: self.syncs.clone(), quiet: self.quiet.clone(), pool })
     }
 
     /// Follows every channel subscribed to until `shutdown`, reconnecting with a backoff. On
@@ -149,14 +169,14 @@ impl Subscriptions {
             }
             Notice::Listening | Notice::Lost => handlers.iter().for_each(|(_, on)| on(notice)),
         };
-        let mut asked = self.asked;
+        let (mut asked, quiet) = (self.asked, self.quiet);
         let pool = self.db.get_postgres_connection_pool().clone();
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(200);
             while !shutdown.is_cancelled() {
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
-                    Err(err) = relay(&pool, &channels, &on, &mut asked) => {
+                    Err(err) = relay(&pool, &channels, &on, &mut asked, &quiet) => {
                         tracing::warn!(%err, ?channels, "notifications lost; listening again in {backoff:?}");
                     }
                 }
@@ -180,6 +200,7 @@ async fn relay(
     channels: &[String],
     on: &impl Fn(Notice<'_>),
     asked: &mut Asked,
+    quiet: &Shared,
 ) -> Result<std::convert::Infallible, sea_orm::sqlx::Error> {
     use sea_orm::sqlx::postgres::{PgListener, PgNotification};
     // The backend listening: when it changes, notifications were missed in between.
@@ -200,16 +221,21 @@ async fn relay(
     let mut sent = 0_u64;
     type Waiting = std::collections::VecDeque<(u64, Vec<oneshot::Sender<()>>, Option<Quiet>)>;
     let mut waiting = Waiting::new();
-    // The database as of the last sync heard back, if nothing but that sync committed since.
-    let mut quiet: Option<Quiet> = None;
-    let tell = |notification: PgNotification, waiting: &mut Waiting, quiet: &mut Option<Quiet>| {
+    let set_quiet = |then: Option<Quiet>| {
+        if let Ok(mut quiet) = quiet.lock() {
+            *quiet = then;
+        }
+    };
+    // A sync heard before this listener began would not account for what it missed.
+    set_quiet(None);
+    let tell = |notification: PgNotification, waiting: &mut Waiting| {
         if notification.channel() != own {
             return on(Notice::Payload { channel: notification.channel(), payload: notification.payload() });
         }
         let heard = notification.payload().parse().unwrap_or(0);
         while waiting.front().is_some_and(|(sync, ..)| *sync <= heard) {
             let Some((_, asked, then)) = waiting.pop_front() else { break };
-            *quiet = then;
+            set_quiet(then);
             for done in asked {
                 let _ = done.send(());
             }
@@ -218,60 +244,40 @@ async fn relay(
     loop {
         tokio::select! {
             received = listener.try_recv() => match received? {
-                Some(notification) => tell(notification, &mut waiting, &mut quiet),
+                Some(notification) => tell(notification, &mut waiting),
                 // The connection dropped: what was sent is not heard (those asking are told
                 // no); connect again.
                 None => {
                     waiting.clear();
-                    quiet = None;
+                    set_quiet(None);
                     on(Notice::Lost);
                     listening_on = backend(&mut listener).await?;
                     on(Notice::Listening);
                 }
             },
             Some(first) = asked.recv() => {
-                // Only those asked before the snapshot is read (or the notification sent) are
-                // answered by it.
+                // Only those asked before the notification is sent are answered by it.
                 let mut asking = vec![first];
                 while let Ok(more) = asked.try_recv() {
                     asking.push(more);
                 }
-                let still = match quiet.take() {
-                    Some(then) => {
-                        let now: String = sea_orm::sqlx::query_scalar("SELECT pg_current_snapshot()::text")
-                            .fetch_one(&mut listener)
-                            .await?;
-                        while let Some(notification) = listener.next_buffered() {
-                            tell(notification, &mut waiting, &mut quiet);
-                        }
-                        then.still(&now).then_some(then)
-                    }
-                    None => None,
-                };
-                if let Some(then) = still {
-                    quiet = Some(then);
-                    for done in asking {
-                        let _ = done.send(());
-                    }
-                } else {
-                    sent += 1;
-                    let (backend, snapshot, xid): (i32, String, String) = sea_orm::sqlx::query_as(
-                        "SELECT pg_backend_pid(), pg_current_snapshot()::text, pg_current_xact_id()::text \
-                         FROM pg_notify($1, $2)",
-                    )
-                    .bind(&own)
-                    .bind(sent.to_string())
-                    .fetch_one(&mut listener)
-                    .await?;
-                    waiting.push_back((sent, asking, Quiet::after(&snapshot, &xid)));
-                    if backend != listening_on {
-                        on(Notice::Lost);
-                        listening_on = backend;
-                        on(Notice::Listening);
-                    }
-                    while let Some(notification) = listener.next_buffered() {
-                        tell(notification, &mut waiting, &mut quiet);
-                    }
+                sent += 1;
+                let (backend, snapshot, xid): (i32, String, String) = sea_orm::sqlx::query_as(
+                    "SELECT pg_backend_pid(), pg_current_snapshot()::text, pg_current_xact_id()::text \
+                     FROM pg_notify($1, $2)",
+                )
+                .bind(&own)
+                .bind(sent.to_string())
+                .fetch_one(&mut listener)
+                .await?;
+                waiting.push_back((sent, asking, Quiet::after(&snapshot, &xid)));
+                if backend != listening_on {
+                    on(Notice::Lost);
+                    listening_on = backend;
+                    on(Notice::Listening);
+                }
+                while let Some(notification) = listener.next_buffered() {
+                    tell(notification, &mut waiting);
                 }
             }
         }
