@@ -611,7 +611,9 @@ async fn subscriptions_follow_every_channel_on_one_connection() {
 }
 
 /// Kills the connections of `db`'s database that synced a follower (other tests' databases are
-/// left alone); how many.
+/// left alone); how many. Then commits a notification no one follows: while nothing commits, a
+/// sync is answered by the snapshot alone (nothing committed, nothing missed), and this one
+/// must be heard, so the next sync waits for the follower to listen again.
 async fn kill_followers(db: &sea_orm::DatabaseConnection) -> u64 {
     use sea_orm::ConnectionTrait;
     let killed = db
@@ -621,6 +623,7 @@ async fn kill_followers(db: &sea_orm::DatabaseConnection) -> u64 {
         )
         .await
         .expect("kill");
+    db.execute_unprepared("SELECT pg_notify('taskq_test_unfollowed', 'after the kill')").await.expect("notify");
     killed.rows_affected()
 }
 
