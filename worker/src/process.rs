@@ -95,6 +95,10 @@ pub fn spawn_gated(launch: Launch<'_>) -> std::io::Result<Gated> {
         argv.first().ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "the command is empty"))?;
     std::fs::create_dir_all(working_dir)?;
     find_program(program, working_dir)?;
+    // The gate opens the log once the shell is in `working_dir`: a relative path (the default
+    // `data/work/<name>`) would be read from there, the redirection would fail, and the shell
+    // would exit with 2 before the command ran.
+    let log = std::path::absolute(log)?;
     let (allowed, refused): (Vec<_>, Vec<_>) =
         env.iter().partition(|(name, _)| entity::environment::refused(name).is_none());
     if !refused.is_empty() {
@@ -374,6 +378,32 @@ mod tests {
         assert_eq!(status.code(), Some(125), "the gate gave up");
         assert!(!marker.exists(), "the command never ran");
         assert!(!passed_gate(&dir.join("log")), "and its log says so");
+    }
+
+    /// The README's jobs run with relative working directories (`data/work/<name>`), so their
+    /// logs are relative paths too: both are the runner's, not the shell's once it has moved.
+    #[tokio::test]
+    async fn a_workload_with_a_relative_working_dir_runs_and_logs_there() {
+        use std::path::PathBuf;
+        struct Removed(PathBuf);
+        impl Drop for Removed {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+        // Under the test's own directory, removed however the test ends.
+        let relative = PathBuf::from(format!("taskq-relative-{}", std::process::id()));
+        let _removed = Removed(relative.clone());
+        let argv = ["sh", "-c", "echo ran; pwd"].map(String::from);
+        let log = relative.join("w.log");
+        let mut child =
+            spawn_gated(launch(&argv, &relative, &log, &Default::default())).expect("spawn").release().await;
+        let status = child.wait().await.expect("wait");
+        assert_eq!(status.code(), Some(0), "the command ran");
+        let logged = std::fs::read_to_string(&log).expect("the log, in the working dir");
+        let moved = std::fs::canonicalize(&relative).expect("dir");
+        assert_eq!(logged, format!("ran\n{}\n", moved.display()));
+        assert!(passed_gate(&log));
     }
 
     #[test]
